@@ -1,0 +1,34 @@
+# likes: a distributed likes service. `make` alone lists the targets.
+.DEFAULT_GOAL := help
+SHELL := /bin/bash
+
+NPM_STAMP := node_modules/.package-lock.json
+
+.PHONY: help dev test lint build clean
+
+help: ## List the targets with what they do
+	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
+
+# npm writes this file on every install: reinstall only when the lock file is newer.
+$(NPM_STAMP): package-lock.json
+	npm ci
+	@touch $@
+
+build: $(NPM_STAMP) ## Compile TypeScript to dist/
+	npm run build
+
+dev: build ## Start a local node on :8080 (data in .data/); Ctrl-C stops it
+	LIKES_NODE_NAME=node1 LIKES_HOST=127.0.0.1 LIKES_HTTP_PORT=8080 LIKES_DATA_DIR=.data/node1 \
+		OTEL_SDK_DISABLED=true node dist/main.js
+
+test: $(NPM_STAMP) ## Run every test: typecheck, build, unit, simulation and integration
+	npm test
+
+lint: $(NPM_STAMP) ## ESLint, Prettier and the import-cycle check
+	npm run lint
+	npm run cycles
+
+clean: ## Remove build output, test results and local data
+	rm -rf dist test-results coverage .data
+
+-include mk/*.mk

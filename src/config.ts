@@ -1,0 +1,165 @@
+import { hostname } from "node:os";
+import { isNodeName, type NodeName } from "./crdt/ids.js";
+
+export interface PeerAddress {
+  readonly host: string;
+  readonly port: number;
+}
+
+export type LogLevel = "error" | "warn" | "info" | "debug";
+export type Consistency = "local" | "quorum" | "all";
+
+/** A node's whole configuration, read once from the environment and frozen. */
+export interface Config {
+  readonly nodeName: NodeName;
+  readonly host: string;
+  readonly httpPort: number;
+  readonly peerPort: number;
+  readonly adminPort: number;
+  readonly peers: readonly PeerAddress[];
+  readonly peerDns: string | undefined;
+  readonly dataDir: string;
+  readonly clusterSecret: string | undefined;
+  readonly pushMs: number;
+  readonly syncMs: number;
+  readonly fsync: "normal" | "always";
+  readonly writeTimeoutMs: number;
+  readonly logLevel: LogLevel;
+}
+
+/** A bad configuration value: the message names the variable, and the node does not start. */
+export class ConfigError extends Error {
+  override readonly name = "ConfigError";
+  constructor(
+    readonly variable: string,
+    problem: string,
+  ) {
+    super(`${variable} ${problem}`);
+  }
+}
+
+const HOSTNAME =
+  /^(?=.{1,253}$)[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*\.?$/;
+const IPV4 = /^(25[0-5]|2[0-4]\d|1?\d?\d)(\.(25[0-5]|2[0-4]\d|1?\d?\d)){3}$/;
+const MIN_SECRET_LENGTH = 16;
+
+type Env = Readonly<Record<string, string | undefined>>;
+
+export function loadConfig(env: Env, defaultName: string = hostname()): Config {
+  const read = (name: string): string | undefined => {
+    const value = env[name]?.trim();
+    return value === "" ? undefined : value;
+  };
+
+  const nodeName = read("LIKES_NODE_NAME") ?? defaultName;
+  if (!isNodeName(nodeName))
+    throw new ConfigError(
+      "LIKES_NODE_NAME",
+      `must be 1-63 characters of A-Z a-z 0-9 . _ - starting with a letter or digit (got ${JSON.stringify(nodeName)})`,
+    );
+
+  const host = read("LIKES_HOST") ?? "0.0.0.0";
+  if (!isHost(host))
+    throw new ConfigError(
+      "LIKES_HOST",
+      `must be an IP address or host name (got ${JSON.stringify(host)})`,
+    );
+
+  const httpPort = port(read, "LIKES_HTTP_PORT", 8080);
+  const peerPort = port(read, "LIKES_PEER_PORT", 7946);
+  const adminPort = port(read, "LIKES_ADMIN_PORT", 9464);
+  const fixed = [httpPort, peerPort, adminPort].filter((p) => p !== 0);
+  if (new Set(fixed).size !== fixed.length)
+    throw new ConfigError(
+      "LIKES_PEER_PORT",
+      `must differ from LIKES_HTTP_PORT and LIKES_ADMIN_PORT (got ${httpPort}, ${peerPort}, ${adminPort})`,
+    );
+
+  const peers = (read("LIKES_PEERS") ?? "")
+    .split(",")
+    .map((s) => s.trim())
+    .filter((s) => s !== "")
+    .map((s) => peerAddress(s));
+  const peerDns = read("LIKES_PEER_DNS");
+  if (peerDns !== undefined && !HOSTNAME.test(peerDns))
+    throw new ConfigError("LIKES_PEER_DNS", `must be a DNS name (got ${JSON.stringify(peerDns)})`);
+
+  const clusterSecret = read("LIKES_CLUSTER_SECRET");
+  if (clusterSecret !== undefined && clusterSecret.length < MIN_SECRET_LENGTH)
+    throw new ConfigError(
+      "LIKES_CLUSTER_SECRET",
+      `must be at least ${MIN_SECRET_LENGTH} characters`,
+    );
+  if (clusterSecret === undefined && (peers.length > 0 || peerDns !== undefined))
+    throw new ConfigError(
+      "LIKES_CLUSTER_SECRET",
+      "is required when LIKES_PEERS or LIKES_PEER_DNS is set",
+    );
+
+  const fsync = read("LIKES_FSYNC") ?? "normal";
+  if (fsync !== "normal" && fsync !== "always")
+    throw new ConfigError("LIKES_FSYNC", `must be normal or always (got ${JSON.stringify(fsync)})`);
+
+  const logLevel = read("LOG_LEVEL") ?? "info";
+  if (!["error", "warn", "info", "debug"].includes(logLevel))
+    throw new ConfigError(
+      "LOG_LEVEL",
+      `must be one of error, warn, info, debug (got ${JSON.stringify(logLevel)})`,
+    );
+
+  return Object.freeze({
+    nodeName,
+    host,
+    httpPort,
+    peerPort,
+    adminPort,
+    peers: Object.freeze(peers),
+    peerDns,
+    dataDir: read("LIKES_DATA_DIR") ?? "./data",
+    clusterSecret,
+    pushMs: integer(read, "LIKES_PUSH_MS", 5, 1, 60_000),
+    syncMs: integer(read, "LIKES_SYNC_MS", 1000, 10, 3_600_000),
+    fsync,
+    writeTimeoutMs: integer(read, "LIKES_WRITE_TIMEOUT_MS", 2000, 1, 600_000),
+    logLevel: logLevel as LogLevel,
+  });
+}
+
+function integer(
+  read: (name: string) => string | undefined,
+  name: string,
+  fallback: number,
+  min: number,
+  max: number,
+): number {
+  const raw = read(name);
+  if (raw === undefined) return fallback;
+  const value = /^\d+$/.test(raw) ? Number(raw) : NaN;
+  if (!Number.isSafeInteger(value) || value < min || value > max)
+    throw new ConfigError(
+      name,
+      `must be an integer from ${min} to ${max} (got ${JSON.stringify(raw)})`,
+    );
+  return value;
+}
+
+function port(read: (name: string) => string | undefined, name: string, fallback: number): number {
+  return integer(read, name, fallback, 0, 65535);
+}
+
+function isHost(host: string): boolean {
+  return IPV4.test(host) || HOSTNAME.test(host) || /^[0-9a-fA-F:]+$/.test(host);
+}
+
+/** Parses `host:port` or `[v6]:port`. */
+export function peerAddress(text: string): PeerAddress {
+  const match = /^(\[[0-9a-fA-F:]+\]|[^:\s]+):(\d{1,5})$/.exec(text);
+  const host = match?.[1]?.replace(/^\[|\]$/g, "");
+  const portNumber = Number(match?.[2]);
+  if (!host || !isHost(host) || !(portNumber >= 1 && portNumber <= 65535))
+    throw new ConfigError(
+      "LIKES_PEERS",
+      `must be a comma-separated list of host:port (got ${JSON.stringify(text)})`,
+    );
+  return { host, port: portNumber };
+}

@@ -1,0 +1,45 @@
+import { isOriginId, type OriginId, type PostId, type UserId } from "./ids.js";
+import { isLikeField } from "./like.js";
+
+/** A dot names one like accepted first-hand: the origin that accepted it and its seq there. */
+export interface Dot {
+  readonly origin: OriginId;
+  readonly seq: number;
+}
+
+/** The replicated unit: a like with its dot, the origin's acceptance time and trace context. */
+export interface Entry extends Dot {
+  readonly post: PostId;
+  readonly user: UserId;
+  /** Origin wall clock at acceptance, ms since the epoch. */
+  readonly ts: number;
+  /** W3C traceparent of the request that created it, when that request was sampled. */
+  readonly traceparent?: string;
+}
+
+const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
+
+export function isSeq(value: unknown): value is number {
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
+}
+
+/** Guard for entries that come from the network: anything else is rejected whole. */
+export function isEntry(value: unknown): value is Entry {
+  if (typeof value !== "object" || value === null) return false;
+  const e = value as Record<string, unknown>;
+  return (
+    isOriginId(e.origin) &&
+    isSeq(e.seq) &&
+    isLikeField(e.post) &&
+    isLikeField(e.user) &&
+    typeof e.ts === "number" &&
+    Number.isSafeInteger(e.ts) &&
+    e.ts >= 0 &&
+    (e.traceparent === undefined ||
+      (typeof e.traceparent === "string" && TRACEPARENT.test(e.traceparent)))
+  );
+}
+
+export function dotKey(dot: Dot): string {
+  return `${dot.origin}#${dot.seq}`;
+}

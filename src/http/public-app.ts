@@ -1,0 +1,139 @@
+import express, { type Express, type Request, type RequestHandler } from "express";
+import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
+import type { Consistency } from "../config.js";
+import type { Store } from "../store/index.js";
+import type { Logger } from "../telemetry/types.js";
+import {
+  InvalidInputError,
+  MethodNotAllowedError,
+  NotFoundError,
+  UnsupportedMediaTypeError,
+  errorHandler,
+} from "./errors.js";
+import {
+  booleanParam,
+  consistencyParam,
+  decodeCursor,
+  encodeCursor,
+  onlyKnown,
+  pageLimit,
+  parseLikeBody,
+  postList,
+  queryField,
+  requiredPost,
+} from "./validation.js";
+
+export const BODY_LIMIT_BYTES = 16 * 1024;
+
+/** What a write reached: `acks` nodes hold the like, `required` were asked for. */
+export interface WriteOutcome {
+  readonly isNew: boolean;
+  readonly acks: number;
+  readonly required: number;
+}
+
+export interface PublicAppDeps {
+  readonly nodeName: NodeName;
+  readonly origin: OriginId;
+  /** Reads of committed state. */
+  readonly store: Pick<Store, "count" | "liked" | "users">;
+  /** Accepts a like and waits for the consistency asked for, or the write timeout. */
+  readonly write: (like: Like, consistency: Consistency) => Promise<WriteOutcome>;
+  readonly peerCount: () => number;
+  readonly isReady: () => boolean;
+  readonly logger: Logger;
+}
+
+/** The public API of DESIGN §4: the seed's heartbeat, likes, counts and probes. */
+export function createPublicApp(deps: PublicAppDeps): Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: () => true });
+  const allowed: Record<string, string[]> = {};
+  const route = (method: "get" | "post", path: string, ...handlers: RequestHandler[]) => {
+    (allowed[path] ??= []).push(method.toUpperCase());
+    app[method](path, ...handlers);
+  };
+
+  route("get", "/", (req, res) => {
+    onlyKnown(req.query, []);
+    res.json({ node: deps.nodeName, origin: deps.origin, peers: deps.peerCount(), status: "ok" });
+  });
+
+  route("post", "/like", requireJson, json, async (req, res) => {
+    onlyKnown(req.query, ["consistency"]);
+    const consistency = consistencyParam(req.query);
+    const like = parseLikeBody(req.body);
+    const outcome = await deps.write(like, consistency);
+    const body = { post: like.post, user: like.user, new: outcome.isNew, node: deps.nodeName };
+    if (outcome.acks < outcome.required) {
+      res.status(202).json({ ...body, acks: outcome.acks, required: outcome.required });
+      return;
+    }
+    res.status(outcome.isNew ? 201 : 200).json(body);
+  });
+
+  route("get", "/likes", (req, res) => {
+    onlyKnown(req.query, ["post", "detail", "limit", "cursor", "user"]);
+    const post = requiredPost(req.query);
+    const user = queryField(req.query, "user") as UserId | undefined;
+    const detail = booleanParam(req.query, "detail");
+    const body: Record<string, unknown> = { post, likes: deps.store.count(post) };
+    if (user !== undefined) body.liked = deps.store.liked(post, user);
+    if (detail) {
+      const limit = pageLimit(req.query);
+      const page = deps.store.users(post, decodeCursor(req.query), limit + 1);
+      const users = page.slice(0, limit);
+      const last = users.at(-1);
+      body.users = users;
+      body.next = page.length > limit && last !== undefined ? encodeCursor(last) : null;
+    } else if (req.query.limit !== undefined || req.query.cursor !== undefined) {
+      pageLimit(req.query);
+      decodeCursor(req.query);
+    }
+    res.json(body);
+  });
+
+  route("get", "/counts", (req, res) => {
+    onlyKnown(req.query, ["post"]);
+    const posts = postList(req.query);
+    res.json({
+      counts: Object.fromEntries(posts.map((post: PostId) => [post, deps.store.count(post)])),
+    });
+  });
+
+  route("get", "/healthz", (_req, res) => {
+    res.json({ status: "ok" });
+  });
+
+  route("get", "/readyz", (_req, res) => {
+    if (deps.isReady()) res.json({ status: "ready" });
+    else
+      res
+        .status(503)
+        .json({ error: { code: "not_ready", message: "the node is starting or stopping" } });
+  });
+
+  for (const [path, methods] of Object.entries(allowed)) {
+    const allow = methods.includes("GET") ? [...methods, "HEAD"] : methods;
+    app.all(path, (req) => {
+      throw new MethodNotAllowedError(req.method, allow);
+    });
+  }
+  app.use((req) => {
+    throw new NotFoundError(req.path);
+  });
+  app.use(errorHandler(deps.logger));
+  return app;
+}
+
+const requireJson: RequestHandler = (req: Request, _res, next) => {
+  const hasBody =
+    req.headers["transfer-encoding"] !== undefined ||
+    (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0");
+  if (!hasBody)
+    throw new InvalidInputError("invalid_body", 'a JSON body {"post": …, "user": …} is required');
+  if (!req.is(["application/json", "application/*+json"])) throw new UnsupportedMediaTypeError();
+  next();
+};

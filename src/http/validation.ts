@@ -1,0 +1,121 @@
+import { fieldProblem, type Like, type PostId, type UserId } from "../crdt/index.js";
+import type { Consistency } from "../config.js";
+import { InvalidInputError } from "./errors.js";
+
+export type Query = Readonly<Record<string, unknown>>;
+
+export const MAX_PAGE = 1000;
+export const DEFAULT_PAGE = 100;
+export const MAX_COUNTS = 100;
+
+export function parseLikeBody(body: unknown): Like {
+  if (typeof body !== "object" || body === null || Array.isArray(body))
+    throw new InvalidInputError(
+      "invalid_body",
+      'the body must be a JSON object {"post": …, "user": …}',
+    );
+  const fields = body as Record<string, unknown>;
+  const unknown = Object.keys(fields).filter((key) => key !== "post" && key !== "user");
+  if (unknown.length > 0)
+    throw new InvalidInputError(
+      "invalid_body",
+      `unknown field ${JSON.stringify(unknown[0])}; only post and user`,
+    );
+  return { post: field(fields.post, "post") as PostId, user: field(fields.user, "user") as UserId };
+}
+
+function field(value: unknown, name: string): string {
+  if (value === undefined) throw new InvalidInputError("missing_field", `${name} is required`);
+  const problem = fieldProblem(value);
+  if (problem !== null) throw new InvalidInputError("invalid_field", `${name} ${problem}`);
+  return value as string;
+}
+
+/** Rejects query parameters the route does not know, so that a typo is not silently ignored. */
+export function onlyKnown(query: Query, known: readonly string[]): void {
+  for (const key of Object.keys(query))
+    if (!known.includes(key))
+      throw new InvalidInputError(
+        "invalid_query",
+        `unknown query parameter ${JSON.stringify(key)}; expected ${known.join(", ")}`,
+      );
+}
+
+/** A parameter given at most once, or undefined. */
+export function single(query: Query, name: string): string | undefined {
+  const value = query[name];
+  if (value === undefined) return undefined;
+  if (typeof value !== "string")
+    throw new InvalidInputError("invalid_query", `${name} must be given once`);
+  return value;
+}
+
+export function queryField(query: Query, name: "post" | "user"): string | undefined {
+  const value = single(query, name);
+  if (value === undefined) return undefined;
+  const problem = fieldProblem(value);
+  if (problem !== null) throw new InvalidInputError("invalid_query", `${name} ${problem}`);
+  return value;
+}
+
+export function requiredPost(query: Query): PostId {
+  const post = queryField(query, "post");
+  if (post === undefined)
+    throw new InvalidInputError("invalid_query", "post is required: /likes?post=…");
+  return post as PostId;
+}
+
+export function booleanParam(query: Query, name: string): boolean {
+  const value = single(query, name);
+  if (value === undefined || value === "false") return false;
+  if (value === "true") return true;
+  throw new InvalidInputError("invalid_query", `${name} must be true or false`);
+}
+
+export function pageLimit(query: Query): number {
+  const value = single(query, "limit");
+  if (value === undefined) return DEFAULT_PAGE;
+  const limit = /^\d{1,4}$/.test(value) ? Number(value) : NaN;
+  if (!(limit >= 1 && limit <= MAX_PAGE))
+    throw new InvalidInputError("invalid_query", `limit must be an integer from 1 to ${MAX_PAGE}`);
+  return limit;
+}
+
+/** Cursors are the last user of the previous page, base64url-encoded: opaque to clients. */
+export function encodeCursor(user: UserId): string {
+  return Buffer.from(user, "utf8").toString("base64url");
+}
+
+export function decodeCursor(query: Query): UserId | undefined {
+  const value = single(query, "cursor");
+  if (value === undefined) return undefined;
+  const user = /^[A-Za-z0-9_-]+$/.test(value)
+    ? Buffer.from(value, "base64url").toString("utf8")
+    : "";
+  if (fieldProblem(user) !== null || encodeCursor(user as UserId) !== value)
+    throw new InvalidInputError("invalid_query", "cursor is not one this service returned");
+  return user as UserId;
+}
+
+export function consistencyParam(query: Query): Consistency {
+  const value = single(query, "consistency") ?? "local";
+  if (value !== "local" && value !== "quorum" && value !== "all")
+    throw new InvalidInputError("invalid_query", "consistency must be local, quorum or all");
+  return value;
+}
+
+/** The posts of /counts: 1 to 100, each valid, duplicates collapsed. */
+export function postList(query: Query): PostId[] {
+  const raw = query.post;
+  const values = raw === undefined ? [] : Array.isArray(raw) ? (raw as unknown[]) : [raw];
+  if (values.length === 0)
+    throw new InvalidInputError("invalid_query", "post is required: /counts?post=A&post=B");
+  if (values.length > MAX_COUNTS)
+    throw new InvalidInputError("invalid_query", `at most ${MAX_COUNTS} posts per request`);
+  const posts = values.map((value) => {
+    const problem = fieldProblem(value);
+    if (problem !== null) throw new InvalidInputError("invalid_query", `post ${problem}`);
+    return value as PostId;
+  });
+  return [...new Set(posts)];
+}

@@ -1,0 +1,50 @@
+// Process entry. Telemetry must load before anything it instruments (express, http), so this
+// file imports the node lazily, after the configuration is known to be valid.
+import { ConfigError, loadConfig, type Config } from "./config.js";
+
+const SHUTDOWN_DEADLINE_MS = 5000;
+
+function readConfig(): Config {
+  try {
+    return loadConfig(process.env);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      console.error(`likes: invalid configuration: ${error.message}`);
+      process.exit(2);
+    }
+    throw error;
+  }
+}
+
+async function main(): Promise<void> {
+  const config = readConfig();
+  const { createLogger } = await import("./telemetry/logger.js");
+  const { LikesNode } = await import("./node.js");
+  const logger = createLogger(config.logLevel, { node: config.nodeName });
+  const node = await LikesNode.start(config, logger);
+
+  let stopping = false;
+  const shutdown = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    logger.info("shutting down", { signal });
+    // Whatever happens, the process is gone within the deadline.
+    setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
+    node.stop(SHUTDOWN_DEADLINE_MS - 1000).then(
+      () => process.exit(0),
+      (error: unknown) => {
+        logger.error("shutdown failed", { error: String(error) });
+        process.exit(1);
+      },
+    );
+  };
+  process.on("SIGTERM", () => shutdown("SIGTERM"));
+  process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+main().catch((error: unknown) => {
+  console.error(
+    `likes: failed to start: ${error instanceof Error ? error.message : String(error)}`,
+  );
+  process.exit(1);
+});

@@ -1,0 +1,56 @@
+import { StoreClosedError } from "./types.js";
+
+interface Pending<Op, R> {
+  readonly op: Op;
+  resolve(result: R): void;
+  reject(error: unknown): void;
+}
+
+/**
+ * Batches the writes that arrive within one turn of the event loop into a single transaction:
+ * concurrent requests share one commit, and each promise resolves only once it is committed.
+ */
+export class GroupCommit<Op, R> {
+  private queue: Pending<Op, R>[] = [];
+  private scheduled = false;
+  private closed = false;
+
+  constructor(
+    /** Runs every op of a batch in one transaction; throws to fail the whole batch. */
+    private readonly commit: (ops: readonly Op[]) => R[],
+    private readonly schedule: (flush: () => void) => void = (flush) => setImmediate(flush),
+  ) {}
+
+  submit(op: Op): Promise<R> {
+    if (this.closed) return Promise.reject(new StoreClosedError());
+    return new Promise<R>((resolve, reject) => {
+      this.queue.push({ op, resolve, reject });
+      if (!this.scheduled) {
+        this.scheduled = true;
+        this.schedule(() => this.flush());
+      }
+    });
+  }
+
+  /** Commits what is queued now. */
+  flush(): void {
+    this.scheduled = false;
+    const batch = this.queue;
+    if (batch.length === 0) return;
+    this.queue = [];
+    let results: R[];
+    try {
+      results = this.commit(batch.map((p) => p.op));
+    } catch (error) {
+      for (const p of batch) p.reject(error);
+      return;
+    }
+    batch.forEach((p, i) => p.resolve(results[i] as R));
+  }
+
+  /** Commits what is queued and refuses anything after. */
+  close(): void {
+    this.flush();
+    this.closed = true;
+  }
+}

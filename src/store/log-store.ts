@@ -1,0 +1,122 @@
+import type {
+  VersionVector,
+  Digest,
+  Entry,
+  Like,
+  NodeName,
+  OriginId,
+  PostId,
+  SeqRange,
+  UserId,
+} from "../crdt/index.js";
+import { GroupCommit } from "./group-commit.js";
+import type { AcceptResult, ApplyResult, Store } from "./types.js";
+
+type WriteOp =
+  | {
+      readonly kind: "accept";
+      readonly like: Like;
+      readonly ts: number;
+      readonly traceparent?: string;
+    }
+  | { readonly kind: "apply"; readonly entries: readonly Entry[] };
+
+/**
+ * The write path shared by every store: a log of entries keyed by dot, the set view of likes,
+ * and the version vector, all changed together in one group-committed transaction.
+ * Adapters supply the storage primitives.
+ */
+export abstract class LogStore implements Store {
+  private vv: VersionVector;
+  private committed: Digest;
+  private readonly writes: GroupCommit<WriteOp, AcceptResult | ApplyResult>;
+
+  protected constructor(
+    readonly nodeName: NodeName,
+    readonly origin: OriginId,
+    vv: VersionVector,
+    schedule?: (flush: () => void) => void,
+  ) {
+    this.vv = vv;
+    this.committed = vv.digest();
+    this.writes = new GroupCommit((ops) => this.commitBatch(ops), schedule);
+  }
+
+  /** Runs `fn` atomically: all of its primitive writes persist, or none. */
+  protected abstract transaction<T>(fn: () => T): T;
+  protected abstract insertEntry(entry: Entry): void;
+  /** Adds the like to the set view and its post's count; false when it was there. */
+  protected abstract insertLike(post: PostId, user: UserId): boolean;
+  /** Persists that every seq of `origin` up to `upTo` is held. */
+  protected abstract saveContiguous(origin: OriginId, upTo: number): void;
+  protected abstract closeStorage(): void;
+
+  abstract entries(range: SeqRange, limit: number): Entry[];
+  abstract count(post: PostId): number;
+  abstract liked(post: PostId, user: UserId): boolean;
+  abstract users(post: PostId, after: UserId | undefined, limit: number): UserId[];
+  abstract setSize(): number;
+
+  accept(like: Like, ts: number, traceparent?: string): Promise<AcceptResult> {
+    const op: WriteOp = traceparent
+      ? { kind: "accept", like, ts, traceparent }
+      : { kind: "accept", like, ts };
+    return this.writes.submit(op) as Promise<AcceptResult>;
+  }
+
+  apply(entries: readonly Entry[]): Promise<ApplyResult> {
+    if (entries.length === 0) return Promise.resolve({ stored: [], newLikes: 0 });
+    return this.writes.submit({ kind: "apply", entries }) as Promise<ApplyResult>;
+  }
+
+  digest(): Digest {
+    return this.committed;
+  }
+
+  close(): Promise<void> {
+    this.writes.close();
+    this.closeStorage();
+    return Promise.resolve();
+  }
+
+  private commitBatch(ops: readonly WriteOp[]): (AcceptResult | ApplyResult)[] {
+    // Work on a copy of the version vector so that a failed transaction leaves it untouched.
+    const vv = this.vv.clone();
+    const results = this.transaction(() =>
+      ops.map((op) =>
+        op.kind === "accept" ? this.acceptOne(vv, op) : this.applyMany(vv, op.entries),
+      ),
+    );
+    this.vv = vv;
+    this.committed = vv.digest();
+    return results;
+  }
+
+  private acceptOne(vv: VersionVector, op: Extract<WriteOp, { kind: "accept" }>): AcceptResult {
+    const { post, user } = op.like;
+    if (!this.insertLike(post, user)) return { isNew: false };
+    const seq = vv.get(this.origin) + 1;
+    const entry: Entry = op.traceparent
+      ? { origin: this.origin, seq, post, user, ts: op.ts, traceparent: op.traceparent }
+      : { origin: this.origin, seq, post, user, ts: op.ts };
+    this.insertEntry(entry);
+    vv.add(entry);
+    this.saveContiguous(this.origin, seq);
+    return { isNew: true, entry };
+  }
+
+  private applyMany(vv: VersionVector, entries: readonly Entry[]): ApplyResult {
+    const stored: Entry[] = [];
+    let newLikes = 0;
+    const touched = new Set<OriginId>();
+    for (const entry of entries) {
+      if (!vv.add(entry)) continue;
+      this.insertEntry(entry);
+      if (this.insertLike(entry.post, entry.user)) newLikes++;
+      stored.push(entry);
+      touched.add(entry.origin);
+    }
+    for (const origin of touched) this.saveContiguous(origin, vv.get(origin));
+    return { stored, newLikes };
+  }
+}

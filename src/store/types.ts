@@ -1,0 +1,56 @@
+import type {
+  Digest,
+  Entry,
+  Like,
+  NodeName,
+  OriginId,
+  PostId,
+  SeqRange,
+  UserId,
+} from "../crdt/index.js";
+
+export interface AcceptResult {
+  /** False when the like was already in the set: no new dot was made. */
+  readonly isNew: boolean;
+  /** The entry made for a new like. */
+  readonly entry?: Entry;
+}
+
+export interface ApplyResult {
+  /** The entries whose dots were new here, in the order given. */
+  readonly stored: readonly Entry[];
+  /** How many of them added a like to the set (a like can carry two dots). */
+  readonly newLikes: number;
+}
+
+/**
+ * Where a node keeps its likes. Writes are group-committed: when a write's promise resolves,
+ * the write is durable. Reads see committed state only.
+ */
+export interface Store {
+  readonly nodeName: NodeName;
+  readonly origin: OriginId;
+  /** Accepts a like first-hand: a new like gets the next dot of this node's origin. */
+  accept(like: Like, ts: number, traceparent?: string): Promise<AcceptResult>;
+  /** Stores entries from peers, keeping their dots; entries already held are skipped. */
+  apply(entries: readonly Entry[]): Promise<ApplyResult>;
+  /** Committed version vector: per origin, the highest seq below which nothing is missing. */
+  digest(): Digest;
+  /** Entries of one origin in `range` (ascending seq), at most `limit`. */
+  entries(range: SeqRange, limit: number): Entry[];
+  count(post: PostId): number;
+  liked(post: PostId, user: UserId): boolean;
+  /** Users of a post in UTF-8 byte order, strictly after `after`, at most `limit`. */
+  users(post: PostId, after: UserId | undefined, limit: number): UserId[];
+  /** Number of distinct likes held. */
+  setSize(): number;
+  /** Commits what is queued, then closes; later calls reject. */
+  close(): Promise<void>;
+}
+
+export class StoreClosedError extends Error {
+  override readonly name = "StoreClosedError";
+  constructor() {
+    super("the store is closed");
+  }
+}

@@ -1,0 +1,177 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import {
+  MemoryDisk,
+  MemoryStore,
+  SqliteStore,
+  StoreClosedError,
+  type Store,
+} from "../../src/store/index.js";
+
+const NODE = "n1" as NodeName;
+const post = (s: string) => s as PostId;
+const user = (s: string) => s as UserId;
+const like = (p: string, u: string) => ({ post: post(p), user: user(u) });
+
+/** A store adapter under test: `open` again after `close` must find the same data. */
+interface Harness {
+  open(): Store;
+  cleanup(): void;
+}
+
+const adapters: Record<string, () => Harness> = {
+  memory: () => {
+    const disk = new MemoryDisk();
+    return { open: () => MemoryStore.open(NODE, { disk }), cleanup: () => {} };
+  },
+  sqlite: () => {
+    const dir = mkdtempSync(join(tmpdir(), "likes-store-"));
+    return {
+      open: () => SqliteStore.open({ dataDir: dir, nodeName: NODE, fsync: "normal" }),
+      cleanup: () => rmSync(dir, { recursive: true, force: true }),
+    };
+  },
+};
+
+const remote = (seq: number, p: string, u: string, origin = "n2~abc"): Entry => ({
+  origin: origin as OriginId,
+  seq,
+  post: post(p),
+  user: user(u),
+  ts: 1_700_000_000_000 + seq,
+});
+
+for (const [name, make] of Object.entries(adapters)) {
+  describe(`${name} store`, () => {
+    let harness: Harness;
+    let store: Store;
+    const open = () => {
+      harness = make();
+      store = harness.open();
+      return store;
+    };
+    afterEach(async () => {
+      await store.close();
+      harness.cleanup();
+    });
+
+    it("accepts a new like with the next dot, and a repeat without one", async () => {
+      open();
+      const first = await store.accept(like("p", "u"), 1000);
+      expect(first.isNew).toBe(true);
+      expect(first.entry).toMatchObject({
+        origin: store.origin,
+        seq: 1,
+        post: "p",
+        user: "u",
+        ts: 1000,
+      });
+      expect(await store.accept(like("p", "u"), 1001)).toEqual({ isNew: false });
+      const second = await store.accept(
+        like("p", "v"),
+        1002,
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      );
+      expect(second.entry?.seq).toBe(2);
+      expect(second.entry?.traceparent).toBe(
+        "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      );
+      expect(store.count(post("p"))).toBe(2);
+      expect(store.count(post("unknown"))).toBe(0);
+      expect(store.setSize()).toBe(2);
+      expect(store.digest().get(store.origin)).toBe(2);
+    });
+
+    it("shares one commit between concurrent writes and keeps each one's answer", async () => {
+      open();
+      const results = await Promise.all([
+        store.accept(like("p", "a"), 1),
+        store.accept(like("p", "a"), 2),
+        store.accept(like("p", "b"), 3),
+      ]);
+      expect(results.map((r) => r.isNew)).toEqual([true, false, true]);
+      expect(results.map((r) => r.entry?.seq)).toEqual([1, undefined, 2]);
+    });
+
+    it("applies remote entries once, in any order, advancing the version vector over gaps only", async () => {
+      open();
+      const origin = "n2~abc" as OriginId;
+      const r3 = await store.apply([remote(3, "p", "c")]);
+      expect(r3.stored).toHaveLength(1);
+      expect(store.digest().get(origin) ?? 0).toBe(0);
+      await store.apply([remote(1, "p", "a"), remote(1, "p", "a")]);
+      expect(store.digest().get(origin)).toBe(1);
+      const r2 = await store.apply([remote(2, "p", "b"), remote(3, "p", "c")]);
+      expect(r2.stored.map((e) => e.seq)).toEqual([2]);
+      expect(store.digest().get(origin)).toBe(3);
+      expect(store.count(post("p"))).toBe(3);
+      expect(store.entries({ origin, after: 1, upTo: 3 }, 10).map((e) => e.seq)).toEqual([2, 3]);
+      expect(store.entries({ origin, after: 0, upTo: 3 }, 2).map((e) => e.seq)).toEqual([1, 2]);
+    });
+
+    it("counts a like carried by two dots once", async () => {
+      open();
+      await store.accept(like("p", "u"), 1);
+      const applied = await store.apply([remote(1, "p", "u")]);
+      expect(applied).toMatchObject({ newLikes: 0 });
+      expect(applied.stored).toHaveLength(1);
+      expect(store.count(post("p"))).toBe(1);
+      expect(store.setSize()).toBe(1);
+      expect(store.digest().get("n2~abc" as OriginId)).toBe(1);
+    });
+
+    it("pages users in UTF-8 byte order", async () => {
+      open();
+      const users = ["b", "a", "\u{1F600}", "\uFFFD", "Z", "é"];
+      for (const u of users) await store.accept(like("p", u), 1);
+      const sorted = [...users].sort((x, y) => Buffer.compare(Buffer.from(x), Buffer.from(y)));
+      expect(store.users(post("p"), undefined, 100)).toEqual(sorted);
+      const first = store.users(post("p"), undefined, 4);
+      expect(first).toEqual(sorted.slice(0, 4));
+      expect(store.users(post("p"), first.at(-1), 4)).toEqual(sorted.slice(4));
+      expect(store.liked(post("p"), user("é"))).toBe(true);
+      expect(store.liked(post("p"), user("e"))).toBe(false);
+    });
+
+    it("keeps everything, and its origin and next seq, across close and reopen", async () => {
+      open();
+      await store.accept(like("p", "a"), 1);
+      await store.accept(like("q", "b"), 2);
+      await store.apply([remote(1, "p", "x"), remote(3, "p", "z")]);
+      const origin = store.origin;
+      await store.close();
+      store = harness.open();
+      expect(store.origin).toBe(origin);
+      expect(store.count(post("p"))).toBe(3);
+      expect(store.setSize()).toBe(4);
+      expect(store.digest().get(origin)).toBe(2);
+      expect((await store.accept(like("r", "c"), 3)).entry?.seq).toBe(3);
+      // The entry held above the gap is still known after reopening: seq 2 closes the gap.
+      await store.apply([remote(2, "p", "y")]);
+      expect(store.digest().get("n2~abc" as OriginId)).toBe(3);
+    });
+
+    it("commits what is queued when closed, and refuses writes after", async () => {
+      open();
+      const pending = store.accept(like("p", "late"), 1);
+      await store.close();
+      expect((await pending).isNew).toBe(true);
+      await expect(store.accept(like("p", "later"), 2)).rejects.toBeInstanceOf(StoreClosedError);
+      store = harness.open();
+      expect(store.liked(post("p"), user("late"))).toBe(true);
+    });
+  });
+}
+
+describe("a new data directory", () => {
+  it("is a new incarnation with a new origin", async () => {
+    const a = MemoryStore.open(NODE);
+    const b = MemoryStore.open(NODE);
+    expect(a.origin).not.toBe(b.origin);
+    expect(a.origin.startsWith("n1~")).toBe(true);
+    await Promise.all([a.close(), b.close()]);
+  });
+});
