@@ -17,9 +17,10 @@ $(NPM_STAMP): package-lock.json
 build: $(NPM_STAMP) ## Compile TypeScript to dist/
 	npm run build
 
-dev: build ## Start a local node on :8080 (data in .data/); Ctrl-C stops it
-	LIKES_NODE_NAME=node1 LIKES_HOST=127.0.0.1 LIKES_HTTP_PORT=8080 LIKES_DATA_DIR=.data/node1 \
-		OTEL_SDK_DISABLED=true node dist/main.js
+NODES ?= 3
+
+dev: build ## Start a local cluster of $(NODES) nodes on :8080.. (data in .data/); Ctrl-C stops it
+	node scripts/cluster.js --nodes $(NODES)
 
 test: $(NPM_STAMP) ## Run every test: typecheck, build, unit, simulation and integration
 	npm test

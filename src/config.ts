@@ -7,7 +7,6 @@ export interface PeerAddress {
 }
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
-export type Consistency = "local" | "quorum" | "all";
 
 /** A node's whole configuration, read once from the environment and frozen. */
 export interface Config {

@@ -1,66 +1,125 @@
 import type { Config } from "./config.js";
+import { adminListener } from "./http/admin.js";
 import { createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
+import { jsonCodec } from "./replication/codec.js";
+import { DnsMembership } from "./replication/dns-membership.js";
+import { HttpTransport } from "./replication/http-transport.js";
+import { peerListener } from "./replication/peer-server.js";
+import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
+import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
 import type { Logger } from "./telemetry/types.js";
 
 export interface NodePorts {
   readonly http: number;
+  readonly peer: number | null;
+  readonly admin: number;
 }
 
 /** The composition root: one likes node built from a config, with start and stop. */
 export class LikesNode {
   private ready = false;
+  private readonly servers: HttpServer[] = [];
+  private transport: HttpTransport | undefined;
+  private dns: DnsMembership | undefined;
+  readonly store: Store;
+  readonly replicator: Replicator;
+  ports: NodePorts = { http: 0, peer: null, admin: 0 };
 
   private constructor(
     private readonly config: Config,
     private readonly logger: Logger,
-    readonly store: Store,
-    private readonly publicServer: HttpServer,
-    readonly ports: NodePorts,
-  ) {}
-
-  static async start(config: Config, logger: Logger): Promise<LikesNode> {
-    const store = SqliteStore.open({
+  ) {
+    this.store = SqliteStore.open({
       dataDir: config.dataDir,
       nodeName: config.nodeName,
       fsync: config.fsync,
     });
-    let node: LikesNode | undefined;
+    let membership: Membership = new StaticMembership(
+      config.peers.map((p) => `${p.host}:${p.port}`),
+    );
+    if (config.peerDns !== undefined)
+      membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
+    if (config.clusterSecret !== undefined)
+      this.transport = new HttpTransport(config.clusterSecret, jsonCodec);
+    this.replicator = new Replicator({
+      store: this.store,
+      transport: this.transport ?? {
+        send: () => Promise.reject(new Error("no LIKES_CLUSTER_SECRET: this node has no peers")),
+      },
+      clock: systemClock,
+      random: Math.random,
+      membership,
+      logger,
+      pushMs: config.pushMs,
+      syncMs: config.syncMs,
+    });
+  }
+
+  static async start(config: Config, logger: Logger): Promise<LikesNode> {
+    const node = new LikesNode(config, logger);
+    try {
+      await node.listen();
+    } catch (error) {
+      await node.stop();
+      throw error;
+    }
+    return node;
+  }
+
+  private async listen(): Promise<void> {
+    const { config, store, replicator, logger } = this;
     const app = createPublicApp({
       nodeName: config.nodeName,
       origin: store.origin,
       store,
-      write: async (like) => {
-        const result = await store.accept(like, Date.now());
-        return { isNew: result.isNew, acks: 1, required: 1 };
-      },
-      peerCount: () => 0,
-      isReady: () => node?.ready ?? false,
+      write: (like, consistency) => replicator.write(like, consistency, config.writeTimeoutMs),
+      peerCount: () => replicator.peerCount(),
+      isReady: () => this.ready,
       logger,
     });
-    const publicServer = new HttpServer(app);
-    try {
-      const http = await publicServer.listen(config.httpPort, config.host);
-      node = new LikesNode(config, logger, store, publicServer, { http });
-    } catch (error) {
-      await store.close();
-      throw error;
-    }
-    node.ready = true;
+    const serve = (listener: ConstructorParameters<typeof HttpServer>[0], port: number) => {
+      const server = new HttpServer(listener);
+      this.servers.push(server);
+      return server.listen(port, config.host);
+    };
+    let peer: number | null = null;
+    if (config.clusterSecret !== undefined)
+      peer = await serve(
+        peerListener({
+          secret: config.clusterSecret,
+          codec: jsonCodec,
+          handle: (r) => replicator.handle(r),
+          logger,
+        }),
+        config.peerPort,
+      );
+    const admin = await serve(
+      adminListener({ cluster: () => replicator.view() }),
+      config.adminPort,
+    );
+    await this.dns?.start();
+    replicator.start();
+    const http = await serve(app, config.httpPort);
+    this.ports = { http, peer, admin };
+    this.ready = true;
     logger.info("listening", {
-      node: config.nodeName,
       origin: store.origin,
       host: config.host,
-      ...node.ports,
+      ...this.ports,
+      peers: replicator.peerCount(),
     });
-    return node;
   }
 
   /** Stops accepting, lets in-flight requests finish, commits and closes the store. */
   async stop(deadlineMs = 4000): Promise<void> {
     this.ready = false;
-    await this.publicServer.close(deadlineMs);
+    // Every port stops accepting; replication stops once in-flight requests are answered.
+    await Promise.all([...this.servers].reverse().map((server) => server.close(deadlineMs)));
+    this.replicator.stop();
+    this.dns?.stop();
+    this.transport?.close();
     await this.store.close();
     this.logger.info("stopped", { node: this.config.nodeName });
   }

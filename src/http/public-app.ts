@@ -1,6 +1,6 @@
 import express, { type Express, type Request, type RequestHandler } from "express";
 import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
-import type { Consistency } from "../config.js";
+import type { Consistency, WriteOutcome } from "../replication/replicator.js";
 import type { Store } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import {
@@ -24,13 +24,6 @@ import {
 } from "./validation.js";
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
-
-/** What a write reached: `acks` nodes hold the like, `required` were asked for. */
-export interface WriteOutcome {
-  readonly isNew: boolean;
-  readonly acks: number;
-  readonly required: number;
-}
 
 export interface PublicAppDeps {
   readonly nodeName: NodeName;

@@ -1,5 +1,5 @@
 import { fieldProblem, type Like, type PostId, type UserId } from "../crdt/index.js";
-import type { Consistency } from "../config.js";
+import type { Consistency } from "../replication/replicator.js";
 import { InvalidInputError } from "./errors.js";
 
 export type Query = Readonly<Record<string, unknown>>;

@@ -1,0 +1,130 @@
+import { Agent, request as httpRequest } from "node:http";
+import type { Codec } from "./codec.js";
+import type { PeerAddress, Transport } from "./ports.js";
+import { PROTOCOL_PATHS, type PeerRequest, type ReplyTo } from "./protocol.js";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signing.js";
+
+/** Reply size cap: a page of 5000 entries of at most ~1.3 KB each. */
+export const MAX_PEER_BODY_BYTES = 16 * 1024 * 1024;
+
+export interface TransportStats {
+  /** A message went out (or failed to): kind is the request kind. */
+  message?(kind: string, result: "ok" | "error"): void;
+  bytes?(direction: "in" | "out", n: number): void;
+}
+
+export class PeerRequestError extends Error {
+  override readonly name = "PeerRequestError";
+}
+
+/** The peer protocol over HTTP/1.1 with keep-alive, every request and reply signed. */
+export class HttpTransport implements Transport {
+  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4, timeout: 10_000 });
+
+  constructor(
+    private readonly secret: string,
+    private readonly codec: Codec,
+    private readonly stats: TransportStats = {},
+    private readonly timeoutMs = 5_000,
+  ) {}
+
+  async send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>> {
+    try {
+      const reply = await this.exchange(peer, request);
+      this.stats.message?.(request.kind, "ok");
+      return reply;
+    } catch (error) {
+      this.stats.message?.(request.kind, "error");
+      throw error;
+    }
+  }
+
+  close(): void {
+    this.agent.destroy();
+  }
+
+  private exchange<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>> {
+    const path = PROTOCOL_PATHS[request.kind];
+    const body = this.codec.encode(request);
+    const timestamp = String(Date.now());
+    const { host, port } = splitAddress(peer);
+    return new Promise((resolve, reject) => {
+      const req = httpRequest(
+        {
+          host,
+          port,
+          path,
+          method: "POST",
+          agent: this.agent,
+          timeout: this.timeoutMs,
+          headers: {
+            "content-type": this.codec.contentType,
+            "content-length": body.length,
+            [TIMESTAMP_HEADER]: timestamp,
+            [SIGNATURE_HEADER]: sign(this.secret, "POST", path, timestamp, body),
+          },
+        },
+        (res) => {
+          const chunks: Buffer[] = [];
+          let size = 0;
+          res.on("data", (chunk: Buffer) => {
+            size += chunk.length;
+            if (size > MAX_PEER_BODY_BYTES) req.destroy(new PeerRequestError("reply too large"));
+            else chunks.push(chunk);
+          });
+          res.on("error", reject);
+          res.on("end", () => {
+            const reply = Buffer.concat(chunks);
+            this.stats.bytes?.("in", reply.length);
+            try {
+              if (res.statusCode !== 200)
+                throw new PeerRequestError(
+                  `${peer} answered ${res.statusCode}: ${reply.toString("utf8", 0, 200)}`,
+                );
+              // Replies are signed over the request path with their own timestamp.
+              const verdict = verify(
+                this.secret,
+                "REPLY",
+                path,
+                {
+                  timestamp: header(res.headers[TIMESTAMP_HEADER]),
+                  signature: header(res.headers[SIGNATURE_HEADER]),
+                },
+                reply,
+                Date.now(),
+              );
+              if (!verdict.ok)
+                throw new PeerRequestError(`reply from ${peer} rejected: ${verdict.reason}`);
+              resolve(
+                this.codec.decode(
+                  reply,
+                  request.kind === "deltas" ? "deltas-reply" : "sync-reply",
+                ) as ReplyTo<R>,
+              );
+            } catch (error) {
+              reject(error instanceof Error ? error : new PeerRequestError(String(error)));
+            }
+          });
+        },
+      );
+      req.on("timeout", () =>
+        req.destroy(new PeerRequestError(`${peer} timed out after ${this.timeoutMs} ms`)),
+      );
+      req.on("error", reject);
+      this.stats.bytes?.("out", body.length);
+      req.end(body);
+    });
+  }
+}
+
+function header(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? value[0] : value;
+}
+
+export function splitAddress(address: PeerAddress): { host: string; port: number } {
+  const cut = address.lastIndexOf(":");
+  return {
+    host: address.slice(0, cut).replace(/^\[|\]$/g, ""),
+    port: Number(address.slice(cut + 1)),
+  };
+}

@@ -1,0 +1,136 @@
+import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
+import type { Logger } from "../telemetry/types.js";
+import type { Codec } from "./codec.js";
+import { MAX_PEER_BODY_BYTES, type TransportStats } from "./http-transport.js";
+import {
+  MalformedMessageError,
+  PROTOCOL_PATHS,
+  type PeerReply,
+  type PeerRequest,
+} from "./protocol.js";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signing.js";
+
+const ROUTES: Readonly<Record<string, PeerRequest["kind"]>> = {
+  [PROTOCOL_PATHS.deltas]: "deltas",
+  [PROTOCOL_PATHS.sync]: "sync",
+};
+// A sync request carries only a version vector.
+const MAX_SYNC_BODY_BYTES = 1024 * 1024;
+
+export interface PeerServerDeps {
+  readonly secret: string;
+  readonly codec: Codec;
+  readonly handle: (request: PeerRequest) => Promise<PeerReply>;
+  readonly logger: Logger;
+  readonly stats?: TransportStats;
+}
+
+/**
+ * The peer port: `/peer/v1/*` only. A request is read whole (size-capped), its signature
+ * checked, then decoded and guarded; it reaches the replicator only if all of that holds.
+ */
+export function peerListener(deps: PeerServerDeps): RequestListener {
+  return (req, res) => {
+    serve(deps, req, res).catch((error: unknown) => {
+      deps.logger.error("peer request failed", { error: String(error) });
+      if (!res.headersSent) fail(res, 500, "internal", "internal error");
+      else res.destroy();
+    });
+  };
+}
+
+async function serve(
+  deps: PeerServerDeps,
+  req: IncomingMessage,
+  res: ServerResponse,
+): Promise<void> {
+  const path = (req.url ?? "").split("?")[0] ?? "";
+  const kind = ROUTES[path];
+  if (kind === undefined)
+    return fail(res, 404, "not_found", "the peer port serves /peer/v1/deltas and /peer/v1/sync");
+  if (req.method !== "POST") {
+    res.setHeader("Allow", "POST");
+    return fail(res, 405, "method_not_allowed", "use POST");
+  }
+  const limit = kind === "sync" ? MAX_SYNC_BODY_BYTES : MAX_PEER_BODY_BYTES;
+  const body = await readBody(req, limit);
+  if (body === undefined)
+    return fail(res, 413, "payload_too_large", `the body is over ${limit} bytes`);
+  deps.stats?.bytes?.("in", body.length);
+  const verdict = verify(
+    deps.secret,
+    "POST",
+    path,
+    {
+      timestamp: single(req.headers[TIMESTAMP_HEADER]),
+      signature: single(req.headers[SIGNATURE_HEADER]),
+    },
+    body,
+    Date.now(),
+  );
+  if (!verdict.ok) {
+    deps.logger.warn("peer request refused", {
+      reason: verdict.reason,
+      remote: req.socket.remoteAddress,
+    });
+    return fail(res, 401, "unauthorized", `request refused: ${verdict.reason}`);
+  }
+  let request: PeerRequest;
+  try {
+    request = deps.codec.decode(body, kind) as PeerRequest;
+  } catch (error) {
+    if (!(error instanceof MalformedMessageError)) throw error;
+    deps.logger.warn("malformed peer request", {
+      reason: error.message,
+      remote: req.socket.remoteAddress,
+    });
+    return fail(res, 400, "malformed", error.message);
+  }
+  const reply = deps.codec.encode(await deps.handle(request));
+  const timestamp = String(Date.now());
+  res.writeHead(200, {
+    "content-type": deps.codec.contentType,
+    "content-length": reply.length,
+    [TIMESTAMP_HEADER]: timestamp,
+    [SIGNATURE_HEADER]: sign(deps.secret, "REPLY", path, timestamp, reply),
+  });
+  deps.stats?.bytes?.("out", reply.length);
+  res.end(reply);
+}
+
+/** The whole body, or undefined once it passes `limit` (the rest is not read). */
+function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefined> {
+  return new Promise((resolve, reject) => {
+    const declared = Number(req.headers["content-length"]);
+    if (declared > limit) {
+      req.resume();
+      resolve(undefined);
+      return;
+    }
+    const chunks: Buffer[] = [];
+    let size = 0;
+    req.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size > limit) {
+        req.removeAllListeners("data");
+        req.resume();
+        resolve(undefined);
+      } else chunks.push(chunk);
+    });
+    req.on("end", () => resolve(Buffer.concat(chunks)));
+    req.on("error", reject);
+  });
+}
+
+function single(value: string | string[] | undefined): string | undefined {
+  return Array.isArray(value) ? undefined : value;
+}
+
+function fail(res: ServerResponse, status: number, code: string, message: string): void {
+  const body = JSON.stringify({ error: { code, message } });
+  res.writeHead(status, {
+    "content-type": "application/json",
+    "content-length": Buffer.byteLength(body),
+  });
+  res.end(body);
+}

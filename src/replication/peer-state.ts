@@ -1,0 +1,68 @@
+import { mergeDigests, type Digest, type NodeName, type OriginId } from "../crdt/index.js";
+import type { PeerAddress, Timer } from "./ports.js";
+import type { Sender } from "./protocol.js";
+
+/** What a node knows of one peer: who it is, whether it answers, and what it holds. */
+export class PeerState {
+  node: NodeName | undefined;
+  origin: OriginId | undefined;
+  /** Undefined until the first contact. */
+  up: boolean | undefined;
+  lastContact: number | undefined;
+  /** The peer's version vector as last acknowledged: what it is known to hold. */
+  acked: Map<OriginId, number> = new Map();
+  /** Highest own seq sent to it (in flight or acknowledged). */
+  pushedUpTo = 0;
+  pushing = false;
+  syncing = false;
+  failures = 0;
+  retry: Timer | undefined;
+  /** The address answers with our own origin: it is this node, and is left out of everything. */
+  isSelf = false;
+
+  constructor(readonly address: PeerAddress) {}
+
+  /** Records a successful exchange; returns true when the peer was down before it. */
+  contact(sender: Sender, vv: Digest | undefined, now: number, self: OriginId): boolean {
+    if (sender.origin === self) {
+      this.isSelf = true;
+      return false;
+    }
+    if (this.origin !== undefined && this.origin !== sender.origin) {
+      // Same address, new incarnation (its disk was wiped): what it held before is gone.
+      this.acked = new Map();
+      this.pushedUpTo = 0;
+    }
+    this.node = sender.node;
+    this.origin = sender.origin;
+    if (vv) this.acked = mergeDigests(this.acked, vv);
+    const wasDown = this.up === false;
+    this.up = true;
+    this.failures = 0;
+    this.lastContact = now;
+    return wasDown;
+  }
+
+  /** Records a failed exchange; returns the delay before the next attempt. */
+  failed(self: OriginId, baseMs: number, maxMs: number): number {
+    this.up = false;
+    this.failures++;
+    this.pushedUpTo = this.ackedOf(self);
+    return Math.min(maxMs, baseMs * 2 ** Math.min(this.failures - 1, 16));
+  }
+
+  ackedOf(origin: OriginId): number {
+    return this.acked.get(origin) ?? 0;
+  }
+
+  /** Entries this node holds that the peer is not known to hold. */
+  pending(have: Digest): number {
+    let n = 0;
+    for (const [origin, seq] of have) n += Math.max(0, seq - this.ackedOf(origin));
+    return n;
+  }
+
+  get label(): string {
+    return this.node ?? this.address;
+  }
+}

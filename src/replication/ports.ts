@@ -1,0 +1,45 @@
+// The ports of the replication core: it reaches time, randomness, peers and the network only
+// through these, so the simulation can drive it in virtual time over a simulated network.
+import type { PeerRequest, ReplyTo } from "./protocol.js";
+
+export interface Timer {
+  cancel(): void;
+}
+
+export interface Clock {
+  /** Wall-clock milliseconds since the epoch (virtual in the simulation). */
+  now(): number;
+  setTimeout(callback: () => void, ms: number): Timer;
+}
+
+/** A uniform random number in [0, 1). */
+export type Random = () => number;
+
+/** A peer's replication address, `host:port`. */
+export type PeerAddress = string;
+
+export interface Transport {
+  /** Sends a request to a peer; rejects when the peer cannot be reached or answers badly. */
+  send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>>;
+}
+
+/** Who the peers are right now; membership may change at any time. */
+export interface Membership {
+  peers(): readonly PeerAddress[];
+}
+
+export const systemClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (callback, ms) => {
+    const handle = setTimeout(callback, ms);
+    handle.unref();
+    return { cancel: () => clearTimeout(handle) };
+  },
+};
+
+export class StaticMembership implements Membership {
+  constructor(private readonly addresses: readonly PeerAddress[]) {}
+  peers(): readonly PeerAddress[] {
+    return this.addresses;
+  }
+}

@@ -1,0 +1,428 @@
+import { encodeDigest, missingRanges, type Digest, type Entry } from "../crdt/index.js";
+import type { Like } from "../crdt/index.js";
+import type { Store } from "../store/index.js";
+import type { Logger } from "../telemetry/types.js";
+import { PeerState } from "./peer-state.js";
+import type { Clock, Membership, PeerAddress, Random, Timer, Transport } from "./ports.js";
+import {
+  MAX_PAGE_ENTRIES,
+  MAX_PUSH_ENTRIES,
+  type DeltasRequest,
+  type PeerReply,
+  type PeerRequest,
+  type Sender,
+  type SyncRequest,
+} from "./protocol.js";
+
+export type ReplicationPath = "push" | "sync";
+
+/** What the replicator reports as it works; telemetry turns it into metrics and spans. */
+export interface ReplicationObserver {
+  /** Entries newly stored here that came from a peer. */
+  applied?(entries: readonly Entry[], path: ReplicationPath, from: Sender): void;
+  /** An own entry is now held by every known peer, `seconds` after it was accepted. */
+  converged?(entry: OwnEntry, seconds: number): void;
+  peerChanged?(peer: PeerView): void;
+}
+
+export interface OwnEntry {
+  readonly seq: number;
+  readonly ts: number;
+  readonly traceparent?: string;
+}
+
+export type Consistency = "local" | "quorum" | "all";
+
+/** What a write reached: `acks` nodes hold the like, `required` were asked for. */
+export interface WriteOutcome {
+  readonly isNew: boolean;
+  readonly acks: number;
+  readonly required: number;
+}
+
+export interface ReplicatorOptions {
+  readonly store: Store;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly random: Random;
+  readonly membership: Membership;
+  readonly logger: Logger;
+  readonly pushMs: number;
+  readonly syncMs: number;
+  readonly observer?: ReplicationObserver;
+  /** Retry backoff of a failing peer: base doubling up to max (ms). */
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+export interface PeerView {
+  readonly address: PeerAddress;
+  readonly node: string | null;
+  readonly origin: string | null;
+  readonly up: boolean | null;
+  readonly lastContact: string | null;
+  readonly acked: Record<string, number>;
+  readonly pending: number;
+}
+
+export interface ClusterView {
+  readonly node: string;
+  readonly origin: string;
+  readonly vv: Record<string, number>;
+  readonly peers: readonly PeerView[];
+}
+
+interface Waiter {
+  readonly seq: number;
+  readonly required: number;
+  readonly resolve: (acks: number) => void;
+  readonly timer: Timer;
+}
+
+// Own entries waiting to be held by every peer, for the convergence metric. A peer down for
+// long must not grow this without bound.
+const MAX_TRACKED = 100_000;
+// Pages of missing entries pushed after one sync, before yielding to the next round.
+const MAX_PUSH_PAGES_PER_SYNC = 4;
+
+/**
+ * The replication core: eager push of own entries to every peer, and version-vector
+ * anti-entropy with one random peer per round. Free of I/O: it reaches the network, time and
+ * randomness only through its ports.
+ */
+export class Replicator {
+  private readonly peers = new Map<PeerAddress, PeerState>();
+  private membershipSeen: readonly PeerAddress[] | undefined;
+  private pushTimer: Timer | undefined;
+  private syncTimer: Timer | undefined;
+  private running = false;
+  private readonly unconverged: OwnEntry[] = [];
+  private waiters: Waiter[] = [];
+  private readonly self: Sender;
+
+  constructor(private readonly o: ReplicatorOptions) {
+    this.self = { node: o.store.nodeName, origin: o.store.origin };
+  }
+
+  start(): void {
+    this.running = true;
+    this.refreshPeers();
+    this.scheduleSync(this.o.random() * this.o.syncMs);
+    // Whatever was accepted before a restart and not yet acknowledged goes out now.
+    this.schedulePush(0);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.pushTimer?.cancel();
+    this.syncTimer?.cancel();
+    for (const peer of this.peers.values()) peer.retry?.cancel();
+    for (const waiter of this.waiters) {
+      waiter.timer.cancel();
+      waiter.resolve(this.acksFor(waiter.seq));
+    }
+    this.waiters = [];
+  }
+
+  /** Peers other than this node. */
+  peerCount(): number {
+    return this.livePeers().length;
+  }
+
+  /**
+   * Accepts a like first-hand: commits it, pushes it, and waits until `consistency` nodes hold
+   * it or `timeoutMs` passes. A repeat of a like already held needs no new dot and no wait.
+   */
+  async write(
+    like: Like,
+    consistency: Consistency,
+    timeoutMs: number,
+    traceparent?: string,
+  ): Promise<WriteOutcome> {
+    const required = this.required(consistency);
+    const { entry } = await this.o.store.accept(like, this.o.clock.now(), traceparent);
+    if (!entry) return { isNew: false, acks: required, required };
+    this.published(entry);
+    const acks = required > 1 ? await this.awaitReplicas(entry.seq, required, timeoutMs) : 1;
+    return { isNew: true, acks, required };
+  }
+
+  /** A like this node accepted first-hand (committed): push it soon. */
+  private published(entry: Entry): void {
+    if (this.unconverged.length >= MAX_TRACKED) this.unconverged.shift();
+    this.unconverged.push(
+      entry.traceparent
+        ? { seq: entry.seq, ts: entry.ts, traceparent: entry.traceparent }
+        : { seq: entry.seq, ts: entry.ts },
+    );
+    const backlog = entry.seq - Math.min(...this.livePeers().map((p) => p.pushedUpTo), entry.seq);
+    this.schedulePush(backlog >= MAX_PUSH_ENTRIES ? 0 : this.o.pushMs);
+  }
+
+  /** Nodes (this one included) that hold own entry `seq`. */
+  acksFor(seq: number): number {
+    return 1 + this.livePeers().filter((p) => p.ackedOf(this.self.origin) >= seq).length;
+  }
+
+  /** Nodes needed for a consistency level, this one included. */
+  required(level: Consistency): number {
+    const n = 1 + this.peerCount();
+    return level === "local" ? 1 : level === "all" ? n : Math.floor(n / 2) + 1;
+  }
+
+  /** Resolves with the number of nodes holding `seq` once `required` do, or at the timeout. */
+  private awaitReplicas(seq: number, required: number, timeoutMs: number): Promise<number> {
+    const acks = this.acksFor(seq);
+    if (acks >= required || !this.running) return Promise.resolve(acks);
+    return new Promise((resolve) => {
+      const waiter: Waiter = {
+        seq,
+        required,
+        resolve,
+        timer: this.o.clock.setTimeout(() => {
+          this.waiters = this.waiters.filter((w) => w !== waiter);
+          resolve(this.acksFor(seq));
+        }, timeoutMs),
+      };
+      this.waiters.push(waiter);
+      this.schedulePush(0);
+    });
+  }
+
+  /** Answers a peer's request: the protocol as a function of the message and the store. */
+  async handle(request: PeerRequest): Promise<PeerReply> {
+    return request.kind === "deltas" ? this.onDeltas(request) : this.onSync(request);
+  }
+
+  view(): ClusterView {
+    const have = this.o.store.digest();
+    return {
+      node: this.self.node,
+      origin: this.self.origin,
+      vv: encodeDigest(have),
+      peers: [...this.peers.values()].filter((p) => !p.isSelf).map((p) => this.peerView(p, have)),
+    };
+  }
+
+  private async onDeltas(request: DeltasRequest): Promise<PeerReply> {
+    const { stored } = await this.o.store.apply(request.entries);
+    if (stored.length > 0) this.o.observer?.applied?.(stored, "push", request);
+    // An origin holds every one of its own seqs up to the highest it sends.
+    const own = request.entries.reduce(
+      (max, e) => (e.origin === request.origin ? Math.max(max, e.seq) : max),
+      0,
+    );
+    this.noteRequest(request, own > 0 ? new Map([[request.origin, own]]) : undefined);
+    return { kind: "deltas-reply", ...this.self, vv: this.o.store.digest() };
+  }
+
+  private onSync(request: SyncRequest): PeerReply {
+    const have = this.o.store.digest();
+    const entries: Entry[] = [];
+    let more = false;
+    for (const range of missingRanges(have, request.vv)) {
+      const room = MAX_PAGE_ENTRIES - entries.length;
+      if (room <= 0) {
+        more = true;
+        break;
+      }
+      const page = this.o.store.entries(range, room);
+      entries.push(...page);
+      if (page.length === room && range.after + room < range.upTo) more = true;
+    }
+    this.noteRequest(request, request.vv);
+    return { kind: "sync-reply", ...this.self, entries, vv: have, more };
+  }
+
+  /** A request tells who the caller is and, for a sync, what it holds. */
+  private noteRequest(sender: Sender, vv: Digest | undefined): void {
+    const peer = [...this.peers.values()].find((p) => p.origin === sender.origin);
+    if (peer) this.contacted(peer, sender, vv);
+  }
+
+  private livePeers(): PeerState[] {
+    return [...this.peers.values()].filter((p) => !p.isSelf);
+  }
+
+  private refreshPeers(): void {
+    const current = this.o.membership.peers();
+    if (current === this.membershipSeen) return;
+    this.membershipSeen = current;
+    const wanted = new Set(current);
+    for (const [address, peer] of this.peers)
+      if (!wanted.has(address)) {
+        peer.retry?.cancel();
+        this.peers.delete(address);
+      }
+    for (const address of wanted)
+      if (!this.peers.has(address)) this.peers.set(address, new PeerState(address));
+    this.settle();
+  }
+
+  private schedulePush(ms: number): void {
+    if (!this.running) return;
+    if (this.pushTimer && ms > 0) return;
+    this.pushTimer?.cancel();
+    this.pushTimer = this.o.clock.setTimeout(() => {
+      this.pushTimer = undefined;
+      this.flushPush();
+    }, ms);
+  }
+
+  private flushPush(): void {
+    this.refreshPeers();
+    const own = this.o.store.digest().get(this.self.origin) ?? 0;
+    for (const peer of this.livePeers()) {
+      // A down peer is probed by its retry timer, not flooded with pushes.
+      if (peer.pushing || peer.up === false) continue;
+      const after = Math.max(peer.pushedUpTo, peer.ackedOf(this.self.origin));
+      if (after < own) void this.pushTo(peer, after, own);
+    }
+  }
+
+  private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
+    const entries = this.o.store.entries(
+      { origin: this.self.origin, after, upTo },
+      MAX_PUSH_ENTRIES,
+    );
+    const last = entries.at(-1);
+    if (!last) return;
+    peer.pushing = true;
+    peer.pushedUpTo = last.seq;
+    try {
+      const reply = await this.o.transport.send(peer.address, {
+        kind: "deltas",
+        ...this.self,
+        entries,
+      });
+      this.contacted(peer, reply, reply.vv);
+    } catch (error) {
+      this.failedPeer(peer, "push", error);
+    } finally {
+      peer.pushing = false;
+    }
+    // What arrived while this push was in flight goes out now: one push in flight per peer
+    // batches naturally under load.
+    if (peer.up && peer.pushedUpTo < (this.o.store.digest().get(this.self.origin) ?? 0))
+      this.schedulePush(0);
+  }
+
+  private scheduleSync(ms: number): void {
+    if (!this.running) return;
+    this.syncTimer = this.o.clock.setTimeout(() => {
+      this.refreshPeers();
+      const candidates = this.livePeers();
+      const peer = candidates[Math.floor(this.o.random() * candidates.length)];
+      if (peer) void this.syncWith(peer);
+      // Jitter keeps nodes from syncing in lockstep.
+      this.scheduleSync(this.o.syncMs * (0.75 + this.o.random() / 2));
+    }, ms);
+  }
+
+  /** One anti-entropy exchange: pull what we lack (all pages), then push what it lacks. */
+  private async syncWith(peer: PeerState): Promise<void> {
+    if (peer.syncing || !this.running) return;
+    peer.syncing = true;
+    try {
+      for (;;) {
+        const request: SyncRequest = { kind: "sync", ...this.self, vv: this.o.store.digest() };
+        const reply = await this.o.transport.send(peer.address, request);
+        const { stored } = await this.o.store.apply(reply.entries);
+        if (stored.length > 0) this.o.observer?.applied?.(stored, "sync", reply);
+        this.contacted(peer, reply, reply.vv);
+        if (peer.isSelf) return;
+        await this.pushMissing(peer);
+        if (!reply.more || !this.running) break;
+      }
+    } catch (error) {
+      this.failedPeer(peer, "sync", error);
+    } finally {
+      peer.syncing = false;
+    }
+  }
+
+  private async pushMissing(peer: PeerState): Promise<void> {
+    for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
+      const entries: Entry[] = [];
+      for (const range of missingRanges(this.o.store.digest(), peer.acked)) {
+        if (entries.length >= MAX_PAGE_ENTRIES) break;
+        entries.push(...this.o.store.entries(range, MAX_PAGE_ENTRIES - entries.length));
+      }
+      if (entries.length === 0) return;
+      const reply = await this.o.transport.send(peer.address, {
+        kind: "deltas",
+        ...this.self,
+        entries,
+      });
+      this.contacted(peer, reply, reply.vv);
+    }
+  }
+
+  private contacted(peer: PeerState, sender: Sender, vv: Digest | undefined): void {
+    const wasDown = peer.contact(sender, vv, this.o.clock.now(), this.self.origin);
+    peer.retry?.cancel();
+    peer.retry = undefined;
+    if (wasDown) {
+      this.o.logger.info("peer up", { peer: peer.label, address: peer.address });
+      this.o.observer?.peerChanged?.(this.peerView(peer, this.o.store.digest()));
+      // Back from a failure or a partition: exchange everything now rather than at random.
+      void this.syncWith(peer);
+    }
+    this.settle();
+  }
+
+  private failedPeer(peer: PeerState, what: string, error: unknown): void {
+    const wasUp = peer.up !== false;
+    const delay = peer.failed(
+      this.self.origin,
+      this.o.retryBaseMs ?? 50,
+      this.o.retryMaxMs ?? 1000,
+    );
+    if (wasUp) {
+      this.o.logger.warn("peer down", {
+        peer: peer.label,
+        address: peer.address,
+        during: what,
+        error: String(error),
+      });
+      this.o.observer?.peerChanged?.(this.peerView(peer, this.o.store.digest()));
+    }
+    if (!this.running || peer.retry || !this.peers.has(peer.address)) return;
+    peer.retry = this.o.clock.setTimeout(() => {
+      peer.retry = undefined;
+      void this.syncWith(peer);
+    }, delay);
+  }
+
+  /** Reports entries now held everywhere and answers the writers waiting for replicas. */
+  private settle(): void {
+    const peers = this.livePeers();
+    const own = this.self.origin;
+    const everywhere = Math.min(...peers.map((p) => p.ackedOf(own)));
+    const now = this.o.clock.now();
+    while (this.unconverged.length > 0 && (this.unconverged[0]?.seq ?? Infinity) <= everywhere) {
+      const entry = this.unconverged.shift() as OwnEntry;
+      this.o.observer?.converged?.(entry, Math.max(0, now - entry.ts) / 1000);
+    }
+    if (this.waiters.length === 0) return;
+    this.waiters = this.waiters.filter((waiter) => {
+      const acks = this.acksFor(waiter.seq);
+      if (acks < waiter.required) return true;
+      waiter.timer.cancel();
+      waiter.resolve(acks);
+      return false;
+    });
+  }
+
+  private peerView(peer: PeerState, have: Digest): PeerView {
+    return {
+      address: peer.address,
+      node: peer.node ?? null,
+      origin: peer.origin ?? null,
+      up: peer.up ?? null,
+      lastContact: peer.lastContact === undefined ? null : new Date(peer.lastContact).toISOString(),
+      acked: encodeDigest(peer.acked),
+      pending: peer.pending(have),
+    };
+  }
+}

@@ -1,0 +1,111 @@
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { NodeProcess } from "./process.js";
+import { TcpProxy, freePort } from "./tcp-proxy.js";
+
+export const TEST_SECRET = "test-cluster-secret-0123456789";
+
+interface Member {
+  readonly name: string;
+  readonly dataDir: string;
+  readonly env: Record<string, string>;
+  process: NodeProcess | undefined;
+}
+
+/**
+ * A real cluster of `node dist/main.js` processes on 127.0.0.1. Every pair of nodes talks
+ * through its own TCP proxy, so a test can cut any node off from the others and heal it.
+ */
+export class TestCluster {
+  private constructor(
+    readonly members: Member[],
+    /** proxies[i][j]: how node i reaches node j's peer port. */
+    private readonly proxies: (TcpProxy | undefined)[][],
+    private readonly root: string,
+  ) {}
+
+  static async start(size: number, env: Record<string, string> = {}): Promise<TestCluster> {
+    const root = mkdtempSync(join(tmpdir(), "likes-cluster-"));
+    const peerPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    const proxies = await Promise.all(
+      peerPorts.map((_, i) =>
+        Promise.all(peerPorts.map(async (port, j) => (i === j ? undefined : TcpProxy.start(port)))),
+      ),
+    );
+    const members = peerPorts.map((peerPort, i) => ({
+      name: `node${i + 1}`,
+      dataDir: join(root, `node${i + 1}`),
+      env: {
+        LIKES_NODE_NAME: `node${i + 1}`,
+        LIKES_HTTP_PORT: "0",
+        LIKES_ADMIN_PORT: "0",
+        LIKES_PEER_PORT: String(peerPort),
+        LIKES_PEERS: (proxies[i] ?? [])
+          .filter((p): p is TcpProxy => p !== undefined)
+          .map((p) => `127.0.0.1:${p.port}`)
+          .join(","),
+        LIKES_CLUSTER_SECRET: TEST_SECRET,
+        ...env,
+      },
+      process: undefined,
+    }));
+    const cluster = new TestCluster(members, proxies, root);
+    await Promise.all(members.map((_, i) => cluster.startNode(i)));
+    return cluster;
+  }
+
+  node(i: number): NodeProcess {
+    const p = this.members[i]?.process;
+    if (!p) throw new Error(`node ${i} is not running`);
+    return p;
+  }
+
+  get urls(): string[] {
+    return this.members.map((m) => (m.process ? m.process.url : ""));
+  }
+
+  async startNode(i: number): Promise<NodeProcess> {
+    const member = this.members[i] as Member;
+    member.process = await NodeProcess.start({ ...member.env, LIKES_DATA_DIR: member.dataDir });
+    return member.process;
+  }
+
+  async kill(i: number, signal: NodeJS.Signals = "SIGKILL"): Promise<void> {
+    const member = this.members[i] as Member;
+    await member.process?.kill(signal);
+    member.process = undefined;
+  }
+
+  wipe(i: number): void {
+    rmSync((this.members[i] as Member).dataDir, { recursive: true, force: true });
+  }
+
+  /** Cuts node i off from every other node, in both directions. */
+  isolate(i: number): void {
+    this.eachLinkOf(i, (p) => p.partition());
+  }
+
+  heal(i: number): void {
+    this.eachLinkOf(i, (p) => p.heal());
+  }
+
+  async stop(): Promise<void> {
+    await Promise.all(this.members.map(async (m) => m.process?.kill("SIGKILL")));
+    await Promise.all(this.proxies.flat().map(async (p) => p?.close()));
+    rmSync(this.root, { recursive: true, force: true });
+  }
+
+  private eachLinkOf(i: number, act: (proxy: TcpProxy) => void): void {
+    this.proxies.forEach((row, from) =>
+      row.forEach((proxy, to) => {
+        if (proxy && (from === i || to === i)) act(proxy);
+      }),
+    );
+  }
+}
+
+export async function clusterView(adminUrl: string): Promise<{ vv: Record<string, number> }> {
+  const res = await fetch(`${adminUrl}/cluster`);
+  return (await res.json()) as { vv: Record<string, number> };
+}

@@ -1,0 +1,26 @@
+import { describe, expect, it } from "vitest";
+import { DnsMembership } from "../../src/replication/dns-membership.js";
+import { silentLogger } from "../../src/telemetry/types.js";
+
+describe("DNS membership", () => {
+  it("turns the A records of a name into peer addresses on the peer port", async () => {
+    const membership = new DnsMembership("localhost", 7946, silentLogger, new Set());
+    await membership.start();
+    membership.stop();
+    expect(membership.peers()).toEqual(["127.0.0.1:7946"]);
+  });
+
+  it("skips this node's own addresses", async () => {
+    const membership = new DnsMembership("localhost", 7946, silentLogger, new Set(["127.0.0.1"]));
+    await membership.start();
+    membership.stop();
+    expect(membership.peers()).toEqual([]);
+  });
+
+  it("keeps the last list when the name does not resolve", async () => {
+    const membership = new DnsMembership("no-such-service.invalid", 7946, silentLogger, new Set());
+    await membership.start();
+    membership.stop();
+    expect(membership.peers()).toEqual([]);
+  });
+});

@@ -1,0 +1,94 @@
+import { describe, expect, it } from "vitest";
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import { StaticMembership } from "../../src/replication/ports.js";
+import { Replicator, type ReplicationObserver } from "../../src/replication/replicator.js";
+import { MemoryStore } from "../../src/store/index.js";
+import { silentLogger } from "../../src/telemetry/types.js";
+import { SimNetwork } from "../sim/network.js";
+import { Scheduler, seededRandom } from "../sim/scheduler.js";
+
+function twoNodes(observer?: ReplicationObserver) {
+  const scheduler = new Scheduler();
+  const random = seededRandom(7);
+  const network = new SimNetwork(scheduler, random);
+  const make = (name: string, peer: string) => {
+    const store = MemoryStore.open(name as NodeName, {
+      schedule: (flush) => scheduler.setTimeout(flush, 0),
+    });
+    const endpoint = {
+      address: `${name}:1`,
+      alive: true,
+      life: 1,
+      handle: (r: Parameters<Replicator["handle"]>[0]) => replicator.handle(r),
+    };
+    const replicator: Replicator = new Replicator({
+      store,
+      transport: network.transportFor(endpoint),
+      clock: scheduler,
+      random,
+      membership: new StaticMembership([`${peer}:1`]),
+      logger: silentLogger,
+      pushMs: 5,
+      syncMs: 1000,
+      ...(name === "a" && observer ? { observer } : {}),
+    });
+    network.attach(endpoint);
+    return { store, replicator, endpoint };
+  };
+  return { scheduler, network, a: make("a", "b"), b: make("b", "a") };
+}
+
+const bulk = (n: number): Entry[] =>
+  Array.from({ length: n }, (_, i) => ({
+    origin: "old~1" as OriginId,
+    seq: i + 1,
+    post: `p${i % 10}` as PostId,
+    user: `u${i}` as UserId,
+    ts: 1,
+  }));
+
+describe("replicator", () => {
+  it("pulls a backlog larger than one page in several pages of at most 5000", async () => {
+    const { scheduler, a, b } = twoNodes();
+    await Promise.all([a.store.apply(bulk(12_345)), scheduler.runUntil(scheduler.now() + 1)]);
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 3000);
+    expect(b.store.setSize()).toBe(12_345);
+    expect(b.store.digest().get("old~1" as OriginId)).toBe(12_345);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("pushes a new like within a few push intervals and reports its convergence", async () => {
+    const converged: number[] = [];
+    const { scheduler, a, b } = twoNodes({ converged: (_, seconds) => converged.push(seconds) });
+    a.replicator.start();
+    b.replicator.start();
+    const write = a.replicator.write({ post: "p" as PostId, user: "u" as UserId }, "all", 1000);
+    await scheduler.runUntil(scheduler.now() + 50);
+    expect(await write).toEqual({ isNew: true, acks: 2, required: 2 });
+    expect(b.store.count("p" as PostId)).toBe(1);
+    expect(converged).toHaveLength(1);
+    expect(converged[0]).toBeLessThan(0.05);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("shows each peer's state, acknowledged vector and pending entries", async () => {
+    const { scheduler, a, b, network } = twoNodes();
+    a.replicator.start();
+    b.replicator.start();
+    b.endpoint.alive = false;
+    void a.replicator.write({ post: "p" as PostId, user: "u" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 2500);
+    const down = a.replicator.view().peers[0];
+    expect(down).toMatchObject({ address: "b:1", up: false, pending: 1 });
+    b.endpoint.alive = true;
+    network.heal();
+    await scheduler.runUntil(scheduler.now() + 3000);
+    expect(a.replicator.view().peers[0]).toMatchObject({ node: "b", up: true, pending: 0 });
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+});
