@@ -35,7 +35,6 @@ const children = nodes.map((node, i) => {
   const child = spawn(process.execPath, ["dist/main.js"], {
     stdio: ["ignore", "pipe", "pipe"],
     env: {
-      OTEL_SDK_DISABLED: "true",
       ...process.env,
       LIKES_NODE_NAME: node.name,
       LIKES_HOST: "127.0.0.1",

@@ -1,5 +1,6 @@
-// Process entry. Telemetry must load before anything it instruments (express, http), so this
-// file imports the node lazily, after the configuration is known to be valid.
+// Process entry. Tracing must start before anything it instruments (http) is loaded, so this
+// file imports the node lazily: configuration first, then tracing, then the node.
+import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 
 const SHUTDOWN_DEADLINE_MS = 5000;
@@ -18,6 +19,8 @@ function readConfig(): Config {
 
 async function main(): Promise<void> {
   const config = readConfig();
+  const { startTracing } = await import("./telemetry/tracing.js");
+  const tracing = startTracing({ nodeName: config.nodeName, version: packageVersion() });
   const { createLogger } = await import("./telemetry/logger.js");
   const { LikesNode } = await import("./node.js");
   const logger = createLogger(config.logLevel, { node: config.nodeName });
@@ -30,16 +33,27 @@ async function main(): Promise<void> {
     logger.info("shutting down", { signal });
     // Whatever happens, the process is gone within the deadline.
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
-    node.stop(SHUTDOWN_DEADLINE_MS - 1000).then(
-      () => process.exit(0),
-      (error: unknown) => {
-        logger.error("shutdown failed", { error: String(error) });
-        process.exit(1);
-      },
-    );
+    node
+      .stop(SHUTDOWN_DEADLINE_MS - 1500)
+      // Spans of the last requests are flushed before the process goes.
+      .then(() => tracing.shutdown())
+      .then(
+        () => process.exit(0),
+        (error: unknown) => {
+          logger.error("shutdown failed", { error: String(error) });
+          process.exit(1);
+        },
+      );
   };
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
+}
+
+function packageVersion(): string {
+  const pkg = JSON.parse(readFileSync(new URL("../package.json", import.meta.url), "utf8")) as {
+    version?: string;
+  };
+  return pkg.version ?? "unknown";
 }
 
 main().catch((error: unknown) => {

@@ -9,6 +9,7 @@ import { peerListener } from "./replication/peer-server.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
+import { Metrics } from "./telemetry/metrics.js";
 import type { Logger } from "./telemetry/types.js";
 
 export interface NodePorts {
@@ -25,16 +26,22 @@ export class LikesNode {
   private dns: DnsMembership | undefined;
   readonly store: Store;
   readonly replicator: Replicator;
+  readonly metrics: Metrics;
   ports: NodePorts = { http: 0, peer: null, admin: 0 };
 
   private constructor(
     private readonly config: Config,
     private readonly logger: Logger,
   ) {
+    this.metrics = new Metrics({
+      setSize: () => this.store.setSize(),
+      cluster: () => this.replicator.view(),
+    });
     this.store = SqliteStore.open({
       dataDir: config.dataDir,
       nodeName: config.nodeName,
       fsync: config.fsync,
+      onCommit: (seconds) => this.metrics.committed(seconds),
     });
     let membership: Membership = new StaticMembership(
       config.peers.map((p) => `${p.host}:${p.port}`),
@@ -42,7 +49,7 @@ export class LikesNode {
     if (config.peerDns !== undefined)
       membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
     if (config.clusterSecret !== undefined)
-      this.transport = new HttpTransport(config.clusterSecret, jsonCodec);
+      this.transport = new HttpTransport(config.clusterSecret, jsonCodec, this.metrics.transport);
     this.replicator = new Replicator({
       store: this.store,
       transport: this.transport ?? {
@@ -54,6 +61,7 @@ export class LikesNode {
       logger,
       pushMs: config.pushMs,
       syncMs: config.syncMs,
+      observer: this.metrics.replicationObserver(() => systemClock.now()),
     });
   }
 
@@ -69,12 +77,18 @@ export class LikesNode {
   }
 
   private async listen(): Promise<void> {
-    const { config, store, replicator, logger } = this;
+    const { config, store, replicator, logger, metrics } = this;
     const app = createPublicApp({
       nodeName: config.nodeName,
       origin: store.origin,
       store,
-      write: (like, consistency) => replicator.write(like, consistency, config.writeTimeoutMs),
+      write: async (like, consistency) => {
+        const outcome = await replicator.write(like, consistency, config.writeTimeoutMs);
+        metrics.likeAccepted(outcome.isNew);
+        return outcome;
+      },
+      observeRequest: (route, method, code, seconds) =>
+        metrics.request(route, method, code, seconds),
       peerCount: () => replicator.peerCount(),
       isReady: () => this.ready,
       logger,
@@ -92,11 +106,15 @@ export class LikesNode {
           codec: jsonCodec,
           handle: (r) => replicator.handle(r),
           logger,
+          stats: metrics.transport,
         }),
         config.peerPort,
       );
     const admin = await serve(
-      adminListener({ cluster: () => replicator.view() }),
+      adminListener({
+        cluster: () => replicator.view(),
+        metrics: (accept) => metrics.render(accept),
+      }),
       config.adminPort,
     );
     await this.dns?.start();

@@ -1,3 +1,4 @@
+import { trace } from "@opentelemetry/api";
 import express, { type Express, type Request, type RequestHandler } from "express";
 import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
 import type { Consistency, WriteOutcome } from "../replication/replicator.js";
@@ -35,6 +36,8 @@ export interface PublicAppDeps {
   readonly peerCount: () => number;
   readonly isReady: () => boolean;
   readonly logger: Logger;
+  /** Told of every answered request: its route (or "unmatched"), method, status and duration. */
+  readonly observeRequest?: (route: string, method: string, code: number, seconds: number) => void;
 }
 
 /** The public API of DESIGN §4: the seed's heartbeat, likes, counts and probes. */
@@ -43,10 +46,20 @@ export function createPublicApp(deps: PublicAppDeps): Express {
   app.disable("x-powered-by");
   app.set("etag", false);
   const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: () => true });
+  const observe = deps.observeRequest;
+  if (observe)
+    app.use((req, res, next) => {
+      const started = performance.now();
+      res.on("finish", () => {
+        const route = (req.route as { path?: string } | undefined)?.path ?? "unmatched";
+        observe(route, req.method, res.statusCode, (performance.now() - started) / 1000);
+      });
+      next();
+    });
   const allowed: Record<string, string[]> = {};
   const route = (method: "get" | "post", path: string, ...handlers: RequestHandler[]) => {
     (allowed[path] ??= []).push(method.toUpperCase());
-    app[method](path, ...handlers);
+    app[method](path, nameSpan(path), ...handlers);
   };
 
   route("get", "/", (req, res) => {
@@ -119,6 +132,18 @@ export function createPublicApp(deps: PublicAppDeps): Express {
   });
   app.use(errorHandler(deps.logger));
   return app;
+}
+
+/** Names the HTTP server span by its route, as `POST /like` (express itself is not instrumented). */
+function nameSpan(path: string): RequestHandler {
+  return (req, _res, next) => {
+    const span = trace.getActiveSpan();
+    if (span) {
+      span.updateName(`${req.method} ${path}`);
+      span.setAttribute("http.route", path);
+    }
+    next();
+  };
 }
 
 const requireJson: RequestHandler = (req: Request, _res, next) => {

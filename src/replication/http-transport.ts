@@ -1,4 +1,5 @@
-import { Agent, request as httpRequest } from "node:http";
+// Through the module object: tracing patches http.request after this module may have loaded.
+import http from "node:http";
 import type { Codec } from "./codec.js";
 import type { PeerAddress, Transport } from "./ports.js";
 import { PROTOCOL_PATHS, type PeerRequest, type ReplyTo } from "./protocol.js";
@@ -8,8 +9,8 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signing.js";
 export const MAX_PEER_BODY_BYTES = 16 * 1024 * 1024;
 
 export interface TransportStats {
-  /** A message went out (or failed to): kind is the request kind. */
-  message?(kind: string, result: "ok" | "error"): void;
+  /** A request went out (ok, error) or came in and was refused (rejected), by request kind. */
+  message?(kind: string, result: "ok" | "error" | "rejected"): void;
   bytes?(direction: "in" | "out", n: number): void;
 }
 
@@ -19,7 +20,7 @@ export class PeerRequestError extends Error {
 
 /** The peer protocol over HTTP/1.1 with keep-alive, every request and reply signed. */
 export class HttpTransport implements Transport {
-  private readonly agent = new Agent({ keepAlive: true, maxSockets: 4, timeout: 10_000 });
+  private readonly agent = new http.Agent({ keepAlive: true, maxSockets: 4, timeout: 10_000 });
 
   constructor(
     private readonly secret: string,
@@ -49,7 +50,7 @@ export class HttpTransport implements Transport {
     const timestamp = String(Date.now());
     const { host, port } = splitAddress(peer);
     return new Promise((resolve, reject) => {
-      const req = httpRequest(
+      const req = http.request(
         {
           host,
           port,

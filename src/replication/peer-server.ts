@@ -80,6 +80,8 @@ async function serve(
     request = deps.codec.decode(body, kind) as PeerRequest;
   } catch (error) {
     if (!(error instanceof MalformedMessageError)) throw error;
+    deps.stats?.message?.(kind, "rejected");
+    deps.stats?.message?.(kind, "rejected");
     deps.logger.warn("malformed peer request", {
       reason: error.message,
       remote: req.socket.remoteAddress,

@@ -3,10 +3,13 @@ import type { Like } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { PeerState } from "./peer-state.js";
+import { pushSpan, recordApplied, storeSpan } from "./spans.js";
+import { activeTraceparent } from "./trace-context.js";
 import type { Clock, Membership, PeerAddress, Random, Timer, Transport } from "./ports.js";
 import {
   MAX_PAGE_ENTRIES,
   MAX_PUSH_ENTRIES,
+  type DeltasReply,
   type DeltasRequest,
   type PeerReply,
   type PeerRequest,
@@ -133,15 +136,15 @@ export class Replicator {
    * Accepts a like first-hand: commits it, pushes it, and waits until `consistency` nodes hold
    * it or `timeoutMs` passes. A repeat of a like already held needs no new dot and no wait.
    */
-  async write(
-    like: Like,
-    consistency: Consistency,
-    timeoutMs: number,
-    traceparent?: string,
-  ): Promise<WriteOutcome> {
+  async write(like: Like, consistency: Consistency, timeoutMs: number): Promise<WriteOutcome> {
     const required = this.required(consistency);
-    const { entry } = await this.o.store.accept(like, this.o.clock.now(), traceparent);
+    // The entry carries the request's context, so every node that applies it joins its trace.
+    const traceparent = activeTraceparent();
+    const { entry } = await storeSpan(() =>
+      this.o.store.accept(like, this.o.clock.now(), traceparent),
+    );
     if (!entry) return { isNew: false, acks: required, required };
+    this.o.logger.debug("like accepted", { post: like.post, user: like.user, seq: entry.seq });
     this.published(entry);
     const acks = required > 1 ? await this.awaitReplicas(entry.seq, required, timeoutMs) : 1;
     return { isNew: true, acks, required };
@@ -206,7 +209,7 @@ export class Replicator {
 
   private async onDeltas(request: DeltasRequest): Promise<PeerReply> {
     const { stored } = await this.o.store.apply(request.entries);
-    if (stored.length > 0) this.o.observer?.applied?.(stored, "push", request);
+    this.reportApplied(stored, "push", request);
     // An origin holds every one of its own seqs up to the highest it sends.
     const own = request.entries.reduce(
       (max, e) => (e.origin === request.origin ? Math.max(max, e.seq) : max),
@@ -290,11 +293,7 @@ export class Replicator {
     peer.pushing = true;
     peer.pushedUpTo = last.seq;
     try {
-      const reply = await this.o.transport.send(peer.address, {
-        kind: "deltas",
-        ...this.self,
-        entries,
-      });
+      const reply = await this.sendDeltas(peer, entries);
       this.contacted(peer, reply, reply.vv);
     } catch (error) {
       this.failedPeer(peer, "push", error);
@@ -328,7 +327,7 @@ export class Replicator {
         const request: SyncRequest = { kind: "sync", ...this.self, vv: this.o.store.digest() };
         const reply = await this.o.transport.send(peer.address, request);
         const { stored } = await this.o.store.apply(reply.entries);
-        if (stored.length > 0) this.o.observer?.applied?.(stored, "sync", reply);
+        this.reportApplied(stored, "sync", reply);
         this.contacted(peer, reply, reply.vv);
         if (peer.isSelf) return;
         await this.pushMissing(peer);
@@ -349,13 +348,22 @@ export class Replicator {
         entries.push(...this.o.store.entries(range, MAX_PAGE_ENTRIES - entries.length));
       }
       if (entries.length === 0) return;
-      const reply = await this.o.transport.send(peer.address, {
-        kind: "deltas",
-        ...this.self,
-        entries,
-      });
+      const reply = await this.sendDeltas(peer, entries);
       this.contacted(peer, reply, reply.vv);
     }
+  }
+
+  private sendDeltas(peer: PeerState, entries: readonly Entry[]): Promise<DeltasReply> {
+    return pushSpan(peer.label, entries, () =>
+      this.o.transport.send(peer.address, { kind: "deltas", ...this.self, entries }),
+    );
+  }
+
+  private reportApplied(stored: readonly Entry[], path: ReplicationPath, from: Sender): void {
+    if (stored.length === 0) return;
+    recordApplied(stored, path, this.o.clock.now());
+    this.o.logger.debug("entries applied", { from: from.node, path, count: stored.length });
+    this.o.observer?.applied?.(stored, path, from);
   }
 
   private contacted(peer: PeerState, sender: Sender, vv: Digest | undefined): void {

@@ -19,6 +19,8 @@ export class GroupCommit<Op, R> {
     /** Runs every op of a batch in one transaction; throws to fail the whole batch. */
     private readonly commit: (ops: readonly Op[]) => R[],
     private readonly schedule: (flush: () => void) => void = (flush) => setImmediate(flush),
+    /** Told how long each successful commit took, in seconds. */
+    private readonly onCommit?: (seconds: number) => void,
   ) {}
 
   submit(op: Op): Promise<R> {
@@ -39,12 +41,14 @@ export class GroupCommit<Op, R> {
     if (batch.length === 0) return;
     this.queue = [];
     let results: R[];
+    const started = performance.now();
     try {
       results = this.commit(batch.map((p) => p.op));
     } catch (error) {
       for (const p of batch) p.reject(error);
       return;
     }
+    this.onCommit?.((performance.now() - started) / 1000);
     batch.forEach((p, i) => p.resolve(results[i] as R));
   }
 

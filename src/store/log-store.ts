@@ -36,10 +36,11 @@ export abstract class LogStore implements Store {
     readonly origin: OriginId,
     vv: VersionVector,
     schedule?: (flush: () => void) => void,
+    onCommit?: (seconds: number) => void,
   ) {
     this.vv = vv;
     this.committed = vv.digest();
-    this.writes = new GroupCommit((ops) => this.commitBatch(ops), schedule);
+    this.writes = new GroupCommit((ops) => this.commitBatch(ops), schedule, onCommit);
   }
 
   /** Runs `fn` atomically: all of its primitive writes persist, or none. */

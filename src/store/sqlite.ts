@@ -20,6 +20,8 @@ export interface SqliteStoreOptions {
   readonly nodeName: NodeName;
   /** `always`: synchronous=FULL, a commit survives power loss; `normal`: it survives kill -9. */
   readonly fsync: "normal" | "always";
+  /** Told the duration of every group commit, in seconds. */
+  readonly onCommit?: (seconds: number) => void;
 }
 
 const SCHEMA = `
@@ -60,8 +62,9 @@ export class SqliteStore extends LogStore {
     nodeName: NodeName,
     origin: OriginId,
     vv: VersionVector,
+    onCommit: ((seconds: number) => void) | undefined,
   ) {
-    super(nodeName, origin, vv);
+    super(nodeName, origin, vv, undefined, onCommit);
     this.sql = {
       insertEntry: db.prepare(
         "INSERT INTO entries (origin, seq, post_id, user_id, ts, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
@@ -101,7 +104,7 @@ export class SqliteStore extends LogStore {
       db.pragma("foreign_keys = OFF");
       db.exec(SCHEMA);
       const origin = loadOrCreateOrigin(db, options.nodeName);
-      return new SqliteStore(db, options.nodeName, origin, loadVersionVector(db));
+      return new SqliteStore(db, options.nodeName, origin, loadVersionVector(db), options.onCommit);
     } catch (error) {
       db.close();
       throw error;

@@ -25,7 +25,11 @@ export class TestCluster {
     private readonly root: string,
   ) {}
 
-  static async start(size: number, env: Record<string, string> = {}): Promise<TestCluster> {
+  static async start(
+    size: number,
+    env: Record<string, string> = {},
+    perNode: (i: number) => Record<string, string> = () => ({}),
+  ): Promise<TestCluster> {
     const root = mkdtempSync(join(tmpdir(), "likes-cluster-"));
     const peerPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
     const proxies = await Promise.all(
@@ -47,6 +51,7 @@ export class TestCluster {
           .join(","),
         LIKES_CLUSTER_SECRET: TEST_SECRET,
         ...env,
+        ...perNode(i),
       },
       process: undefined,
     }));

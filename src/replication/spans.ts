@@ -1,0 +1,89 @@
+// The spans of a like's journey, over @opentelemetry/api only (a no-op without an SDK, as in
+// the simulation). See DESIGN §6: likes.store, likes.replicate.push, likes.replicate.apply.
+import { context, SpanKind, SpanStatusCode, trace, type Link, type Span } from "@opentelemetry/api";
+import { nodeNameOf, type Entry } from "../crdt/index.js";
+import { spanContextOf } from "./trace-context.js";
+
+const tracer = trace.getTracer("likes");
+/** The SDK's default link limit: links past it would be dropped silently. */
+export const MAX_LINKS = 128;
+
+async function inSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
+  try {
+    return await context.with(trace.setSpan(context.active(), span), fn);
+  } catch (error) {
+    span.recordException(error as Error);
+    span.setStatus({ code: SpanStatusCode.ERROR, message: String(error) });
+    throw error;
+  } finally {
+    span.end();
+  }
+}
+
+/** Committing a like: a child of the request's server span. */
+export function storeSpan<T>(fn: () => Promise<T>): Promise<T> {
+  return inSpan(tracer.startSpan("likes.store", { kind: SpanKind.INTERNAL }), fn);
+}
+
+/**
+ * One push batch: a producer span linking to every sampled entry's context (up to the link
+ * limit, the rest counted), and a child of the first one, so that a like's trace shows its push.
+ */
+export function pushSpan<T>(
+  peer: string,
+  entries: readonly Entry[],
+  fn: () => Promise<T>,
+): Promise<T> {
+  const links: Link[] = [];
+  let linksDropped = 0;
+  for (const entry of entries) {
+    const ctx = spanContextOf(entry.traceparent);
+    if (!ctx) continue;
+    if (links.length < MAX_LINKS) links.push({ context: ctx });
+    else linksDropped++;
+  }
+  const first = links[0]?.context;
+  const parent = first ? trace.setSpanContext(context.active(), first) : context.active();
+  const span = tracer.startSpan(
+    "likes.replicate.push",
+    {
+      kind: SpanKind.PRODUCER,
+      links,
+      attributes: {
+        "likes.peer": peer,
+        "likes.entries": entries.length,
+        "likes.links_dropped": linksDropped,
+      },
+    },
+    parent,
+  );
+  return inSpan(span, fn);
+}
+
+/**
+ * On the receiver, per sampled entry: a consumer span that is a child of the entry's own
+ * context (the like's server span), linked to the batch that carried it.
+ */
+export function recordApplied(entries: readonly Entry[], path: "push" | "sync", now: number): void {
+  const batch = trace.getSpan(context.active())?.spanContext();
+  for (const entry of entries) {
+    const parent = spanContextOf(entry.traceparent);
+    if (!parent) continue;
+    const span = tracer.startSpan(
+      "likes.replicate.apply",
+      {
+        kind: SpanKind.CONSUMER,
+        links: batch && trace.isSpanContextValid(batch) ? [{ context: batch }] : [],
+        attributes: {
+          "likes.origin": nodeNameOf(entry.origin),
+          "likes.origin_id": entry.origin,
+          "likes.seq": entry.seq,
+          "likes.lag_ms": Math.max(0, now - entry.ts),
+          "likes.path": path,
+        },
+      },
+      trace.setSpanContext(context.active(), parent),
+    );
+    span.end();
+  }
+}

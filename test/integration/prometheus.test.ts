@@ -1,0 +1,133 @@
+import { spawn, spawnSync, type ChildProcess } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { parse as parseYaml, stringify } from "yaml";
+import { TestCluster } from "../support/cluster.js";
+import { postLike } from "../support/process.js";
+import { freePort } from "../support/tcp-proxy.js";
+import { waitFor } from "../support/wait.js";
+import {
+  EXPORTED_METRICS,
+  OBSERVABILITY_DIR,
+  metricNamesIn,
+  panelQueries,
+} from "../observability/dashboards.js";
+
+// CI installs Debian's prometheus; elsewhere this suite says so and is skipped.
+const hasPrometheus = !spawnSync("prometheus", ["--version"], { stdio: "ignore" }).error;
+if (!hasPrometheus && process.env.CI)
+  throw new Error("CI must install prometheus (Debian package) for this suite");
+
+interface Scrape {
+  job_name: string;
+  static_configs: { targets: string[]; labels: { node: string } }[];
+  [key: string]: unknown;
+}
+
+describe.skipIf(!hasPrometheus)(
+  "dashboards against a real Prometheus scraping a 3-node cluster",
+  () => {
+    let cluster: TestCluster;
+    let prometheus: ChildProcess;
+    let api: string;
+    let dir: string;
+    let traffic: NodeJS.Timeout | undefined;
+
+    beforeAll(async () => {
+      cluster = await TestCluster.start(3);
+      dir = mkdtempSync(join(tmpdir(), "likes-prometheus-"));
+      // The shipped make-dev config, pointed at this cluster's admin ports, scraped every second.
+      const config = parseYaml(
+        readFileSync(join(OBSERVABILITY_DIR, "prometheus", "prometheus.dev.yml"), "utf8"),
+      ) as {
+        global: Record<string, string>;
+        scrape_configs: Scrape[];
+      };
+      config.global.scrape_interval = "1s";
+      config.global.scrape_timeout = "1s";
+      config.global.evaluation_interval = "1s";
+      const job = config.scrape_configs.find((j) => j.job_name === "likes") as Scrape;
+      job.static_configs = cluster.members.map((m, i) => ({
+        targets: [`127.0.0.1:${cluster.node(i).ports?.admin}`],
+        labels: { node: m.name },
+      }));
+      writeFileSync(join(dir, "prometheus.yml"), stringify(config));
+      const port = await freePort();
+      api = `http://127.0.0.1:${port}`;
+      prometheus = spawn(
+        "prometheus",
+        [
+          `--config.file=${join(dir, "prometheus.yml")}`,
+          `--storage.tsdb.path=${join(dir, "data")}`,
+          `--web.listen-address=127.0.0.1:${port}`,
+          "--enable-feature=exemplar-storage",
+        ],
+        { stdio: "ignore" },
+      );
+      await waitFor("prometheus to be ready", async () => (await fetch(`${api}/-/ready`)).ok, {
+        timeoutMs: 30_000,
+      });
+      // Steady traffic to every node, repeats and rejected requests included, so that every rate has data.
+      let i = 0;
+      traffic = setInterval(() => {
+        const url = cluster.urls[i % 3]!;
+        void postLike(url, `post-${i % 5}`, `user-${i % 40}`).catch(() => undefined);
+        void fetch(`${url}/likes?post=post-${i % 5}`).catch(() => undefined);
+        if (i % 10 === 0) void fetch(`${url}/likes`).catch(() => undefined);
+        i++;
+      }, 20);
+    });
+
+    afterAll(async () => {
+      clearInterval(traffic);
+      prometheus?.kill("SIGTERM");
+      await cluster?.stop();
+      if (dir) rmSync(dir, { recursive: true, force: true });
+    });
+
+    async function query(expr: string): Promise<unknown[]> {
+      const res = await fetch(`${api}/api/v1/query?query=${encodeURIComponent(expr)}`);
+      const body = (await res.json()) as {
+        status: string;
+        data?: { result: unknown[] };
+        error?: string;
+      };
+      if (body.status !== "success") throw new Error(`${expr}: ${body.error}`);
+      return body.data?.result ?? [];
+    }
+
+    it("returns at least one series for every PromQL expression of every dashboard panel", async () => {
+      const queries = panelQueries();
+      expect(queries.length).toBeGreaterThan(10);
+      let empty: string[] = [];
+      await waitFor(
+        "every panel query to return a series",
+        async () => {
+          const results = await Promise.all(
+            queries.map(async (q) => ({ q, n: (await query(q.expr)).length })),
+          );
+          empty = results
+            .filter((r) => r.n === 0)
+            .map((r) => `${r.q.dashboardUid} / ${r.q.panelTitle}: ${r.q.expr}`);
+          return empty.length === 0;
+        },
+        { timeoutMs: 60_000, intervalMs: 1000 },
+      ).catch((error: unknown) => {
+        throw new Error(`${String(error)}\nempty:\n${empty.join("\n")}`);
+      });
+    });
+
+    it("scrapes every metric the dashboards use, and the dashboards' list is what a node exports", async () => {
+      const res = await fetch(`${cluster.node(0).adminUrl}/metrics`);
+      const exported = new Set(
+        [...(await res.text()).matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1] as string),
+      );
+      for (const name of Object.keys(EXPORTED_METRICS)) expect(exported, name).toContain(name);
+      for (const q of panelQueries())
+        for (const name of metricNamesIn(q.expr))
+          expect(exported, `${name} in ${q.panelTitle}`).toContain(name);
+    });
+  },
+);

@@ -1,0 +1,161 @@
+import { randomBytes } from "node:crypto";
+import { afterEach, describe, expect, it } from "vitest";
+import { TestCluster } from "../support/cluster.js";
+import { OtlpReceiver, SPAN_KIND, type ReceivedSpan } from "../support/otlp-receiver.js";
+import { NodeProcess, postLike } from "../support/process.js";
+import { waitFor } from "../support/wait.js";
+
+let cluster: TestCluster | undefined;
+let receiver: OtlpReceiver | undefined;
+afterEach(async () => {
+  await cluster?.stop();
+  await receiver?.close();
+  cluster = undefined;
+  receiver = undefined;
+});
+
+/** Tracing on, exported quickly; node2 speaks http/json, the others http/protobuf. */
+async function tracedCluster(): Promise<TestCluster> {
+  receiver = await OtlpReceiver.start();
+  return TestCluster.start(
+    3,
+    {
+      OTEL_SDK_DISABLED: "false",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+      LOG_LEVEL: "debug",
+    },
+    (i) => ({ OTEL_EXPORTER_OTLP_PROTOCOL: i === 1 ? "http/json" : "http/protobuf" }),
+  );
+}
+
+/** A client span context the test controls, sampled: the like's trace gets this trace id. */
+function clientContext(): { traceId: string; spanId: string; header: string } {
+  const traceId = randomBytes(16).toString("hex");
+  const spanId = randomBytes(8).toString("hex");
+  return { traceId, spanId, header: `00-${traceId}-${spanId}-01` };
+}
+
+async function likeWithTrace(
+  url: string,
+  post: string,
+  user: string,
+  traceparent: string,
+): Promise<number> {
+  const res = await fetch(`${url}/like`, {
+    method: "POST",
+    headers: { "content-type": "application/json", traceparent },
+    body: JSON.stringify({ post, user }),
+  });
+  return res.status;
+}
+
+const instance = (s: ReceivedSpan) => s.resource["service.instance.id"];
+
+/** Waits for the like's trace to hold an apply span on every node but the origin. */
+async function traceOfLike(traceId: string, receivers: string[]): Promise<ReceivedSpan[]> {
+  return waitFor(
+    `apply spans from ${receivers.join(", ")} in trace ${traceId}`,
+    () => {
+      const spans = receiver!.trace(traceId);
+      const applied = new Set(
+        spans.filter((s) => s.name === "likes.replicate.apply").map(instance),
+      );
+      return receivers.every((n) => applied.has(n)) ? spans : undefined;
+    },
+    { timeoutMs: 15_000 },
+  );
+}
+
+function expectJoinedTrace(spans: ReceivedSpan[], client: { spanId: string }): ReceivedSpan {
+  const server = spans.find((s) => s.name === "POST /like" && s.kind === SPAN_KIND.SERVER);
+  expect(server, "the server span of POST /like").toBeDefined();
+  expect(server!.parentSpanId).toBe(client.spanId);
+  expect(instance(server!)).toBe("node1");
+  expect(server!.resource["service.name"]).toBe("likes");
+  const store = spans.find((s) => s.name === "likes.store");
+  expect(store?.parentSpanId).toBe(server!.spanId);
+  const applies = spans.filter((s) => s.name === "likes.replicate.apply");
+  for (const apply of applies) {
+    expect(apply.kind).toBe(SPAN_KIND.CONSUMER);
+    expect(apply.parentSpanId, "apply is a child of the like's server span").toBe(server!.spanId);
+    expect(apply.attributes).toMatchObject({ "likes.origin": "node1", "likes.seq": 1 });
+    expect(apply.attributes["likes.lag_ms"]).toEqual(expect.any(Number));
+  }
+  expect(new Set(spans.map(instance))).toEqual(new Set(["node1", "node2", "node3"]));
+  return server!;
+}
+
+describe("tracing a like across the cluster", () => {
+  it("puts spans from all three nodes in the like's trace, over protobuf and JSON", async () => {
+    cluster = await tracedCluster();
+    const client = clientContext();
+    expect(await likeWithTrace(cluster.urls[0]!, "traced", "alice", client.header)).toBe(201);
+    const spans = await traceOfLike(client.traceId, ["node2", "node3"]);
+    const server = expectJoinedTrace(spans, client);
+    expect(new Set(receiver!.spans.map((s) => s.format))).toEqual(new Set(["protobuf", "json"]));
+
+    // The push batch is a producer span in the trace, linked to the entry it carried.
+    const push = await waitFor("the push span", () =>
+      receiver!.trace(client.traceId).find((s) => s.name === "likes.replicate.push"),
+    );
+    expect(push.kind).toBe(SPAN_KIND.PRODUCER);
+    expect(push.links).toContainEqual({ traceId: client.traceId, spanId: server.spanId });
+
+    // The log lines written while handling it carry its trace id.
+    const accepted = cluster.node(0).lines.find((l) => l.message === "like accepted");
+    expect(accepted).toMatchObject({ trace_id: client.traceId, post: "traced", user: "alice" });
+
+    // Its lag shows on the receivers' metrics with the trace id as an exemplar.
+    const openMetrics = await waitFor("an exemplar on node2", async () => {
+      const res = await fetch(`${cluster!.node(1).adminUrl}/metrics`, {
+        headers: { accept: "application/openmetrics-text; version=1.0.0" },
+      });
+      const text = await res.text();
+      return text.includes(`trace_id="${client.traceId}"`) ? text : undefined;
+    });
+    expect(openMetrics).toMatch(
+      new RegExp(
+        `^likes_replication_lag_seconds_bucket\\{[^}]*origin="node1"[^}]*\\} \\d+ # \\{trace_id="${client.traceId}"\\}`,
+        "m",
+      ),
+    );
+    const origin = await (
+      await fetch(`${cluster.node(0).adminUrl}/metrics`, {
+        headers: { accept: "application/openmetrics-text" },
+      })
+    ).text();
+    expect(origin).toContain(`trace_id="${client.traceId}"`);
+  });
+
+  it("joins the trace when a cut-off node gets the like by anti-entropy after healing", async () => {
+    cluster = await tracedCluster();
+    cluster.isolate(2);
+    const client = clientContext();
+    expect(await likeWithTrace(cluster.urls[0]!, "late", "bob", client.header)).toBe(201);
+    await traceOfLike(client.traceId, ["node2"]);
+    expect(receiver!.trace(client.traceId).some((s) => instance(s) === "node3")).toBe(false);
+    cluster.heal(2);
+    const spans = await traceOfLike(client.traceId, ["node2", "node3"]);
+    expectJoinedTrace(spans, client);
+  });
+});
+
+describe("with OTEL_SDK_DISABLED=true", () => {
+  it("works and exports nothing", async () => {
+    receiver = await OtlpReceiver.start();
+    const node = await NodeProcess.start({
+      LIKES_HTTP_PORT: "0",
+      LIKES_ADMIN_PORT: "0",
+      LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-disabled-${process.pid}-${Date.now()}`,
+      OTEL_SDK_DISABLED: "true",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: "50",
+    });
+    expect((await postLike(node.url, "quiet", "u", "")).status).toBe(201);
+    // A graceful stop flushes whatever was buffered: after it, silence is final.
+    expect(await node.kill("SIGTERM")).toBe(0);
+    expect(receiver.requests).toBe(0);
+    expect(receiver.spans).toEqual([]);
+  });
+});

@@ -1,0 +1,472 @@
+import { spawnSync } from "node:child_process";
+import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join, resolve } from "node:path";
+import { describe, it, expect } from "vitest";
+import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { Deployment } from "kubernetes-models/apps/v1";
+import { ConfigMap, Service, ServiceAccount } from "kubernetes-models/v1";
+import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
+import {
+  EXPORTED_METRICS,
+  OBSERVABILITY_DIR,
+  allPanelIds,
+  grafanaVariablesIn,
+  listPanels,
+  loadDashboards,
+  loadDatasources,
+  metricNamesIn,
+  panelQueries,
+  prometheusDevConfig,
+} from "./dashboards.js";
+
+const PROMETHEUS_DIR = join(OBSERVABILITY_DIR, "prometheus");
+const PROMETHEUS_CONFIGS = ["prometheus.yml", "prometheus.dev.yml"];
+const DASHBOARDS_MOUNT = "/etc/grafana/dashboards";
+
+function installed(command: string, versionArg: string): boolean {
+  return !spawnSync(command, [versionArg], { stdio: "ignore" }).error;
+}
+const hasKubectl = installed("kubectl", "version");
+const hasPromtool = installed("promtool", "--version");
+const skipNote = (tool: string, present: boolean): string =>
+  present ? "" : ` (skipped: ${tool} is not installed)`;
+
+function run(command: string, args: string[]): { status: number | null; output: string } {
+  const r = spawnSync(command, args, { encoding: "utf8", timeout: 60_000 });
+  return { status: r.status, output: `${r.stdout}${r.stderr}` };
+}
+
+function readYaml<T>(...path: string[]): T {
+  return parseYaml(readFileSync(join(OBSERVABILITY_DIR, ...path), "utf8")) as T;
+}
+
+const dashboards = loadDashboards();
+const panels = dashboards.flatMap(({ dashboard }) => listPanels(dashboard));
+const queries = panelQueries();
+
+describe("metricNamesIn", () => {
+  it.each([
+    ["likes_set_size", ["likes_set_size"]],
+    ["max(likes_set_size) - min(likes_set_size)", ["likes_set_size"]],
+    [
+      "histogram_quantile(0.99, sum by (le, origin) (rate(likes_replication_lag_seconds_bucket[1m])))",
+      ["likes_replication_lag_seconds"],
+    ],
+    ["sum(rate(likes_convergence_seconds_bucket[1m])) by (le)", ["likes_convergence_seconds"]],
+    [
+      'sum by (route) (rate(likes_requests_total{code=~"5..", route!="x"}[1m])) or sum by (route) (rate(likes_requests_total[1m])) * 0',
+      ["likes_requests_total"],
+    ],
+    [
+      "rate(nodejs_gc_duration_seconds_sum[5m]) / rate(nodejs_gc_duration_seconds_count[5m])",
+      ["nodejs_gc_duration_seconds"],
+    ],
+    ["count(likes_peer_up == 0) or vector(0)", ["likes_peer_up"]],
+    [
+      "a_total unless on (node) group_left (x) b and ignoring(y) c offset 5m > bool 1e-3",
+      ["a_total", "b", "c"],
+    ],
+    ['{__name__="likes_peer_up", peer="n2"}', ["likes_peer_up"]],
+    ['{"likes.utf8.name", node="n1"}', ["likes.utf8.name"]],
+    ['label_replace(up, "dst", "$1", "src", "(.*)")', ["up"]],
+    ["sum without (instance) (x_bucket)", ["x_bucket"]],
+    ["max_over_time(likes_set_size[1h30m:15s]) @ end()", ["likes_set_size"]],
+    ["1 + 0x1F * Inf - NaN", []],
+  ])("finds the metrics of %s", (expr, expected) => {
+    expect(metricNamesIn(expr)).toEqual(expected);
+  });
+});
+
+describe("dashboards", () => {
+  it("are the two dashboards the stack ships, valid dashboard JSON", () => {
+    expect(dashboards.map((d) => [d.dashboard.uid, d.dashboard.title])).toEqual([
+      ["likes-convergence", "likes / convergence"],
+      ["likes-service", "likes / service"],
+    ]);
+    for (const { file, dashboard } of dashboards) {
+      expect(dashboard.schemaVersion, file).toBeGreaterThanOrEqual(39);
+      expect(Array.isArray(dashboard.panels) && dashboard.panels.length > 0, file).toBe(true);
+      expect(dashboard).toHaveProperty("time.from");
+      expect(dashboard).toHaveProperty("templating.list");
+      for (const p of listPanels(dashboard)) {
+        const g = p.panel.gridPos;
+        expect(typeof p.type === "string" && p.type !== "", `${file}: ${p.title}`).toBe(true);
+        expect(p.title, file).not.toBe("");
+        expect(g && g.w > 0 && g.h > 0 && g.x >= 0 && g.x + g.w <= 24, `${p.title} gridPos`).toBe(
+          true,
+        );
+      }
+    }
+  });
+
+  it("give every panel a unique id", () => {
+    for (const { dashboard } of dashboards) {
+      const ids = allPanelIds(dashboard);
+      expect(ids.every((id) => Number.isInteger(id))).toBe(true);
+      expect(new Set(ids).size).toBe(ids.length);
+    }
+  });
+
+  it("give every panel an explicit datasource and PromQL targets", () => {
+    for (const p of panels) {
+      expect(p.panel.datasource, p.title).toEqual({
+        type: expect.any(String) as string,
+        uid: expect.any(String) as string,
+      });
+      expect(p.targets.length, p.title).toBeGreaterThan(0);
+      expect(new Set(p.targets.map((t) => t.refId)).size, p.title).toBe(p.targets.length);
+      for (const t of p.targets) expect(t.expr.trim(), `${p.title} ${t.refId}`).not.toBe("");
+    }
+  });
+
+  it("use only datasources that Grafana provisioning defines", () => {
+    const provisioned = new Map(loadDatasources().map((d) => [d.uid, d.type]));
+    for (const p of panels) {
+      const refs = [p.panel.datasource, ...(p.panel.targets ?? []).map((t) => t.datasource)];
+      for (const ref of refs.filter((r) => r != null)) {
+        expect(provisioned.has(ref.uid ?? ""), `${p.title}: uid ${ref.uid}`).toBe(true);
+        expect(provisioned.get(ref.uid ?? ""), `${p.title}: type of ${ref.uid}`).toBe(ref.type);
+      }
+    }
+  });
+
+  it("query only metrics that the service exports", () => {
+    const unknown = queries.flatMap((q) =>
+      metricNamesIn(q.expr)
+        .filter((name) => !(name in EXPORTED_METRICS))
+        .map((name) => `${q.dashboardUid} / ${q.panelTitle} / ${q.refId}: ${name}`),
+    );
+    expect(unknown).toEqual([]);
+    for (const q of queries) expect(metricNamesIn(q.expr), q.expr).not.toEqual([]);
+  });
+
+  it("use no Grafana variables, so every query runs in Prometheus as written", () => {
+    expect(queries.filter((q) => grafanaVariablesIn(q.expr).length > 0)).toEqual([]);
+  });
+
+  it("use rate windows of at least 1m, wide enough for two scrapes at 5s", () => {
+    for (const q of queries) {
+      for (const [, n, unit] of q.expr.matchAll(/\[(\d+)([smh])[^\]]*\]/g)) {
+        const seconds = Number(n) * { s: 1, m: 60, h: 3600 }[unit as "s" | "m" | "h"];
+        expect(seconds, q.expr).toBeGreaterThanOrEqual(60);
+      }
+    }
+  });
+
+  it("show convergence as a heatmap with exemplars", () => {
+    const heatmap = panels.find(
+      (p) => p.dashboardUid === "likes-convergence" && p.type === "heatmap",
+    );
+    expect(heatmap?.panel.targets?.[0]).toMatchObject({
+      expr: "sum(rate(likes_convergence_seconds_bucket[1m])) by (le)",
+      format: "heatmap",
+      exemplar: true,
+    });
+  });
+
+  it("cover what the issue asks of each dashboard", () => {
+    const exprsOf = (uid: string): string[] =>
+      queries.filter((q) => q.dashboardUid === uid).map((q) => q.expr);
+    const metricsOf = (uid: string): Set<string> => new Set(exprsOf(uid).flatMap(metricNamesIn));
+    expect([...metricsOf("likes-convergence")]).toEqual(
+      expect.arrayContaining([
+        "likes_replication_lag_seconds",
+        "likes_convergence_seconds",
+        "likes_replication_pending",
+        "likes_peer_up",
+        "likes_set_size",
+        "likes_gossip_messages_total",
+        "likes_gossip_bytes_total",
+      ]),
+    );
+    expect(exprsOf("likes-convergence")).toContain("max(likes_set_size) - min(likes_set_size)");
+    for (const quantile of ["0.5", "0.95", "0.99"]) {
+      expect(exprsOf("likes-convergence")).toContain(
+        `histogram_quantile(${quantile}, sum by (le, origin, path) (rate(likes_replication_lag_seconds_bucket[1m])))`,
+      );
+    }
+    expect([...metricsOf("likes-service")]).toEqual(
+      expect.arrayContaining([
+        "likes_requests_total",
+        "http_request_duration_seconds",
+        "likes_store_commit_seconds",
+        "nodejs_eventloop_lag_p99_seconds",
+        "nodejs_heap_size_used_bytes",
+        "nodejs_gc_duration_seconds",
+      ]),
+    );
+  });
+});
+
+describe("grafana provisioning", () => {
+  it("defines the Prometheus and Jaeger datasources with fixed uids", () => {
+    expect(loadDatasources().map((d) => [d.uid, d.type, d.url])).toEqual([
+      ["prometheus", "prometheus", "http://prometheus:9090"],
+      ["jaeger", "jaeger", "http://jaeger:16686"],
+    ]);
+  });
+
+  it("links trace_id exemplars from Prometheus to Jaeger", () => {
+    const prometheus = loadDatasources().find((d) => d.uid === "prometheus");
+    expect(prometheus?.jsonData?.exemplarTraceIdDestinations).toContainEqual(
+      expect.objectContaining({ name: "trace_id", datasourceUid: "jaeger" }),
+    );
+  });
+
+  it("loads dashboards from the directory that compose and Kubernetes mount", () => {
+    type Providers = { providers: { type: string; options: { path: string } }[] };
+    const { providers } = readYaml<Providers>(
+      "grafana",
+      "provisioning",
+      "dashboards",
+      "dashboards.yaml",
+    );
+    expect(providers.map((p) => [p.type, p.options.path])).toEqual([["file", DASHBOARDS_MOUNT]]);
+  });
+});
+
+describe("prometheus configs", () => {
+  type ScrapeConfig = {
+    job_name: string;
+    static_configs?: { targets: string[]; labels?: Record<string, string> }[];
+    kubernetes_sd_configs?: { role: string; namespaces?: { own_namespace?: boolean } }[];
+    relabel_configs?: Record<string, unknown>[];
+  };
+  type Config = { scrape_configs: ScrapeConfig[] };
+
+  it("label the make dev nodes node1..node3 on their admin ports", () => {
+    const config = readYaml<Config>("prometheus", "prometheus.dev.yml");
+    const targets = config.scrape_configs.flatMap((s) => s.static_configs ?? []);
+    expect(targets.map((t) => [t.targets, t.labels?.node])).toEqual([
+      [["host.docker.internal:9464"], "node1"],
+      [["host.docker.internal:9465"], "node2"],
+      [["host.docker.internal:9466"], "node3"],
+    ]);
+    expect(prometheusDevConfig("127.0.0.1", "1s")).toContain("127.0.0.1:9466");
+  });
+
+  it("discover the likes pods of their own namespace by annotation, node = pod name", () => {
+    const [job] = readYaml<Config>("prometheus", "prometheus.yml").scrape_configs;
+    expect(job?.job_name).toBe("likes");
+    expect(job?.kubernetes_sd_configs).toEqual([
+      { role: "pod", namespaces: { own_namespace: true } },
+    ]);
+    expect(job?.relabel_configs).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({
+          source_labels: ["__meta_kubernetes_pod_annotation_prometheus_io_scrape"],
+          action: "keep",
+        }),
+        expect.objectContaining({
+          source_labels: ["__meta_kubernetes_pod_name"],
+          target_label: "node",
+        }),
+      ]),
+    );
+  });
+
+  it.skipIf(!hasPromtool).each(PROMETHEUS_CONFIGS)(
+    `pass promtool check config: %s${skipNote("promtool", hasPromtool)}`,
+    (name) => {
+      const file = join(PROMETHEUS_DIR, name);
+      let result = run("promtool", ["check", "config", file]);
+      // Debian builds Prometheus without Kubernetes discovery: check everything else there.
+      if (result.status !== 0 && /field kubernetes_sd_configs not found/.test(result.output)) {
+        console.warn(`promtool lacks kubernetes_sd_configs; ${name} checked with it stubbed out`);
+        const stubbed = readFileSync(file, "utf8").replace(
+          /kubernetes_sd_configs:\n(?:\s{6,}.*\n)+/,
+          'static_configs:\n      - targets: ["likes-0:9464"]\n',
+        );
+        const copy = join(mkdtempSync(join(tmpdir(), "promtool-")), name);
+        writeFileSync(copy, stubbed);
+        result = run("promtool", ["check", "config", copy]);
+      }
+      expect(result.output).toContain("SUCCESS");
+      expect(result.status, result.output).toBe(0);
+    },
+  );
+
+  it.skipIf(!hasPromtool)(
+    `accept every dashboard query as PromQL (promtool check rules)${skipNote("promtool", hasPromtool)}`,
+    () => {
+      const rules = {
+        groups: [
+          {
+            name: "dashboard-queries",
+            rules: queries.map((q, i) => ({ record: `dashboard:query_${i}`, expr: q.expr })),
+          },
+        ],
+      };
+      const file = join(mkdtempSync(join(tmpdir(), "promtool-")), "queries.rules.json");
+      writeFileSync(file, JSON.stringify(rules));
+      const result = run("promtool", ["check", "rules", file]);
+      expect(result.status, result.output).toBe(0);
+    },
+  );
+});
+
+describe("kubernetes manifests", () => {
+  type Container = {
+    name: string;
+    image: string;
+    args?: string[];
+    resources?: { requests?: Record<string, string>; limits?: Record<string, string> };
+    securityContext?: Record<string, unknown>;
+  };
+  type PodSpec = { containers: Container[]; securityContext?: Record<string, unknown> };
+  type Manifest = {
+    kind: string;
+    metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+    data?: Record<string, string>;
+    spec?: {
+      ports?: { name: string; port: number }[];
+      template?: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+    };
+  };
+
+  const rendered = hasKubectl
+    ? run("kubectl", ["kustomize", join(OBSERVABILITY_DIR, "k8s")])
+    : null;
+  const manifests =
+    rendered?.status === 0
+      ? parseAllDocuments(rendered.output).map((d) => d.toJS() as Manifest)
+      : [];
+  const find = (kind: string, name: string): Manifest | undefined =>
+    manifests.find((m) => m.kind === kind && m.metadata.name === name);
+  const k8sIt = it.skipIf(!hasKubectl);
+  const note = skipNote("kubectl", hasKubectl);
+
+  k8sIt(`render with kubectl kustomize into valid Kubernetes objects${note}`, () => {
+    const models: Record<string, new (data: never) => { validate(): void }> = {
+      Deployment,
+      Service,
+      ConfigMap,
+      ServiceAccount,
+      Role,
+      RoleBinding,
+    };
+    expect(rendered?.status, rendered?.output).toBe(0);
+    expect(manifests.length).toBeGreaterThan(0);
+    for (const m of manifests) {
+      const Model = models[m.kind];
+      expect(Model, `unexpected kind ${m.kind}`).toBeDefined();
+      if (Model) expect(() => new Model(m as never).validate(), m.metadata.name).not.toThrow();
+      // The overlays own the namespace.
+      expect(m.metadata.namespace, `${m.kind}/${m.metadata.name}`).toBeUndefined();
+    }
+  });
+
+  k8sIt(`expose jaeger, prometheus and grafana Services on their ports${note}`, () => {
+    const ports = (name: string): [string, number][] =>
+      (find("Service", name)?.spec?.ports ?? []).map((p) => [p.name, p.port]);
+    expect(ports("jaeger")).toEqual([
+      ["otlp-grpc", 4317],
+      ["otlp-http", 4318],
+      ["ui", 16686],
+    ]);
+    expect(ports("prometheus")).toEqual([["http", 9090]]);
+    expect(ports("grafana")).toEqual([["http", 3000]]);
+  });
+
+  k8sIt(`run every container non-root, restricted, with pinned images and limits${note}`, () => {
+    const pods = manifests.filter((m) => m.kind === "Deployment");
+    expect(pods.map((m) => m.metadata.name).sort()).toEqual(["grafana", "jaeger", "prometheus"]);
+    for (const m of pods) {
+      const pod = m.spec?.template?.spec;
+      for (const c of pod?.containers ?? []) {
+        const where = `${m.metadata.name}/${c.name}`;
+        expect(c.image, where).toMatch(/^[\w./-]+:v?\d+\.\d+\.\d+$/);
+        expect(c.securityContext, where).toMatchObject({
+          runAsNonRoot: true,
+          allowPrivilegeEscalation: false,
+          capabilities: { drop: ["ALL"] },
+          seccompProfile: { type: "RuntimeDefault" },
+        });
+        for (const kind of ["requests", "limits"] as const) {
+          expect(Object.keys(c.resources?.[kind] ?? {}).sort(), `${where} ${kind}`).toEqual([
+            "cpu",
+            "memory",
+          ]);
+        }
+      }
+      expect(pod?.securityContext, m.metadata.name).toMatchObject({ runAsNonRoot: true });
+    }
+  });
+
+  k8sIt(`run Prometheus with exemplar storage, labelled for the NetworkPolicy${note}`, () => {
+    const prometheus = find("Deployment", "prometheus");
+    expect(prometheus?.spec?.template?.metadata.labels["app.kubernetes.io/name"]).toBe(
+      "prometheus",
+    );
+    expect(prometheus?.spec?.template?.spec.containers[0]?.args).toContain(
+      "--enable-feature=exemplar-storage",
+    );
+  });
+
+  k8sIt(`generate the ConfigMaps from the repo files, unchanged${note}`, () => {
+    const configMap = (prefix: string): Manifest | undefined =>
+      manifests.find((m) => m.kind === "ConfigMap" && m.metadata.name.startsWith(`${prefix}-`));
+    const file = (...p: string[]): string => readFileSync(join(OBSERVABILITY_DIR, ...p), "utf8");
+    expect(configMap("prometheus-config")?.data).toEqual({
+      "prometheus.yml": file("prometheus", "prometheus.yml"),
+    });
+    expect(configMap("jaeger-config")?.data).toEqual({
+      "config.yaml": file("jaeger", "config.yaml"),
+    });
+    expect(configMap("grafana-dashboards")?.data).toEqual(
+      Object.fromEntries(
+        dashboards.map((d) => [d.file.split("/").pop(), readFileSync(d.file, "utf8")]),
+      ),
+    );
+    expect(configMap("grafana-datasources")?.data?.["datasources.yaml"]).toBe(
+      file("grafana", "provisioning", "datasources", "datasources.yaml"),
+    );
+  });
+});
+
+describe("compose stack", () => {
+  type ComposeService = {
+    image: string;
+    command?: string[];
+    volumes?: string[];
+    ports?: string[];
+    extra_hosts?: string[];
+  };
+  const compose = readYaml<{ services: Record<string, ComposeService> }>("compose.yaml");
+
+  it("runs Jaeger, Prometheus and Grafana on the documented ports", () => {
+    const published = Object.values(compose.services).flatMap((s) =>
+      (s.ports ?? []).map((p) => Number(p.split(":").at(-2))),
+    );
+    expect(published.sort((a, b) => a - b)).toEqual([3000, 4317, 4318, 9090, 16686]);
+  });
+
+  it("scrapes the make dev nodes with exemplar storage on", () => {
+    const prometheus = compose.services.prometheus;
+    expect(prometheus?.command).toContain("--enable-feature=exemplar-storage");
+    expect(prometheus?.volumes).toContain(
+      "./prometheus/prometheus.dev.yml:/etc/prometheus/prometheus.yml:ro",
+    );
+    expect(prometheus?.extra_hosts).toEqual(["host.docker.internal:host-gateway"]);
+  });
+
+  it("mounts files that exist, and the dashboards where the provider looks", () => {
+    const binds = Object.values(compose.services)
+      .flatMap((s) => s.volumes ?? [])
+      .filter((v) => v.startsWith("./"));
+    for (const bind of binds) {
+      expect(existsSync(resolve(OBSERVABILITY_DIR, bind.split(":")[0] ?? "")), bind).toBe(true);
+    }
+    expect(binds).toContain(`./grafana/dashboards:${DASHBOARDS_MOUNT}:ro`);
+  });
+
+  it("uses the same images as Kubernetes", () => {
+    const manifests = ["jaeger.yaml", "prometheus.yaml", "grafana.yaml"]
+      .map((f) => readFileSync(join(OBSERVABILITY_DIR, "k8s", f), "utf8"))
+      .join("");
+    for (const service of Object.values(compose.services)) {
+      expect(manifests, service.image).toContain(`image: ${service.image}\n`);
+    }
+  });
+});

@@ -1,0 +1,99 @@
+import { describe, expect, it } from "vitest";
+import type { Entry, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import {
+  Metrics,
+  OPENMETRICS_CONTENT_TYPE,
+  PROMETHEUS_CONTENT_TYPE,
+} from "../../src/telemetry/metrics.js";
+
+const TRACE = "0af7651916cd43dd8448eb211c80319c";
+const entry = (traceparent?: string): Entry => ({
+  origin: "node1~abc" as OriginId,
+  seq: 1,
+  post: "p" as PostId,
+  user: "u" as UserId,
+  ts: 1000,
+  ...(traceparent ? { traceparent } : {}),
+});
+
+function metrics(): Metrics {
+  const m = new Metrics({
+    setSize: () => 7,
+    cluster: () => ({
+      node: "node2",
+      origin: "node2~x",
+      vv: {},
+      peers: [
+        {
+          address: "127.0.0.1:1",
+          node: "node1",
+          origin: "node1~abc",
+          up: true,
+          lastContact: null,
+          acked: {},
+          pending: 3,
+        },
+        {
+          address: "127.0.0.1:2",
+          node: null,
+          origin: null,
+          up: false,
+          lastContact: null,
+          acked: {},
+          pending: 9,
+        },
+      ],
+    }),
+  });
+  m.request("/like", "POST", 201, 0.002);
+  m.likeAccepted(true);
+  const observer = m.replicationObserver(() => 1250);
+  observer.applied?.([entry(`00-${TRACE}-b7ad6b7169203331-01`), entry()], "push", {
+    node: "node1",
+    origin: "node1~abc",
+  } as never);
+  observer.converged?.({ seq: 1, ts: 1000, traceparent: `00-${TRACE}-b7ad6b7169203331-01` }, 0.004);
+  return m;
+}
+
+describe("metrics exposition", () => {
+  it("serves OpenMetrics with trace-id exemplars when asked for it", async () => {
+    const { contentType, body } = await metrics().render(
+      "application/openmetrics-text; version=1.0.0,text/plain;q=0.5",
+    );
+    expect(contentType).toBe(OPENMETRICS_CONTENT_TYPE);
+    expect(body.endsWith("# EOF\n")).toBe(true);
+    expect(body).toMatch(
+      new RegExp(
+        `^likes_replication_lag_seconds_bucket\\{le="0.25",origin="node1",path="push"\\} 2 # \\{trace_id="${TRACE}"\\} 0.25 `,
+        "m",
+      ),
+    );
+    expect(body).toMatch(
+      new RegExp(
+        `^likes_convergence_seconds_bucket\\{le="0.005"\\} 1 # \\{trace_id="${TRACE}"\\}`,
+        "m",
+      ),
+    );
+  });
+
+  it("serves Prometheus text otherwise: counters named _total, no exemplars, no EOF", async () => {
+    const { contentType, body } = await metrics().render("text/plain");
+    expect(contentType).toBe(PROMETHEUS_CONTENT_TYPE);
+    expect(body).toContain("# TYPE likes_requests_total counter\n");
+    expect(body).toContain('likes_requests_total{route="/like",code="201"} 1\n');
+    expect(body).toContain('likes_accepted_total{result="new"} 1\n');
+    expect(body).toContain('likes_accepted_total{result="duplicate"} 0\n');
+    expect(body).toContain("likes_set_size 7\n");
+    expect(body).toContain('likes_replication_pending{peer="node1"} 3\n');
+    expect(body).toContain('likes_peer_up{peer="127.0.0.1:2"} 0\n');
+    expect(body).not.toContain("# EOF");
+    expect(body).not.toContain("trace_id");
+    // A counter family is named like its samples: no sample lost its _total.
+    for (const [, name, type] of body.matchAll(/^# TYPE (\S+) (\S+)$/gm))
+      if (type === "counter") {
+        expect(name).toMatch(/_total$/);
+        expect(body, name).not.toMatch(new RegExp(`^${name!.replace(/_total$/, "")}(\\{| )`, "m"));
+      }
+  });
+});
