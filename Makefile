@@ -19,7 +19,7 @@ build: $(NPM_STAMP) ## Compile TypeScript to dist/
 
 NODES ?= 3
 
-dev: build ## Start a local cluster of $(NODES) nodes on :8080.. (data in .data/); Ctrl-C stops it
+dev: build ## Start a local 3-node cluster on :8080-8082 (NODES=n for another size; data in .data/)
 	node scripts/cluster.js --nodes $(NODES)
 
 test: $(NPM_STAMP) ## Run every test: typecheck, build, unit, simulation and integration
