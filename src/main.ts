@@ -19,8 +19,14 @@ function readConfig(): Config {
 
 async function main(): Promise<void> {
   const config = readConfig();
-  const { startTracing } = await import("./telemetry/tracing.js");
-  const tracing = startTracing({ nodeName: config.nodeName, version: packageVersion() });
+  // With tracing off, the SDK and its instrumentations are not even loaded (startup, memory).
+  const tracing =
+    process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true"
+      ? { shutdown: () => Promise.resolve() }
+      : (await import("./telemetry/tracing.js")).startTracing({
+          nodeName: config.nodeName,
+          version: packageVersion(),
+        });
   const { createLogger } = await import("./telemetry/logger.js");
   const { LikesNode } = await import("./node.js");
   const logger = createLogger(config.logLevel, { node: config.nodeName });

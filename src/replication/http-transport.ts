@@ -108,6 +108,8 @@ export class HttpTransport implements Transport {
           });
         },
       );
+      // Nagle's algorithm would hold a small push until the peer's delayed ACK (up to 40 ms).
+      req.on("socket", (socket) => socket.setNoDelay(true));
       req.on("timeout", () =>
         req.destroy(new PeerRequestError(`${peer} timed out after ${this.timeoutMs} ms`)),
       );

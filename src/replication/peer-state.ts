@@ -1,6 +1,13 @@
-import { mergeDigests, type Digest, type NodeName, type OriginId } from "../crdt/index.js";
+import {
+  encodeDigest,
+  mergeDigests,
+  type Digest,
+  type NodeName,
+  type OriginId,
+} from "../crdt/index.js";
 import type { PeerAddress, Timer } from "./ports.js";
 import type { Sender } from "./protocol.js";
+import type { PeerView } from "./types.js";
 
 /** What a node knows of one peer: who it is, whether it answers, and what it holds. */
 export class PeerState {
@@ -17,6 +24,8 @@ export class PeerState {
   syncing = false;
   failures = 0;
   retry: Timer | undefined;
+  /** Until then the peer is pulling pages from us (it asked for more): no need to push them. */
+  pullingUntil = 0;
   /** The address answers with our own origin: it is this node, and is left out of everything. */
   isSelf = false;
 
@@ -64,5 +73,18 @@ export class PeerState {
 
   get label(): string {
     return this.node ?? this.address;
+  }
+
+  /** What GET /cluster and the peer gauges show of it. */
+  view(have: Digest): PeerView {
+    return {
+      address: this.address,
+      node: this.node ?? null,
+      origin: this.origin ?? null,
+      up: this.up ?? null,
+      lastContact: this.lastContact === undefined ? null : new Date(this.lastContact).toISOString(),
+      acked: encodeDigest(this.acked),
+      pending: this.pending(have),
+    };
   }
 }

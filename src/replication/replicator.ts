@@ -1,8 +1,15 @@
-import { encodeDigest, missingRanges, type Digest, type Entry } from "../crdt/index.js";
-import type { Like } from "../crdt/index.js";
+import { encodeDigest, missingRanges, type Digest, type Entry, type Like } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { PeerState } from "./peer-state.js";
+import type {
+  ClusterView,
+  Consistency,
+  OwnEntry,
+  ReplicationObserver,
+  ReplicationPath,
+  WriteOutcome,
+} from "./types.js";
 import { pushSpan, recordApplied, storeSpan } from "./spans.js";
 import { activeTraceparent } from "./trace-context.js";
 import type { Clock, Membership, PeerAddress, Random, Timer, Transport } from "./ports.js";
@@ -17,31 +24,15 @@ import {
   type SyncRequest,
 } from "./protocol.js";
 
-export type ReplicationPath = "push" | "sync";
-
-/** What the replicator reports as it works; telemetry turns it into metrics and spans. */
-export interface ReplicationObserver {
-  /** Entries newly stored here that came from a peer. */
-  applied?(entries: readonly Entry[], path: ReplicationPath, from: Sender): void;
-  /** An own entry is now held by every known peer, `seconds` after it was accepted. */
-  converged?(entry: OwnEntry, seconds: number): void;
-  peerChanged?(peer: PeerView): void;
-}
-
-export interface OwnEntry {
-  readonly seq: number;
-  readonly ts: number;
-  readonly traceparent?: string;
-}
-
-export type Consistency = "local" | "quorum" | "all";
-
-/** What a write reached: `acks` nodes hold the like, `required` were asked for. */
-export interface WriteOutcome {
-  readonly isNew: boolean;
-  readonly acks: number;
-  readonly required: number;
-}
+export type {
+  ClusterView,
+  Consistency,
+  OwnEntry,
+  PeerView,
+  ReplicationObserver,
+  ReplicationPath,
+  WriteOutcome,
+} from "./types.js";
 
 export interface ReplicatorOptions {
   readonly store: Store;
@@ -56,23 +47,6 @@ export interface ReplicatorOptions {
   /** Retry backoff of a failing peer: base doubling up to max (ms). */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
-}
-
-export interface PeerView {
-  readonly address: PeerAddress;
-  readonly node: string | null;
-  readonly origin: string | null;
-  readonly up: boolean | null;
-  readonly lastContact: string | null;
-  readonly acked: Record<string, number>;
-  readonly pending: number;
-}
-
-export interface ClusterView {
-  readonly node: string;
-  readonly origin: string;
-  readonly vv: Record<string, number>;
-  readonly peers: readonly PeerView[];
 }
 
 interface Waiter {
@@ -99,6 +73,8 @@ export class Replicator {
   private pushTimer: Timer | undefined;
   private syncTimer: Timer | undefined;
   private running = false;
+  /** A sync is pulling page after page (a catch-up). */
+  private pulling = false;
   private readonly unconverged: OwnEntry[] = [];
   private waiters: Waiter[] = [];
   private readonly self: Sender;
@@ -203,7 +179,7 @@ export class Replicator {
       node: this.self.node,
       origin: this.self.origin,
       vv: encodeDigest(have),
-      peers: [...this.peers.values()].filter((p) => !p.isSelf).map((p) => this.peerView(p, have)),
+      peers: [...this.peers.values()].filter((p) => !p.isSelf).map((p) => p.view(have)),
     };
   }
 
@@ -233,14 +209,16 @@ export class Replicator {
       entries.push(...page);
       if (page.length === room && range.after + room < range.upTo) more = true;
     }
-    this.noteRequest(request, request.vv);
+    const peer = this.noteRequest(request, request.vv);
+    if (peer && more) peer.pullingUntil = this.o.clock.now() + this.o.syncMs;
     return { kind: "sync-reply", ...this.self, entries, vv: have, more };
   }
 
   /** A request tells who the caller is and, for a sync, what it holds. */
-  private noteRequest(sender: Sender, vv: Digest | undefined): void {
+  private noteRequest(sender: Sender, vv: Digest | undefined): PeerState | undefined {
     const peer = [...this.peers.values()].find((p) => p.origin === sender.origin);
     if (peer) this.contacted(peer, sender, vv);
+    return peer;
   }
 
   private livePeers(): PeerState[] {
@@ -312,7 +290,9 @@ export class Replicator {
       this.refreshPeers();
       const candidates = this.livePeers();
       const peer = candidates[Math.floor(this.o.random() * candidates.length)];
-      if (peer) void this.syncWith(peer);
+      // While a catch-up pulls page after page from one peer, pulling the same pages from
+      // another would only double the work.
+      if (peer && !this.pulling) void this.syncWith(peer);
       // Jitter keeps nodes from syncing in lockstep.
       this.scheduleSync(this.o.syncMs * (0.75 + this.o.random() / 2));
     }, ms);
@@ -326,6 +306,7 @@ export class Replicator {
       for (;;) {
         const request: SyncRequest = { kind: "sync", ...this.self, vv: this.o.store.digest() };
         const reply = await this.o.transport.send(peer.address, request);
+        this.pulling = reply.more;
         const { stored } = await this.o.store.apply(reply.entries);
         this.reportApplied(stored, "sync", reply);
         this.contacted(peer, reply, reply.vv);
@@ -337,10 +318,13 @@ export class Replicator {
       this.failedPeer(peer, "sync", error);
     } finally {
       peer.syncing = false;
+      this.pulling = false;
     }
   }
 
   private async pushMissing(peer: PeerState): Promise<void> {
+    // A peer that is pulling pages from us gets them that way; pushing them too doubles the work.
+    if (peer.pullingUntil > this.o.clock.now()) return;
     for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
       const entries: Entry[] = [];
       for (const range of missingRanges(this.o.store.digest(), peer.acked)) {
@@ -372,7 +356,6 @@ export class Replicator {
     peer.retry = undefined;
     if (wasDown) {
       this.o.logger.info("peer up", { peer: peer.label, address: peer.address });
-      this.o.observer?.peerChanged?.(this.peerView(peer, this.o.store.digest()));
       // Back from a failure or a partition: exchange everything now rather than at random.
       void this.syncWith(peer);
     }
@@ -393,7 +376,6 @@ export class Replicator {
         during: what,
         error: String(error),
       });
-      this.o.observer?.peerChanged?.(this.peerView(peer, this.o.store.digest()));
     }
     if (!this.running || peer.retry || !this.peers.has(peer.address)) return;
     peer.retry = this.o.clock.setTimeout(() => {
@@ -420,17 +402,5 @@ export class Replicator {
       waiter.resolve(acks);
       return false;
     });
-  }
-
-  private peerView(peer: PeerState, have: Digest): PeerView {
-    return {
-      address: peer.address,
-      node: peer.node ?? null,
-      origin: peer.origin ?? null,
-      up: peer.up ?? null,
-      lastContact: peer.lastContact === undefined ? null : new Date(peer.lastContact).toISOString(),
-      acked: encodeDigest(peer.acked),
-      pending: peer.pending(have),
-    };
   }
 }

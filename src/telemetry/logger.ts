@@ -21,10 +21,13 @@ export function createLogger(level: LogLevel, defaults: LogFields = {}): Logger 
     format: winston.format.combine(traceIds(), winston.format.timestamp(), winston.format.json()),
     transports: [new winston.transports.Console()],
   });
+  // The level is fixed at start: a disabled level costs one call to a no-op on hot paths.
+  const at = (enabled: boolean, write: (message: string, fields?: LogFields) => unknown) =>
+    enabled ? (message: string, fields?: LogFields) => void write(message, fields) : () => {};
   return {
-    error: (message, fields) => log.error(message, fields),
-    warn: (message, fields) => log.warn(message, fields),
-    info: (message, fields) => log.info(message, fields),
-    debug: (message, fields) => log.debug(message, fields),
+    error: at(log.isErrorEnabled(), (m, f) => log.error(m, f)),
+    warn: at(log.isWarnEnabled(), (m, f) => log.warn(m, f)),
+    info: at(log.isInfoEnabled(), (m, f) => log.info(m, f)),
+    debug: at(log.isDebugEnabled(), (m, f) => log.debug(m, f)),
   };
 }

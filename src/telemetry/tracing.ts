@@ -22,6 +22,11 @@ const UNTRACED = new Set(["/healthz", "/readyz", "/metrics"]);
  * before the node's modules load, so that http is patched when they import it.
  */
 export function startTracing(options: TracingOptions): Tracing {
+  // Instrumentations patch modules as soon as they are constructed: when tracing is off,
+  // construct nothing (main.ts does not even load this module then).
+  if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true")
+    return { shutdown: () => Promise.resolve() };
+
   // The spec's default sampler samples everything; a busy service wants 10% of roots.
   process.env.OTEL_TRACES_SAMPLER ??= "parentbased_traceidratio";
   process.env.OTEL_TRACES_SAMPLER_ARG ??= "0.1";
