@@ -4,7 +4,7 @@ SHELL := /bin/bash
 
 NPM_STAMP := node_modules/.package-lock.json
 
-.PHONY: help dev test lint build clean
+.PHONY: help dev test lint build clean bench
 
 help: ## List the targets with what they do
 	@awk 'BEGIN {FS = ":.*## "} /^[a-zA-Z0-9_-]+:.*## / {printf "  \033[36m%-14s\033[0m %s\n", $$1, $$2}' $(MAKEFILE_LIST)
@@ -29,7 +29,15 @@ lint: $(NPM_STAMP) ## ESLint, Prettier and the import-cycle check
 	npm run lint
 	npm run cycles
 
+# Debian's wrk (load) and redis-server (baseline R), installed when missing.
+BENCH_TOOLS = command -v wrk >/dev/null && command -v redis-server >/dev/null || \
+	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server; }
+
+bench: $(NPM_STAMP) ## Benchmark (~10 min): throughput vs baselines, convergence, catch-up, size
+	@$(BENCH_TOOLS)
+	npm run bench
+
 clean: ## Remove build output, test results and local data
-	rm -rf dist test-results coverage .data
+	rm -rf dist dist-bench test-results coverage .data
 
 -include mk/*.mk

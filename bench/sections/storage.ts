@@ -1,0 +1,111 @@
+import { execFileSync } from "node:child_process";
+import { cpSync, readdirSync, statSync } from "node:fs";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { BenchCluster, REPO, view } from "../lib/likes.js";
+import { until } from "../lib/proc.js";
+import { wrk } from "../lib/wrk.js";
+
+/** Writes `count` likes of one foreign origin into a fresh data directory (a child process). */
+export function seed(dataDir: string, count: number): number {
+  const start = performance.now();
+  execFileSync(process.execPath, [join(REPO, "dist-bench/bench/gen.js"), dataDir, String(count)], {
+    stdio: "inherit",
+  });
+  return performance.now() - start;
+}
+
+/** A copy of a data directory that is a different node: same likes, its own origin. */
+export function cloneAsNewNode(from: string, to: string, name: string): void {
+  cpSync(from, to, { recursive: true });
+  const db = new Database(join(to, "likes.db"));
+  db.prepare("UPDATE meta SET value = ? WHERE key = 'origin'").run(
+    `${name}~clone${Math.floor(Math.random() * 1e9).toString(36)}`,
+  );
+  db.close();
+}
+
+function diskBytes(dir: string): number {
+  return readdirSync(dir).reduce((sum, f) => sum + statSync(join(dir, f)).size, 0);
+}
+
+function rssBytes(pid: number | undefined): number {
+  const status = execFileSync("cat", [`/proc/${pid}/status`], { encoding: "utf8" });
+  return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+}
+
+export interface CatchUpResult {
+  readonly likes: number;
+  readonly seconds: number;
+  readonly likesPerSecond: number;
+}
+
+/** An empty node joins two nodes that hold `count` likes; likes/s until its vector equals theirs. */
+export async function catchUp(root: string, count: number): Promise<CatchUpResult> {
+  const a = join(root, "catchup-a");
+  seed(a, count);
+  cloneAsNewNode(a, join(root, "catchup-b"), "node2");
+  const cluster = await BenchCluster.start({
+    size: 3,
+    root: join(root, "catchup"),
+    env: { OTEL_SDK_DISABLED: "true" },
+    dataDirs: [a, join(root, "catchup-b"), undefined],
+  });
+  try {
+    const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
+    const ms = await until(
+      "the empty node to catch up",
+      async () => (await view(cluster.nodes[2]!)).vv["writer~bench0"] === target,
+      600_000,
+      20,
+    );
+    // The node was already exchanging while this process noticed it was up: time from its start.
+    return { likes: count, seconds: ms / 1000, likesPerSecond: count / (ms / 1000) };
+  } finally {
+    await cluster.stop();
+  }
+}
+
+export interface SizeResult {
+  readonly likes: number;
+  readonly rssMb: number;
+  readonly diskBytesPerLike: number;
+  readonly countP99Ms: number;
+  readonly countRps: number;
+}
+
+/** A node holding `count` likes: its RSS, bytes on disk per like, and the count query's p99. */
+export async function size(root: string, count: number, seconds: number): Promise<SizeResult> {
+  const dir = join(root, `size-${count}`);
+  seed(dir, count);
+  const cluster = await BenchCluster.start({
+    size: 1,
+    root: join(root, `size-${count}-run`),
+    env: { OTEL_SDK_DISABLED: "true" },
+    dataDirs: [dir],
+  });
+  try {
+    const node = cluster.nodes[0]!;
+    await until(
+      "the node to serve",
+      async () => (await fetch(`http://127.0.0.1:${node.http}/readyz`)).ok,
+      30_000,
+      50,
+    );
+    const counts = await wrk(node.http, {
+      seconds,
+      connections: 8,
+      post: false,
+      path: "/likes?post=post-42",
+    });
+    return {
+      likes: count,
+      rssMb: rssBytes(node.proc.pid) / 1e6,
+      diskBytesPerLike: diskBytes(dir) / count,
+      countP99Ms: counts.p99Ms,
+      countRps: counts.rps,
+    };
+  } finally {
+    await cluster.stop();
+  }
+}
