@@ -1,0 +1,155 @@
+import http from "node:http";
+import type { AddressInfo } from "node:net";
+import { describe, expect, it } from "vitest";
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import { jsonCodec } from "../../src/replication/codec.js";
+import { HttpTransport } from "../../src/replication/http-transport.js";
+import { peerListener } from "../../src/replication/peer-server.js";
+import type { PeerAddress, Transport } from "../../src/replication/ports.js";
+import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
+import { silentLogger } from "../../src/telemetry/types.js";
+import { SimNetwork } from "../sim/network.js";
+import { Scheduler, seededRandom } from "../sim/scheduler.js";
+
+type Handler = (request: PeerRequest) => Promise<PeerReply>;
+
+/** One adapter of the Transport port, with a peer that answers through `handler`. */
+interface TransportHarness {
+  readonly transport: Transport;
+  readonly peer: PeerAddress;
+  readonly unreachable: PeerAddress;
+  /** Settles a send: virtual time must run for the simulated network. */
+  settle<T>(pending: Promise<T>): Promise<T>;
+  close(): Promise<void>;
+}
+
+const SECRET = "transport-suite-secret-000";
+
+const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> = {
+  "simulated network": (handler) => {
+    const scheduler = new Scheduler();
+    const network = new SimNetwork(scheduler, seededRandom(1));
+    const self = { address: "a:1", alive: true, life: 1, handle: handler };
+    network.attach(self);
+    network.attach({ address: "b:1", alive: true, life: 1, handle: handler });
+    network.partition([["a:1", "b:1"], ["c:1"]]);
+    network.attach({ address: "c:1", alive: true, life: 1, handle: handler });
+    return Promise.resolve({
+      transport: network.transportFor(self),
+      peer: "b:1",
+      unreachable: "c:1",
+      settle: async <T>(pending: Promise<T>) => {
+        // Observed at once, so that a rejection is never left unhandled while time runs.
+        let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
+        pending.then(
+          (value) => (outcome = { ok: true, value }),
+          (error: unknown) => (outcome = { ok: false, error }),
+        );
+        while (!outcome) await scheduler.runUntil(scheduler.now() + 100);
+        if (!outcome.ok) throw outcome.error;
+        return outcome.value;
+      },
+      close: () => Promise.resolve(),
+    });
+  },
+  "HTTP transport and peer server": async (handler) => {
+    const server = http.createServer(
+      peerListener({ secret: SECRET, codec: jsonCodec, handle: handler, logger: silentLogger }),
+    );
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const closed = http.createServer();
+    await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
+    const unreachable = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
+    await new Promise((resolve) => closed.close(resolve));
+    const transport = new HttpTransport(SECRET, jsonCodec);
+    return {
+      transport,
+      peer: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+      unreachable,
+      settle: (pending) => pending,
+      close: async () => {
+        transport.close();
+        server.closeAllConnections();
+        await new Promise((resolve) => server.close(resolve));
+      },
+    };
+  },
+};
+
+const entry: Entry = {
+  origin: "a~1" as OriginId,
+  seq: 1,
+  post: "p" as PostId,
+  user: "ü" as UserId,
+  ts: 1_700_000_000_000,
+  traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+};
+const sender = { node: "a", origin: "a~1" } as const;
+
+for (const [name, make] of Object.entries(adapters)) {
+  describe(`transport contract: ${name}`, () => {
+    it("delivers a push as sent and returns the peer's reply", async () => {
+      const seen: PeerRequest[] = [];
+      const h = await make((request) => {
+        seen.push(request);
+        return Promise.resolve({
+          kind: "deltas-reply",
+          node: "b" as NodeName,
+          origin: "b~2" as OriginId,
+          vv: new Map([["a~1" as OriginId, 1]]),
+        });
+      });
+      try {
+        const reply = await h.settle(
+          h.transport.send(h.peer, { kind: "deltas", ...sender, entries: [entry] } as never),
+        );
+        expect(seen).toEqual([{ kind: "deltas", node: "a", origin: "a~1", entries: [entry] }]);
+        expect(reply).toEqual({
+          kind: "deltas-reply",
+          node: "b" as NodeName,
+          origin: "b~2" as OriginId,
+          vv: new Map([["a~1", 1]]),
+        });
+      } finally {
+        await h.close();
+      }
+    });
+
+    it("answers a sync with a page of entries and the peer's vector", async () => {
+      const h = await make(() =>
+        Promise.resolve({
+          kind: "sync-reply",
+          node: "b" as NodeName,
+          origin: "b~2" as OriginId,
+          entries: [entry],
+          vv: new Map([["a~1" as OriginId, 1]]),
+          more: true,
+        }),
+      );
+      try {
+        const reply = await h.settle(
+          h.transport.send(h.peer, { kind: "sync", ...sender, vv: new Map() } as never),
+        );
+        expect(reply).toMatchObject({ kind: "sync-reply", entries: [entry], more: true });
+      } finally {
+        await h.close();
+      }
+    });
+
+    it("rejects when the peer cannot be reached or fails to answer", async () => {
+      const h = await make(() => Promise.reject(new Error("handler failed")));
+      try {
+        await expect(
+          h.settle(
+            h.transport.send(h.unreachable, { kind: "sync", ...sender, vv: new Map() } as never),
+          ),
+        ).rejects.toThrow();
+        await expect(
+          h.settle(h.transport.send(h.peer, { kind: "sync", ...sender, vv: new Map() } as never)),
+        ).rejects.toThrow();
+      } finally {
+        await h.close();
+      }
+    });
+  });
+}
