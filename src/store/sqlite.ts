@@ -53,6 +53,8 @@ type EntryRow = [seq: number, post: string, user: string, ts: number, traceparen
 /** The production Store: one SQLite file per node, WAL mode, group-committed writes. */
 export class SqliteStore extends LogStore {
   private readonly originIds = new Map<OriginId, number>();
+  /** New likes per post in the running transaction: one count update per post, not per like. */
+  private readonly countDeltas = new Map<PostId, number>();
   private size: number;
 
   private readonly sql;
@@ -70,8 +72,8 @@ export class SqliteStore extends LogStore {
         "INSERT INTO entries (origin, seq, post_id, user_id, ts, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
       ),
       insertLike: db.prepare("INSERT OR IGNORE INTO likes (post_id, user_id) VALUES (?, ?)"),
-      bumpCount: db.prepare(
-        "INSERT INTO counts (post_id, n) VALUES (?, 1) ON CONFLICT (post_id) DO UPDATE SET n = n + 1",
+      addCount: db.prepare(
+        "INSERT INTO counts (post_id, n) VALUES (?, ?) ON CONFLICT (post_id) DO UPDATE SET n = n + excluded.n",
       ),
       addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
       originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
@@ -116,6 +118,7 @@ export class SqliteStore extends LogStore {
     try {
       return this.db.transaction(() => {
         const result = fn();
+        for (const [post, n] of this.countDeltas) this.sql.addCount.run(post, n);
         if (this.size !== sizeBefore) this.sql.saveSize.run(String(this.size));
         return result;
       })();
@@ -124,6 +127,8 @@ export class SqliteStore extends LogStore {
       this.size = sizeBefore;
       this.originIds.clear();
       throw error;
+    } finally {
+      this.countDeltas.clear();
     }
   }
 
@@ -140,7 +145,7 @@ export class SqliteStore extends LogStore {
 
   protected insertLike(post: PostId, user: UserId): boolean {
     if (this.sql.insertLike.run(post, user).changes === 0) return false;
-    this.sql.bumpCount.run(post);
+    this.countDeltas.set(post, (this.countDeltas.get(post) ?? 0) + 1);
     this.size++;
     return true;
   }
