@@ -3,7 +3,7 @@ import http from "node:http";
 import type { Codec } from "./codec.js";
 import type { PeerAddress, Transport } from "./ports.js";
 import { PROTOCOL_PATHS, type PeerRequest, type ReplyTo } from "./protocol.js";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signing.js";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signatureOf, verify } from "./signing.js";
 
 /** Reply size cap: a page of 5000 entries of at most ~1.3 KB each. */
 export const MAX_PEER_BODY_BYTES = 16 * 1024 * 1024;
@@ -87,10 +87,7 @@ export class HttpTransport implements Transport {
                 this.secret,
                 "REPLY",
                 path,
-                {
-                  timestamp: header(res.headers[TIMESTAMP_HEADER]),
-                  signature: header(res.headers[SIGNATURE_HEADER]),
-                },
+                signatureOf(res.headers),
                 reply,
                 Date.now(),
               );
@@ -118,10 +115,6 @@ export class HttpTransport implements Transport {
       req.end(body);
     });
   }
-}
-
-function header(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? value[0] : value;
 }
 
 export function splitAddress(address: PeerAddress): { host: string; port: number } {

@@ -8,7 +8,7 @@ import {
   type PeerReply,
   type PeerRequest,
 } from "./protocol.js";
-import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify } from "./signing.js";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signatureOf, verify } from "./signing.js";
 
 const ROUTES: Readonly<Record<string, PeerRequest["kind"]>> = {
   [PROTOCOL_PATHS.deltas]: "deltas",
@@ -57,17 +57,7 @@ async function serve(
   if (body === undefined)
     return fail(res, 413, "payload_too_large", `the body is over ${limit} bytes`);
   deps.stats?.bytes?.("in", body.length);
-  const verdict = verify(
-    deps.secret,
-    "POST",
-    path,
-    {
-      timestamp: single(req.headers[TIMESTAMP_HEADER]),
-      signature: single(req.headers[SIGNATURE_HEADER]),
-    },
-    body,
-    Date.now(),
-  );
+  const verdict = verify(deps.secret, "POST", path, signatureOf(req.headers), body, Date.now());
   if (!verdict.ok) {
     deps.logger.warn("peer request refused", {
       reason: verdict.reason,
@@ -122,10 +112,6 @@ function readBody(req: IncomingMessage, limit: number): Promise<Buffer | undefin
     req.on("end", () => resolve(Buffer.concat(chunks)));
     req.on("error", reject);
   });
-}
-
-function single(value: string | string[] | undefined): string | undefined {
-  return Array.isArray(value) ? undefined : value;
 }
 
 function fail(res: ServerResponse, status: number, code: string, message: string): void {

@@ -1,4 +1,5 @@
 import { createHmac, timingSafeEqual } from "node:crypto";
+import type { IncomingHttpHeaders } from "node:http";
 
 export const SIGNATURE_HEADER = "x-likes-signature";
 export const TIMESTAMP_HEADER = "x-likes-timestamp";
@@ -38,4 +39,13 @@ export function verify(
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return { ok: false, reason: "forged" };
   return { ok: true };
+}
+
+/** The signature headers of a request or reply; a repeated header counts as missing. */
+export function signatureOf(headers: IncomingHttpHeaders): {
+  timestamp: string | undefined;
+  signature: string | undefined;
+} {
+  const one = (value: string | string[] | undefined) => (Array.isArray(value) ? undefined : value);
+  return { timestamp: one(headers[TIMESTAMP_HEADER]), signature: one(headers[SIGNATURE_HEADER]) };
 }
