@@ -145,7 +145,10 @@ base_url=http://127.0.0.1:$http_port
 deadline=$((SECONDS + 60))
 until [[ $(curl -s -o /dev/null -w '%{http_code}' "$base_url/healthz") == 200 ]]; do
   ((SECONDS < deadline)) || die "no 200 from /healthz within 60 s"
-  [[ $(docker inspect -f '{{.State.Running}}' "$container") == true ]] || die "container exited"
+  # "created" is not yet running: only a container that has stopped is a failure.
+  status=$(docker inspect -f '{{.State.Status}}' "$container")
+  [[ $status != exited && $status != dead ]] \
+    || die "container $status with code $(docker inspect -f '{{.State.ExitCode}}' "$container")"
   sleep 0.5
 done
 log "GET /healthz: 200"
@@ -158,6 +161,14 @@ likes=$(curl -sf "$base_url/likes?post=p1") || die "GET /likes failed"
 node -e 'const b=JSON.parse(process.argv[1]); if (b.post!=="p1"||b.likes!==1) process.exit(1)' "$likes" \
   || die "GET /likes?post=p1 answered $likes, want {\"post\":\"p1\",\"likes\":1}"
 log "GET /likes?post=p1: $likes"
+
+# Some load, so that garbage collection runs inside the container (better-sqlite3 on Node 24
+# aborted the process when a Statement was collected at the wrong moment).
+for i in $(seq 1 300); do
+  curl -s -o /dev/null -H 'content-type: application/json' -d "{\"post\":\"load\",\"user\":\"u$i\"}" "$base_url/like"
+done
+[[ $(curl -sf "$base_url/likes?post=load") == '{"post":"load","likes":300}' ]] || die "300 likes under load were not all counted"
+log "300 more likes: counted"
 
 uid=$(docker exec "$container" id -u)
 [[ $uid != 0 ]] || die "the service runs as root"
@@ -175,6 +186,7 @@ stop_start=$SECONDS
 docker stop -t 10 "$container" >/dev/null
 exit_code=$(docker inspect -f '{{.State.ExitCode}}' "$container")
 ((exit_code != 137)) || die "SIGTERM did not stop the node within 10 s (killed)"
+((exit_code == 0)) || die "the node exited $exit_code on SIGTERM, not 0"
 log "SIGTERM: exited $exit_code after $((SECONDS - stop_start))s"
 
 log "OK: $image builds and runs (total $((SECONDS - started))s)"

@@ -4,6 +4,8 @@ import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig, type Config } from "./config.js";
 
 const SHUTDOWN_DEADLINE_MS = 5000;
+// The exporter retries an unreachable collector for longer than a pod's grace period.
+const FLUSH_DEADLINE_MS = 1000;
 
 function readConfig(): Config {
   try {
@@ -41,8 +43,18 @@ async function main(): Promise<void> {
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
     node
       .stop(SHUTDOWN_DEADLINE_MS - 1500)
-      // Spans of the last requests are flushed before the process goes.
-      .then(() => tracing.shutdown())
+      // Spans of the last requests are flushed before the process goes. An unreachable
+      // collector loses those spans, not the clean exit: the likes are committed by now.
+      .then(() =>
+        Promise.race([
+          tracing.shutdown(),
+          new Promise((_, reject) =>
+            setTimeout(() => reject(new Error("timed out")), FLUSH_DEADLINE_MS).unref(),
+          ),
+        ]).catch((error: unknown) => {
+          logger.warn("could not flush the last spans", { error: String(error) });
+        }),
+      )
       .then(
         () => process.exit(0),
         (error: unknown) => {

@@ -3,6 +3,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { TestCluster } from "../support/cluster.js";
 import { OtlpReceiver, SPAN_KIND, type ReceivedSpan } from "../support/otlp-receiver.js";
 import { NodeProcess, postLike } from "../support/process.js";
+import { freePort } from "../support/tcp-proxy.js";
 import { waitFor } from "../support/wait.js";
 
 let cluster: TestCluster | undefined;
@@ -138,6 +139,23 @@ describe("tracing a like across the cluster", () => {
     cluster.heal(2);
     const spans = await traceOfLike(client.traceId, ["node2", "node3"]);
     expectJoinedTrace(spans, client);
+  });
+});
+
+describe("with an unreachable collector", () => {
+  it("still stops cleanly on SIGTERM within 5 s, losing only the last spans", async () => {
+    const node = await NodeProcess.start({
+      LIKES_HTTP_PORT: "0",
+      LIKES_ADMIN_PORT: "0",
+      LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-nocollector-${process.pid}-${Date.now()}`,
+      OTEL_SDK_DISABLED: "false",
+      OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
+    });
+    for (let i = 0; i < 5; i++)
+      expect(await likeWithTrace(node.url, "p", `u${i}`, clientContext().header)).toBe(201);
+    const started = Date.now();
+    expect(await node.kill("SIGTERM")).toBe(0);
+    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 
