@@ -36,13 +36,6 @@ export class Proc {
     clearTimeout(timer);
     running.delete(this);
   }
-
-  hasExited(): Promise<boolean> {
-    return Promise.race([
-      this.exited.then(() => true),
-      new Promise<boolean>((r) => setTimeout(() => r(false), 0)),
-    ]);
-  }
 }
 
 const running = new Set<Proc>();

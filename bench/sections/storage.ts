@@ -1,5 +1,5 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, readdirSync, statSync } from "node:fs";
+import { cpSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { BenchCluster, REPO, view } from "../lib/likes.js";
@@ -30,7 +30,7 @@ function diskBytes(dir: string): number {
 }
 
 function rssBytes(pid: number | undefined): number {
-  const status = execFileSync("cat", [`/proc/${pid}/status`], { encoding: "utf8" });
+  const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
 }
 

@@ -98,10 +98,6 @@ export function mergeDigests(a: Digest, b: Digest): Map<OriginId, number> {
   return merged;
 }
 
-export function covers(digest: Digest, dot: Dot): boolean {
-  return dot.seq <= (digest.get(dot.origin) ?? 0);
-}
-
 export function digestsEqual(a: Digest, b: Digest): boolean {
   const nonZero = (d: Digest) => [...d].filter(([, seq]) => seq > 0);
   const left = nonZero(a);

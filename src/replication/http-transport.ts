@@ -117,7 +117,7 @@ export class HttpTransport implements Transport {
   }
 }
 
-export function splitAddress(address: PeerAddress): { host: string; port: number } {
+function splitAddress(address: PeerAddress): { host: string; port: number } {
   const cut = address.lastIndexOf(":");
   return {
     host: address.slice(0, cut).replace(/^\[|\]$/g, ""),

@@ -84,13 +84,11 @@ describe("a 3-node cluster of real processes", () => {
       Array.from({ length: 30 }, (_, i) => postLike(cluster!.urls[i % 3]!, "wiped", `u-${i}`)),
     );
     await converged(cluster, "wiped", 30);
-    const oldOrigin = (await clusterView(cluster.node(2).adminUrl)) as unknown as {
-      origin: string;
-    };
+    const oldOrigin = await clusterView(cluster.node(2).adminUrl);
     await cluster.kill(2);
     cluster.wipe(2);
     await cluster.startNode(2);
-    const fresh = (await clusterView(cluster.node(2).adminUrl)) as unknown as { origin: string };
+    const fresh = await clusterView(cluster.node(2).adminUrl);
     expect(fresh.origin).not.toBe(oldOrigin.origin);
     await converged(cluster, "wiped", 30);
     expect((await postLike(cluster.urls[2]!, "wiped", "after")).status).toBe(201);

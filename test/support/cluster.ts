@@ -110,7 +110,9 @@ export class TestCluster {
   }
 }
 
-export async function clusterView(adminUrl: string): Promise<{ vv: Record<string, number> }> {
+export async function clusterView(
+  adminUrl: string,
+): Promise<{ origin: string; vv: Record<string, number> }> {
   const res = await fetch(`${adminUrl}/cluster`);
-  return (await res.json()) as { vv: Record<string, number> };
+  return (await res.json()) as { origin: string; vv: Record<string, number> };
 }
