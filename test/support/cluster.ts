@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeProcess } from "./process.js";
-import { TcpProxy, freePort } from "./tcp-proxy.js";
+import { TcpProxy } from "./tcp-proxy.js";
 
 export const TEST_SECRET = "test-cluster-secret-0123456789";
 
@@ -31,20 +31,23 @@ export class TestCluster {
     perNode: (i: number) => Record<string, string> = () => ({}),
   ): Promise<TestCluster> {
     const root = mkdtempSync(join(tmpdir(), "likes-cluster-"));
-    const peerPorts = await Promise.all(Array.from({ length: size }, () => freePort()));
+    // Every port is chosen by the kernel as it is bound (port 0), never picked in advance: a
+    // port found free and released can be taken by someone else before the node binds it.
+    // Nodes learn each other through the proxies, which learn each node's peer port at start.
+    const indexes = Array.from({ length: size }, (_, i) => i);
     const proxies = await Promise.all(
-      peerPorts.map((_, i) =>
-        Promise.all(peerPorts.map(async (port, j) => (i === j ? undefined : TcpProxy.start(port)))),
+      indexes.map((i) =>
+        Promise.all(indexes.map(async (j) => (i === j ? undefined : TcpProxy.start()))),
       ),
     );
-    const members = peerPorts.map((peerPort, i) => ({
+    const members = indexes.map((i) => ({
       name: `node${i + 1}`,
       dataDir: join(root, `node${i + 1}`),
       env: {
         LIKES_NODE_NAME: `node${i + 1}`,
         LIKES_HTTP_PORT: "0",
         LIKES_ADMIN_PORT: "0",
-        LIKES_PEER_PORT: String(peerPort),
+        LIKES_PEER_PORT: "0",
         LIKES_PEERS: (proxies[i] ?? [])
           .filter((p): p is TcpProxy => p !== undefined)
           .map((p) => `127.0.0.1:${p.port}`)
@@ -73,6 +76,9 @@ export class TestCluster {
   async startNode(i: number): Promise<NodeProcess> {
     const member = this.members[i] as Member;
     member.process = await NodeProcess.start({ ...member.env, LIKES_DATA_DIR: member.dataDir });
+    const peerPort = member.process.ports?.peer;
+    if (!peerPort) throw new Error(`${member.name} logged no peer port`);
+    for (const row of this.proxies) if (row[i]) row[i].target = peerPort;
     return member.process;
   }
 

@@ -8,12 +8,15 @@ export class TcpProxy {
   private cut = false;
   port = 0;
 
-  private constructor(private readonly targetPort: number) {
+  private constructor(
+    /** The port it forwards to; until it is known (0), connections are refused. */
+    public target: number,
+  ) {
     this.server = createServer((client) => this.accept(client));
   }
 
-  static async start(targetPort: number): Promise<TcpProxy> {
-    const proxy = new TcpProxy(targetPort);
+  static async start(target = 0): Promise<TcpProxy> {
+    const proxy = new TcpProxy(target);
     await new Promise<void>((resolve) => proxy.server.listen(0, "127.0.0.1", resolve));
     proxy.port = (proxy.server.address() as AddressInfo).port;
     return proxy;
@@ -34,11 +37,11 @@ export class TcpProxy {
   }
 
   private accept(client: Socket): void {
-    if (this.cut) {
+    if (this.cut || this.target === 0) {
       client.destroy();
       return;
     }
-    const upstream = connect(this.targetPort, "127.0.0.1");
+    const upstream = connect(this.target, "127.0.0.1");
     for (const [a, b] of [
       [client, upstream],
       [upstream, client],
