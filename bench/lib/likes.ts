@@ -1,7 +1,7 @@
 import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
-import { TcpProxy, freePort } from "../../test/support/tcp-proxy.js";
+import { TcpProxy, freePorts } from "../../test/support/tcp-proxy.js";
 import { Proc, waitForPort } from "./proc.js";
 
 export const REPO = fileURLToPath(new URL("../../..", import.meta.url));
@@ -37,24 +37,29 @@ export class BenchCluster {
   ) {}
 
   static async start(options: ClusterOptions): Promise<BenchCluster> {
-    const peerPorts = await Promise.all(Array.from({ length: options.size }, () => freePort()));
+    // Proxies first (they hold their ports), then the nodes' ports, all reserved at once, so
+    // that no port is handed out twice.
     const proxies: (TcpProxy | undefined)[][] = [];
     for (let i = 0; i < options.size; i++)
       proxies.push(
         await Promise.all(
-          peerPorts.map(async (port, j) =>
-            options.proxied && i !== j ? TcpProxy.start(port) : undefined,
+          Array.from({ length: options.size }, async (_, j) =>
+            options.proxied && i !== j ? TcpProxy.start() : undefined,
           ),
         ),
       );
+    const ports = await freePorts(options.size * 3);
+    const peerPorts = ports.slice(0, options.size);
+    for (const row of proxies)
+      row.forEach((proxy, j) => proxy && (proxy.target = peerPorts[j] as number));
     const nodes: LikesNode[] = [];
     for (let i = 0; i < options.size; i++) {
       const dataDir = options.dataDirs?.[i] ?? join(options.root, `node${i + 1}`);
       mkdirSync(dataDir, { recursive: true });
       nodes.push({
         name: `node${i + 1}`,
-        http: await freePort(),
-        admin: await freePort(),
+        http: ports[options.size + i] as number,
+        admin: ports[2 * options.size + i] as number,
         dataDir,
         proc: undefined as unknown as Proc,
       });
