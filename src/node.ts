@@ -1,6 +1,7 @@
 import type { Config } from "./config.js";
 import { adminListener } from "./http/admin.js";
-import { createPublicApp } from "./http/public-app.js";
+import { isPlainLike } from "./http/fast-like.js";
+import { BODY_LIMIT_BYTES, createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
 import { jsonCodec } from "./replication/codec.js";
 import { DnsMembership } from "./replication/dns-membership.js";
@@ -10,6 +11,7 @@ import { StaticMembership, systemClock, type Membership } from "./replication/po
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
 import { Metrics } from "./telemetry/metrics.js";
+import { withServerSpans } from "./telemetry/server-spans.js";
 import type { Logger } from "./telemetry/types.js";
 
 export interface NodePorts {
@@ -101,25 +103,37 @@ export class LikesNode {
     let peer: number | null = null;
     if (config.clusterSecret !== undefined)
       peer = await serve(
-        peerListener({
-          secret: config.clusterSecret,
-          codec: jsonCodec,
-          handle: (r) => replicator.handle(r),
-          logger,
-          stats: metrics.transport,
-        }),
+        withServerSpans(
+          peerListener({
+            secret: config.clusterSecret,
+            codec: jsonCodec,
+            handle: (r) => replicator.handle(r),
+            logger,
+            stats: metrics.transport,
+          }),
+          { readsBodyItself: () => true },
+        ),
         config.peerPort,
       );
     const admin = await serve(
-      adminListener({
-        cluster: () => replicator.view(),
-        metrics: (accept) => metrics.render(accept),
-      }),
+      withServerSpans(
+        adminListener({
+          cluster: () => replicator.view(),
+          metrics: (accept) => metrics.render(accept),
+        }),
+        { untraced: new Set(["/metrics"]) },
+      ),
       config.adminPort,
     );
     await this.dns?.start();
     replicator.start();
-    const http = await serve(app, config.httpPort);
+    const http = await serve(
+      withServerSpans(app, {
+        untraced: new Set(["/healthz", "/readyz"]),
+        readsBodyItself: (req) => isPlainLike(req, BODY_LIMIT_BYTES),
+      }),
+      config.httpPort,
+    );
     this.ports = { http, peer, admin };
     this.ready = true;
     logger.info("listening", {

@@ -58,6 +58,25 @@ const BODY_ERRORS: Readonly<Record<string, [number, string, string]>> = {
   "request.size.invalid": [400, "invalid_body", "the body does not match its Content-Length"],
 };
 
+/** The answer to an error a client caused, or undefined for anything else (a bug: 500). */
+export function clientErrorOf(
+  error: unknown,
+): [status: number, code: string, message: string] | undefined {
+  if (error instanceof ApiError) return [error.status, error.code, error.message];
+  const type = (error as { type?: unknown } | null)?.type;
+  const known = typeof type === "string" ? BODY_ERRORS[type] : undefined;
+  if (known) return known;
+  // Other client errors from body parsing (a corrupt gzip body, say) carry their own 4xx.
+  const status = (error as { status?: unknown } | null)?.status;
+  if (typeof status === "number" && status >= 400 && status < 500)
+    return [
+      status,
+      "invalid_body",
+      error instanceof Error ? error.message : "invalid request body",
+    ];
+  return undefined;
+}
+
 /** The one place where errors become HTTP answers. Anything unexpected is a logged 500. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
@@ -66,25 +85,9 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     if (error instanceof MethodNotAllowedError) res.setHeader("Allow", error.allow.join(", "));
-    if (error instanceof ApiError) {
-      sendError(res, error.status, error.code, error.message);
-      return;
-    }
-    const type = (error as { type?: unknown } | null)?.type;
-    const known = typeof type === "string" ? BODY_ERRORS[type] : undefined;
-    if (known) {
-      sendError(res, ...known);
-      return;
-    }
-    // Other client errors from body parsing (a corrupt gzip body, say) carry their own 4xx.
-    const status = (error as { status?: unknown } | null)?.status;
-    if (typeof status === "number" && status >= 400 && status < 500) {
-      sendError(
-        res,
-        status,
-        "invalid_body",
-        error instanceof Error ? error.message : "invalid request body",
-      );
+    const answer = clientErrorOf(error);
+    if (answer) {
+      sendError(res, ...answer);
       return;
     }
     logger.error("request failed", { method: req.method, path: req.path, error: String(error) });

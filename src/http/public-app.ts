@@ -1,5 +1,6 @@
 import { trace } from "@opentelemetry/api";
-import express, { type Express, type Request, type RequestHandler } from "express";
+import express, { type Request, type RequestHandler } from "express";
+import type { RequestListener } from "node:http";
 import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
 import type { Consistency, WriteOutcome } from "../replication/replicator.js";
 import type { Store } from "../store/index.js";
@@ -11,6 +12,7 @@ import {
   UnsupportedMediaTypeError,
   errorHandler,
 } from "./errors.js";
+import { isPlainLike, serveLike, type Answer } from "./fast-like.js";
 import {
   booleanParam,
   consistencyParam,
@@ -22,6 +24,7 @@ import {
   postList,
   queryField,
   requiredPost,
+  type Query,
 } from "./validation.js";
 
 export const BODY_LIMIT_BYTES = 16 * 1024;
@@ -40,8 +43,16 @@ export interface PublicAppDeps {
   readonly observeRequest?: (route: string, method: string, code: number, seconds: number) => void;
 }
 
+export interface PublicAppOptions {
+  /** Serve plain `POST /like` requests without express (fast-like.ts); on unless tests compare. */
+  readonly fastLike?: boolean;
+}
+
 /** The public API of DESIGN §4: the seed's heartbeat, likes, counts and probes. */
-export function createPublicApp(deps: PublicAppDeps): Express {
+export function createPublicApp(
+  deps: PublicAppDeps,
+  options: PublicAppOptions = { fastLike: true },
+): RequestListener {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -67,17 +78,20 @@ export function createPublicApp(deps: PublicAppDeps): Express {
     res.json({ node: deps.nodeName, origin: deps.origin, peers: deps.peerCount(), status: "ok" });
   });
 
-  route("post", "/like", requireJson, json, async (req, res) => {
-    onlyKnown(req.query, ["consistency"]);
-    const consistency = consistencyParam(req.query);
-    const like = parseLikeBody(req.body);
+  const acceptLike = async (query: Query, json: unknown): Promise<Answer> => {
+    onlyKnown(query, ["consistency"]);
+    const consistency = consistencyParam(query);
+    const like = parseLikeBody(json);
     const outcome = await deps.write(like, consistency);
     const body = { post: like.post, user: like.user, new: outcome.isNew, node: deps.nodeName };
-    if (outcome.acks < outcome.required) {
-      res.status(202).json({ ...body, acks: outcome.acks, required: outcome.required });
-      return;
-    }
-    res.status(outcome.isNew ? 201 : 200).json(body);
+    if (outcome.acks < outcome.required)
+      return { status: 202, body: { ...body, acks: outcome.acks, required: outcome.required } };
+    return { status: outcome.isNew ? 201 : 200, body };
+  };
+
+  route("post", "/like", requireJson, json, async (req, res) => {
+    const answer = await acceptLike(req.query, req.body);
+    res.status(answer.status).json(answer.body);
   });
 
   route("get", "/likes", (req, res) => {
@@ -131,7 +145,26 @@ export function createPublicApp(deps: PublicAppDeps): Express {
     throw new NotFoundError(req.path);
   });
   app.use(errorHandler(deps.logger));
-  return app;
+  if (!options.fastLike) return app;
+  return (req, res) => {
+    if (!isPlainLike(req, BODY_LIMIT_BYTES)) {
+      app(req, res);
+      return;
+    }
+    const started = performance.now();
+    serveLike(req, res, acceptLike, deps.logger).then(
+      () => observe?.("/like", "POST", res.statusCode, (performance.now() - started) / 1000),
+      // serveLike answers every error itself; this is only reached if writing the answer threw.
+      (error: unknown) => {
+        deps.logger.error("request failed", {
+          method: "POST",
+          path: "/like",
+          error: String(error),
+        });
+        res.destroy();
+      },
+    );
+  };
 }
 
 /** Names the HTTP server span by its route, as `POST /like` (express itself is not instrumented). */

@@ -1,7 +1,6 @@
 import { getNodeAutoInstrumentations } from "@opentelemetry/auto-instrumentations-node";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
-import type { IncomingMessage } from "node:http";
 
 export interface TracingOptions {
   readonly nodeName: string;
@@ -12,9 +11,6 @@ export interface Tracing {
   /** Flushes buffered spans and stops exporting. */
   shutdown(): Promise<void>;
 }
-
-// Requests that are polled, not served: spans for them would drown the traces that matter.
-const UNTRACED = new Set(["/healthz", "/readyz", "/metrics"]);
 
 /**
  * Starts the OpenTelemetry NodeSDK: OTLP/HTTP export configured by the standard OTEL_*
@@ -53,10 +49,9 @@ export function startTracing(options: TracingOptions): Tracing {
         "@opentelemetry/instrumentation-router": { enabled: false },
         // Our logger adds trace_id and span_id itself; log records are not exported as OTLP.
         "@opentelemetry/instrumentation-winston": { enabled: false },
-        "@opentelemetry/instrumentation-http": {
-          ignoreIncomingRequestHook: (req: IncomingMessage) =>
-            UNTRACED.has((req.url ?? "").split("?")[0] ?? ""),
-        },
+        // Outgoing requests (the peer client) only: our servers make their own SERVER spans
+        // (server-spans.ts), at a fraction of the incoming instrumentation's cost.
+        "@opentelemetry/instrumentation-http": { disableIncomingRequestInstrumentation: true },
       }),
     ],
   });
