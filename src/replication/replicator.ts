@@ -59,6 +59,8 @@ interface Waiter {
 // Own entries waiting to be held by every peer, for the convergence metric. A peer down for
 // long must not grow this without bound.
 const MAX_TRACKED = 100_000;
+// Own entries kept in memory for the push, so that it need not read back what it just wrote.
+const OUTBOX_MAX = 4 * MAX_PUSH_ENTRIES;
 // Pages of missing entries pushed after one sync, before yielding to the next round.
 const MAX_PUSH_PAGES_PER_SYNC = 4;
 
@@ -76,6 +78,8 @@ export class Replicator {
   /** A sync is pulling page after page (a catch-up). */
   private pulling = false;
   private readonly unconverged: OwnEntry[] = [];
+  /** The latest own entries, in seq order; older ones are read from the store when needed. */
+  private outbox: Entry[] = [];
   private waiters: Waiter[] = [];
   private readonly self: Sender;
 
@@ -128,6 +132,8 @@ export class Replicator {
 
   /** A like this node accepted first-hand (committed): push it soon. */
   private published(entry: Entry): void {
+    this.outbox.push(entry);
+    if (this.outbox.length > 2 * OUTBOX_MAX) this.outbox = this.outbox.slice(-OUTBOX_MAX);
     if (this.unconverged.length >= MAX_TRACKED) this.unconverged.shift();
     this.unconverged.push(
       entry.traceparent
@@ -262,10 +268,9 @@ export class Replicator {
   }
 
   private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
-    const entries = this.o.store.entries(
-      { origin: this.self.origin, after, upTo },
-      MAX_PUSH_ENTRIES,
-    );
+    const entries =
+      this.fromOutbox(after, upTo) ??
+      this.o.store.entries({ origin: this.self.origin, after, upTo }, MAX_PUSH_ENTRIES);
     const last = entries.at(-1);
     if (!last) return;
     peer.pushing = true;
@@ -282,6 +287,28 @@ export class Replicator {
     // batches naturally under load.
     if (peer.up && peer.pushedUpTo < (this.o.store.digest().get(this.self.origin) ?? 0))
       this.schedulePush(0);
+  }
+
+  /** Own entries (after, upTo] from memory, or undefined if the outbox does not hold them all. */
+  private fromOutbox(after: number, upTo: number): Entry[] | undefined {
+    const first = this.outbox[0]?.seq;
+    if (first === undefined || first > after + 1) return undefined;
+    const start = after + 1 - first;
+    const end = Math.min(upTo - first + 1, start + MAX_PUSH_ENTRIES);
+    const entries = this.outbox.slice(start, end);
+    // Contiguous seqs, as accepted; anything else is read from the store.
+    const contiguous =
+      entries.length === end - start && entries.every((e, i) => e.seq === after + 1 + i);
+    this.dropPushed();
+    return contiguous && entries.length > 0 ? entries : undefined;
+  }
+
+  /** Forgets outbox entries that every peer has been sent. */
+  private dropPushed(): void {
+    const sent = Math.min(...this.livePeers().map((p) => p.pushedUpTo));
+    const keep = this.outbox.findIndex((e) => e.seq > sent);
+    if (keep > 0) this.outbox = this.outbox.slice(keep);
+    else if (keep === -1 && this.outbox.length > 0) this.outbox = [];
   }
 
   private scheduleSync(ms: number): void {
