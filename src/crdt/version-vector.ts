@@ -98,6 +98,24 @@ export function mergeDigests(a: Digest, b: Digest): Map<OriginId, number> {
   return merged;
 }
 
+/**
+ * What `have` says that `base` does not: `have`'s seq for every origin where the two differ, 0
+ * where `have` holds none. `patchDigest(base, digestDiff(have, base))` is `have` again.
+ */
+export function digestDiff(have: Digest, base: Digest): Map<OriginId, number> {
+  const diff = new Map<OriginId, number>();
+  for (const [origin, seq] of have) if (seq !== (base.get(origin) ?? 0)) diff.set(origin, seq);
+  for (const [origin, seq] of base) if (seq > 0 && !have.has(origin)) diff.set(origin, 0);
+  return diff;
+}
+
+/** `base` with the seqs of `diff` written over it: undoes `digestDiff`. */
+export function patchDigest(base: Digest, diff: Digest): Map<OriginId, number> {
+  const patched = new Map(base);
+  for (const [origin, seq] of diff) patched.set(origin, seq);
+  return patched;
+}
+
 export function digestsEqual(a: Digest, b: Digest): boolean {
   const nonZero = (d: Digest) => [...d].filter(([, seq]) => seq > 0);
   const left = nonZero(a);

@@ -3,10 +3,12 @@ import { describe, expect, it } from "vitest";
 import {
   VersionVector,
   decodeDigest,
+  digestDiff,
   digestsEqual,
   encodeDigest,
   mergeDigests,
   missingRanges,
+  patchDigest,
   type Dot,
   type OriginId,
 } from "../../src/crdt/index.js";
@@ -28,6 +30,10 @@ const deliveries = fc.tuple(fc.nat(20), fc.nat(20), fc.nat(20)).chain((counts) =
     duplicated,
   );
 });
+
+const digest = fc
+  .dictionary(fc.constantFrom(...ORIGINS), fc.nat(50))
+  .map((record) => new Map(Object.entries(record)) as Map<OriginId, number>);
 
 describe("version vector", () => {
   it("ends equal to in-order delivery under any order and duplication", () => {
@@ -58,9 +64,6 @@ describe("version vector", () => {
   });
 
   it("missing ranges are exactly what the other side lacks", () => {
-    const digest = fc
-      .dictionary(fc.constantFrom(...ORIGINS), fc.nat(50))
-      .map((record) => new Map(Object.entries(record)) as Map<OriginId, number>);
     fc.assert(
       fc.property(digest, digest, (have, other) => {
         const patched = new Map(other);
@@ -75,6 +78,19 @@ describe("version vector", () => {
       }),
       { numRuns: RUNS },
     );
+  });
+
+  it("a diff carries only what differs, and patching the base with it gives the digest back", () => {
+    fc.assert(
+      fc.property(digest, digest, (have, base) => {
+        const diff = digestDiff(have, base);
+        for (const [origin, seq] of diff) if (seq === (base.get(origin) ?? 0)) return false;
+        return digestsEqual(patchDigest(base, diff), have);
+      }),
+      { numRuns: RUNS },
+    );
+    const same = new Map([["a~1", 3]]) as Map<OriginId, number>;
+    expect(digestDiff(same, new Map(same)).size).toBe(0);
   });
 
   it("round-trips through its wire form and rejects malformed digests", () => {
