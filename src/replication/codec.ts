@@ -65,7 +65,7 @@ const MIN_PAIR_BYTES = 2;
  * The compact binary form of peer messages (format 2):
  *
  *   message = tag:u8 origins:(n, id×n) node:id sender:origin-index body
- *   deltas: entries · sync, deltas-reply: digest · sync-reply: more:u8 entries digest
+ *   deltas: entries · sync, deltas-reply: digest · sync-reply: more:u8 entries diff:digest
  *   entries = (groups, (origin-index, count, entry×count)×groups)
  *   entry   = flags:u8 [seq] |Δts| post user [traceparent:25 bytes]
  *   digest  = (n, (origin-index, seq)×n)
@@ -97,7 +97,7 @@ export const binaryCodec: Codec = {
       case "sync-reply":
         w.byte(message.more ? 1 : 0);
         writeEntries(w, message.entries, table);
-        writeDigest(w, message.vv, table);
+        writeDigest(w, message.diff, table);
         break;
     }
     return w.finish();
@@ -121,6 +121,7 @@ function originTable(message: PeerMessage): Map<OriginId, number> {
   };
   if ("entries" in message) for (const entry of message.entries) add(entry.origin);
   if ("vv" in message) for (const origin of message.vv.keys()) add(origin);
+  if ("diff" in message) for (const origin of message.diff.keys()) add(origin);
   return table;
 }
 
@@ -187,7 +188,7 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
       const more = r.byte();
       if (more > 1) throw new MalformedMessageError("more must be 0 or 1");
       const entries = readEntries(r, origins, MAX_PAGE_ENTRIES);
-      message = { kind, ...sender, entries, vv: readDigest(r, origins), more: more === 1 };
+      message = { kind, ...sender, entries, diff: readDigest(r, origins), more: more === 1 };
       break;
     }
   }

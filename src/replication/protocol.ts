@@ -28,17 +28,24 @@ export interface SyncRequest extends Sender {
   readonly vv: Digest;
 }
 
-/** The receiver's version vector after applying a push. */
+/**
+ * The receiver's version vector after applying a push, for the origins of the pushed entries
+ * only: what the pusher needs to know what to push next. The rest it learns by anti-entropy.
+ */
 export interface DeltasReply extends Sender {
   readonly kind: "deltas-reply";
   readonly vv: Digest;
 }
 
-/** A page of what the caller lacks, the receiver's vector, and whether more pages follow. */
+/**
+ * A page of what the caller lacks, and whether more pages follow. `diff` is the receiver's
+ * vector as a difference from the request's (`digestDiff`): the caller patches the vector it
+ * sent with it to learn the receiver's whole vector. Between converged nodes it is empty.
+ */
 export interface SyncReply extends Sender {
   readonly kind: "sync-reply";
   readonly entries: readonly Entry[];
-  readonly vv: Digest;
+  readonly diff: Digest;
   readonly more: boolean;
 }
 
@@ -47,7 +54,10 @@ export type PeerReply = DeltasReply | SyncReply;
 export type PeerMessage = PeerRequest | PeerReply;
 export type ReplyTo<R extends PeerRequest> = R extends DeltasRequest ? DeltasReply : SyncReply;
 
-export const PROTOCOL_PATHS = { deltas: "/peer/v1/deltas", sync: "/peer/v1/sync" } as const;
+// v2: replies carry only what the requester needs (see DeltasReply, SyncReply).
+export const PROTOCOL_PATHS = { deltas: "/peer/v2/deltas", sync: "/peer/v2/sync" } as const;
+/** Paths of earlier protocol versions: a peer still speaking one gets a clear refusal. */
+export const RETIRED_PATHS: readonly string[] = ["/peer/v1/deltas", "/peer/v1/sync"];
 export const MAX_PUSH_ENTRIES = 512;
 export const MAX_PAGE_ENTRIES = 5000;
 
@@ -58,7 +68,9 @@ export class MalformedMessageError extends Error {
 
 /** Plain JSON shape of a message; digests travel as objects. */
 export function toWire(message: PeerMessage): Record<string, unknown> {
-  return "vv" in message ? { ...message, vv: encodeDigest(message.vv) } : { ...message };
+  if ("vv" in message) return { ...message, vv: encodeDigest(message.vv) };
+  if ("diff" in message) return { ...message, diff: encodeDigest(message.diff) };
+  return { ...message };
 }
 
 /** Checks an untrusted value against the message union; throws MalformedMessageError. */
@@ -77,8 +89,8 @@ export function fromWire(value: unknown, expected: PeerMessage["kind"]): PeerMes
     if (bad !== -1) throw new MalformedMessageError(`entry ${bad} is malformed`);
     return (m.entries as Entry[]).map(normalizeEntry);
   };
-  const vv = (): Digest => {
-    const digest = decodeDigest(m.vv);
+  const vv = (field: "vv" | "diff" = "vv"): Digest => {
+    const digest = decodeDigest(m[field]);
     if (!digest) throw new MalformedMessageError("bad version vector");
     return digest;
   };
@@ -95,7 +107,7 @@ export function fromWire(value: unknown, expected: PeerMessage["kind"]): PeerMes
         kind: "sync-reply",
         ...sender,
         entries: entries(MAX_PAGE_ENTRIES),
-        vv: vv(),
+        diff: vv("diff"),
         more: m.more,
       };
   }

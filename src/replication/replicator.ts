@@ -1,4 +1,13 @@
-import { encodeDigest, missingRanges, type Digest, type Entry, type Like } from "../crdt/index.js";
+import {
+  digestDiff,
+  encodeDigest,
+  missingRanges,
+  patchDigest,
+  type Digest,
+  type Entry,
+  type Like,
+  type OriginId,
+} from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { PeerState } from "./peer-state.js";
@@ -192,7 +201,12 @@ export class Replicator {
       0,
     );
     this.noteRequest(request, own > 0 ? new Map([[request.origin, own]]) : undefined);
-    return { kind: "deltas-reply", ...this.self, vv: this.o.store.digest() };
+    // The pusher needs our seqs of the origins it pushed, not our whole vector.
+    const have = this.o.store.digest();
+    const vv = new Map<OriginId, number>();
+    for (const { origin } of request.entries)
+      if (!vv.has(origin)) vv.set(origin, have.get(origin) ?? 0);
+    return { kind: "deltas-reply", ...this.self, vv };
   }
 
   private onSync(request: SyncRequest): PeerReply {
@@ -211,7 +225,7 @@ export class Replicator {
     }
     const peer = this.noteRequest(request, request.vv);
     if (peer && more) peer.pullingUntil = this.o.clock.now() + this.o.syncMs;
-    return { kind: "sync-reply", ...this.self, entries, vv: have, more };
+    return { kind: "sync-reply", ...this.self, entries, diff: digestDiff(have, request.vv), more };
   }
 
   /** A request tells who the caller is and, for a sync, what it holds. */
@@ -309,7 +323,8 @@ export class Replicator {
         this.pulling = reply.more;
         const { stored } = await this.o.store.apply(reply.entries);
         this.reportApplied(stored, "sync", reply);
-        this.contacted(peer, reply, reply.vv);
+        // The reply holds only where the peer's vector differs from the one we sent.
+        this.contacted(peer, reply, patchDigest(request.vv, reply.diff));
         if (peer.isSelf) return;
         await this.pushMissing(peer);
         if (!reply.more || !this.running) break;

@@ -57,12 +57,12 @@ async function unchanged(): Promise<void> {
 
 describe("the peer port", () => {
   it("refuses unsigned, forged and stale requests with 401 and changes nothing", async () => {
-    const path = "/peer/v1/deltas";
+    const path = "/peer/v2/deltas";
     const cases: Record<string, Record<string, string>> = {
       unsigned: {},
       "wrong secret": signed(path, deltas, { secret: "not-the-cluster-secret-at-all" }),
       "signed for another body": signed(path, deltas.replace("mallory", "eve")),
-      "signed for another path": signed("/peer/v1/sync", deltas),
+      "signed for another path": signed("/peer/v2/sync", deltas),
       "stale by 60 s": signed(path, deltas, { skewMs: -60_000 }),
       "from 60 s in the future": signed(path, deltas, { skewMs: 60_000 }),
       "garbage signature": { "x-likes-timestamp": String(Date.now()), "x-likes-signature": "zz" },
@@ -95,20 +95,30 @@ describe("the peer port", () => {
       JSON.stringify({ kind: "deltas", node: "x", origin: "no-tilde", entries: [] }),
     ];
     for (const body of bodies) {
-      const res = await send("/peer/v1/deltas", body, signed("/peer/v1/deltas", body));
+      const res = await send("/peer/v2/deltas", body, signed("/peer/v2/deltas", body));
       expect(res.status, body).toBe(400);
     }
     const badSync = JSON.stringify({ kind: "sync", node: "x", origin: "x~1", vv: { "x~1": -1 } });
-    expect((await send("/peer/v1/sync", badSync, signed("/peer/v1/sync", badSync))).status).toBe(
+    expect((await send("/peer/v2/sync", badSync, signed("/peer/v2/sync", badSync))).status).toBe(
       400,
     );
     await unchanged();
   });
 
-  it("serves nothing but /peer/v1/*, and applies a correctly signed push", async () => {
+  it("tells a peer that speaks protocol v1 to upgrade, and changes nothing", async () => {
+    const v1 = "/peer/v1/deltas";
+    const res = await send(v1, deltas, signed(v1, deltas));
+    expect(res.status).toBe(410);
+    expect(res.body).toMatchObject({
+      error: { code: "protocol_version_unsupported", message: expect.stringMatching(/v2/) },
+    });
+    await unchanged();
+  });
+
+  it("serves nothing but /peer/v2/*, and applies a correctly signed push", async () => {
     expect((await fetch(`${peerUrl}/like`, { method: "POST" })).status).toBe(404);
-    expect((await fetch(`${peerUrl}/peer/v1/deltas`)).status).toBe(405);
-    const res = await send("/peer/v1/deltas", deltas, signed("/peer/v1/deltas", deltas));
+    expect((await fetch(`${peerUrl}/peer/v2/deltas`)).status).toBe(405);
+    const res = await send("/peer/v2/deltas", deltas, signed("/peer/v2/deltas", deltas));
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({
       kind: "deltas-reply",

@@ -92,7 +92,7 @@ const message: fc.Arbitrary<PeerMessage> = fc.oneof(
     kind: fc.constant("sync-reply" as const),
     ...sender,
     entries,
-    vv: digest,
+    diff: digest,
     more: fc.boolean(),
   }),
 );
@@ -111,8 +111,10 @@ function decodesSafely(bytes: Buffer, kind: PeerMessage["kind"]): boolean {
     isOriginId(decoded.origin) &&
     (!("entries" in decoded) ||
       (decoded.entries.length <= MAX_PAGE_ENTRIES && decoded.entries.every(isEntry))) &&
-    (!("vv" in decoded) ||
-      [...decoded.vv].every(([o, n]) => isOriginId(o) && Number.isSafeInteger(n) && n >= 0))
+    [("vv" in decoded && decoded.vv) || ("diff" in decoded && decoded.diff) || new Map()].every(
+      (d: ReadonlyMap<OriginId, number>) =>
+        [...d].every(([o, n]) => isOriginId(o) && Number.isSafeInteger(n) && n >= 0),
+    )
   );
 }
 

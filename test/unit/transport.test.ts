@@ -122,7 +122,7 @@ for (const [name, make] of Object.entries(adapters)) {
           node: "b" as NodeName,
           origin: "b~2" as OriginId,
           entries: [entry],
-          vv: new Map([["a~1" as OriginId, 1]]),
+          diff: new Map([["a~1" as OriginId, 1]]),
           more: true,
         }),
       );
