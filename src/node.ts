@@ -2,7 +2,7 @@ import type { Config } from "./config.js";
 import { adminListener } from "./http/admin.js";
 import { createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
-import { jsonCodec } from "./replication/codec.js";
+import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership } from "./replication/dns-membership.js";
 import { HttpTransport } from "./replication/http-transport.js";
 import { peerListener } from "./replication/peer-server.js";
@@ -49,7 +49,7 @@ export class LikesNode {
     if (config.peerDns !== undefined)
       membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
     if (config.clusterSecret !== undefined)
-      this.transport = new HttpTransport(config.clusterSecret, jsonCodec, this.metrics.transport);
+      this.transport = new HttpTransport(config.clusterSecret, binaryCodec, this.metrics.transport);
     this.replicator = new Replicator({
       store: this.store,
       transport: this.transport ?? {
@@ -103,7 +103,7 @@ export class LikesNode {
       peer = await serve(
         peerListener({
           secret: config.clusterSecret,
-          codec: jsonCodec,
+          codec: binaryCodec,
           handle: (r) => replicator.handle(r),
           logger,
           stats: metrics.transport,

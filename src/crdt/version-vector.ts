@@ -1,6 +1,5 @@
 import type { Dot } from "./entry.js";
-import { isSeq } from "./entry.js";
-import { isOriginId, type OriginId } from "./ids.js";
+import type { OriginId } from "./ids.js";
 
 /**
  * What a version vector says on the wire: origin → highest seq such that every seq 1..n of that
@@ -124,15 +123,4 @@ export function digestsEqual(a: Digest, b: Digest): boolean {
 
 export function encodeDigest(digest: Digest): Record<string, number> {
   return Object.fromEntries(digest);
-}
-
-/** Decodes a digest from the wire, or returns null when any part of it is malformed. */
-export function decodeDigest(value: unknown): Map<OriginId, number> | null {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const digest = new Map<OriginId, number>();
-  for (const [origin, seq] of Object.entries(value as Record<string, unknown>)) {
-    if (!isOriginId(origin) || !(isSeq(seq) || seq === 0)) return null;
-    digest.set(origin, seq);
-  }
-  return digest;
 }

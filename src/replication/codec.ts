@@ -8,13 +8,7 @@ import {
   type PostId,
   type UserId,
 } from "../crdt/index.js";
-import {
-  MAX_PAGE_ENTRIES,
-  MalformedMessageError,
-  fromWire,
-  toWire,
-  type PeerMessage,
-} from "./protocol.js";
+import { MAX_PAGE_ENTRIES, MalformedMessageError, type PeerMessage } from "./protocol.js";
 import { WireReader, WireWriter } from "./wire.js";
 
 /** Turns messages into bytes and back; the byte counts feed the gossip metrics. */
@@ -24,20 +18,6 @@ export interface Codec {
   /** Throws MalformedMessageError for anything that is not a valid message of that kind. */
   decode(bytes: Buffer, kind: PeerMessage["kind"]): PeerMessage;
 }
-
-export const jsonCodec: Codec = {
-  contentType: "application/json",
-  encode: (message) => Buffer.from(JSON.stringify(toWire(message)), "utf8"),
-  decode: (bytes, kind) => {
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString("utf8"));
-    } catch {
-      throw new MalformedMessageError("not valid JSON");
-    }
-    return fromWire(value, kind);
-  },
-};
 
 // The first byte: format version in the high nibble, message kind in the low one.
 const FORMAT = 0x20;

@@ -80,6 +80,13 @@ async function serve(
     });
     return fail(res, 401, "unauthorized", `request refused: ${verdict.reason}`);
   }
+  if (req.headers["content-type"] !== deps.codec.contentType)
+    return fail(
+      res,
+      415,
+      "unsupported_media_type",
+      `peer messages are ${deps.codec.contentType} (peer protocol v2)`,
+    );
   let request: PeerRequest;
   try {
     request = deps.codec.decode(body, kind) as PeerRequest;

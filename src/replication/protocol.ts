@@ -1,14 +1,4 @@
-import {
-  decodeDigest,
-  encodeDigest,
-  isEntry,
-  isNodeName,
-  isOriginId,
-  type Digest,
-  type Entry,
-  type NodeName,
-  type OriginId,
-} from "../crdt/index.js";
+import type { Digest, Entry, NodeName, OriginId } from "../crdt/index.js";
 
 /** Who sent a message: replies and requests both say it, so each side learns the other's origin. */
 export interface Sender {
@@ -64,59 +54,4 @@ export const MAX_PAGE_ENTRIES = 5000;
 /** A message that failed its guard: rejected whole, with the reason. */
 export class MalformedMessageError extends Error {
   override readonly name = "MalformedMessageError";
-}
-
-/** Plain JSON shape of a message; digests travel as objects. */
-export function toWire(message: PeerMessage): Record<string, unknown> {
-  if ("vv" in message) return { ...message, vv: encodeDigest(message.vv) };
-  if ("diff" in message) return { ...message, diff: encodeDigest(message.diff) };
-  return { ...message };
-}
-
-/** Checks an untrusted value against the message union; throws MalformedMessageError. */
-export function fromWire(value: unknown, expected: PeerMessage["kind"]): PeerMessage {
-  if (typeof value !== "object" || value === null) throw new MalformedMessageError("not an object");
-  const m = value as Record<string, unknown>;
-  if (m.kind !== expected) throw new MalformedMessageError(`expected kind ${expected}`);
-  if (typeof m.node !== "string" || !isNodeName(m.node))
-    throw new MalformedMessageError("bad node");
-  if (!isOriginId(m.origin)) throw new MalformedMessageError("bad origin");
-  const sender = { node: m.node, origin: m.origin };
-  const entries = (limit: number): Entry[] => {
-    if (!Array.isArray(m.entries) || m.entries.length > limit)
-      throw new MalformedMessageError(`entries must be an array of at most ${limit}`);
-    const bad = m.entries.findIndex((e) => !isEntry(e));
-    if (bad !== -1) throw new MalformedMessageError(`entry ${bad} is malformed`);
-    return (m.entries as Entry[]).map(normalizeEntry);
-  };
-  const vv = (field: "vv" | "diff" = "vv"): Digest => {
-    const digest = decodeDigest(m[field]);
-    if (!digest) throw new MalformedMessageError("bad version vector");
-    return digest;
-  };
-  switch (expected) {
-    case "deltas":
-      return { kind: "deltas", ...sender, entries: entries(MAX_PAGE_ENTRIES) };
-    case "sync":
-      return { kind: "sync", ...sender, vv: vv() };
-    case "deltas-reply":
-      return { kind: "deltas-reply", ...sender, vv: vv() };
-    case "sync-reply":
-      if (typeof m.more !== "boolean") throw new MalformedMessageError("more must be a boolean");
-      return {
-        kind: "sync-reply",
-        ...sender,
-        entries: entries(MAX_PAGE_ENTRIES),
-        diff: vv("diff"),
-        more: m.more,
-      };
-  }
-}
-
-/** Keeps only the fields of an entry, so that nothing extra from the wire is stored. */
-function normalizeEntry(e: Entry): Entry {
-  const { origin, seq, post, user, ts, traceparent } = e;
-  return traceparent === undefined
-    ? { origin, seq, post, user, ts }
-    : { origin, seq, post, user, ts, traceparent };
 }
