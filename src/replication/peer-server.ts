@@ -93,7 +93,6 @@ async function serve(
   } catch (error) {
     if (!(error instanceof MalformedMessageError)) throw error;
     deps.stats?.message?.(kind, "rejected");
-    deps.stats?.message?.(kind, "rejected");
     deps.logger.warn("malformed peer request", {
       reason: error.message,
       remote: req.socket.remoteAddress,
