@@ -192,7 +192,7 @@ for (const c of cases) {
 }
 // What likes_gossip_bytes_total counts for one push: the request and its reply.
 const reply = cases.find((c) => c.name === "push reply") as Case;
-for (const n of [1, 3, 10]) {
+for (const n of [1, 3, 6, 10]) {
   const c = push(n);
   const old = v1.encode(c.old).length + v1.encode(reply.old).length;
   const now = binaryCodec.encode(c.now).length + binaryCodec.encode(reply.now).length;
