@@ -3,7 +3,7 @@ import { adminListener } from "./http/admin.js";
 import { isPlainLike } from "./http/fast-like.js";
 import { BODY_LIMIT_BYTES, createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
-import { jsonCodec } from "./replication/codec.js";
+import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership } from "./replication/dns-membership.js";
 import { HttpTransport } from "./replication/http-transport.js";
 import { peerListener } from "./replication/peer-server.js";
@@ -51,7 +51,7 @@ export class LikesNode {
     if (config.peerDns !== undefined)
       membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
     if (config.clusterSecret !== undefined)
-      this.transport = new HttpTransport(config.clusterSecret, jsonCodec, this.metrics.transport);
+      this.transport = new HttpTransport(config.clusterSecret, binaryCodec, this.metrics.transport);
     this.replicator = new Replicator({
       store: this.store,
       transport: this.transport ?? {
@@ -106,7 +106,7 @@ export class LikesNode {
         withServerSpans(
           peerListener({
             secret: config.clusterSecret,
-            codec: jsonCodec,
+            codec: binaryCodec,
             handle: (r) => replicator.handle(r),
             logger,
             stats: metrics.transport,

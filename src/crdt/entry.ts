@@ -19,6 +19,10 @@ export interface Entry extends Dot {
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
+export function isTraceparent(value: unknown): value is string {
+  return typeof value === "string" && TRACEPARENT.test(value);
+}
+
 export function isSeq(value: unknown): value is number {
   return typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
 }
@@ -35,8 +39,7 @@ export function isEntry(value: unknown): value is Entry {
     typeof e.ts === "number" &&
     Number.isSafeInteger(e.ts) &&
     e.ts >= 0 &&
-    (e.traceparent === undefined ||
-      (typeof e.traceparent === "string" && TRACEPARENT.test(e.traceparent)))
+    (e.traceparent === undefined || isTraceparent(e.traceparent))
   );
 }
 

@@ -1,6 +1,5 @@
 import type { Dot } from "./entry.js";
-import { isSeq } from "./entry.js";
-import { isOriginId, type OriginId } from "./ids.js";
+import type { OriginId } from "./ids.js";
 
 /**
  * What a version vector says on the wire: origin → highest seq such that every seq 1..n of that
@@ -98,6 +97,24 @@ export function mergeDigests(a: Digest, b: Digest): Map<OriginId, number> {
   return merged;
 }
 
+/**
+ * What `have` says that `base` does not: `have`'s seq for every origin where the two differ, 0
+ * where `have` holds none. `patchDigest(base, digestDiff(have, base))` is `have` again.
+ */
+export function digestDiff(have: Digest, base: Digest): Map<OriginId, number> {
+  const diff = new Map<OriginId, number>();
+  for (const [origin, seq] of have) if (seq !== (base.get(origin) ?? 0)) diff.set(origin, seq);
+  for (const [origin, seq] of base) if (seq > 0 && !have.has(origin)) diff.set(origin, 0);
+  return diff;
+}
+
+/** `base` with the seqs of `diff` written over it: undoes `digestDiff`. */
+export function patchDigest(base: Digest, diff: Digest): Map<OriginId, number> {
+  const patched = new Map(base);
+  for (const [origin, seq] of diff) patched.set(origin, seq);
+  return patched;
+}
+
 export function digestsEqual(a: Digest, b: Digest): boolean {
   const nonZero = (d: Digest) => [...d].filter(([, seq]) => seq > 0);
   const left = nonZero(a);
@@ -106,15 +123,4 @@ export function digestsEqual(a: Digest, b: Digest): boolean {
 
 export function encodeDigest(digest: Digest): Record<string, number> {
   return Object.fromEntries(digest);
-}
-
-/** Decodes a digest from the wire, or returns null when any part of it is malformed. */
-export function decodeDigest(value: unknown): Map<OriginId, number> | null {
-  if (typeof value !== "object" || value === null || Array.isArray(value)) return null;
-  const digest = new Map<OriginId, number>();
-  for (const [origin, seq] of Object.entries(value as Record<string, unknown>)) {
-    if (!isOriginId(origin) || !(isSeq(seq) || seq === 0)) return null;
-    digest.set(origin, seq);
-  }
-  return digest;
 }

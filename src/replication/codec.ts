@@ -1,4 +1,15 @@
-import { fromWire, MalformedMessageError, toWire, type PeerMessage } from "./protocol.js";
+import {
+  isNodeName,
+  isOriginId,
+  isSeq,
+  type Digest,
+  type Entry,
+  type OriginId,
+  type PostId,
+  type UserId,
+} from "../crdt/index.js";
+import { MAX_PAGE_ENTRIES, MalformedMessageError, type PeerMessage } from "./protocol.js";
+import { WireReader, WireWriter } from "./wire.js";
 
 /** Turns messages into bytes and back; the byte counts feed the gossip metrics. */
 export interface Codec {
@@ -8,16 +19,225 @@ export interface Codec {
   decode(bytes: Buffer, kind: PeerMessage["kind"]): PeerMessage;
 }
 
-export const jsonCodec: Codec = {
-  contentType: "application/json",
-  encode: (message) => Buffer.from(JSON.stringify(toWire(message)), "utf8"),
-  decode: (bytes, kind) => {
-    let value: unknown;
-    try {
-      value = JSON.parse(bytes.toString("utf8"));
-    } catch {
-      throw new MalformedMessageError("not valid JSON");
+// The first byte: format version in the high nibble, message kind in the low one.
+const FORMAT = 0x20;
+const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
+  deltas: 1,
+  sync: 2,
+  "deltas-reply": 3,
+  "sync-reply": 4,
+};
+// Entry flags: what follows the flags byte, and which way ts moved from the previous entry.
+const TRACED = 1;
+const SEQ_GIVEN = 2;
+const TS_BACK = 4;
+const KNOWN_FLAGS = TRACED | SEQ_GIVEN | TS_BACK;
+// Node names are at most 63 characters, incarnations 32.
+const MAX_NODE_BYTES = 63;
+const MAX_ORIGIN_BYTES = 96;
+// Least bytes of an origin id (`a~b` and its length), an entry (flags, ts, two 1-byte fields),
+// a digest pair or a group header: bounds a count before anything is allocated for it.
+const MIN_ORIGIN_BYTES = 4;
+const MIN_ENTRY_BYTES = 6;
+const MIN_PAIR_BYTES = 2;
+
+/**
+ * The compact binary form of peer messages (format 2):
+ *
+ *   message = tag:u8 origins:(n, id×n) node:id sender:origin-index body
+ *   deltas: entries · sync, deltas-reply: digest · sync-reply: more:u8 entries diff:digest
+ *   entries = (groups, (origin-index, count, entry×count)×groups)
+ *   entry   = flags:u8 [seq] |Δts| post user [traceparent:25 bytes]
+ *   digest  = (n, (origin-index, seq)×n)
+ *
+ * Integers are unsigned LEB128 varints, ids and fields a varint byte length then UTF-8. Every
+ * origin id is written once, in the table, and named by its index after that. Consecutive
+ * entries of one origin form a group; inside it a seq is written only when it is not the
+ * previous one plus one (SEQ_GIVEN), and ts as the distance from the previous entry's (both
+ * start at 0 in each group), TS_BACK when it went down.
+ */
+export const binaryCodec: Codec = {
+  contentType: "application/vnd.likes.peer.v2",
+  encode(message) {
+    const w = new WireWriter();
+    w.byte(FORMAT | KIND_CODE[message.kind]);
+    const table = originTable(message);
+    w.varint(table.size);
+    for (const origin of table.keys()) w.string(origin);
+    w.string(message.node);
+    w.varint(table.get(message.origin) as number);
+    switch (message.kind) {
+      case "deltas":
+        writeEntries(w, message.entries, table);
+        break;
+      case "sync":
+      case "deltas-reply":
+        writeDigest(w, message.vv, table);
+        break;
+      case "sync-reply":
+        w.byte(message.more ? 1 : 0);
+        writeEntries(w, message.entries, table);
+        writeDigest(w, message.diff, table);
+        break;
     }
-    return fromWire(value, kind);
+    return w.finish();
+  },
+  decode(bytes, kind) {
+    try {
+      return readMessage(new WireReader(bytes), kind);
+    } catch (error) {
+      // The reader throws only MalformedMessageError; anything else is still the input's fault.
+      if (error instanceof MalformedMessageError) throw error;
+      throw new MalformedMessageError(`undecodable: ${String(error)}`);
+    }
   },
 };
+
+/** Every origin the message names, the sender's first, each once, with its index. */
+function originTable(message: PeerMessage): Map<OriginId, number> {
+  const table = new Map<OriginId, number>([[message.origin, 0]]);
+  const add = (origin: OriginId) => {
+    if (!table.has(origin)) table.set(origin, table.size);
+  };
+  if ("entries" in message) for (const entry of message.entries) add(entry.origin);
+  if ("vv" in message) for (const origin of message.vv.keys()) add(origin);
+  if ("diff" in message) for (const origin of message.diff.keys()) add(origin);
+  return table;
+}
+
+function writeEntries(w: WireWriter, entries: readonly Entry[], table: Map<OriginId, number>) {
+  const starts: number[] = [];
+  for (let i = 0; i < entries.length; i++)
+    if (i === 0 || entries[i]?.origin !== entries[i - 1]?.origin) starts.push(i);
+  w.varint(starts.length);
+  for (let g = 0; g < starts.length; g++) {
+    const start = starts[g] as number;
+    const end = starts[g + 1] ?? entries.length;
+    w.varint(table.get((entries[start] as Entry).origin) as number);
+    w.varint(end - start);
+    let seq = 0;
+    let ts = 0;
+    for (let i = start; i < end; i++) {
+      const e = entries[i] as Entry;
+      if (!isSeq(e.seq) || !Number.isSafeInteger(e.ts) || e.ts < 0)
+        throw new RangeError(`entry ${e.origin}#${e.seq} cannot be encoded`);
+      const flags =
+        (e.traceparent === undefined ? 0 : TRACED) |
+        (e.seq === seq + 1 ? 0 : SEQ_GIVEN) |
+        (e.ts < ts ? TS_BACK : 0);
+      w.byte(flags);
+      if (flags & SEQ_GIVEN) w.varint(e.seq);
+      w.varint(Math.abs(e.ts - ts));
+      w.string(e.post);
+      w.string(e.user);
+      if (e.traceparent !== undefined) w.traceparent(e.traceparent);
+      seq = e.seq;
+      ts = e.ts;
+    }
+  }
+}
+
+function writeDigest(w: WireWriter, digest: Digest, table: Map<OriginId, number>) {
+  w.varint(digest.size);
+  for (const [origin, seq] of digest) {
+    w.varint(table.get(origin) as number);
+    w.varint(seq);
+  }
+}
+
+function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
+  const tag = r.byte();
+  if (tag !== (FORMAT | KIND_CODE[kind]))
+    throw new MalformedMessageError(
+      (tag & 0xf0) === FORMAT ? `expected kind ${kind}` : "not a message of peer format 2",
+    );
+  const origins = readOrigins(r);
+  const node = r.id(MAX_NODE_BYTES);
+  if (!isNodeName(node)) throw new MalformedMessageError("bad node");
+  const sender = { node, origin: originAt(origins, r.varint()) };
+  let message: PeerMessage;
+  switch (kind) {
+    case "deltas":
+      message = { kind, ...sender, entries: readEntries(r, origins, MAX_PAGE_ENTRIES) };
+      break;
+    case "sync":
+    case "deltas-reply":
+      message = { kind, ...sender, vv: readDigest(r, origins) };
+      break;
+    case "sync-reply": {
+      const more = r.byte();
+      if (more > 1) throw new MalformedMessageError("more must be 0 or 1");
+      const entries = readEntries(r, origins, MAX_PAGE_ENTRIES);
+      message = { kind, ...sender, entries, diff: readDigest(r, origins), more: more === 1 };
+      break;
+    }
+  }
+  r.end();
+  return message;
+}
+
+function readOrigins(r: WireReader): OriginId[] {
+  const n = r.count(MIN_ORIGIN_BYTES);
+  const origins: OriginId[] = [];
+  const seen = new Set<string>();
+  for (let i = 0; i < n; i++) {
+    const origin = r.id(MAX_ORIGIN_BYTES);
+    if (!isOriginId(origin)) throw new MalformedMessageError("bad origin");
+    if (seen.has(origin)) throw new MalformedMessageError("origin listed twice");
+    seen.add(origin);
+    origins.push(origin);
+  }
+  return origins;
+}
+
+function originAt(origins: readonly OriginId[], index: number): OriginId {
+  const origin = origins[index];
+  if (origin === undefined) throw new MalformedMessageError("origin index out of range");
+  return origin;
+}
+
+function readEntries(r: WireReader, origins: readonly OriginId[], limit: number): Entry[] {
+  const groups = r.count(MIN_PAIR_BYTES + MIN_ENTRY_BYTES);
+  const entries: Entry[] = [];
+  for (let g = 0; g < groups; g++) {
+    const origin = originAt(origins, r.varint());
+    const n = r.count(MIN_ENTRY_BYTES);
+    if (n === 0) throw new MalformedMessageError("empty group");
+    if (entries.length + n > limit) throw new MalformedMessageError(`more than ${limit} entries`);
+    let seq = 0;
+    let ts = 0;
+    for (let k = 0; k < n; k++) {
+      const flags = r.byte();
+      if (flags & ~KNOWN_FLAGS) throw new MalformedMessageError("unknown entry flags");
+      if (flags & SEQ_GIVEN) {
+        const given = r.varint();
+        if (given === seq + 1) throw new MalformedMessageError("seq given where implied");
+        seq = given;
+      } else seq++;
+      if (!isSeq(seq)) throw new MalformedMessageError("bad seq");
+      const step = r.varint();
+      if (flags & TS_BACK && step === 0) throw new MalformedMessageError("ts back by 0");
+      ts = flags & TS_BACK ? ts - step : ts + step;
+      if (ts < 0 || !Number.isSafeInteger(ts)) throw new MalformedMessageError("bad ts");
+      const post = r.likeField() as PostId;
+      const user = r.likeField() as UserId;
+      entries.push(
+        flags & TRACED
+          ? { origin, seq, post, user, ts, traceparent: r.traceparent() }
+          : { origin, seq, post, user, ts },
+      );
+    }
+  }
+  return entries;
+}
+
+function readDigest(r: WireReader, origins: readonly OriginId[]): Map<OriginId, number> {
+  const n = r.count(MIN_PAIR_BYTES);
+  const digest = new Map<OriginId, number>();
+  for (let i = 0; i < n; i++) {
+    const origin = originAt(origins, r.varint());
+    if (digest.has(origin)) throw new MalformedMessageError("origin twice in a digest");
+    digest.set(origin, r.varint());
+  }
+  return digest;
+}

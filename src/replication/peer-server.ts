@@ -5,6 +5,7 @@ import { MAX_PEER_BODY_BYTES, type TransportStats } from "./http-transport.js";
 import {
   MalformedMessageError,
   PROTOCOL_PATHS,
+  RETIRED_PATHS,
   type PeerReply,
   type PeerRequest,
 } from "./protocol.js";
@@ -14,6 +15,8 @@ const ROUTES: Readonly<Record<string, PeerRequest["kind"]>> = {
   [PROTOCOL_PATHS.deltas]: "deltas",
   [PROTOCOL_PATHS.sync]: "sync",
 };
+const SERVED = `${PROTOCOL_PATHS.deltas} and ${PROTOCOL_PATHS.sync}`;
+const UPGRADE = `this node speaks peer protocol v2 (${SERVED}); the sender speaks an older one and must be upgraded`;
 // A sync request carries only a version vector.
 const MAX_SYNC_BODY_BYTES = 1024 * 1024;
 
@@ -26,12 +29,16 @@ export interface PeerServerDeps {
 }
 
 /**
- * The peer port: `/peer/v1/*` only. A request is read whole (size-capped), its signature
- * checked, then decoded and guarded; it reaches the replicator only if all of that holds.
+ * The peer port: `/peer/v2/*` only; an older version's path gets 410 and a clear message. A
+ * request is read whole (size-capped), its signature checked, then decoded and guarded; it
+ * reaches the replicator only if all of that holds.
  */
 export function peerListener(deps: PeerServerDeps): RequestListener {
+  // Remote addresses already logged as speaking an older protocol: such a peer retries every
+  // few ms, and one line per address says it all.
+  const warned = new Set<string>();
   return (req, res) => {
-    serve(deps, req, res).catch((error: unknown) => {
+    serve(deps, warned, req, res).catch((error: unknown) => {
       deps.logger.error("peer request failed", { error: String(error) });
       if (!res.headersSent) fail(res, 500, "internal", "internal error");
       else res.destroy();
@@ -41,13 +48,21 @@ export function peerListener(deps: PeerServerDeps): RequestListener {
 
 async function serve(
   deps: PeerServerDeps,
+  warned: Set<string>,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
   const path = (req.url ?? "").split("?")[0] ?? "";
   const kind = ROUTES[path];
-  if (kind === undefined)
-    return fail(res, 404, "not_found", "the peer port serves /peer/v1/deltas and /peer/v1/sync");
+  if (kind === undefined && RETIRED_PATHS.includes(path)) {
+    const remote = req.socket.remoteAddress ?? "unknown";
+    if (!warned.has(remote) && warned.size < 256) {
+      warned.add(remote);
+      deps.logger.warn("peer speaks an older protocol", { path, remote });
+    }
+    return fail(res, 410, "protocol_version_unsupported", UPGRADE);
+  }
+  if (kind === undefined) return fail(res, 404, "not_found", `the peer port serves ${SERVED}`);
   if (req.method !== "POST") {
     res.setHeader("Allow", "POST");
     return fail(res, 405, "method_not_allowed", "use POST");
@@ -65,12 +80,18 @@ async function serve(
     });
     return fail(res, 401, "unauthorized", `request refused: ${verdict.reason}`);
   }
+  if (req.headers["content-type"] !== deps.codec.contentType)
+    return fail(
+      res,
+      415,
+      "unsupported_media_type",
+      `peer messages are ${deps.codec.contentType} (peer protocol v2)`,
+    );
   let request: PeerRequest;
   try {
     request = deps.codec.decode(body, kind) as PeerRequest;
   } catch (error) {
     if (!(error instanceof MalformedMessageError)) throw error;
-    deps.stats?.message?.(kind, "rejected");
     deps.stats?.message?.(kind, "rejected");
     deps.logger.warn("malformed peer request", {
       reason: error.message,

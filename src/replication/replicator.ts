@@ -1,4 +1,13 @@
-import { encodeDigest, missingRanges, type Digest, type Entry, type Like } from "../crdt/index.js";
+import {
+  digestDiff,
+  encodeDigest,
+  missingRanges,
+  patchDigest,
+  type Digest,
+  type Entry,
+  type Like,
+  type OriginId,
+} from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { PeerState } from "./peer-state.js";
@@ -200,7 +209,12 @@ export class Replicator {
       0,
     );
     this.noteRequest(request, own > 0 ? new Map([[request.origin, own]]) : undefined);
-    return { kind: "deltas-reply", ...this.self, vv: this.o.store.digest() };
+    // The pusher needs our seqs of the origins it pushed, not our whole vector.
+    const have = this.o.store.digest();
+    const vv = new Map<OriginId, number>();
+    for (const { origin } of request.entries)
+      if (!vv.has(origin)) vv.set(origin, have.get(origin) ?? 0);
+    return { kind: "deltas-reply", ...this.self, vv };
   }
 
   private onSync(request: SyncRequest): PeerReply {
@@ -219,7 +233,7 @@ export class Replicator {
     }
     const peer = this.noteRequest(request, request.vv);
     if (peer && more) peer.pullingUntil = this.o.clock.now() + this.o.syncMs;
-    return { kind: "sync-reply", ...this.self, entries, vv: have, more };
+    return { kind: "sync-reply", ...this.self, entries, diff: digestDiff(have, request.vv), more };
   }
 
   /** A request tells who the caller is and, for a sync, what it holds. */
@@ -338,9 +352,10 @@ export class Replicator {
     peer.syncing = true;
     const asked = new Map(this.o.store.digest());
     const ask = () => {
-      const reply = this.o.transport.send(peer.address, { kind: "sync", ...this.self, vv: asked });
+      const vv = new Map(asked);
+      const reply = this.o.transport.send(peer.address, { kind: "sync", ...this.self, vv });
       reply.catch(() => undefined); // awaited below; not left unhandled if we stop before
-      return reply;
+      return { vv, reply };
     };
     let held: Entry[] = [];
     let from: Sender | undefined; // the sender of the entries held
@@ -354,10 +369,12 @@ export class Replicator {
     try {
       let next = ask();
       for (;;) {
-        const reply = await next;
+        const sent = next.vv;
+        const reply = await next.reply;
         from = reply;
         this.pulling = reply.more;
-        this.contacted(peer, reply, reply.vv);
+        // The reply holds only where the peer's vector differs from the one we sent.
+        this.contacted(peer, reply, patchDigest(sent, reply.diff));
         if (peer.isSelf) return;
         for (const e of reply.entries) {
           held.push(e);

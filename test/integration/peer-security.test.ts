@@ -1,4 +1,6 @@
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import { binaryCodec } from "../../src/replication/codec.js";
 import { sign } from "../../src/replication/signing.js";
 import { TEST_SECRET, TestCluster, clusterView } from "../support/cluster.js";
 import { countOf } from "../support/process.js";
@@ -12,41 +14,41 @@ beforeAll(async () => {
 afterAll(() => cluster.stop());
 
 const entry = {
-  origin: "intruder~abc",
+  origin: "intruder~abc" as OriginId,
   seq: 1,
-  post: "target",
-  user: "mallory",
+  post: "target" as PostId,
+  user: "mallory" as UserId,
   ts: 1_700_000_000_000,
 };
-const deltas = JSON.stringify({
-  kind: "deltas",
-  node: "intruder",
-  origin: "intruder~abc",
-  entries: [entry],
-});
+const intruder = { node: "intruder" as NodeName, origin: "intruder~abc" as OriginId };
+const push = (...entries: Entry[]) => binaryCodec.encode({ kind: "deltas", ...intruder, entries });
+const deltas = push(entry);
 
 async function send(
   path: string,
-  body: string,
+  body: Buffer,
   headers: Record<string, string>,
-): Promise<{ status: number; body: unknown }> {
+  contentType = binaryCodec.contentType,
+): Promise<{ status: number; body: unknown; bytes: Buffer }> {
   const res = await fetch(`${peerUrl}${path}`, {
     method: "POST",
-    headers: { "content-type": "application/json", ...headers },
+    headers: { "content-type": contentType, ...headers },
     body,
   });
-  return { status: res.status, body: await res.json() };
+  const bytes = Buffer.from(await res.arrayBuffer());
+  const json = res.headers.get("content-type") === "application/json";
+  return { status: res.status, body: json ? JSON.parse(bytes.toString()) : undefined, bytes };
 }
 
 function signed(
   path: string,
-  body: string,
+  body: Buffer,
   { secret = TEST_SECRET, skewMs = 0 } = {},
 ): Record<string, string> {
   const timestamp = String(Date.now() + skewMs);
   return {
     "x-likes-timestamp": timestamp,
-    "x-likes-signature": sign(secret, "POST", path, timestamp, Buffer.from(body)),
+    "x-likes-signature": sign(secret, "POST", path, timestamp, body),
   };
 }
 
@@ -57,12 +59,12 @@ async function unchanged(): Promise<void> {
 
 describe("the peer port", () => {
   it("refuses unsigned, forged and stale requests with 401 and changes nothing", async () => {
-    const path = "/peer/v1/deltas";
+    const path = "/peer/v2/deltas";
     const cases: Record<string, Record<string, string>> = {
       unsigned: {},
       "wrong secret": signed(path, deltas, { secret: "not-the-cluster-secret-at-all" }),
-      "signed for another body": signed(path, deltas.replace("mallory", "eve")),
-      "signed for another path": signed("/peer/v1/sync", deltas),
+      "signed for another body": signed(path, push({ ...entry, user: "eve" as UserId })),
+      "signed for another path": signed("/peer/v2/sync", deltas),
       "stale by 60 s": signed(path, deltas, { skewMs: -60_000 }),
       "from 60 s in the future": signed(path, deltas, { skewMs: 60_000 }),
       "garbage signature": { "x-likes-timestamp": String(Date.now()), "x-likes-signature": "zz" },
@@ -76,44 +78,61 @@ describe("the peer port", () => {
   });
 
   it("rejects signed but malformed messages with 400 and changes nothing", async () => {
-    const bodies = [
-      "{not json",
-      JSON.stringify({ kind: "sync", node: "x", origin: "x~1", vv: {} }),
-      JSON.stringify({ kind: "deltas", node: "x", origin: "x~1", entries: [{ ...entry, seq: 0 }] }),
-      JSON.stringify({
+    const bodies: Buffer[] = [
+      Buffer.from("{not a message"),
+      Buffer.from(JSON.stringify({ kind: "deltas", ...intruder, entries: [entry] })),
+      binaryCodec.encode({ kind: "sync", ...intruder, vv: new Map() }),
+      Buffer.concat([deltas, Buffer.of(0)]),
+      deltas.subarray(0, deltas.length - 1),
+      push(entry, { ...entry, seq: 2, post: "" as PostId }),
+      push({ ...entry, user: "a\u0000b" as UserId }),
+      binaryCodec.encode({
         kind: "deltas",
-        node: "x",
-        origin: "x~1",
-        entries: [entry, { ...entry, post: "" }],
+        node: "x" as NodeName,
+        origin: "no-tilde" as OriginId,
+        entries: [],
       }),
-      JSON.stringify({
-        kind: "deltas",
-        node: "x",
-        origin: "x~1",
-        entries: [{ ...entry, user: "a\u0000b" }],
-      }),
-      JSON.stringify({ kind: "deltas", node: "x", origin: "no-tilde", entries: [] }),
     ];
     for (const body of bodies) {
-      const res = await send("/peer/v1/deltas", body, signed("/peer/v1/deltas", body));
-      expect(res.status, body).toBe(400);
+      const res = await send("/peer/v2/deltas", body, signed("/peer/v2/deltas", body));
+      expect(res.status, body.toString("hex")).toBe(400);
+      expect(res.body).toMatchObject({ error: { code: "malformed" } });
     }
-    const badSync = JSON.stringify({ kind: "sync", node: "x", origin: "x~1", vv: { "x~1": -1 } });
-    expect((await send("/peer/v1/sync", badSync, signed("/peer/v1/sync", badSync))).status).toBe(
+    const sync = binaryCodec.encode({ kind: "sync", ...intruder, vv: new Map() });
+    const badSync = sync.subarray(0, sync.length - 1);
+    expect((await send("/peer/v2/sync", badSync, signed("/peer/v2/sync", badSync))).status).toBe(
       400,
     );
+    const json = await send(
+      "/peer/v2/deltas",
+      deltas,
+      signed("/peer/v2/deltas", deltas),
+      "application/json",
+    );
+    expect(json.status).toBe(415);
     await unchanged();
   });
 
-  it("serves nothing but /peer/v1/*, and applies a correctly signed push", async () => {
-    expect((await fetch(`${peerUrl}/like`, { method: "POST" })).status).toBe(404);
-    expect((await fetch(`${peerUrl}/peer/v1/deltas`)).status).toBe(405);
-    const res = await send("/peer/v1/deltas", deltas, signed("/peer/v1/deltas", deltas));
-    expect(res.status).toBe(200);
+  it("tells a peer that speaks protocol v1 to upgrade, and changes nothing", async () => {
+    const v1 = "/peer/v1/deltas";
+    const body = Buffer.from(JSON.stringify({ kind: "deltas", ...intruder, entries: [entry] }));
+    const res = await send(v1, body, signed(v1, body), "application/json");
+    expect(res.status).toBe(410);
     expect(res.body).toMatchObject({
+      error: { code: "protocol_version_unsupported", message: expect.stringMatching(/v2/) },
+    });
+    await unchanged();
+  });
+
+  it("serves nothing but /peer/v2/*, and applies a correctly signed push", async () => {
+    expect((await fetch(`${peerUrl}/like`, { method: "POST" })).status).toBe(404);
+    expect((await fetch(`${peerUrl}/peer/v2/deltas`)).status).toBe(405);
+    const res = await send("/peer/v2/deltas", deltas, signed("/peer/v2/deltas", deltas));
+    expect(res.status).toBe(200);
+    expect(binaryCodec.decode(res.bytes, "deltas-reply")).toMatchObject({
       kind: "deltas-reply",
       node: "node1",
-      vv: { "intruder~abc": 1 },
+      vv: new Map([["intruder~abc", 1]]),
     });
     expect(await countOf(cluster.urls[0]!, "target")).toBe(1);
   });

@@ -1,4 +1,4 @@
-import { jsonCodec } from "../../src/replication/codec.js";
+import { binaryCodec } from "../../src/replication/codec.js";
 import type { PeerAddress, Random, Transport } from "../../src/replication/ports.js";
 import type { PeerReply, PeerRequest, ReplyTo } from "../../src/replication/protocol.js";
 import type { Scheduler } from "./scheduler.js";
@@ -78,17 +78,20 @@ export class SimNetwork {
         const target = this.endpoints.get(to);
         if (!target || !target.alive || !this.connected(from.address, to)) return;
         const targetLife = target.life;
-        const decoded = jsonCodec.decode(jsonCodec.encode(request), request.kind) as PeerRequest;
+        const decoded = binaryCodec.decode(
+          binaryCodec.encode(request),
+          request.kind,
+        ) as PeerRequest;
         target.handle(decoded).then(
           (reply) => {
             if (target.life !== targetLife) return;
-            const bytes = jsonCodec.encode(reply);
+            const bytes = binaryCodec.encode(reply);
             this.transmit(() => {
               if (settled || !from.alive || from.life !== life || !this.connected(to, from.address))
                 return;
               settled = true;
               timeout.cancel();
-              resolve(jsonCodec.decode(bytes, replyKind) as PeerReply);
+              resolve(binaryCodec.decode(bytes, replyKind) as PeerReply);
             });
           },
           () => {},

@@ -91,4 +91,59 @@ describe("replicator", () => {
     a.replicator.stop();
     b.replicator.stop();
   });
+
+  it("answers a push with the pushed origins' seqs and a sync with what differs, nothing more", async () => {
+    const { scheduler, a, b } = twoNodes();
+    await Promise.all([b.store.apply(bulk(3)), scheduler.runUntil(scheduler.now() + 1)]);
+    const sender = { node: a.store.nodeName, origin: a.store.origin };
+    const own: Entry = { ...bulk(1)[0]!, origin: a.store.origin };
+    const [pushed] = await Promise.all([
+      b.replicator.handle({ kind: "deltas", ...sender, entries: [own] }),
+      scheduler.runUntil(scheduler.now() + 1),
+    ]);
+    expect(pushed).toMatchObject({ kind: "deltas-reply", vv: new Map([[a.store.origin, 1]]) });
+    const converged = await b.replicator.handle({ kind: "sync", ...sender, vv: b.store.digest() });
+    expect(converged).toMatchObject({ kind: "sync-reply", entries: [], diff: new Map() });
+    const behind = await b.replicator.handle({
+      kind: "sync",
+      ...sender,
+      vv: new Map([
+        [a.store.origin, 1],
+        ["gone~9" as OriginId, 4],
+      ]),
+    });
+    expect(behind).toMatchObject({
+      entries: bulk(3),
+      diff: new Map([
+        ["old~1", 3],
+        ["gone~9", 0],
+      ]),
+    });
+  });
+
+  it("learns a peer's whole vector from a sync reply that holds only the difference", async () => {
+    const { scheduler, a, b } = twoNodes();
+    // Both hold the same: every sync reply's diff is empty, yet a must learn what b holds.
+    await Promise.all([
+      a.store.apply(bulk(7)),
+      b.store.apply(bulk(7)),
+      scheduler.runUntil(scheduler.now() + 1),
+    ]);
+    const kinds: string[] = [];
+    const handle = b.endpoint.handle;
+    b.endpoint.handle = (request) => {
+      kinds.push(request.kind);
+      return handle(request);
+    };
+    // Only a syncs: b answers, so b's own requests cannot tell a what b holds.
+    a.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 2500);
+    expect(a.store.digest().get("old~1" as OriginId)).toBe(7);
+    expect(a.replicator.view().peers[0]?.acked).toMatchObject({ "old~1": 7 });
+    expect(a.replicator.view().peers[0]?.pending).toBe(0);
+    // Nothing pushed back: a knew b held it all.
+    expect(kinds.filter((k) => k === "deltas")).toEqual([]);
+    expect(kinds.length).toBeGreaterThan(1);
+    a.replicator.stop();
+  });
 });

@@ -2,7 +2,7 @@ import http from "node:http";
 import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
-import { jsonCodec } from "../../src/replication/codec.js";
+import { binaryCodec } from "../../src/replication/codec.js";
 import { HttpTransport } from "../../src/replication/http-transport.js";
 import { peerListener } from "../../src/replication/peer-server.js";
 import type { PeerAddress, Transport } from "../../src/replication/ports.js";
@@ -54,14 +54,14 @@ const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> 
   },
   "HTTP transport and peer server": async (handler) => {
     const server = http.createServer(
-      peerListener({ secret: SECRET, codec: jsonCodec, handle: handler, logger: silentLogger }),
+      peerListener({ secret: SECRET, codec: binaryCodec, handle: handler, logger: silentLogger }),
     );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const closed = http.createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const unreachable = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((resolve) => closed.close(resolve));
-    const transport = new HttpTransport(SECRET, jsonCodec);
+    const transport = new HttpTransport(SECRET, binaryCodec);
     return {
       transport,
       peer: `127.0.0.1:${(server.address() as AddressInfo).port}`,
@@ -122,7 +122,7 @@ for (const [name, make] of Object.entries(adapters)) {
           node: "b" as NodeName,
           origin: "b~2" as OriginId,
           entries: [entry],
-          vv: new Map([["a~1" as OriginId, 1]]),
+          diff: new Map([["a~1" as OriginId, 1]]),
           more: true,
         }),
       );
