@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  MAX_SEQ,
   VersionVector,
   decodeDigest,
   digestsEqual,
@@ -89,6 +90,7 @@ describe("version vector", () => {
       { "no-tilde": 1 },
       { "a~1": -1 },
       { "a~1": 1.5 },
+      { "a~1": MAX_SEQ + 1 },
       { "a~1": "1" },
       "x",
     ])
