@@ -133,6 +133,24 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.digest().get("n2~abc" as OriginId)).toBe(1);
     });
 
+    it("counts new likes in a batch that carries one like twice, out of key order", async () => {
+      open();
+      await store.accept(like("q", "held"), 1);
+      const applied = await store.apply([
+        remote(1, "q", "z"),
+        remote(1, "p", "u", "n3~def"),
+        remote(2, "q", "held"),
+        remote(3, "p", "u"),
+        remote(4, "a", "b"),
+      ]);
+      expect(applied.stored.map((e) => e.seq)).toEqual([1, 1, 2, 3, 4]);
+      expect(applied.newLikes).toBe(3);
+      expect([store.count(post("q")), store.count(post("p")), store.count(post("a"))]).toEqual([
+        2, 1, 1,
+      ]);
+      expect(store.setSize()).toBe(4);
+    });
+
     it("pages users in UTF-8 byte order", async () => {
       open();
       const users = ["b", "a", "\u{1F600}", "\uFFFD", "Z", "é"];
