@@ -99,6 +99,9 @@ export class SqliteStore extends LogStore {
     const db = new Database(file);
     try {
       // exec, not pragma(): pragma() prepares a throwaway Statement (see the constructor).
+      // The page size applies to a new file only, so it comes before anything is written.
+      // 16 KiB rather than 4: measured a quarter less CPU per applied like at 5M likes, same disk.
+      db.exec("PRAGMA page_size = 16384");
       db.exec("PRAGMA journal_mode = WAL");
       db.exec(`PRAGMA synchronous = ${options.fsync === "always" ? "FULL" : "NORMAL"}`);
       db.exec("PRAGMA foreign_keys = OFF");
