@@ -19,12 +19,15 @@ export interface Entry extends Dot {
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
+/** The largest seq a dot may carry: a store packs an origin's index and a seq into 64 bits. */
+export const MAX_SEQ = 2 ** 40 - 1;
+
 export function isTraceparent(value: unknown): value is string {
   return typeof value === "string" && TRACEPARENT.test(value);
 }
 
 export function isSeq(value: unknown): value is number {
-  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1;
+  return typeof value === "number" && Number.isSafeInteger(value) && value >= 1 && value <= MAX_SEQ;
 }
 
 /** Guard for entries that come from the network: anything else is rejected whole. */

@@ -2,6 +2,7 @@ import {
   isNodeName,
   isOriginId,
   isSeq,
+  MAX_SEQ,
   type Digest,
   type Entry,
   type OriginId,
@@ -237,7 +238,9 @@ function readDigest(r: WireReader, origins: readonly OriginId[]): Map<OriginId, 
   for (let i = 0; i < n; i++) {
     const origin = originAt(origins, r.varint());
     if (digest.has(origin)) throw new MalformedMessageError("origin twice in a digest");
-    digest.set(origin, r.varint());
+    const seq = r.varint();
+    if (seq > MAX_SEQ) throw new MalformedMessageError("bad seq in a digest");
+    digest.set(origin, seq);
   }
   return digest;
 }

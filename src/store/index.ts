@@ -1,3 +1,3 @@
 export * from "./types.js";
 export { MemoryDisk, MemoryStore, type MemoryStoreOptions } from "./memory.js";
-export { SqliteStore, type SqliteStoreOptions } from "./sqlite.js";
+export { SchemaVersionError, SqliteStore, type SqliteStoreOptions } from "./sqlite.js";

@@ -49,6 +49,12 @@ export abstract class LogStore implements Store {
   /** Adds the like to the set view and its post's count; false when it was there. */
   protected abstract insertLike(post: PostId, user: UserId): boolean;
   /** Persists that every seq of `origin` up to `upTo` is held. */
+  /** Adds likes to the set view, in any order; returns how many were not there. */
+  protected insertLikes(likes: readonly Like[]): number {
+    let added = 0;
+    for (const like of likes) if (this.insertLike(like.post, like.user)) added++;
+    return added;
+  }
   protected abstract saveContiguous(origin: OriginId, upTo: number): void;
   protected abstract closeStorage(): void;
 
@@ -108,15 +114,14 @@ export abstract class LogStore implements Store {
 
   private applyMany(vv: VersionVector, entries: readonly Entry[]): ApplyResult {
     const stored: Entry[] = [];
-    let newLikes = 0;
     const touched = new Set<OriginId>();
     for (const entry of entries) {
       if (!vv.add(entry)) continue;
       this.insertEntry(entry);
-      if (this.insertLike(entry.post, entry.user)) newLikes++;
       stored.push(entry);
       touched.add(entry.origin);
     }
+    const newLikes = this.insertLikes(stored);
     for (const origin of touched) this.saveContiguous(origin, vv.get(origin));
     return { stored, newLikes };
   }

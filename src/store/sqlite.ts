@@ -2,10 +2,12 @@ import { mkdirSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import {
+  MAX_SEQ,
   VersionVector,
   isOriginId,
   originId,
   type Entry,
+  type Like,
   type NodeName,
   type OriginId,
   type PostId,
@@ -24,37 +26,57 @@ export interface SqliteStoreOptions {
   readonly onCommit?: (seconds: number) => void;
 }
 
-const SCHEMA = `
+/** The layout this code reads and writes; a data directory with any other is refused. */
+const SCHEMA_VERSION = "2";
+
+const META = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS origins (
+`;
+
+// Rows are kept small because they are most of the disk: a post is stored once and referred to
+// by its integer id, and an entry's rowid is its dot (origin index << 40 | seq), so the entries
+// of one origin are one rowid range and appends fill pages completely.
+const SCHEMA = `
+BEGIN;
+CREATE TABLE origins (
   id INTEGER PRIMARY KEY,
   origin TEXT NOT NULL UNIQUE,
   upto INTEGER NOT NULL DEFAULT 0
 );
-CREATE TABLE IF NOT EXISTS entries (
-  origin INTEGER NOT NULL,
-  seq INTEGER NOT NULL,
-  post_id TEXT NOT NULL,
+CREATE TABLE posts (id INTEGER PRIMARY KEY, post_id TEXT NOT NULL UNIQUE);
+CREATE TABLE entries (
+  dot INTEGER PRIMARY KEY,
+  post INTEGER NOT NULL,
   user_id TEXT NOT NULL,
   ts INTEGER NOT NULL,
-  traceparent TEXT,
-  PRIMARY KEY (origin, seq)
-) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS likes (
-  post_id TEXT NOT NULL,
+  traceparent TEXT
+);
+CREATE TABLE likes (
+  post INTEGER NOT NULL,
   user_id TEXT NOT NULL,
-  PRIMARY KEY (post_id, user_id)
+  PRIMARY KEY (post, user_id)
 ) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS counts (post_id TEXT PRIMARY KEY, n INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE counts (post INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
+COMMIT;
 `;
 
+/** The data directory holds a layout this code does not read. */
+export class SchemaVersionError extends Error {
+  override readonly name = "SchemaVersionError";
+}
+
 type EntryRow = [seq: number, post: string, user: string, ts: number, traceparent: string | null];
+
+/** Post ids remembered between transactions: enough for every hot post, bounded in memory. */
+const POST_CACHE_SIZE = 65_536;
 
 /** The production Store: one SQLite file per node, WAL mode, group-committed writes. */
 export class SqliteStore extends LogStore {
   private readonly originIds = new Map<OriginId, number>();
-  /** New likes per post in the running transaction: one count update per post, not per like. */
-  private readonly countDeltas = new Map<PostId, number>();
+  private readonly postIds = new Map<PostId, number>();
+  /** New likes per post id in the running transaction: one count update per post, not per like. */
+  private readonly countDeltas = new Map<number, number>();
   private size: number;
 
   private constructor(
@@ -73,14 +95,20 @@ export class SqliteStore extends LogStore {
 
   static open(options: SqliteStoreOptions): SqliteStore {
     mkdirSync(options.dataDir, { recursive: true });
-    const db = new Database(join(options.dataDir, "likes.db"));
+    const file = join(options.dataDir, "likes.db");
+    const db = new Database(file);
     try {
       // exec, not pragma(): pragma() prepares a throwaway Statement (see the constructor).
+      // The page size applies to a new file only, so it comes before anything is written.
+      // 16 KiB rather than 4: measured a quarter less CPU per applied like at 5M likes, same disk.
+      db.exec("PRAGMA page_size = 16384");
       db.exec("PRAGMA journal_mode = WAL");
       db.exec(`PRAGMA synchronous = ${options.fsync === "always" ? "FULL" : "NORMAL"}`);
       db.exec("PRAGMA foreign_keys = OFF");
-      db.exec(SCHEMA);
-      const sql = prepare(db);
+      db.exec(META);
+      const layout = prepareLayout(db);
+      checkLayout(db, layout, file);
+      const sql = { ...layout, ...prepare(db) };
       const origin = loadOrCreateOrigin(sql, options.nodeName);
       return new SqliteStore(
         db,
@@ -106,9 +134,10 @@ export class SqliteStore extends LogStore {
         return result;
       })();
     } catch (error) {
-      // Rolled back: forget what the transaction cached.
+      // Rolled back: forget what the transaction cached, ids included.
       this.size = sizeBefore;
       this.originIds.clear();
+      this.postIds.clear();
       throw error;
     } finally {
       this.countDeltas.clear();
@@ -116,10 +145,11 @@ export class SqliteStore extends LogStore {
   }
 
   protected insertEntry(e: Entry): void {
+    if (e.seq > MAX_SEQ) throw new RangeError(`seq ${e.seq} of ${e.origin} is above ${MAX_SEQ}`);
     this.sql.insertEntry.run(
       this.idOf(e.origin),
       e.seq,
-      e.post,
+      this.postIdOf(e.post),
       e.user,
       e.ts,
       e.traceparent ?? null,
@@ -127,6 +157,20 @@ export class SqliteStore extends LogStore {
   }
 
   protected insertLike(post: PostId, user: UserId): boolean {
+    return this.addLike(this.postIdOf(post), user);
+  }
+
+  protected override insertLikes(likes: readonly Like[]): number {
+    // In key order a batch loads and dirties each page of the set view once, not once per like:
+    // out of order, a batch larger than the page cache spills and rereads pages all along.
+    const keyed = likes.map((like) => ({ post: this.postIdOf(like.post), like }));
+    keyed.sort((a, b) => a.post - b.post || compareUtf16(a.like.user, b.like.user));
+    let added = 0;
+    for (const { post, like } of keyed) if (this.addLike(post, like.user)) added++;
+    return added;
+  }
+
+  private addLike(post: number, user: UserId): boolean {
     if (this.sql.insertLike.run(post, user).changes === 0) return false;
     this.countDeltas.set(post, (this.countDeltas.get(post) ?? 0) + 1);
     this.size++;
@@ -146,7 +190,9 @@ export class SqliteStore extends LogStore {
       this.originIds.get(range.origin) ??
       (this.sql.originId.get(range.origin) as number | undefined);
     if (id === undefined) return [];
-    const rows = this.sql.range.all(id, range.after, range.upTo, limit) as EntryRow[];
+    // The bound keeps the rowid range inside this origin's.
+    const upTo = Math.min(range.upTo, MAX_SEQ);
+    const rows = this.sql.range.all(id, range.after, id, upTo, limit) as EntryRow[];
     return rows.map(([seq, post, user, ts, traceparent]) => {
       const base = { origin: range.origin, seq, post: post as PostId, user: user as UserId, ts };
       return traceparent === null ? base : { ...base, traceparent };
@@ -179,19 +225,60 @@ export class SqliteStore extends LogStore {
     }
     return id;
   }
+
+  private postIdOf(post: PostId): number {
+    let id = this.postIds.get(post);
+    if (id === undefined) {
+      id =
+        (this.sql.postId.get(post) as number | undefined) ??
+        Number(this.sql.addPost.run(post).lastInsertRowid);
+      if (this.postIds.size >= POST_CACHE_SIZE) this.postIds.clear();
+      this.postIds.set(post, id);
+    }
+    return id;
+  }
 }
 
-type Statements = ReturnType<typeof prepare>;
+type Statements = ReturnType<typeof prepareLayout> & ReturnType<typeof prepare>;
+
+function prepareLayout(db: Database.Database) {
+  return {
+    schemaVersion: db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck(),
+    otherTables: db
+      .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name <> 'meta'")
+      .pluck(),
+  };
+}
+
+/** Creates the tables in a new file; refuses a file written with another layout. */
+function checkLayout(db: Database.Database, sql: ReturnType<typeof prepareLayout>, file: string) {
+  const version = sql.schemaVersion.get() as string | undefined;
+  if (version === SCHEMA_VERSION) return;
+  const wipe =
+    "Stop the node, move the data directory aside (or delete it) and start again: the node " +
+    "starts as a new origin and refills from its peers.";
+  if (version === undefined && (sql.otherTables.get() as number) === 0) {
+    db.exec(SCHEMA);
+    return;
+  }
+  const written =
+    version === undefined ? "an older version of likes (schema 1)" : `schema ${version}`;
+  throw new SchemaVersionError(
+    `${file} was written by ${written}; this version reads schema ${SCHEMA_VERSION} only. ${wipe}`,
+  );
+}
 
 function prepare(db: Database.Database) {
   return {
     insertEntry: db.prepare(
-      "INSERT INTO entries (origin, seq, post_id, user_id, ts, traceparent) VALUES (?, ?, ?, ?, ?, ?)",
+      "INSERT INTO entries (dot, post, user_id, ts, traceparent) VALUES ((? << 40) | ?, ?, ?, ?, ?)",
     ),
-    insertLike: db.prepare("INSERT OR IGNORE INTO likes (post_id, user_id) VALUES (?, ?)"),
+    insertLike: db.prepare("INSERT OR IGNORE INTO likes (post, user_id) VALUES (?, ?)"),
     addCount: db.prepare(
-      "INSERT INTO counts (post_id, n) VALUES (?, ?) ON CONFLICT (post_id) DO UPDATE SET n = n + excluded.n",
+      "INSERT INTO counts (post, n) VALUES (?, ?) ON CONFLICT (post) DO UPDATE SET n = n + excluded.n",
     ),
+    postId: db.prepare("SELECT id FROM posts WHERE post_id = ?").pluck(),
+    addPost: db.prepare("INSERT INTO posts (post_id) VALUES (?)"),
     addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
     originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
     saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
@@ -199,24 +286,40 @@ function prepare(db: Database.Database) {
     metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),
     saveOrigin: db.prepare("INSERT INTO meta (key, value) VALUES ('origin', ?)"),
     origins: db.prepare("SELECT origin, upto FROM origins").raw(),
+    // Per origin, a rowid range scan of what is held above its contiguous prefix.
     ahead: db
       .prepare(
-        "SELECT o.origin, e.seq FROM entries e JOIN origins o ON o.id = e.origin WHERE e.seq > o.upto",
+        `SELECT o.origin, e.dot & ${MAX_SEQ} FROM origins o JOIN entries e
+         ON e.dot > (o.id << 40) | o.upto AND e.dot <= (o.id << 40) | ${MAX_SEQ}`,
       )
       .raw(),
     range: db
       .prepare(
-        "SELECT seq, post_id, user_id, ts, traceparent FROM entries WHERE origin = ? AND seq > ? AND seq <= ? ORDER BY seq LIMIT ?",
+        `SELECT e.dot & ${MAX_SEQ}, p.post_id, e.user_id, e.ts, e.traceparent
+         FROM entries e JOIN posts p ON p.id = e.post
+         WHERE e.dot > (? << 40) | ? AND e.dot <= (? << 40) | ? ORDER BY e.dot LIMIT ?`,
       )
       .raw(),
-    count: db.prepare("SELECT n FROM counts WHERE post_id = ?").pluck(),
-    liked: db.prepare("SELECT 1 FROM likes WHERE post_id = ? AND user_id = ?").pluck(),
+    count: db
+      .prepare("SELECT c.n FROM posts p JOIN counts c ON c.post = p.id WHERE p.post_id = ?")
+      .pluck(),
+    liked: db
+      .prepare(
+        "SELECT 1 FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?) AND user_id = ?",
+      )
+      .pluck(),
     users: db
       .prepare(
-        "SELECT user_id FROM likes WHERE post_id = ? AND user_id > ? ORDER BY user_id LIMIT ?",
+        `SELECT user_id FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?)
+         AND user_id > ? ORDER BY user_id LIMIT ?`,
       )
       .pluck(),
   };
+}
+
+/** Close enough to the set view's UTF-8 order for locality; correctness does not depend on it. */
+function compareUtf16(a: string, b: string): number {
+  return a < b ? -1 : a > b ? 1 : 0;
 }
 
 function loadOrCreateOrigin(sql: Statements, nodeName: NodeName): OriginId {

@@ -1,6 +1,7 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import {
+  MAX_SEQ,
   isEntry,
   isLikeField,
   isNodeName,
@@ -34,10 +35,7 @@ const field = fc
     fc.string({ unit: "binary", minLength: 1, maxLength: 80 }),
   )
   .filter(isLikeField);
-const seq = fc.oneof(
-  fc.integer({ min: 1, max: 1000 }),
-  fc.maxSafeNat().filter((n) => n >= 1),
-);
+const seq = fc.oneof(fc.integer({ min: 1, max: 1000 }), fc.integer({ min: 1, max: MAX_SEQ }));
 const ts = fc.oneof(
   fc.integer({ min: 1_700_000_000_000, max: 1_700_000_100_000 }),
   fc.maxSafeNat(),
@@ -62,7 +60,7 @@ const entry: fc.Arbitrary<Entry> = fc
 const run: fc.Arbitrary<Entry[]> = fc
   .tuple(
     origin,
-    fc.integer({ min: 1, max: 2 ** 52 }),
+    fc.integer({ min: 1, max: MAX_SEQ - 30 }),
     fc.integer({ min: 0, max: 2 ** 52 }),
     fc.array(fc.tuple(field, field, fc.nat(20), fc.boolean(), traceparent)),
   )
@@ -81,7 +79,13 @@ const entries = fc.oneof(
   fc.array(run, { maxLength: 4 }).map((runs) => runs.flat()),
 );
 const digest = fc
-  .array(fc.tuple(origin, fc.oneof(fc.nat(), fc.maxSafeNat())), { maxLength: 8 })
+  .array(
+    fc.tuple(
+      origin,
+      fc.oneof(fc.nat(), fc.constant(MAX_SEQ), fc.integer({ min: 0, max: MAX_SEQ })),
+    ),
+    { maxLength: 8 },
+  )
   .map((pairs) => new Map(pairs));
 const sender = { node: nodeName, origin };
 const message: fc.Arbitrary<PeerMessage> = fc.oneof(
@@ -113,7 +117,9 @@ function decodesSafely(bytes: Buffer, kind: PeerMessage["kind"]): boolean {
       (decoded.entries.length <= MAX_PAGE_ENTRIES && decoded.entries.every(isEntry))) &&
     [("vv" in decoded && decoded.vv) || ("diff" in decoded && decoded.diff) || new Map()].every(
       (d: ReadonlyMap<OriginId, number>) =>
-        [...d].every(([o, n]) => isOriginId(o) && Number.isSafeInteger(n) && n >= 0),
+        [...d].every(
+          ([o, n]) => isOriginId(o) && Number.isSafeInteger(n) && n >= 0 && n <= MAX_SEQ,
+        ),
     )
   );
 }
@@ -184,6 +190,15 @@ describe("binary peer codec", () => {
     reject(Buffer.concat([valid, Buffer.of(0)]), "deltas", /bytes after the message/);
     reject(valid.subarray(0, valid.length - 1), "deltas", /truncated/);
     reject(binaryCodec.encode(push(MAX_PAGE_ENTRIES + 1)), "deltas", /more than 5000 entries/);
+    const syncAt = (seq: number) =>
+      binaryCodec.encode({
+        kind: "sync",
+        node: "node1" as NodeName,
+        origin: "node1~k3j2h4g5f6" as OriginId,
+        vv: new Map([["node2~a1" as OriginId, seq]]),
+      });
+    expect(binaryCodec.decode(syncAt(MAX_SEQ), "sync")).toMatchObject({ kind: "sync" });
+    reject(syncAt(MAX_SEQ + 1), "sync", /bad seq in a digest/);
     const withField = (user: string) =>
       binaryCodec.encode({
         ...push(0),

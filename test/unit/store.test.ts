@@ -1,11 +1,21 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import {
+  MAX_SEQ,
+  isEntry,
+  type Entry,
+  type NodeName,
+  type OriginId,
+  type PostId,
+  type UserId,
+} from "../../src/crdt/index.js";
 import {
   MemoryDisk,
   MemoryStore,
+  SchemaVersionError,
   SqliteStore,
   StoreClosedError,
   type Store,
@@ -123,6 +133,24 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.digest().get("n2~abc" as OriginId)).toBe(1);
     });
 
+    it("counts new likes in a batch that carries one like twice, out of key order", async () => {
+      open();
+      await store.accept(like("q", "held"), 1);
+      const applied = await store.apply([
+        remote(1, "q", "z"),
+        remote(1, "p", "u", "n3~def"),
+        remote(2, "q", "held"),
+        remote(3, "p", "u"),
+        remote(4, "a", "b"),
+      ]);
+      expect(applied.stored.map((e) => e.seq)).toEqual([1, 1, 2, 3, 4]);
+      expect(applied.newLikes).toBe(3);
+      expect([store.count(post("q")), store.count(post("p")), store.count(post("a"))]).toEqual([
+        2, 1, 1,
+      ]);
+      expect(store.setSize()).toBe(4);
+    });
+
     it("pages users in UTF-8 byte order", async () => {
       open();
       const users = ["b", "a", "\u{1F600}", "\uFFFD", "Z", "é"];
@@ -175,3 +203,102 @@ describe("a new data directory", () => {
     await Promise.all([a.close(), b.close()]);
   });
 });
+
+describe("the SQLite store", () => {
+  const dirs: string[] = [];
+  const newDir = () => {
+    const dir = mkdtempSync(join(tmpdir(), "likes-store-"));
+    dirs.push(dir);
+    return dir;
+  };
+  const openAt = (dataDir: string) =>
+    SqliteStore.open({ dataDir, nodeName: NODE, fsync: "normal" });
+  afterEach(() => {
+    for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("refuses a data directory written by the old layout, and says what to do", () => {
+    const dir = newDir();
+    const db = new Database(join(dir, "likes.db"));
+    db.exec(`
+      CREATE TABLE meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+      CREATE TABLE entries (origin INTEGER NOT NULL, seq INTEGER NOT NULL, post_id TEXT NOT NULL,
+        user_id TEXT NOT NULL, ts INTEGER NOT NULL, traceparent TEXT, PRIMARY KEY (origin, seq))
+        WITHOUT ROWID;
+      INSERT INTO meta (key, value) VALUES ('origin', 'n1~old');
+    `);
+    db.close();
+    expect(() => openAt(dir)).toThrow(SchemaVersionError);
+    expect(() => openAt(dir)).toThrow(/older version of likes.*refills from its peers/);
+  });
+
+  it("refuses a data directory of an unknown schema version", async () => {
+    const dir = newDir();
+    await openAt(dir).close();
+    const db = new Database(join(dir, "likes.db"));
+    db.exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
+    db.close();
+    expect(() => openAt(dir)).toThrow(/written by schema 99; this version reads schema 2/);
+  });
+
+  it("keeps the entries of each origin apart, up to the largest seq", async () => {
+    // An entry's rowid packs its origin's index and its seq: the ranges must not overlap.
+    const dir = newDir();
+    let store = openAt(dir);
+    const a = "a~1" as OriginId;
+    const b = "b~2" as OriginId;
+    await store.apply([
+      remote(1, "p", "a1", a),
+      remote(1, "q", "b1", b),
+      remote(MAX_SEQ, "q", "aMax", a),
+      remote(2, "p", "b2", b),
+      remote(MAX_SEQ - 1, "r", "bBig", b),
+    ]);
+    const all = { after: 0, upTo: MAX_SEQ };
+    expect(store.entries({ origin: a, ...all }, 10).map((e) => [e.seq, e.user])).toEqual([
+      [1, "a1"],
+      [MAX_SEQ, "aMax"],
+    ]);
+    expect(store.entries({ origin: b, ...all }, 10).map((e) => [e.seq, e.post])).toEqual([
+      [1, "q"],
+      [2, "p"],
+      [MAX_SEQ - 1, "r"],
+    ]);
+    await store.close();
+    store = openAt(dir);
+    // Reopened, each origin's entries above its gap are still known, and only its own.
+    expect(store.digest().get(a)).toBe(1);
+    expect(store.digest().get(b)).toBe(2);
+    const again = await store.apply([
+      remote(MAX_SEQ, "p", "again", a),
+      remote(MAX_SEQ - 1, "p", "again", b),
+      remote(MAX_SEQ - 1, "p", "again", a),
+    ]);
+    expect(again.stored.map((e) => [e.origin, e.seq])).toEqual([[a, MAX_SEQ - 1]]);
+    expect(store.count(post("p"))).toBe(3);
+    await store.close();
+  });
+
+  it("rolls back a failed commit whole, and forgets the post ids it made", async () => {
+    const store = openAt(newDir());
+    // Past MAX_SEQ the peer guard would have refused the entry; here it fails the commit.
+    const tooFar = { ...remoteEntry(MAX_SEQ + 1), post: post("fresh") };
+    const results = await Promise.allSettled([
+      store.accept(like("fresh", "a"), 1),
+      store.apply([tooFar]),
+    ]);
+    expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
+    expect(isEntry(tooFar)).toBe(false);
+    expect(store.setSize()).toBe(0);
+    expect(store.count(post("fresh"))).toBe(0);
+    expect(store.digest().get(store.origin) ?? 0).toBe(0);
+    expect((await store.accept(like("fresh", "a"), 2)).entry?.seq).toBe(1);
+    expect(store.count(post("fresh"))).toBe(1);
+    expect(store.users(post("fresh"), undefined, 10)).toEqual(["a"]);
+    await store.close();
+  });
+});
+
+function remoteEntry(seq: number): Entry {
+  return remote(seq, "p", "u");
+}
