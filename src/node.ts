@@ -11,7 +11,7 @@ import { StaticMembership, systemClock, type Membership } from "./replication/po
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
 import { Metrics } from "./telemetry/metrics.js";
-import { withServerSpans } from "./telemetry/server-spans.js";
+import { withCallerContext, withServerSpans } from "./telemetry/server-spans.js";
 import type { Logger } from "./telemetry/types.js";
 
 export interface NodePorts {
@@ -103,7 +103,7 @@ export class LikesNode {
     let peer: number | null = null;
     if (config.clusterSecret !== undefined)
       peer = await serve(
-        withServerSpans(
+        withCallerContext(
           peerListener({
             secret: config.clusterSecret,
             codec: binaryCodec,
@@ -111,7 +111,6 @@ export class LikesNode {
             logger,
             stats: metrics.transport,
           }),
-          { readsBodyItself: () => true },
         ),
         config.peerPort,
       );

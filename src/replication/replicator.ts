@@ -144,7 +144,11 @@ export class Replicator {
 
   /** A like this node accepted first-hand (committed): push it soon. */
   private published(entry: Entry): void {
-    this.outbox.push(entry);
+    // Writers of one commit resume in any order (a sampled one has a span to end first): keep
+    // the outbox in seq order, or every push would fall back to reading the store.
+    let at = this.outbox.length;
+    while (at > 0 && (this.outbox[at - 1] as Entry).seq > entry.seq) at--;
+    this.outbox.splice(at, 0, entry);
     if (this.outbox.length > 2 * OUTBOX_MAX) this.outbox = this.outbox.slice(-OUTBOX_MAX);
     if (this.unconverged.length >= MAX_TRACKED) this.unconverged.shift();
     this.unconverged.push(

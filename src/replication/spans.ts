@@ -20,8 +20,10 @@ async function inSpan<T>(span: Span, fn: () => Promise<T>): Promise<T> {
   }
 }
 
-/** Committing a like: a child of the request's server span. */
+/** Committing a like: a child of the request's server span, when that one is sampled. */
 export function storeSpan<T>(fn: () => Promise<T>): Promise<T> {
+  // Under parent-based sampling a child of an unsampled span is never sampled: skip its cost.
+  if (!trace.getActiveSpan()?.isRecording()) return fn();
   return inSpan(tracer.startSpan("likes.store", { kind: SpanKind.INTERNAL }), fn);
 }
 
@@ -43,7 +45,8 @@ export function pushSpan<T>(
     else linksDropped++;
   }
   const first = links[0]?.context;
-  const parent = first ? trace.setSpanContext(context.active(), first) : context.active();
+  // A batch of unsampled likes belongs to no trace, and starts none.
+  if (!first) return fn();
   const span = tracer.startSpan(
     "likes.replicate.push",
     {
@@ -55,7 +58,7 @@ export function pushSpan<T>(
         "likes.links_dropped": linksDropped,
       },
     },
-    parent,
+    trace.setSpanContext(context.active(), first),
   );
   return inSpan(span, fn);
 }

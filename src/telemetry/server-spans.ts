@@ -3,13 +3,14 @@
 // instrumentation-http's incoming side binds every request's and response's event emitters to
 // the request's context and computes a dozen attributes before the sampler has spoken. Measured
 // with the benchmark, that was nearly all of the tracing overhead (POST /like at 0.55 of the
-// untraced node). Here a request gets one span, W3C parent extraction, and attributes only when
-// the span is sampled; its context is active for the listener's synchronous part, and for
-// requests with a body the request's emitter is bound too, so body-parsing handlers keep it.
+// untraced node). Here a request gets one span and W3C parent extraction; only a sampled span
+// gets attributes and becomes the active context (for the listener's synchronous part, and for
+// requests with a body through the request's emitter, so body-parsing handlers keep it).
 import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
+  TraceFlags,
   context,
   propagation,
   trace,
@@ -41,25 +42,28 @@ export function withServerSpans(
     const method = req.method ?? "GET";
     const parent = propagation.extract(ROOT_CONTEXT, req.headers);
     const span = tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
-    if (span.isRecording())
-      span.setAttributes({
-        "http.request.method": method,
-        "url.scheme": "http",
-        "url.path": path,
-        "server.port": req.socket.localPort ?? 0,
-        "client.address": req.socket.remoteAddress ?? "",
-        "network.protocol.version": req.httpVersion,
-        ...(req.headers["user-agent"] === undefined
-          ? {}
-          : { "user_agent.original": req.headers["user-agent"] }),
-      });
+    // Not sampled: nothing under it would be either (every sampler we configure is parent-based),
+    // and the likes' spans are only started under a recording span; so no context to carry.
+    if (!span.isRecording()) {
+      listener(req, res);
+      return;
+    }
+    span.setAttributes({
+      "http.request.method": method,
+      "url.scheme": "http",
+      "url.path": path,
+      "server.port": req.socket.localPort ?? 0,
+      "client.address": req.socket.remoteAddress ?? "",
+      "network.protocol.version": req.httpVersion,
+      ...(req.headers["user-agent"] === undefined
+        ? {}
+        : { "user_agent.original": req.headers["user-agent"] }),
+    });
     res.once("close", () => {
-      if (span.isRecording()) {
-        span.setAttribute("http.response.status_code", res.statusCode);
-        if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
-        else if (!res.writableFinished)
-          span.setStatus({ code: SpanStatusCode.ERROR, message: "connection closed early" });
-      }
+      span.setAttribute("http.response.status_code", res.statusCode);
+      if (res.statusCode >= 500) span.setStatus({ code: SpanStatusCode.ERROR });
+      else if (!res.writableFinished)
+        span.setStatus({ code: SpanStatusCode.ERROR, message: "connection closed early" });
       span.end();
     });
     const active = trace.setSpan(parent, span);
@@ -75,4 +79,22 @@ export function withServerSpans(
 function hasBody(req: IncomingMessage): boolean {
   const length = req.headers["content-length"];
   return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/**
+ * Wraps a listener that makes no span of its own (the peer port: its exchanges are traced by
+ * the likes.replicate.* spans) so that it runs in the caller's context when that one is
+ * sampled: the spans it starts then link to the caller's.
+ */
+export function withCallerContext(listener: RequestListener): RequestListener {
+  return (req, res) => {
+    if (req.headers.traceparent === undefined) {
+      listener(req, res);
+      return;
+    }
+    const caller = propagation.extract(ROOT_CONTEXT, req.headers);
+    const sampled = (trace.getSpanContext(caller)?.traceFlags ?? 0) & TraceFlags.SAMPLED;
+    if (sampled) context.with(caller, () => listener(req, res));
+    else listener(req, res);
+  };
 }
