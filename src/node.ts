@@ -44,6 +44,8 @@ export class LikesNode {
       nodeName: config.nodeName,
       fsync: config.fsync,
       onCommit: (seconds) => this.metrics.committed(seconds),
+      onCheckpointFailure: (error) =>
+        logger.warn("background WAL checkpoints stopped; commits checkpoint again", { error }),
     });
     let membership: Membership = new StaticMembership(
       config.peers.map((p) => `${p.host}:${p.port}`),

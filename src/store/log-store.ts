@@ -56,7 +56,7 @@ export abstract class LogStore implements Store {
     return added;
   }
   protected abstract saveContiguous(origin: OriginId, upTo: number): void;
-  protected abstract closeStorage(): void;
+  protected abstract closeStorage(): void | Promise<void>;
 
   abstract entries(range: SeqRange, limit: number): Entry[];
   abstract count(post: PostId): number;
@@ -80,10 +80,9 @@ export abstract class LogStore implements Store {
     return this.committed;
   }
 
-  close(): Promise<void> {
+  async close(): Promise<void> {
     this.writes.close();
-    this.closeStorage();
-    return Promise.resolve();
+    await this.closeStorage();
   }
 
   private commitBatch(ops: readonly WriteOp[]): (AcceptResult | ApplyResult)[] {

@@ -14,6 +14,7 @@ import {
   type SeqRange,
   type UserId,
 } from "../crdt/index.js";
+import { Checkpointer } from "./checkpointer.js";
 import { randomIncarnation } from "./incarnation.js";
 import { LogStore } from "./log-store.js";
 
@@ -24,7 +25,13 @@ export interface SqliteStoreOptions {
   readonly fsync: "normal" | "always";
   /** Told the duration of every group commit, in seconds. */
   readonly onCommit?: (seconds: number) => void;
+  /** WAL checkpoints on a worker thread every this many ms (checkpointer.ts); 0: in commits. */
+  readonly checkpointEveryMs?: number;
+  /** Told why background checkpoints stopped (commits checkpoint again from then on). */
+  readonly onCheckpointFailure?: (error: string) => void;
 }
+
+const DEFAULT_CHECKPOINT_MS = 500;
 
 /** The layout this code reads and writes; a data directory with any other is refused. */
 const SCHEMA_VERSION = "2";
@@ -79,6 +86,8 @@ export class SqliteStore extends LogStore {
   private readonly countDeltas = new Map<number, number>();
   private size: number;
 
+  private checkpointer: Checkpointer | undefined;
+
   private constructor(
     private readonly db: Database.Database,
     // Held for the store's life: on Node 24 a better-sqlite3 Statement collected by the GC at
@@ -110,7 +119,7 @@ export class SqliteStore extends LogStore {
       checkLayout(db, layout, file);
       const sql = { ...layout, ...prepare(db) };
       const origin = loadOrCreateOrigin(sql, options.nodeName);
-      return new SqliteStore(
+      const store = new SqliteStore(
         db,
         sql,
         options.nodeName,
@@ -118,6 +127,19 @@ export class SqliteStore extends LogStore {
         loadVersionVector(sql),
         options.onCommit,
       );
+      const everyMs = options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_MS;
+      if (everyMs > 0) {
+        db.exec("PRAGMA wal_autocheckpoint = 0");
+        store.checkpointer = new Checkpointer({
+          file,
+          everyMs,
+          onFailure: (error) => {
+            if (db.open) db.exec("PRAGMA wal_autocheckpoint = 1000");
+            options.onCheckpointFailure?.(error);
+          },
+        });
+      }
+      return store;
     } catch (error) {
       db.close();
       throw error;
@@ -181,7 +203,9 @@ export class SqliteStore extends LogStore {
     this.sql.saveUpTo.run(upTo, this.idOf(origin));
   }
 
-  protected closeStorage(): void {
+  protected async closeStorage(): Promise<void> {
+    // The worker's connection first: the last one to close checkpoints the whole WAL.
+    await this.checkpointer?.close();
     if (this.db.open) this.db.close();
   }
 

@@ -1,8 +1,9 @@
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
+import { waitFor } from "../support/wait.js";
 import {
   MAX_SEQ,
   isEntry,
@@ -295,6 +296,53 @@ describe("the SQLite store", () => {
     expect((await store.accept(like("fresh", "a"), 2)).entry?.seq).toBe(1);
     expect(store.count(post("fresh"))).toBe(1);
     expect(store.users(post("fresh"), undefined, 10)).toEqual(["a"]);
+    await store.close();
+  });
+
+  it("checkpoints the WAL on its worker thread, never in a commit", async () => {
+    const fill = async (store: SqliteStore, batches: number) => {
+      for (let batch = 0; batch < batches; batch++)
+        await store.apply(
+          Array.from({ length: 2000 }, (_, i) =>
+            remote(batch * 2000 + i + 1, `p${i % 997}`, `u${batch}-${i}`),
+          ),
+        );
+    };
+    const dbSize = (dir: string) => statSync(join(dir, "likes.db")).size;
+    const walPages = (dir: string) => statSync(join(dir, "likes.db-wal")).size / 16384;
+
+    // A worker that has not run yet: commits go past SQLite's 1000-page automatic checkpoint
+    // and the database file stays as it was.
+    const idle = newDir();
+    const waiting = SqliteStore.open({
+      dataDir: idle,
+      nodeName: NODE,
+      fsync: "normal",
+      checkpointEveryMs: 600_000,
+    });
+    const empty = dbSize(idle);
+    await fill(waiting, 40);
+    expect(walPages(idle)).toBeGreaterThan(1000);
+    expect(dbSize(idle)).toBe(empty);
+    await waiting.close();
+    // Closing checkpoints everything; nothing was lost.
+    const reopened = openAt(idle);
+    expect(reopened.setSize()).toBe(80_000);
+    await reopened.close();
+
+    // A running worker copies the WAL into the database while the store is open.
+    const busy = newDir();
+    const store = SqliteStore.open({
+      dataDir: busy,
+      nodeName: NODE,
+      fsync: "normal",
+      checkpointEveryMs: 20,
+    });
+    const before = dbSize(busy);
+    await fill(store, 5);
+    await waitFor("the worker's checkpoint", () => dbSize(busy) > before);
+    await store.apply([remote(1_000_000, "after", "checkpoint")]);
+    expect(store.count(post("after"))).toBe(1);
     await store.close();
   });
 });
