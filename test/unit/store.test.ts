@@ -212,8 +212,8 @@ describe("the SQLite store", () => {
     dirs.push(dir);
     return dir;
   };
-  const openAt = (dataDir: string) =>
-    SqliteStore.open({ dataDir, nodeName: NODE, fsync: "normal" });
+  const openAt = (dataDir: string, checkpointEveryMs?: number) =>
+    SqliteStore.open({ dataDir, nodeName: NODE, fsync: "normal", checkpointEveryMs });
   afterEach(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
   });
@@ -314,12 +314,7 @@ describe("the SQLite store", () => {
     // A worker that has not run yet: commits go past SQLite's 1000-page automatic checkpoint
     // and the database file stays as it was.
     const idle = newDir();
-    const waiting = SqliteStore.open({
-      dataDir: idle,
-      nodeName: NODE,
-      fsync: "normal",
-      checkpointEveryMs: 600_000,
-    });
+    const waiting = openAt(idle, 600_000);
     const empty = dbSize(idle);
     await fill(waiting, 40);
     expect(walPages(idle)).toBeGreaterThan(1000);
@@ -332,12 +327,7 @@ describe("the SQLite store", () => {
 
     // A running worker copies the WAL into the database while the store is open.
     const busy = newDir();
-    const store = SqliteStore.open({
-      dataDir: busy,
-      nodeName: NODE,
-      fsync: "normal",
-      checkpointEveryMs: 20,
-    });
+    const store = openAt(busy, 20);
     const before = dbSize(busy);
     await fill(store, 5);
     await waitFor("the worker's checkpoint", () => dbSize(busy) > before);
