@@ -48,13 +48,13 @@ export abstract class LogStore implements Store {
   protected abstract insertEntry(entry: Entry): void;
   /** Adds the like to the set view and its post's count; false when it was there. */
   protected abstract insertLike(post: PostId, user: UserId): boolean;
-  /** Persists that every seq of `origin` up to `upTo` is held. */
   /** Adds likes to the set view, in any order; returns how many were not there. */
   protected insertLikes(likes: readonly Like[]): number {
     let added = 0;
     for (const like of likes) if (this.insertLike(like.post, like.user)) added++;
     return added;
   }
+  /** Persists that every seq of `origin` up to `upTo` is held. */
   protected abstract saveContiguous(origin: OriginId, upTo: number): void;
   protected abstract closeStorage(): void | Promise<void>;
 
