@@ -23,6 +23,8 @@ export interface Config {
   readonly syncMs: number;
   readonly fsync: "normal" | "always";
   readonly writeTimeoutMs: number;
+  /** New traces a node samples per second unless OTEL_TRACES_SAMPLER chooses a sampler. */
+  readonly tracesPerSecond: number;
   readonly logLevel: LogLevel;
 }
 
@@ -120,6 +122,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
     syncMs: integer(read, "LIKES_SYNC_MS", 1000, 10, 3_600_000),
     fsync,
     writeTimeoutMs: integer(read, "LIKES_WRITE_TIMEOUT_MS", 2000, 1, 600_000),
+    tracesPerSecond: integer(read, "LIKES_TRACES_PER_SECOND", 10, 1, 1_000_000),
     logLevel: logLevel as LogLevel,
   });
 }

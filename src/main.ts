@@ -28,6 +28,7 @@ async function main(): Promise<void> {
       : (await import("./telemetry/tracing.js")).startTracing({
           nodeName: config.nodeName,
           version: packageVersion(),
+          tracesPerSecond: config.tracesPerSecond,
         });
   const { createLogger } = await import("./telemetry/logger.js");
   const { LikesNode } = await import("./node.js");

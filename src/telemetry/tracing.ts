@@ -1,10 +1,13 @@
 import { getNodeAutoInstrumentations } from "@opentelemetry/auto-instrumentations-node";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
+import { defaultSampler } from "./sampler.js";
 
 export interface TracingOptions {
   readonly nodeName: string;
   readonly version: string;
+  /** New traces sampled per second when OTEL_TRACES_SAMPLER does not choose a sampler. */
+  readonly tracesPerSecond: number;
 }
 
 export interface Tracing {
@@ -23,13 +26,14 @@ export function startTracing(options: TracingOptions): Tracing {
   if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true")
     return { shutdown: () => Promise.resolve() };
 
-  // The spec's default sampler samples everything; a busy service wants 10% of roots.
-  process.env.OTEL_TRACES_SAMPLER ??= "parentbased_traceidratio";
-  process.env.OTEL_TRACES_SAMPLER_ARG ??= "0.1";
+  // The spec's default sampler samples everything; a ratio's cost grows with the load. Unless
+  // OTEL_TRACES_SAMPLER chooses, new traces are rate-limited (sampler.ts).
+  const chosen = (process.env.OTEL_TRACES_SAMPLER ?? "").trim() !== "";
   // Metrics are prom-client's and logs go to stdout: the SDK exports traces only.
   process.env.OTEL_METRICS_EXPORTER ??= "none";
   process.env.OTEL_LOGS_EXPORTER ??= "none";
   const sdk = new NodeSDK({
+    ...(chosen ? {} : { sampler: defaultSampler(options.tracesPerSecond) }),
     resource: resourceFromAttributes({
       "service.name": "likes",
       "service.instance.id": options.nodeName,

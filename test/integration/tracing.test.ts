@@ -142,6 +142,35 @@ describe("tracing a like across the cluster", () => {
   });
 });
 
+describe("with the default sampler", () => {
+  it("samples new traces up to LIKES_TRACES_PER_SECOND a second", async () => {
+    receiver = await OtlpReceiver.start();
+    const node = await NodeProcess.start({
+      LIKES_HTTP_PORT: "0",
+      LIKES_ADMIN_PORT: "0",
+      LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-sampler-${process.pid}-${Date.now()}`,
+      OTEL_SDK_DISABLED: "false",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: "50",
+      LIKES_TRACES_PER_SECOND: "20",
+    });
+    const started = performance.now();
+    const answers = await Promise.all(
+      Array.from({ length: 100 }, (_, i) => postLike(node.url, "busy", `u${i}`)),
+    );
+    const seconds = (performance.now() - started) / 1000;
+    for (const answer of answers) expect(answer.status).toBe(201);
+    // A graceful stop flushes what was buffered.
+    expect(await node.kill("SIGTERM")).toBe(0);
+    const roots = receiver.spans.filter(
+      (s) => s.name === "POST /like" && s.kind === SPAN_KIND.SERVER && !s.parentSpanId,
+    );
+    // A second's worth at once (a quiet node traces every like), then 20 a second.
+    expect(roots.length).toBeGreaterThanOrEqual(20);
+    expect(roots.length).toBeLessThanOrEqual(Math.floor(20 + 20 * seconds));
+  });
+});
+
 describe("with an unreachable collector", () => {
   it("still stops cleanly on SIGTERM within 5 s, losing only the last spans", async () => {
     const node = await NodeProcess.start({
