@@ -113,10 +113,7 @@ async function startCluster(root: string, proxied: boolean): Promise<BenchCluste
     proxied,
     env: { OTEL_SDK_DISABLED: "true" },
   });
-  // A node learns that a peer is up when it first sends to it; without writes that is its
-  // random sync partner each second, so one like per node makes every node push to both peers.
-  for (const node of cluster.nodes)
-    await request(node.http, "POST", "/like", JSON.stringify({ post: "warmup", user: node.name }));
+  // Nodes greet their peers at start; one started before its peers retries within a second.
   await until(
     "peers up",
     async () =>

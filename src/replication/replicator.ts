@@ -263,8 +263,30 @@ export class Replicator {
         this.peers.delete(address);
       }
     for (const address of wanted)
-      if (!this.peers.has(address)) this.peers.set(address, new PeerState(address));
+      if (!this.peers.has(address)) {
+        const peer = new PeerState(address);
+        this.peers.set(address, peer);
+        if (this.running) void this.greet(peer);
+      }
     this.settle();
+  }
+
+  /**
+   * An empty push to a new peer: both ends learn at once that the other is up and who it is,
+   * rather than at the first write or random sync partner (GET /cluster said `up: null` until
+   * then). It pulls nothing, so a joining node's catch-up still comes from one peer at a time.
+   */
+  private async greet(peer: PeerState): Promise<void> {
+    try {
+      const reply = await this.o.transport.send(peer.address, {
+        kind: "deltas",
+        ...this.self,
+        entries: [],
+      });
+      this.contacted(peer, reply, reply.vv);
+    } catch (error) {
+      this.failedPeer(peer, "greeting", error);
+    }
   }
 
   private schedulePush(ms: number): void {

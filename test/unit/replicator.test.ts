@@ -132,7 +132,9 @@ describe("replicator", () => {
     const kinds: string[] = [];
     const handle = b.endpoint.handle;
     b.endpoint.handle = (request) => {
-      kinds.push(request.kind);
+      kinds.push(
+        request.kind === "deltas" && request.entries.length === 0 ? "greeting" : request.kind,
+      );
       return handle(request);
     };
     // Only a syncs: b answers, so b's own requests cannot tell a what b holds.
@@ -145,5 +147,31 @@ describe("replicator", () => {
     expect(kinds.filter((k) => k === "deltas")).toEqual([]);
     expect(kinds.length).toBeGreaterThan(1);
     a.replicator.stop();
+  });
+
+  it("greets its peers at start: both know the other is up before any write or sync", async () => {
+    const { scheduler, a, b } = twoNodes();
+    const first: string[] = [];
+    for (const node of [a, b]) {
+      const handle = node.endpoint.handle;
+      node.endpoint.handle = (request) => {
+        if (first.length < 2)
+          first.push(`${request.kind}:${request.kind === "deltas" ? request.entries.length : "-"}`);
+        return handle(request);
+      };
+    }
+    expect(a.replicator.view().peers).toEqual([]);
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 50);
+    // The first messages are the two empty pushes, whatever the random sync timers do later.
+    expect(first).toEqual(["deltas:0", "deltas:0"]);
+    for (const [node, other] of [
+      [a, "b"],
+      [b, "a"],
+    ] as const)
+      expect(node.replicator.view().peers).toMatchObject([{ node: other, up: true }]);
+    a.replicator.stop();
+    b.replicator.stop();
   });
 });
