@@ -10,13 +10,15 @@ import {
   type LikesNode,
 } from "../lib/likes.js";
 import { Proc, sleep, until } from "../lib/proc.js";
-import { quantile } from "../lib/stats.js";
+import { figure, quantile, type Figure } from "../lib/stats.js";
 
 export interface ConvergenceOptions {
   readonly root: string;
   readonly rate: number;
   readonly seconds: number;
   readonly partitionSeconds: number;
+  /** Partitions healed, one after another on the same cluster. */
+  readonly partitionRounds: number;
 }
 
 export interface ConvergenceResult {
@@ -32,7 +34,7 @@ export interface ConvergenceResult {
   readonly bytesPerLikePerPeer: number;
   readonly idleBytesPerSecondPerPair: number;
   /** From healing a 5 s partition of one node (under the same load) to all version vectors equal. */
-  readonly healMs: number;
+  readonly healMs: Figure;
 }
 
 const agent = new http.Agent({ keepAlive: true, maxSockets: 32 });
@@ -209,18 +211,23 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
 }
 
 /** A 5 s partition of node3 under load, then the time from healing to equal vectors. */
-async function heal(o: ConvergenceOptions): Promise<{ healMs: number; errors: number }> {
+async function heal(o: ConvergenceOptions): Promise<{ healMs: Figure; errors: number }> {
   const cluster = await startCluster(join(o.root, "partition"), true);
   const nodes = cluster.nodes;
+  const healMs: number[] = [];
+  let errors = 0;
   try {
-    const partitionLoad = load(nodes, o.rate, "partition");
-    cluster.isolate(2, true);
-    await sleep(o.partitionSeconds * 1000);
-    const partitioned = await partitionLoad.stop();
-    await sleep(200);
-    cluster.isolate(2, false);
-    const healMs = await until("converged after healing", () => allEqual(nodes), 30_000, 5);
-    return { healMs, errors: partitioned.errors };
+    for (let round = 0; round < o.partitionRounds; round++) {
+      const partitionLoad = load(nodes, o.rate, `partition${round}`);
+      cluster.isolate(2, true);
+      await sleep(o.partitionSeconds * 1000);
+      const partitioned = await partitionLoad.stop();
+      errors += partitioned.errors;
+      await sleep(200);
+      cluster.isolate(2, false);
+      healMs.push(await until("converged after healing", () => allEqual(nodes), 30_000, 5));
+    }
+    return { healMs: figure(healMs), errors };
   } finally {
     await cluster.stop();
   }

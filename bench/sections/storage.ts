@@ -2,6 +2,7 @@ import { execFileSync } from "node:child_process";
 import { cpSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { figure, type Figure } from "../lib/stats.js";
 import { BenchCluster, REPO, view } from "../lib/likes.js";
 import { until } from "../lib/proc.js";
 import { wrk } from "../lib/wrk.js";
@@ -36,34 +37,45 @@ function rssBytes(pid: number | undefined): number {
 
 export interface CatchUpResult {
   readonly likes: number;
-  readonly seconds: number;
-  readonly likesPerSecond: number;
+  readonly seconds: Figure;
+  readonly likesPerSecond: Figure;
 }
 
-/** An empty node joins two nodes that hold `count` likes; likes/s until its vector equals theirs. */
-export async function catchUp(root: string, count: number): Promise<CatchUpResult> {
+/**
+ * An empty node joins two nodes that hold `count` likes; likes/s until its vector equals theirs.
+ * Each round starts a new empty node against the same two (which take no writes meanwhile).
+ */
+export async function catchUp(root: string, count: number, rounds: number): Promise<CatchUpResult> {
   const a = join(root, "catchup-a");
   seed(a, count);
   cloneAsNewNode(a, join(root, "catchup-b"), "node2");
-  const cluster = await BenchCluster.start({
-    size: 3,
-    root: join(root, "catchup"),
-    env: { OTEL_SDK_DISABLED: "true" },
-    dataDirs: [a, join(root, "catchup-b"), undefined],
-  });
-  try {
-    const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
-    const ms = await until(
-      "the empty node to catch up",
-      async () => (await view(cluster.nodes[2]!)).vv["writer~bench0"] === target,
-      600_000,
-      20,
-    );
-    // The node was already exchanging while this process noticed it was up: time from its start.
-    return { likes: count, seconds: ms / 1000, likesPerSecond: count / (ms / 1000) };
-  } finally {
-    await cluster.stop();
+  const seconds: number[] = [];
+  for (let round = 0; round < rounds; round++) {
+    const cluster = await BenchCluster.start({
+      size: 3,
+      root: join(root, `catchup-${round}`),
+      env: { OTEL_SDK_DISABLED: "true" },
+      dataDirs: [a, join(root, "catchup-b"), undefined],
+    });
+    try {
+      const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
+      const ms = await until(
+        "the empty node to catch up",
+        async () => (await view(cluster.nodes[2]!)).vv["writer~bench0"] === target,
+        600_000,
+        20,
+      );
+      // The node was already exchanging while this process noticed it was up: time from its start.
+      seconds.push(ms / 1000);
+    } finally {
+      await cluster.stop();
+    }
   }
+  return {
+    likes: count,
+    seconds: figure(seconds),
+    likesPerSecond: figure(seconds.map((s) => count / s)),
+  };
 }
 
 export interface SizeResult {
