@@ -20,6 +20,36 @@ const hasPrometheus = !spawnSync("prometheus", ["--version"], { stdio: "ignore" 
 if (!hasPrometheus && process.env.CI)
   throw new Error("CI must install prometheus (Debian package) for this suite");
 
+/**
+ * Prometheus on a free port of 127.0.0.1. Another process can take the port between picking
+ * and binding (test files run in parallel); Prometheus then exits, and a new port is tried.
+ */
+async function startPrometheus(dir: string): Promise<{ prometheus: ChildProcess; api: string }> {
+  for (let attempt = 1; ; attempt++) {
+    const port = await freePort();
+    const api = `http://127.0.0.1:${port}`;
+    const prometheus = spawn(
+      "prometheus",
+      [
+        `--config.file=${join(dir, "prometheus.yml")}`,
+        `--storage.tsdb.path=${join(dir, `data-${attempt}`)}`,
+        `--web.listen-address=127.0.0.1:${port}`,
+        "--enable-feature=exemplar-storage",
+      ],
+      { stdio: "ignore" },
+    );
+    let exited = false;
+    prometheus.once("exit", () => (exited = true));
+    const outcome = await waitFor(
+      "prometheus to be ready (or to exit)",
+      async () => (exited ? "exited" : (await fetch(`${api}/-/ready`)).ok && "ready"),
+      { timeoutMs: 30_000 },
+    );
+    if (outcome === "ready") return { prometheus, api };
+    if (attempt === 3) throw new Error("prometheus exited at start three times");
+  }
+}
+
 interface Scrape {
   job_name: string;
   static_configs: { targets: string[]; labels: { node: string } }[];
@@ -54,21 +84,7 @@ describe.skipIf(!hasPrometheus)(
         labels: { node: m.name },
       }));
       writeFileSync(join(dir, "prometheus.yml"), stringify(config));
-      const port = await freePort();
-      api = `http://127.0.0.1:${port}`;
-      prometheus = spawn(
-        "prometheus",
-        [
-          `--config.file=${join(dir, "prometheus.yml")}`,
-          `--storage.tsdb.path=${join(dir, "data")}`,
-          `--web.listen-address=127.0.0.1:${port}`,
-          "--enable-feature=exemplar-storage",
-        ],
-        { stdio: "ignore" },
-      );
-      await waitFor("prometheus to be ready", async () => (await fetch(`${api}/-/ready`)).ok, {
-        timeoutMs: 30_000,
-      });
+      ({ prometheus, api } = await startPrometheus(dir));
       // Steady traffic to every node, repeats and rejected requests included, so that every rate has data.
       let i = 0;
       traffic = setInterval(() => {
