@@ -86,12 +86,21 @@ export class MemoryStore extends LogStore {
 
   entries(range: SeqRange, limit: number): Entry[] {
     const held = this.byOrigin.get(range.origin);
-    const out: Entry[] = [];
-    for (let seq = range.after + 1; seq <= range.upTo && out.length < limit; seq++) {
-      const entry = held?.get(seq);
-      if (entry) out.push(entry);
+    if (!held) return [];
+    // Walk the range when it is narrower than what is held, else filter what is held: a range
+    // can reach MAX_SEQ.
+    if (range.upTo - range.after <= held.size) {
+      const out: Entry[] = [];
+      for (let seq = range.after + 1; seq <= range.upTo && out.length < limit; seq++) {
+        const entry = held.get(seq);
+        if (entry) out.push(entry);
+      }
+      return out;
     }
-    return out;
+    return [...held.values()]
+      .filter((e) => e.seq > range.after && e.seq <= range.upTo)
+      .sort((a, b) => a.seq - b.seq)
+      .slice(0, limit);
   }
 
   count(post: PostId): number {

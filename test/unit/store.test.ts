@@ -123,6 +123,22 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.entries({ origin, after: 0, upTo: 3 }, 2).map((e) => e.seq)).toEqual([1, 2]);
     });
 
+    it("reads a range as wide as MAX_SEQ without walking it", async () => {
+      open();
+      const origin = "n2~abc" as OriginId;
+      await store.apply([
+        remote(1, "p", "a"),
+        remote(2 ** 39, "p", "b"),
+        remote(MAX_SEQ, "p", "c"),
+      ]);
+      const all = { origin, after: 0, upTo: MAX_SEQ };
+      expect(store.entries(all, 10).map((e) => e.seq)).toEqual([1, 2 ** 39, MAX_SEQ]);
+      expect(store.entries(all, 2).map((e) => e.seq)).toEqual([1, 2 ** 39]);
+      expect(store.entries({ ...all, after: 1, upTo: MAX_SEQ - 1 }, 10).map((e) => e.seq)).toEqual([
+        2 ** 39,
+      ]);
+    });
+
     it("counts a like carried by two dots once", async () => {
       open();
       await store.accept(like("p", "u"), 1);
