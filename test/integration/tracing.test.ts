@@ -30,6 +30,16 @@ async function tracedCluster(): Promise<TestCluster> {
   );
 }
 
+/** One node on free ports with a data directory of its own. */
+function loneNode(name: string, env: Record<string, string>): Promise<NodeProcess> {
+  return NodeProcess.start({
+    LIKES_HTTP_PORT: "0",
+    LIKES_ADMIN_PORT: "0",
+    LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-${name}-${process.pid}-${Date.now()}`,
+    ...env,
+  });
+}
+
 /** A client span context the test controls, sampled: the like's trace gets this trace id. */
 function clientContext(): { traceId: string; spanId: string; header: string } {
   const traceId = randomBytes(16).toString("hex");
@@ -145,10 +155,7 @@ describe("tracing a like across the cluster", () => {
 describe("with the default sampler", () => {
   it("samples new traces up to LIKES_TRACES_PER_SECOND a second", async () => {
     receiver = await OtlpReceiver.start();
-    const node = await NodeProcess.start({
-      LIKES_HTTP_PORT: "0",
-      LIKES_ADMIN_PORT: "0",
-      LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-sampler-${process.pid}-${Date.now()}`,
+    const node = await loneNode("sampler", {
       OTEL_SDK_DISABLED: "false",
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: "50",
@@ -173,10 +180,7 @@ describe("with the default sampler", () => {
 
 describe("with an unreachable collector", () => {
   it("still stops cleanly on SIGTERM within 5 s, losing only the last spans", async () => {
-    const node = await NodeProcess.start({
-      LIKES_HTTP_PORT: "0",
-      LIKES_ADMIN_PORT: "0",
-      LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-nocollector-${process.pid}-${Date.now()}`,
+    const node = await loneNode("nocollector", {
       OTEL_SDK_DISABLED: "false",
       OTEL_EXPORTER_OTLP_ENDPOINT: `http://127.0.0.1:${await freePort()}`,
     });
@@ -191,10 +195,7 @@ describe("with an unreachable collector", () => {
 describe("with OTEL_SDK_DISABLED=true", () => {
   it("works and exports nothing", async () => {
     receiver = await OtlpReceiver.start();
-    const node = await NodeProcess.start({
-      LIKES_HTTP_PORT: "0",
-      LIKES_ADMIN_PORT: "0",
-      LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-disabled-${process.pid}-${Date.now()}`,
+    const node = await loneNode("disabled", {
       OTEL_SDK_DISABLED: "true",
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: "50",
