@@ -2,6 +2,28 @@
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
+// What producers may import of src/telemetry: the ports (types.ts) and the helpers written over
+// @opentelemetry/api alone (spans.ts, trace-context.ts). The SDK, prom-client and winston stay
+// behind them.
+const TELEMETRY_IMPLEMENTATIONS = [
+  "**/telemetry/*",
+  "!**/telemetry/types.js",
+  "!**/telemetry/spans.js",
+  "!**/telemetry/trace-context.js",
+];
+
+/** Files under `files` may not import what `banned` matches. */
+function layer(files, banned, message) {
+  return [
+    {
+      files: [files],
+      rules: {
+        "no-restricted-imports": ["error", { patterns: [{ group: banned, message }] }],
+      },
+    },
+  ];
+}
+
 export default tseslint.config(
   {
     ignores: [
@@ -28,6 +50,29 @@ export default tseslint.config(
       "no-console": "error",
     },
   },
+  // The floors of STYLE.md: crdt <- store <- replication <- http, with src/telemetry beside them
+  // (it may import crdt only); main.ts and node.ts wire everything.
+  ...layer("src/crdt/**", ["../**"], "src/crdt is pure and imports nothing of ours"),
+  ...layer(
+    "src/telemetry/**",
+    ["**/replication/**", "**/http/**", "**/store/**", "../node.js", "../main.js"],
+    "src/telemetry implements the ports of telemetry/types.ts; it imports no producer",
+  ),
+  ...layer(
+    "src/store/**",
+    ["**/replication/**", "**/http/**", ...TELEMETRY_IMPLEMENTATIONS, "../node.js"],
+    "the store is below replication and http, and reports through telemetry/types.ts only",
+  ),
+  ...layer(
+    "src/replication/**",
+    ["**/http/**", ...TELEMETRY_IMPLEMENTATIONS, "../node.js"],
+    "replication is below http, and reports through telemetry/types.ts (and the API-only span helpers)",
+  ),
+  ...layer(
+    "src/http/**",
+    [...TELEMETRY_IMPLEMENTATIONS, "../node.js"],
+    "http reports through telemetry/types.ts (and the API-only span helpers)",
+  ),
   {
     files: ["src/main.ts", "scripts/**", "bench/**", "test/**"],
     rules: { "no-console": "off" },

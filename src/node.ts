@@ -10,7 +10,7 @@ import { peerListener } from "./replication/peer-server.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
-import { Metrics } from "./telemetry/metrics.js";
+import { PromMetrics } from "./telemetry/metrics.js";
 import { withCallerContext, withServerSpans } from "./telemetry/server-spans.js";
 import type { Logger } from "./telemetry/types.js";
 
@@ -28,22 +28,28 @@ export class LikesNode {
   private dns: DnsMembership | undefined;
   readonly store: Store;
   readonly replicator: Replicator;
-  readonly metrics: Metrics;
+  readonly metrics: PromMetrics;
   ports: NodePorts = { http: 0, peer: null, admin: 0 };
 
   private constructor(
     private readonly config: Config,
     private readonly logger: Logger,
   ) {
-    this.metrics = new Metrics({
+    this.metrics = new PromMetrics({
       setSize: () => this.store.setSize(),
-      cluster: () => this.replicator.view(),
+      peers: () =>
+        this.replicator.view().peers.map((p) => ({
+          peer: p.node ?? p.address,
+          // Not yet contacted counts as up: only a failed exchange says otherwise.
+          up: p.up !== false,
+          pending: p.pending,
+        })),
     });
     this.store = SqliteStore.open({
       dataDir: config.dataDir,
       nodeName: config.nodeName,
       fsync: config.fsync,
-      onCommit: (seconds) => this.metrics.committed(seconds),
+      metrics: this.metrics,
       onCheckpointFailure: (error) =>
         logger.warn("background WAL checkpoints stopped; commits checkpoint again", { error }),
     });
@@ -53,7 +59,7 @@ export class LikesNode {
     if (config.peerDns !== undefined)
       membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
     if (config.clusterSecret !== undefined)
-      this.transport = new HttpTransport(config.clusterSecret, binaryCodec, this.metrics.transport);
+      this.transport = new HttpTransport(config.clusterSecret, binaryCodec, this.metrics);
     this.replicator = new Replicator({
       store: this.store,
       transport: this.transport ?? {
@@ -65,7 +71,7 @@ export class LikesNode {
       logger,
       pushMs: config.pushMs,
       syncMs: config.syncMs,
-      observer: this.metrics.replicationObserver(() => systemClock.now()),
+      metrics: this.metrics,
     });
   }
 
@@ -91,8 +97,7 @@ export class LikesNode {
         metrics.likeAccepted(outcome.isNew);
         return outcome;
       },
-      observeRequest: (route, method, code, seconds) =>
-        metrics.request(route, method, code, seconds),
+      metrics,
       peerCount: () => replicator.peerCount(),
       isReady: () => this.ready,
       logger,
@@ -111,7 +116,7 @@ export class LikesNode {
             codec: binaryCodec,
             handle: (r) => replicator.handle(r),
             logger,
-            stats: metrics.transport,
+            metrics,
           }),
         ),
         config.peerPort,

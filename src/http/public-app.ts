@@ -4,7 +4,7 @@ import type { RequestListener } from "node:http";
 import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
 import type { Consistency, WriteOutcome } from "../replication/replicator.js";
 import type { Store } from "../store/index.js";
-import type { Logger } from "../telemetry/types.js";
+import type { Logger, Metrics } from "../telemetry/types.js";
 import {
   InvalidInputError,
   MethodNotAllowedError,
@@ -39,8 +39,8 @@ export interface PublicAppDeps {
   readonly peerCount: () => number;
   readonly isReady: () => boolean;
   readonly logger: Logger;
-  /** Told of every answered request: its route (or "unmatched"), method, status and duration. */
-  readonly observeRequest?: (route: string, method: string, code: number, seconds: number) => void;
+  /** Told of every answered request. */
+  readonly metrics?: Pick<Metrics, "requestServed">;
 }
 
 export interface PublicAppOptions {
@@ -57,7 +57,7 @@ export function createPublicApp(
   app.disable("x-powered-by");
   app.set("etag", false);
   const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: () => true });
-  const observe = deps.observeRequest;
+  const observe = deps.metrics && deps.metrics.requestServed.bind(deps.metrics);
   if (observe)
     app.use((req, res, next) => {
       const started = performance.now();

@@ -1,5 +1,6 @@
 import { context, propagation, trace } from "@opentelemetry/api";
 import http, { type OutgoingHttpHeaders } from "node:http";
+import { noMetrics, type Metrics } from "../telemetry/types.js";
 import type { Codec } from "./codec.js";
 import type { PeerAddress, Transport } from "./ports.js";
 import { PROTOCOL_PATHS, type PeerRequest, type ReplyTo } from "./protocol.js";
@@ -7,12 +8,6 @@ import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signatureOf, verify } from ".
 
 /** Reply size cap: far above a page of 5000 entries of at most ~560 bytes each. */
 export const MAX_PEER_BODY_BYTES = 16 * 1024 * 1024;
-
-export interface TransportStats {
-  /** A request went out (ok, error) or came in and was refused (rejected), by request kind. */
-  message?(kind: string, result: "ok" | "error" | "rejected"): void;
-  bytes?(direction: "in" | "out", n: number): void;
-}
 
 export class PeerRequestError extends Error {
   override readonly name = "PeerRequestError";
@@ -25,17 +20,17 @@ export class HttpTransport implements Transport {
   constructor(
     private readonly secret: string,
     private readonly codec: Codec,
-    private readonly stats: TransportStats = {},
+    private readonly metrics: Pick<Metrics, "peerMessage" | "peerBytes"> = noMetrics,
     private readonly timeoutMs = 5_000,
   ) {}
 
   async send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>> {
     try {
       const reply = await this.exchange(peer, request);
-      this.stats.message?.(request.kind, "ok");
+      this.metrics.peerMessage(request.kind, "ok");
       return reply;
     } catch (error) {
-      this.stats.message?.(request.kind, "error");
+      this.metrics.peerMessage(request.kind, "error");
       throw error;
     }
   }
@@ -76,7 +71,7 @@ export class HttpTransport implements Transport {
           res.on("error", reject);
           res.on("end", () => {
             const reply = Buffer.concat(chunks);
-            this.stats.bytes?.("in", reply.length);
+            this.metrics.peerBytes("in", reply.length);
             try {
               if (res.statusCode !== 200)
                 throw new PeerRequestError(
@@ -111,7 +106,7 @@ export class HttpTransport implements Transport {
         req.destroy(new PeerRequestError(`${peer} timed out after ${this.timeoutMs} ms`)),
       );
       req.on("error", reject);
-      this.stats.bytes?.("out", body.length);
+      this.metrics.peerBytes("out", body.length);
       req.end(body);
     });
   }

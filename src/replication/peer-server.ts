@@ -1,7 +1,7 @@
 import type { IncomingMessage, RequestListener, ServerResponse } from "node:http";
-import type { Logger } from "../telemetry/types.js";
+import type { Logger, Metrics } from "../telemetry/types.js";
 import type { Codec } from "./codec.js";
-import { MAX_PEER_BODY_BYTES, type TransportStats } from "./http-transport.js";
+import { MAX_PEER_BODY_BYTES } from "./http-transport.js";
 import {
   MalformedMessageError,
   PROTOCOL_PATHS,
@@ -25,7 +25,7 @@ export interface PeerServerDeps {
   readonly codec: Codec;
   readonly handle: (request: PeerRequest) => Promise<PeerReply>;
   readonly logger: Logger;
-  readonly stats?: TransportStats;
+  readonly metrics: Pick<Metrics, "peerMessage" | "peerBytes">;
 }
 
 /**
@@ -71,7 +71,7 @@ async function serve(
   const body = await readBody(req, limit);
   if (body === undefined)
     return fail(res, 413, "payload_too_large", `the body is over ${limit} bytes`);
-  deps.stats?.bytes?.("in", body.length);
+  deps.metrics.peerBytes("in", body.length);
   const verdict = verify(deps.secret, "POST", path, signatureOf(req.headers), body, Date.now());
   if (!verdict.ok) {
     deps.logger.warn("peer request refused", {
@@ -92,7 +92,7 @@ async function serve(
     request = deps.codec.decode(body, kind) as PeerRequest;
   } catch (error) {
     if (!(error instanceof MalformedMessageError)) throw error;
-    deps.stats?.message?.(kind, "rejected");
+    deps.metrics.peerMessage(kind, "rejected");
     deps.logger.warn("malformed peer request", {
       reason: error.message,
       remote: req.socket.remoteAddress,
@@ -107,7 +107,7 @@ async function serve(
     [TIMESTAMP_HEADER]: timestamp,
     [SIGNATURE_HEADER]: sign(deps.secret, "REPLY", path, timestamp, reply),
   });
-  deps.stats?.bytes?.("out", reply.length);
+  deps.metrics.peerBytes("out", reply.length);
   res.end(reply);
 }
 

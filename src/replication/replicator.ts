@@ -9,18 +9,11 @@ import {
   type OriginId,
 } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
-import type { Logger } from "../telemetry/types.js";
+import { pushSpan, storeSpan } from "../telemetry/spans.js";
+import { activeTraceparent } from "../telemetry/trace-context.js";
+import { noMetrics, type Logger, type Metrics, type OwnEntry } from "../telemetry/types.js";
 import { PeerState } from "./peer-state.js";
-import type {
-  ClusterView,
-  Consistency,
-  OwnEntry,
-  ReplicationObserver,
-  ReplicationPath,
-  WriteOutcome,
-} from "./types.js";
-import { pushSpan, recordApplied, storeSpan } from "./spans.js";
-import { activeTraceparent } from "./trace-context.js";
+import type { ClusterView, Consistency, ReplicationPath, WriteOutcome } from "./types.js";
 import type { Clock, Membership, PeerAddress, Random, Timer, Transport } from "./ports.js";
 import {
   MAX_PAGE_ENTRIES,
@@ -33,15 +26,7 @@ import {
   type SyncRequest,
 } from "./protocol.js";
 
-export type {
-  ClusterView,
-  Consistency,
-  OwnEntry,
-  PeerView,
-  ReplicationObserver,
-  ReplicationPath,
-  WriteOutcome,
-} from "./types.js";
+export type { ClusterView, Consistency, PeerView, WriteOutcome } from "./types.js";
 
 export interface ReplicatorOptions {
   readonly store: Store;
@@ -52,7 +37,7 @@ export interface ReplicatorOptions {
   readonly logger: Logger;
   readonly pushMs: number;
   readonly syncMs: number;
-  readonly observer?: ReplicationObserver;
+  readonly metrics?: Metrics;
   /** Retry backoff of a failing peer: base doubling up to max (ms). */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
@@ -94,9 +79,11 @@ export class Replicator {
   private outbox: Entry[] = [];
   private waiters: Waiter[] = [];
   private readonly self: Sender;
+  private readonly metrics: Metrics;
 
   constructor(private readonly o: ReplicatorOptions) {
     this.self = { node: o.store.nodeName, origin: o.store.origin };
+    this.metrics = o.metrics ?? noMetrics;
   }
 
   start(): void {
@@ -447,9 +434,8 @@ export class Replicator {
 
   private reportApplied(stored: readonly Entry[], path: ReplicationPath, from: Sender): void {
     if (stored.length === 0) return;
-    recordApplied(stored, path, this.o.clock.now());
+    this.metrics.entriesApplied(stored, path, this.o.clock.now());
     this.o.logger.debug("entries applied", { from: from.node, path, count: stored.length });
-    this.o.observer?.applied?.(stored, path, from);
   }
 
   private contacted(peer: PeerState, sender: Sender, vv: Digest | undefined): void {
@@ -494,7 +480,7 @@ export class Replicator {
     const now = this.o.clock.now();
     while (this.unconverged.length > 0 && (this.unconverged[0]?.seq ?? Infinity) <= everywhere) {
       const entry = this.unconverged.shift() as OwnEntry;
-      this.o.observer?.converged?.(entry, Math.max(0, now - entry.ts) / 1000);
+      this.metrics.entryConverged(entry, Math.max(0, now - entry.ts) / 1000);
     }
     if (this.waiters.length === 0) return;
     this.waiters = this.waiters.filter((waiter) => {

@@ -1,23 +1,7 @@
 // The replication core's vocabulary, shared with the HTTP edge and telemetry.
-import type { Entry } from "../crdt/index.js";
 import type { PeerAddress } from "./ports.js";
-import type { Sender } from "./protocol.js";
 
-export type ReplicationPath = "push" | "sync";
-
-/** What the replicator reports as it works; telemetry turns it into metrics and spans. */
-export interface ReplicationObserver {
-  /** Entries newly stored here that came from a peer. */
-  applied?(entries: readonly Entry[], path: ReplicationPath, from: Sender): void;
-  /** An own entry is now held by every known peer, `seconds` after it was accepted. */
-  converged?(entry: OwnEntry, seconds: number): void;
-}
-
-export interface OwnEntry {
-  readonly seq: number;
-  readonly ts: number;
-  readonly traceparent?: string;
-}
+export type { ReplicationPath } from "../telemetry/types.js";
 
 export type Consistency = "local" | "quorum" | "all";
 

@@ -1,3 +1,4 @@
+import type { Metrics } from "../telemetry/types.js";
 import { StoreClosedError } from "./types.js";
 
 interface Pending<Op, R> {
@@ -19,8 +20,8 @@ export class GroupCommit<Op, R> {
     /** Runs every op of a batch in one transaction; throws to fail the whole batch. */
     private readonly commit: (ops: readonly Op[]) => R[],
     private readonly schedule: (flush: () => void) => void = (flush) => setImmediate(flush),
-    /** Told how long each successful commit took, in seconds. */
-    private readonly onCommit?: (seconds: number) => void,
+    /** Told how long each successful commit took. */
+    private readonly metrics?: Pick<Metrics, "storeCommitted">,
   ) {}
 
   submit(op: Op): Promise<R> {
@@ -48,7 +49,7 @@ export class GroupCommit<Op, R> {
       for (const p of batch) p.reject(error);
       return;
     }
-    this.onCommit?.((performance.now() - started) / 1000);
+    this.metrics?.storeCommitted((performance.now() - started) / 1000);
     batch.forEach((p, i) => p.resolve(results[i] as R));
   }
 

@@ -9,6 +9,7 @@ import type {
   SeqRange,
   UserId,
 } from "../crdt/index.js";
+import type { Metrics } from "../telemetry/types.js";
 import { GroupCommit } from "./group-commit.js";
 import type { AcceptResult, ApplyResult, Store } from "./types.js";
 
@@ -36,11 +37,11 @@ export abstract class LogStore implements Store {
     readonly origin: OriginId,
     vv: VersionVector,
     schedule?: (flush: () => void) => void,
-    onCommit?: (seconds: number) => void,
+    metrics?: Pick<Metrics, "storeCommitted">,
   ) {
     this.vv = vv;
     this.committed = vv.digest();
-    this.writes = new GroupCommit((ops) => this.commitBatch(ops), schedule, onCommit);
+    this.writes = new GroupCommit((ops) => this.commitBatch(ops), schedule, metrics);
   }
 
   /** Runs `fn` atomically: all of its primitive writes persist, or none. */

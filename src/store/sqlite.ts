@@ -14,6 +14,7 @@ import {
   type SeqRange,
   type UserId,
 } from "../crdt/index.js";
+import type { Metrics } from "../telemetry/types.js";
 import { Checkpointer } from "./checkpointer.js";
 import { randomIncarnation } from "./incarnation.js";
 import { LogStore } from "./log-store.js";
@@ -23,8 +24,8 @@ export interface SqliteStoreOptions {
   readonly nodeName: NodeName;
   /** `always`: synchronous=FULL, a commit survives power loss; `normal`: it survives kill -9. */
   readonly fsync: "normal" | "always";
-  /** Told the duration of every group commit, in seconds. */
-  readonly onCommit?: (seconds: number) => void;
+  /** Told the duration of every group commit. */
+  readonly metrics?: Pick<Metrics, "storeCommitted">;
   /** WAL checkpoints on a worker thread every this many ms (checkpointer.ts); 0: in commits. */
   readonly checkpointEveryMs?: number;
   /** Told why background checkpoints stopped (commits checkpoint again from then on). */
@@ -96,9 +97,9 @@ export class SqliteStore extends LogStore {
     nodeName: NodeName,
     origin: OriginId,
     vv: VersionVector,
-    onCommit: ((seconds: number) => void) | undefined,
+    metrics: Pick<Metrics, "storeCommitted"> | undefined,
   ) {
-    super(nodeName, origin, vv, undefined, onCommit);
+    super(nodeName, origin, vv, undefined, metrics);
     this.size = Number((sql.metaValue.get("set_size") as string | undefined) ?? 0);
   }
 
@@ -125,7 +126,7 @@ export class SqliteStore extends LogStore {
         options.nodeName,
         origin,
         loadVersionVector(sql),
-        options.onCommit,
+        options.metrics,
       );
       const everyMs = options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_MS;
       if (everyMs > 0) {

@@ -1,14 +1,10 @@
+// The Metrics port (types.ts) over prom-client: the metric names of DESIGN §6, a contract for
+// the dashboards. An applied batch also makes its apply spans here, so it is reported once.
 import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
-import type {
-  ClusterView,
-  OwnEntry,
-  ReplicationObserver,
-  ReplicationPath,
-} from "../replication/replicator.js";
-import type { Sender } from "../replication/protocol.js";
-import type { TransportStats } from "../replication/http-transport.js";
-import { traceIdOf } from "../replication/trace-context.js";
+import { recordApplied } from "./spans.js";
+import { traceIdOf } from "./trace-context.js";
+import type { Metrics, OwnEntry, PeerMessageResult, ReplicationPath } from "./types.js";
 
 export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;
 export const PROMETHEUS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
@@ -19,16 +15,24 @@ const LAG_BUCKETS = [
 ];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/** A peer as the peer gauges show it, labelled by node name (its address until it answers). */
+export interface PeerGauge {
+  readonly peer: string;
+  readonly up: boolean;
+  readonly pending: number;
+}
+
+/** What the gauges read when scraped. */
 export interface Gauges {
   readonly setSize: () => number;
-  readonly cluster: () => ClusterView;
+  readonly peers: () => readonly PeerGauge[];
 }
 
 /**
  * The metrics of DESIGN §6 in one prom-client registry. The registry speaks OpenMetrics (the
  * only format that carries exemplars); plain Prometheus text is derived from it on request.
  */
-export class Metrics {
+export class PromMetrics implements Metrics {
   readonly registry = new client.Registry<client.OpenMetricsContentType>();
   private readonly requests;
   private readonly duration;
@@ -95,8 +99,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const peer of gauges.cluster().peers)
-          this.set({ peer: peer.node ?? peer.address }, peer.pending);
+        for (const { peer, pending } of gauges.peers()) this.set({ peer }, pending);
       },
     });
     new client.Gauge({
@@ -106,8 +109,7 @@ export class Metrics {
       registers,
       collect() {
         this.reset();
-        for (const peer of gauges.cluster().peers)
-          this.set({ peer: peer.node ?? peer.address }, peer.up === false ? 0 : 1);
+        for (const { peer, up } of gauges.peers()) this.set({ peer }, up ? 1 : 0);
       },
     });
     this.messages = new client.Counter({
@@ -132,7 +134,7 @@ export class Metrics {
     });
   }
 
-  request(route: string, method: string, code: number, seconds: number): void {
+  requestServed(route: string, method: string, code: number, seconds: number): void {
     this.requests.inc({ route, code: String(code) });
     this.duration.observe({ route, method, code: String(code) }, seconds);
   }
@@ -141,39 +143,35 @@ export class Metrics {
     this.accepted.inc({ result: isNew ? "new" : "duplicate" });
   }
 
-  committed(seconds: number): void {
+  storeCommitted(seconds: number): void {
     this.commit.observe(seconds);
   }
 
-  readonly transport: TransportStats = {
-    message: (kind, result) => this.messages.inc({ kind, result }),
-    bytes: (direction, n) => this.bytes.inc({ direction }, n),
-  };
+  peerMessage(kind: string, result: PeerMessageResult): void {
+    this.messages.inc({ kind, result });
+  }
 
-  /** Lag of applied entries and convergence of own entries, with trace ids as exemplars. */
-  replicationObserver(now: () => number): ReplicationObserver {
-    return {
-      applied: (entries: readonly Entry[], path: ReplicationPath, _from: Sender) => {
-        const at = now();
-        for (const entry of entries) {
-          const labels = { origin: nodeNameOf(entry.origin), path };
-          const value = Math.max(0, at - entry.ts) / 1000;
-          const traceId = traceIdOf(entry.traceparent);
-          if (traceId) this.lag.observe({ labels, value, exemplarLabels: exemplar(traceId) });
-          else this.lag.observe({ labels, value });
-        }
-      },
-      converged: (entry: OwnEntry, seconds: number) => {
-        const traceId = traceIdOf(entry.traceparent);
-        if (traceId)
-          this.convergence.observe({
-            labels: {},
-            value: seconds,
-            exemplarLabels: exemplar(traceId),
-          });
-        else this.convergence.observe({ labels: {}, value: seconds });
-      },
-    };
+  peerBytes(direction: "in" | "out", bytes: number): void {
+    this.bytes.inc({ direction }, bytes);
+  }
+
+  /** Lag of each applied entry, with its trace id as exemplar; and its apply span. */
+  entriesApplied(entries: readonly Entry[], path: ReplicationPath, now: number): void {
+    recordApplied(entries, path, now);
+    for (const entry of entries) {
+      const labels = { origin: nodeNameOf(entry.origin), path };
+      const value = Math.max(0, now - entry.ts) / 1000;
+      const traceId = traceIdOf(entry.traceparent);
+      if (traceId) this.lag.observe({ labels, value, exemplarLabels: exemplar(traceId) });
+      else this.lag.observe({ labels, value });
+    }
+  }
+
+  entryConverged(entry: OwnEntry, seconds: number): void {
+    const traceId = traceIdOf(entry.traceparent);
+    if (traceId)
+      this.convergence.observe({ labels: {}, value: seconds, exemplarLabels: exemplar(traceId) });
+    else this.convergence.observe({ labels: {}, value: seconds });
   }
 
   /** The exposition a scraper asked for: OpenMetrics (with exemplars) or Prometheus text. */

@@ -1,7 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Entry, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import {
-  Metrics,
+  PromMetrics,
   OPENMETRICS_CONTENT_TYPE,
   PROMETHEUS_CONTENT_TYPE,
 } from "../../src/telemetry/metrics.js";
@@ -16,43 +16,18 @@ const entry = (traceparent?: string): Entry => ({
   ...(traceparent ? { traceparent } : {}),
 });
 
-function metrics(): Metrics {
-  const m = new Metrics({
+function metrics(): PromMetrics {
+  const m = new PromMetrics({
     setSize: () => 7,
-    cluster: () => ({
-      node: "node2",
-      origin: "node2~x",
-      vv: {},
-      peers: [
-        {
-          address: "127.0.0.1:1",
-          node: "node1",
-          origin: "node1~abc",
-          up: true,
-          lastContact: null,
-          acked: {},
-          pending: 3,
-        },
-        {
-          address: "127.0.0.1:2",
-          node: null,
-          origin: null,
-          up: false,
-          lastContact: null,
-          acked: {},
-          pending: 9,
-        },
-      ],
-    }),
+    peers: () => [
+      { peer: "node1", up: true, pending: 3 },
+      { peer: "127.0.0.1:2", up: false, pending: 9 },
+    ],
   });
-  m.request("/like", "POST", 201, 0.002);
+  m.requestServed("/like", "POST", 201, 0.002);
   m.likeAccepted(true);
-  const observer = m.replicationObserver(() => 1250);
-  observer.applied?.([entry(`00-${TRACE}-b7ad6b7169203331-01`), entry()], "push", {
-    node: "node1",
-    origin: "node1~abc",
-  } as never);
-  observer.converged?.({ seq: 1, ts: 1000, traceparent: `00-${TRACE}-b7ad6b7169203331-01` }, 0.004);
+  m.entriesApplied([entry(`00-${TRACE}-b7ad6b7169203331-01`), entry()], "push", 1250);
+  m.entryConverged({ seq: 1, ts: 1000, traceparent: `00-${TRACE}-b7ad6b7169203331-01` }, 0.004);
   return m;
 }
 

@@ -1,13 +1,13 @@
 import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { StaticMembership } from "../../src/replication/ports.js";
-import { Replicator, type ReplicationObserver } from "../../src/replication/replicator.js";
+import { Replicator } from "../../src/replication/replicator.js";
 import { MemoryStore } from "../../src/store/index.js";
-import { silentLogger } from "../../src/telemetry/types.js";
+import { noMetrics, silentLogger, type Metrics } from "../../src/telemetry/types.js";
 import { SimNetwork } from "../sim/network.js";
 import { Scheduler, seededRandom } from "../sim/scheduler.js";
 
-function twoNodes(observer?: ReplicationObserver) {
+function twoNodes(metrics: Metrics = noMetrics) {
   const scheduler = new Scheduler();
   const random = seededRandom(7);
   const network = new SimNetwork(scheduler, random);
@@ -30,7 +30,7 @@ function twoNodes(observer?: ReplicationObserver) {
       logger: silentLogger,
       pushMs: 5,
       syncMs: 1000,
-      ...(name === "a" && observer ? { observer } : {}),
+      ...(name === "a" ? { metrics } : {}),
     });
     network.attach(endpoint);
     return { store, replicator, endpoint };
@@ -62,7 +62,10 @@ describe("replicator", () => {
 
   it("pushes a new like within a few push intervals and reports its convergence", async () => {
     const converged: number[] = [];
-    const { scheduler, a, b } = twoNodes({ converged: (_, seconds) => converged.push(seconds) });
+    const { scheduler, a, b } = twoNodes({
+      ...noMetrics,
+      entryConverged: (_, seconds) => converged.push(seconds),
+    });
     a.replicator.start();
     b.replicator.start();
     const write = a.replicator.write({ post: "p" as PostId, user: "u" as UserId }, "all", 1000);

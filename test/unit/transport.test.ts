@@ -7,7 +7,7 @@ import { HttpTransport } from "../../src/replication/http-transport.js";
 import { peerListener } from "../../src/replication/peer-server.js";
 import type { PeerAddress, Transport } from "../../src/replication/ports.js";
 import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
-import { silentLogger } from "../../src/telemetry/types.js";
+import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { SimNetwork } from "../sim/network.js";
 import { Scheduler, seededRandom } from "../sim/scheduler.js";
 
@@ -54,7 +54,13 @@ const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> 
   },
   "HTTP transport and peer server": async (handler) => {
     const server = http.createServer(
-      peerListener({ secret: SECRET, codec: binaryCodec, handle: handler, logger: silentLogger }),
+      peerListener({
+        secret: SECRET,
+        codec: binaryCodec,
+        handle: handler,
+        logger: silentLogger,
+        metrics: noMetrics,
+      }),
     );
     await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
     const closed = http.createServer();

@@ -1,7 +1,10 @@
 // The spans of a like's journey, over @opentelemetry/api only (a no-op without an SDK, as in
 // the simulation). See DESIGN §6: likes.store, likes.replicate.push, likes.replicate.apply.
+// The first two wrap work of the store and the replication core; the apply spans are made by
+// the Metrics port's entriesApplied (telemetry/metrics.ts).
 import { context, SpanKind, SpanStatusCode, trace, type Link, type Span } from "@opentelemetry/api";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
+import type { ReplicationPath } from "./types.js";
 import { spanContextOf } from "./trace-context.js";
 
 const tracer = trace.getTracer("likes");
@@ -67,7 +70,7 @@ export function pushSpan<T>(
  * On the receiver, per sampled entry: a consumer span that is a child of the entry's own
  * context (the like's server span), linked to the batch that carried it.
  */
-export function recordApplied(entries: readonly Entry[], path: "push" | "sync", now: number): void {
+export function recordApplied(entries: readonly Entry[], path: ReplicationPath, now: number): void {
   const batch = trace.getSpan(context.active())?.spanContext();
   for (const entry of entries) {
     const parent = spanContextOf(entry.traceparent);

@@ -1,7 +1,7 @@
-// W3C traceparent helpers over @opentelemetry/api alone, so the replication core can use them.
+// W3C traceparent <-> OpenTelemetry span context, over @opentelemetry/api alone: entries carry
+// the context of the request that made them, and every node that applies one joins its trace.
 import { context, trace, TraceFlags, type SpanContext } from "@opentelemetry/api";
-
-const TRACEPARENT = /^00-([0-9a-f]{32})-([0-9a-f]{16})-([0-9a-f]{2})$/;
+import { isTraceparent } from "../crdt/index.js";
 
 /** The traceparent of the active span, when it is sampled (an unsampled one is not worth carrying). */
 export function activeTraceparent(): string | undefined {
@@ -12,11 +12,15 @@ export function activeTraceparent(): string | undefined {
   return `00-${ctx.traceId}-${ctx.spanId}-${ctx.traceFlags.toString(16).padStart(2, "0")}`;
 }
 
+/** `00-<trace id>-<span id>-<flags>`, fields at fixed offsets once the pattern holds. */
 export function spanContextOf(traceparent: string | undefined): SpanContext | undefined {
-  const match = traceparent === undefined ? null : TRACEPARENT.exec(traceparent);
-  if (!match) return undefined;
-  const [, traceId, spanId, flags] = match as unknown as [string, string, string, string];
-  const ctx: SpanContext = { traceId, spanId, traceFlags: parseInt(flags, 16), isRemote: true };
+  if (!isTraceparent(traceparent)) return undefined;
+  const ctx: SpanContext = {
+    traceId: traceparent.slice(3, 35),
+    spanId: traceparent.slice(36, 52),
+    traceFlags: parseInt(traceparent.slice(53, 55), 16),
+    isRemote: true,
+  };
   return trace.isSpanContextValid(ctx) ? ctx : undefined;
 }
 
