@@ -1,15 +1,17 @@
 // The likes benchmark: `make bench` (full, ~10 min on 2 cores) or `--smoke` (seconds, in CI).
 // Every comparison is a ratio measured in the same run; every figure is a median over rounds.
-// `--only convergence,catchup` runs some sections (throughput, convergence, catchup, size).
+// `--only convergence,catchup` runs some sections (throughput, convergence, catchup, size, nopeers).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
+import { MAX_TRACKED } from "../src/replication/convergence.js";
 import { REPO } from "./lib/likes.js";
 import { provisionNode24, type Runtime } from "./lib/node24.js";
 import { stopAll } from "./lib/proc.js";
 import { fmt, show } from "./lib/stats.js";
 import { convergence, type ConvergenceResult } from "./sections/convergence.js";
+import { noPeers } from "./sections/no-peers.js";
 import { catchUp, size, type CatchUpResult, type SizeResult } from "./sections/storage.js";
 import { throughput, type ThroughputResult } from "./sections/throughput.js";
 
@@ -17,7 +19,7 @@ const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     "no-node24": { type: "boolean", default: false },
-    only: { type: "string", default: "throughput,convergence,catchup,size" },
+    only: { type: "string", default: "throughput,convergence,catchup,size,nopeers" },
   },
 });
 const smoke = values.smoke;
@@ -31,6 +33,7 @@ const plan = smoke
       partition: 1,
       catchUp: 20_000,
       sizes: [20_000],
+      noPeersMultiple: 1.5,
       node24: false,
     }
   : {
@@ -41,6 +44,7 @@ const plan = smoke
       partition: 5,
       catchUp: 1_000_000,
       sizes: [1_000_000, 5_000_000],
+      noPeersMultiple: 3,
       node24: !values["no-node24"],
     };
 
@@ -195,6 +199,18 @@ async function main(): Promise<void> {
       ]);
     }
     results.sizes = sizes;
+  }
+
+  if (only.has("nopeers")) {
+    log("writes with no peer acknowledging, past the unconverged bound");
+    const n = await noPeers(plan.noPeersMultiple);
+    results.noPeers = n;
+    goals.push([
+      `write CPU past ${MAX_TRACKED.toLocaleString("en-US")} unconverged / before (no peer acks)`,
+      `${fmt(n.pastBoundUs / n.beforeBoundUs)} (${fmt(n.beforeBoundUs, 1)} → ${fmt(n.pastBoundUs, 1)} µs/like)`,
+      "≤ 1.25",
+      n.pastBoundUs / n.beforeBoundUs <= 1.25,
+    ]);
   }
 
   const machine = `${cpus().length} × ${cpus()[0]?.model ?? "cpu"}, ${(totalmem() / 2 ** 30).toFixed(0)} GiB, ${process.platform}`;

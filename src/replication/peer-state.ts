@@ -1,3 +1,4 @@
+// One peer's state as this node sees it: identity, liveness, and what it is known to hold.
 import {
   encodeDigest,
   mergeDigests,
@@ -8,6 +9,10 @@ import {
 import type { PeerAddress, Timer } from "./ports.js";
 import type { Sender } from "./protocol.js";
 import type { PeerView } from "./types.js";
+
+// Doublings of the retry backoff counted at most: past them the delay is at its max anyway, and
+// 2 ** failures must not overflow for a peer down for days.
+const MAX_BACKOFF_DOUBLINGS = 16;
 
 /** What a node knows of one peer: who it is, whether it answers, and what it holds. */
 export class PeerState {
@@ -57,7 +62,7 @@ export class PeerState {
     this.up = false;
     this.failures++;
     this.pushedUpTo = this.ackedOf(self);
-    return Math.min(maxMs, baseMs * 2 ** Math.min(this.failures - 1, 16));
+    return Math.min(maxMs, baseMs * 2 ** Math.min(this.failures - 1, MAX_BACKOFF_DOUBLINGS));
   }
 
   ackedOf(origin: OriginId): number {

@@ -1,4 +1,14 @@
-import type { Digest, Entry, NodeName, OriginId } from "../crdt/index.js";
+// The peer protocol: its messages, and the answers to them as functions of the message and the
+// store's state (in the shape of y-protocols' sync); the caller owns the socket.
+import {
+  digestDiff,
+  missingRanges,
+  type Digest,
+  type Entry,
+  type NodeName,
+  type OriginId,
+} from "../crdt/index.js";
+import type { Store } from "../store/index.js";
 
 /** Who sent a message: replies and requests both say it, so each side learns the other's origin. */
 export interface Sender {
@@ -54,4 +64,57 @@ export const MAX_PAGE_ENTRIES = 5000;
 /** A message that failed its guard: rejected whole, with the reason. */
 export class MalformedMessageError extends Error {
   override readonly name = "MalformedMessageError";
+}
+
+/** What the protocol answers from: the store's committed state, read-only. */
+export type StoreState = Pick<Store, "digest" | "entries">;
+
+/**
+ * The answer to a push, once its entries are applied: our seqs of the origins it pushed. An
+ * origin holds every one of its own seqs up to the highest it sends, so `senderHolds` is what
+ * the push proves of the sender.
+ */
+export function answerDeltas(
+  self: Sender,
+  request: DeltasRequest,
+  store: StoreState,
+): { reply: DeltasReply; senderHolds: Digest | undefined } {
+  let own = 0;
+  for (const e of request.entries) if (e.origin === request.origin && e.seq > own) own = e.seq;
+  const have = store.digest();
+  const vv = new Map<OriginId, number>();
+  for (const { origin } of request.entries)
+    if (!vv.has(origin)) vv.set(origin, have.get(origin) ?? 0);
+  return {
+    reply: { kind: "deltas-reply", ...self, vv },
+    senderHolds: own > 0 ? new Map([[request.origin, own]]) : undefined,
+  };
+}
+
+/** The answer to a sync: one page of what the caller lacks, and our vector as a difference. */
+export function answerSync(self: Sender, request: SyncRequest, store: StoreState): SyncReply {
+  const have = store.digest();
+  const entries: Entry[] = [];
+  let more = false;
+  for (const range of missingRanges(have, request.vv)) {
+    const room = MAX_PAGE_ENTRIES - entries.length;
+    if (room <= 0) {
+      more = true;
+      break;
+    }
+    const page = store.entries(range, room);
+    entries.push(...page);
+    if (page.length === room && range.after + room < range.upTo) more = true;
+  }
+  return { kind: "sync-reply", ...self, entries, diff: digestDiff(have, request.vv), more };
+}
+
+/** Up to `limit` entries that `store` holds and a peer holding `theirs` lacks. */
+export function missingEntries(store: StoreState, theirs: Digest, limit: number): Entry[] {
+  const entries: Entry[] = [];
+  for (const range of missingRanges(store.digest(), theirs)) {
+    if (entries.length >= limit) break;
+    entries.push(...store.entries(range, limit - entries.length));
+  }
+  return entries;
 }

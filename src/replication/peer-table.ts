@@ -1,0 +1,134 @@
+// The peers this node replicates with: who they are (membership), whether they answer (up,
+// down, retried with backoff) and what each is known to hold. The other parts of the core read
+// it, and learn through PeerEvents when something changes.
+import type { Digest } from "../crdt/index.js";
+import type { Logger } from "../telemetry/types.js";
+import { PeerState } from "./peer-state.js";
+import type { Clock, Membership, PeerAddress } from "./ports.js";
+import type { Sender } from "./protocol.js";
+
+/** Backoff of a failing peer: the first retry after this, doubling up to the max. */
+export const DEFAULT_RETRY_BASE_MS = 50;
+export const DEFAULT_RETRY_MAX_MS = 1000;
+
+export interface PeerEvents {
+  /** A new peer appeared in the membership. */
+  added(peer: PeerState): void;
+  /** A peer answered after failing: exchange everything now rather than at random. */
+  back(peer: PeerState): void;
+  /** A failing peer's retry is due. */
+  retry(peer: PeerState): void;
+  /** What the peers are known to hold, or who they are, changed. */
+  changed(): void;
+}
+
+export interface PeerTableDeps {
+  readonly self: Sender;
+  readonly membership: Membership;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly retryBaseMs?: number;
+  readonly retryMaxMs?: number;
+}
+
+export class PeerTable {
+  private readonly peers = new Map<PeerAddress, PeerState>();
+  private membershipSeen: readonly PeerAddress[] | undefined;
+  private running = false;
+  private events: PeerEvents | undefined;
+
+  constructor(private readonly deps: PeerTableDeps) {}
+
+  start(events: PeerEvents): void {
+    this.events = events;
+    this.running = true;
+    this.refresh();
+  }
+
+  stop(): void {
+    this.running = false;
+    for (const peer of this.peers.values()) peer.retry?.cancel();
+  }
+
+  /** Peers other than this node. */
+  live(): PeerState[] {
+    return [...this.peers.values()].filter((p) => !p.isSelf);
+  }
+
+  byOrigin(origin: string): PeerState | undefined {
+    return this.live().find((p) => p.origin === origin);
+  }
+
+  /** Lowest seq of `origin` that every peer is known to hold (Infinity without peers). */
+  heldEverywhere(origin: Sender["origin"]): number {
+    let min = Infinity;
+    for (const peer of this.peers.values())
+      if (!peer.isSelf && peer.ackedOf(origin) < min) min = peer.ackedOf(origin);
+    return min;
+  }
+
+  /** Lowest own seq sent to every peer (Infinity without peers). */
+  pushedEverywhere(): number {
+    let min = Infinity;
+    for (const peer of this.peers.values())
+      if (!peer.isSelf && peer.pushedUpTo < min) min = peer.pushedUpTo;
+    return min;
+  }
+
+  /** Follows the membership: new addresses become peers, gone ones are forgotten. */
+  refresh(): void {
+    const current = this.deps.membership.peers();
+    if (current === this.membershipSeen) return;
+    this.membershipSeen = current;
+    const wanted = new Set(current);
+    for (const [address, peer] of this.peers)
+      if (!wanted.has(address)) {
+        peer.retry?.cancel();
+        this.peers.delete(address);
+      }
+    for (const address of wanted)
+      if (!this.peers.has(address)) {
+        const peer = new PeerState(address);
+        this.peers.set(address, peer);
+        if (this.running) this.events?.added(peer);
+      }
+    this.events?.changed();
+  }
+
+  /** A successful exchange: `sender` answered, holding at least `vv` when given. */
+  contacted(peer: PeerState, sender: Sender, vv: Digest | undefined): void {
+    const wasDown = peer.contact(sender, vv, this.deps.clock.now(), this.deps.self.origin);
+    peer.retry?.cancel();
+    peer.retry = undefined;
+    if (wasDown) {
+      this.deps.logger.info("peer up", { peer: peer.label, address: peer.address });
+      this.events?.back(peer);
+    }
+    this.events?.changed();
+  }
+
+  failed(peer: PeerState, what: string, error: unknown): void {
+    const wasUp = peer.up !== false;
+    const delay = peer.failed(
+      this.deps.self.origin,
+      this.deps.retryBaseMs ?? DEFAULT_RETRY_BASE_MS,
+      this.deps.retryMaxMs ?? DEFAULT_RETRY_MAX_MS,
+    );
+    if (wasUp)
+      this.deps.logger.warn("peer down", {
+        peer: peer.label,
+        address: peer.address,
+        during: what,
+        error: String(error),
+      });
+    if (!this.running || peer.retry || !this.peers.has(peer.address)) return;
+    peer.retry = this.deps.clock.setTimeout(() => {
+      peer.retry = undefined;
+      this.events?.retry(peer);
+    }, delay);
+  }
+
+  all(): IterableIterator<PeerState> {
+    return this.peers.values();
+  }
+}

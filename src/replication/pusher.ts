@@ -1,0 +1,121 @@
+// Eager push of own entries: each new entry goes to every peer within LIKES_PUSH_MS, at once
+// when a push's worth is waiting; one push in flight per peer, so pushes batch under load.
+import type { Entry } from "../crdt/index.js";
+import type { Store } from "../store/index.js";
+import { pushSpan } from "../telemetry/spans.js";
+import { Outbox } from "./outbox.js";
+import type { PeerState } from "./peer-state.js";
+import type { PeerTable } from "./peer-table.js";
+import type { Clock, Timer, Transport } from "./ports.js";
+import { MAX_PUSH_ENTRIES, type DeltasReply, type Sender } from "./protocol.js";
+
+export interface PusherDeps {
+  readonly self: Sender;
+  readonly store: Pick<Store, "digest" | "entries">;
+  readonly transport: Transport;
+  readonly clock: Clock;
+  readonly peers: PeerTable;
+  readonly pushMs: number;
+}
+
+export class Pusher {
+  private readonly outbox = new Outbox();
+  private timer: Timer | undefined;
+  private running = false;
+
+  constructor(private readonly deps: PusherDeps) {}
+
+  start(): void {
+    this.running = true;
+    // Whatever was accepted before a restart and not yet acknowledged goes out now.
+    this.schedule(0);
+  }
+
+  stop(): void {
+    this.running = false;
+    this.timer?.cancel();
+    this.timer = undefined;
+  }
+
+  /** A like this node accepted first-hand (committed): push it soon, at once past a batch. */
+  published(entry: Entry): void {
+    this.outbox.add(entry);
+    const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
+    this.schedule(entry.seq - sent >= MAX_PUSH_ENTRIES ? 0 : this.deps.pushMs);
+  }
+
+  /** Push now: a writer waits for replicas. */
+  now(): void {
+    this.schedule(0);
+  }
+
+  /** Sends entries to a peer inside a push span, and learns from the reply what it holds. */
+  async send(peer: PeerState, entries: readonly Entry[]): Promise<DeltasReply> {
+    const { self, transport, peers } = this.deps;
+    const reply = await pushSpan(peer.label, entries, () =>
+      transport.send(peer.address, { kind: "deltas", ...self, entries }),
+    );
+    peers.contacted(peer, reply, reply.vv);
+    return reply;
+  }
+
+  /**
+   * An empty push to a new peer: both ends learn at once that the other is up and who it is,
+   * rather than at the first write or random sync partner. It pulls nothing, so a joining
+   * node's catch-up still comes from one peer at a time.
+   */
+  async greet(peer: PeerState): Promise<void> {
+    try {
+      await this.send(peer, []);
+    } catch (error) {
+      this.deps.peers.failed(peer, "greeting", error);
+    }
+  }
+
+  private schedule(ms: number): void {
+    if (!this.running) return;
+    if (this.timer && ms > 0) return;
+    this.timer?.cancel();
+    this.timer = this.deps.clock.setTimeout(() => {
+      this.timer = undefined;
+      this.flush();
+    }, ms);
+  }
+
+  private ownSeq(): number {
+    return this.deps.store.digest().get(this.deps.self.origin) ?? 0;
+  }
+
+  private flush(): void {
+    const { peers, self } = this.deps;
+    peers.refresh();
+    const own = this.ownSeq();
+    for (const peer of peers.live()) {
+      // A down peer is probed by its retry timer, not flooded with pushes.
+      if (peer.pushing || peer.up === false) continue;
+      const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
+      if (after < own) void this.pushTo(peer, after, own);
+    }
+  }
+
+  private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
+    const { store, self, peers } = this.deps;
+    const entries =
+      this.outbox.take(after, upTo) ??
+      store.entries({ origin: self.origin, after, upTo }, MAX_PUSH_ENTRIES);
+    this.outbox.dropUpTo(peers.pushedEverywhere());
+    const last = entries.at(-1);
+    if (!last) return;
+    peer.pushing = true;
+    peer.pushedUpTo = last.seq;
+    try {
+      await this.send(peer, entries);
+    } catch (error) {
+      peers.failed(peer, "push", error);
+    } finally {
+      peer.pushing = false;
+    }
+    // What arrived while this push was in flight goes out now.
+    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.schedule(0);
+  }
+}
