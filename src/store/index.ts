@@ -1,3 +1,5 @@
+// The store layer: the Store port, its SQLite adapter and its in-memory adapter.
 export * from "./types.js";
 export { MemoryDisk, MemoryStore, type MemoryStoreOptions } from "./memory.js";
-export { SchemaVersionError, SqliteStore, type SqliteStoreOptions } from "./sqlite.js";
+export { SqliteStore, type SqliteStoreOptions } from "./sqlite.js";
+export { SchemaVersionError } from "./sqlite-schema.js";
