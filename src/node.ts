@@ -27,6 +27,7 @@ export class LikesNode {
   private transport: HttpTransport | undefined;
   private dns: DnsMembership | undefined;
   readonly store: Store;
+  private readonly sqlite: SqliteStore;
   readonly replicator: Replicator;
   readonly metrics: Metrics;
   ports: NodePorts = { http: 0, peer: null, admin: 0 };
@@ -34,18 +35,37 @@ export class LikesNode {
   private constructor(
     private readonly config: Config,
     private readonly logger: Logger,
+    /** Told when the node cannot go on (a corrupt store with LIKES_ON_CORRUPTION=refill). */
+    private readonly onFatal: (reason: string) => void,
   ) {
     this.metrics = new Metrics({
       setSize: () => this.store.setSize(),
       cluster: () => this.replicator.view(),
     });
-    this.store = SqliteStore.open({
-      dataDir: config.dataDir,
+    const dataDir = config.dataDir;
+    this.store = this.sqlite = SqliteStore.open({
+      dataDir,
       nodeName: config.nodeName,
       fsync: config.fsync,
+      onCorruption: config.onCorruption,
       onCommit: (seconds) => this.metrics.committed(seconds),
       onCheckpointFailure: (error) =>
         logger.warn("background WAL checkpoints stopped; commits checkpoint again", { error }),
+      onCheckpointError: (error) =>
+        error === undefined
+          ? logger.info("background WAL checkpoints resumed", { dataDir })
+          : logger.warn("background WAL checkpoint failed; retrying", { dataDir, error }),
+      onCondition: (condition, detail) => {
+        if (condition === "ok") logger.info("storage writable again", { dataDir, detail });
+        else if (condition === "full")
+          logger.error("storage full: writes answer 503 until space is freed", { dataDir, detail });
+        else {
+          logger.error("storage corrupt: the node serves no more", { dataDir, detail });
+          if (config.onCorruption === "refill") onFatal(detail);
+        }
+      },
+      onMovedAside: (to, detail) =>
+        logger.warn("corrupt database moved aside; starting as a new origin", { to, detail }),
     });
     let membership: Membership = new StaticMembership(
       config.peers.map((p) => `${p.host}:${p.port}`),
@@ -69,8 +89,12 @@ export class LikesNode {
     });
   }
 
-  static async start(config: Config, logger: Logger): Promise<LikesNode> {
-    const node = new LikesNode(config, logger);
+  static async start(
+    config: Config,
+    logger: Logger,
+    onFatal: (reason: string) => void = () => {},
+  ): Promise<LikesNode> {
+    const node = new LikesNode(config, logger, onFatal);
     try {
       await node.listen();
     } catch (error) {
@@ -94,7 +118,7 @@ export class LikesNode {
       observeRequest: (route, method, code, seconds) =>
         metrics.request(route, method, code, seconds),
       peerCount: () => replicator.peerCount(),
-      isReady: () => this.ready,
+      isReady: () => this.ready && this.sqlite.condition() === "ok",
       logger,
     });
     const serve = (listener: ConstructorParameters<typeof HttpServer>[0], port: number) => {

@@ -11,6 +11,7 @@ import {
   type OriginId,
 } from "../crdt/index.js";
 import { randomIncarnation } from "./incarnation.js";
+import { StoreCorruptError } from "./types.js";
 
 /** The layout this code reads and writes; a data directory with any other is refused. */
 export const SCHEMA_VERSION = "2";
@@ -56,11 +57,20 @@ export type Statements = ReturnType<typeof prepareLayout> & ReturnType<typeof pr
 
 export function prepareLayout(db: Database.Database) {
   return {
+    // At most 10 problems: the first one is enough to refuse the file.
+    quickCheck: db.prepare("PRAGMA quick_check(10)").pluck(),
     schemaVersion: db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck(),
     otherTables: db
       .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name <> 'meta'")
       .pluck(),
   };
+}
+
+/** Refuses a file whose pages or b-trees are damaged (quick_check: no index-to-table check). */
+export function checkIntegrity(sql: ReturnType<typeof prepareLayout>, dataDir: string): void {
+  const problems = sql.quickCheck.all() as string[];
+  if (problems.length !== 1 || problems[0] !== "ok")
+    throw new StoreCorruptError(dataDir, `integrity check: ${problems.join("; ")}`);
 }
 
 /** Creates the tables in a new file; refuses a file written with another layout. */

@@ -1,5 +1,4 @@
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 // The production Store: one SQLite file per node in its data directory, WAL mode, writes
 // group-committed through the shared write path (log-store.ts).
@@ -15,9 +14,14 @@ import {
   type UserId,
 } from "../crdt/index.js";
 import { Checkpointer } from "./checkpointer.js";
+import { DataDirectory, describe, isCorrupt, isFull } from "./data-dir.js";
+import type { SqliteStoreOptions } from "./sqlite-options.js";
+import { StorageHealth, type StorageCondition } from "./storage-health.js";
+import { DataDirectoryError, StorageFullError, StoreCorruptError } from "./types.js";
 import { LogStore } from "./log-store.js";
 import {
   META,
+  checkIntegrity,
   checkLayout,
   loadOrCreateOrigin,
   loadVersionVector,
@@ -26,20 +30,9 @@ import {
   type Statements,
 } from "./sqlite-schema.js";
 
-export interface SqliteStoreOptions {
-  readonly dataDir: string;
-  readonly nodeName: NodeName;
-  /** `always`: synchronous=FULL, a commit survives power loss; `normal`: it survives kill -9. */
-  readonly fsync: "normal" | "always";
-  /** Told the duration of every group commit, in seconds. */
-  readonly onCommit?: (seconds: number) => void;
-  /** WAL checkpoints on a worker thread every this many ms (checkpointer.ts); 0: in commits. */
-  readonly checkpointEveryMs?: number;
-  /** Told why background checkpoints stopped (commits checkpoint again from then on). */
-  readonly onCheckpointFailure?: (error: string) => void;
-}
-
 const DEFAULT_CHECKPOINT_MS = 500;
+/** How often a full store tries a small write to learn whether space came back. */
+const PROBE_EVERY_MS = 1000;
 
 type EntryRow = [seq: number, post: string, user: string, ts: number, traceparent: string | null];
 
@@ -53,6 +46,7 @@ export class SqliteStore extends LogStore {
   /** New likes per post id in the running transaction: one count update per post, not per like. */
   private readonly countDeltas = new Map<number, number>();
   private size: number;
+  private lastProbe = 0;
 
   private checkpointer: Checkpointer | undefined;
 
@@ -61,6 +55,8 @@ export class SqliteStore extends LogStore {
     // Held for the store's life: on Node 24 a better-sqlite3 Statement collected by the GC at
     // the wrong moment aborts the process (node::ObjectWrap cleanup-hook assertion).
     private readonly sql: Statements,
+    private readonly dir: DataDirectory,
+    private readonly health: StorageHealth,
     nodeName: NodeName,
     origin: OriginId,
     vv: VersionVector,
@@ -70,9 +66,36 @@ export class SqliteStore extends LogStore {
     this.size = Number((sql.metaValue.get("set_size") as string | undefined) ?? 0);
   }
 
+  /**
+   * Opens the store in its data directory, which it holds exclusively until closed. A failed
+   * start leaves behind nothing it created.
+   */
   static open(options: SqliteStoreOptions): SqliteStore {
-    mkdirSync(options.dataDir, { recursive: true });
-    const file = join(options.dataDir, "likes.db");
+    const dir = DataDirectory.open(options.dataDir);
+    try {
+      try {
+        return SqliteStore.openIn(dir, options);
+      } catch (error) {
+        if (!(error instanceof StoreCorruptError) || options.onCorruption !== "refill") throw error;
+        options.onMovedAside?.(dir.moveAside(new Date()), error.message);
+        return SqliteStore.openIn(dir, options);
+      }
+    } catch (error) {
+      dir.abandon();
+      if (isFull(error)) throw new StorageFullError(options.dataDir, describe(error));
+      const code = (error as { code?: unknown } | null)?.code;
+      if (
+        typeof code === "string" &&
+        /^(SQLITE_(CANTOPEN|READONLY|IOERR|PERM)|E[A-Z]+$)/.test(code)
+      )
+        throw new DataDirectoryError(options.dataDir, describe(error, options.dataDir));
+      throw error;
+    }
+  }
+
+  private static openIn(dir: DataDirectory, options: SqliteStoreOptions): SqliteStore {
+    const file = dir.dbFile;
+    const isNew = !existsSync(file);
     const db = new Database(file);
     try {
       // exec, not pragma(): pragma() prepares a throwaway Statement (see the constructor).
@@ -84,12 +107,18 @@ export class SqliteStore extends LogStore {
       db.exec("PRAGMA foreign_keys = OFF");
       db.exec(META);
       const layout = prepareLayout(db);
+      if (dir.markedCorrupt) throw new StoreCorruptError(dir.path, "found corrupt while running");
+      // Every page of the file, read once: a few seconds at millions of likes (README).
+      if (!isNew) checkIntegrity(layout, dir.path);
       checkLayout(db, layout, file);
       const sql = { ...layout, ...prepare(db) };
       const origin = loadOrCreateOrigin(sql, options.nodeName);
+      const health = new StorageHealth(dir, options.onCondition);
       const store = new SqliteStore(
         db,
         sql,
+        dir,
+        health,
         options.nodeName,
         origin,
         loadVersionVector(sql),
@@ -105,32 +134,65 @@ export class SqliteStore extends LogStore {
             if (db.open) db.exec("PRAGMA wal_autocheckpoint = 1000");
             options.onCheckpointFailure?.(error);
           },
+          onError: (error) => {
+            if (error?.code !== undefined) health.failed(error);
+            options.onCheckpointError?.(error?.message);
+          },
         });
       }
       return store;
     } catch (error) {
       db.close();
-      throw error;
+      throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;
     }
   }
 
+  /** Whether the store can take writes; while the disk is full, tries one small write a second. */
+  condition(): StorageCondition {
+    if (this.health.condition === "full" && this.db.open) {
+      const now = Date.now();
+      if (now - this.lastProbe >= PROBE_EVERY_MS) {
+        this.lastProbe = now;
+        try {
+          this.transaction(() => this.sql.saveSize.run(String(this.size)));
+        } catch {
+          // Still full: the health says so.
+        }
+      }
+    }
+    return this.health.condition;
+  }
+
   protected transaction<T>(fn: () => T): T {
+    this.health.check();
     const sizeBefore = this.size;
     try {
-      return this.db.transaction(() => {
+      const result = this.db.transaction(() => {
         const result = fn();
         for (const [post, n] of this.countDeltas) this.sql.addCount.run(post, n);
         if (this.size !== sizeBefore) this.sql.saveSize.run(String(this.size));
         return result;
       })();
+      this.health.succeeded();
+      return result;
     } catch (error) {
       // Rolled back: forget what the transaction cached, ids included.
       this.size = sizeBefore;
       this.originIds.clear();
       this.postIds.clear();
-      throw error;
+      throw this.health.failed(error);
     } finally {
       this.countDeltas.clear();
+    }
+  }
+
+  /** Runs a read; corruption it meets is fatal for the store. */
+  private read<T>(fn: () => T): T {
+    this.health.check();
+    try {
+      return fn();
+    } catch (error) {
+      throw this.health.failed(error);
     }
   }
 
@@ -175,16 +237,21 @@ export class SqliteStore extends LogStore {
     // The worker's connection first: the last one to close checkpoints the whole WAL.
     await this.checkpointer?.close();
     if (this.db.open) this.db.close();
+    this.dir.release();
   }
 
   entries(range: SeqRange, limit: number): Entry[] {
-    const id =
-      this.originIds.get(range.origin) ??
-      (this.sql.originId.get(range.origin) as number | undefined);
+    const id = this.read(
+      () =>
+        this.originIds.get(range.origin) ??
+        (this.sql.originId.get(range.origin) as number | undefined),
+    );
     if (id === undefined) return [];
     // The bound keeps the rowid range inside this origin's.
     const upTo = Math.min(range.upTo, MAX_SEQ);
-    const rows = this.sql.range.all(id, range.after, id, upTo, limit) as EntryRow[];
+    const rows = this.read(
+      () => this.sql.range.all(id, range.after, id, upTo, limit) as EntryRow[],
+    );
     return rows.map(([seq, post, user, ts, traceparent]) => {
       const base = { origin: range.origin, seq, post: post as PostId, user: user as UserId, ts };
       return traceparent === null ? base : { ...base, traceparent };
@@ -192,16 +259,16 @@ export class SqliteStore extends LogStore {
   }
 
   count(post: PostId): number {
-    return (this.sql.count.get(post) as number | undefined) ?? 0;
+    return this.read(() => (this.sql.count.get(post) as number | undefined) ?? 0);
   }
 
   liked(post: PostId, user: UserId): boolean {
-    return this.sql.liked.get(post, user) !== undefined;
+    return this.read(() => this.sql.liked.get(post, user) !== undefined);
   }
 
   users(post: PostId, after: UserId | undefined, limit: number): UserId[] {
     // Valid users are never empty, so '' sorts before every one of them.
-    return this.sql.users.all(post, after ?? "", limit) as UserId[];
+    return this.read(() => this.sql.users.all(post, after ?? "", limit) as UserId[]);
   }
 
   setSize(): number {
