@@ -22,6 +22,8 @@ export interface Config {
   readonly pushMs: number;
   readonly syncMs: number;
   readonly fsync: "normal" | "always";
+  /** `refuse`: a corrupt database stops the node; `refill`: it is moved aside, the node refills. */
+  readonly onCorruption: "refuse" | "refill";
   readonly writeTimeoutMs: number;
   /** New traces a node samples per second unless OTEL_TRACES_SAMPLER chooses a sampler. */
   readonly tracesPerSecond: number;
@@ -101,6 +103,13 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
   if (fsync !== "normal" && fsync !== "always")
     throw new ConfigError("LIKES_FSYNC", `must be normal or always (got ${JSON.stringify(fsync)})`);
 
+  const onCorruption = read("LIKES_ON_CORRUPTION") ?? "refuse";
+  if (onCorruption !== "refuse" && onCorruption !== "refill")
+    throw new ConfigError(
+      "LIKES_ON_CORRUPTION",
+      `must be refuse or refill (got ${JSON.stringify(onCorruption)})`,
+    );
+
   const logLevel = read("LOG_LEVEL") ?? "info";
   if (!["error", "warn", "info", "debug"].includes(logLevel))
     throw new ConfigError(
@@ -121,6 +130,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
     pushMs: integer(read, "LIKES_PUSH_MS", 5, 1, 60_000),
     syncMs: integer(read, "LIKES_SYNC_MS", 1000, 10, 3_600_000),
     fsync,
+    onCorruption,
     writeTimeoutMs: integer(read, "LIKES_WRITE_TIMEOUT_MS", 2000, 1, 600_000),
     tracesPerSecond: integer(read, "LIKES_TRACES_PER_SECOND", 10, 1, 1_000_000),
     logLevel: logLevel as LogLevel,

@@ -2,10 +2,25 @@
 // file imports the node lazily: configuration first, then tracing, then the node.
 import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+import {
+  DataDirectoryError,
+  DataDirectoryLockedError,
+  StorageFullError,
+  StoreCorruptError,
+} from "./store/types.js";
 
 const SHUTDOWN_DEADLINE_MS = 5000;
 // The exporter retries an unreachable collector for longer than a pod's grace period.
 const FLUSH_DEADLINE_MS = 1000;
+/** Exit codes an operator acts on: 2, a setting or the data directory refused; 3, the store lost. */
+const EXIT_REFUSED = 2;
+const EXIT_STORE_LOST = 3;
+const REFUSALS = [
+  DataDirectoryLockedError,
+  DataDirectoryError,
+  StoreCorruptError,
+  StorageFullError,
+];
 
 function readConfig(): Config {
   try {
@@ -13,7 +28,7 @@ function readConfig(): Config {
   } catch (error) {
     if (error instanceof ConfigError) {
       console.error(`likes: invalid configuration: ${error.message}`);
-      process.exit(2);
+      process.exit(EXIT_REFUSED);
     }
     throw error;
   }
@@ -33,10 +48,14 @@ async function main(): Promise<void> {
   const { createLogger } = await import("./telemetry/logger.js");
   const { LikesNode } = await import("./node.js");
   const logger = createLogger(config.logLevel, { node: config.nodeName });
-  const node = await LikesNode.start(config, logger);
-
   let stopping = false;
-  const shutdown = (signal: string) => {
+  // With LIKES_ON_CORRUPTION=refill a corrupt store ends the process; the next start moves the
+  // database aside (README, "Data directories").
+  const node = await LikesNode.start(config, logger, () =>
+    shutdown("corrupt store", EXIT_STORE_LOST),
+  );
+
+  function shutdown(signal: string, code = 0) {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
@@ -57,13 +76,13 @@ async function main(): Promise<void> {
         }),
       )
       .then(
-        () => process.exit(0),
+        () => process.exit(code),
         (error: unknown) => {
           logger.error("shutdown failed", { error: String(error) });
           process.exit(1);
         },
       );
-  };
+  }
   process.on("SIGTERM", () => shutdown("SIGTERM"));
   process.on("SIGINT", () => shutdown("SIGINT"));
 }
@@ -79,5 +98,5 @@ main().catch((error: unknown) => {
   console.error(
     `likes: failed to start: ${error instanceof Error ? error.message : String(error)}`,
   );
-  process.exit(1);
+  process.exit(REFUSALS.some((refusal) => error instanceof refusal) ? EXIT_REFUSED : 1);
 });

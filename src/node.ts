@@ -27,6 +27,7 @@ export class LikesNode {
   private transport: HttpTransport | undefined;
   private dns: DnsMembership | undefined;
   readonly store: Store;
+  private readonly sqlite: SqliteStore;
   readonly replicator: Replicator;
   readonly metrics: PromMetrics;
   ports: NodePorts = { http: 0, peer: null, admin: 0 };
@@ -34,6 +35,8 @@ export class LikesNode {
   private constructor(
     private readonly config: Config,
     private readonly logger: Logger,
+    /** Told when the node cannot go on (a corrupt store with LIKES_ON_CORRUPTION=refill). */
+    private readonly onFatal: (reason: string) => void,
   ) {
     this.metrics = new PromMetrics({
       setSize: () => this.store.setSize(),
@@ -45,13 +48,30 @@ export class LikesNode {
           pending: p.pending,
         })),
     });
-    this.store = SqliteStore.open({
-      dataDir: config.dataDir,
+    const dataDir = config.dataDir;
+    this.store = this.sqlite = SqliteStore.open({
+      dataDir,
       nodeName: config.nodeName,
       fsync: config.fsync,
       metrics: this.metrics,
+      onCorruption: config.onCorruption,
       onCheckpointFailure: (error) =>
         logger.warn("background WAL checkpoints stopped; commits checkpoint again", { error }),
+      onCheckpointError: (error) =>
+        error === undefined
+          ? logger.info("background WAL checkpoints resumed", { dataDir })
+          : logger.warn("background WAL checkpoint failed; retrying", { dataDir, error }),
+      onCondition: (condition, detail) => {
+        if (condition === "ok") logger.info("storage writable again", { dataDir, detail });
+        else if (condition === "full")
+          logger.error("storage full: writes answer 503 until space is freed", { dataDir, detail });
+        else {
+          logger.error("storage corrupt: the node serves no more", { dataDir, detail });
+          if (config.onCorruption === "refill") onFatal(detail);
+        }
+      },
+      onMovedAside: (to, detail) =>
+        logger.warn("corrupt database moved aside; starting as a new origin", { to, detail }),
     });
     let membership: Membership = new StaticMembership(
       config.peers.map((p) => `${p.host}:${p.port}`),
@@ -75,8 +95,12 @@ export class LikesNode {
     });
   }
 
-  static async start(config: Config, logger: Logger): Promise<LikesNode> {
-    const node = new LikesNode(config, logger);
+  static async start(
+    config: Config,
+    logger: Logger,
+    onFatal: (reason: string) => void = () => {},
+  ): Promise<LikesNode> {
+    const node = new LikesNode(config, logger, onFatal);
     try {
       await node.listen();
     } catch (error) {
@@ -99,7 +123,7 @@ export class LikesNode {
       },
       metrics,
       peerCount: () => replicator.peerCount(),
-      isReady: () => this.ready,
+      isReady: () => this.ready && this.sqlite.condition() === "ok",
       logger,
     });
     const serve = (listener: ConstructorParameters<typeof HttpServer>[0], port: number) => {

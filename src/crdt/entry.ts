@@ -1,3 +1,4 @@
+// The replicated unit (an entry: a like with its dot) and its guard for network input.
 import { isOriginId, type OriginId, type PostId, type UserId } from "./ids.js";
 import { isLikeField } from "./like.js";
 
@@ -19,8 +20,10 @@ export interface Entry extends Dot {
 
 const TRACEPARENT = /^00-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$/;
 
-/** The largest seq a dot may carry: a store packs an origin's index and a seq into 64 bits. */
-export const MAX_SEQ = 2 ** 40 - 1;
+/** Bits of a seq: a store packs an origin's index and a seq into one 64-bit integer. */
+export const SEQ_BITS = 40;
+/** The largest seq a dot may carry. */
+export const MAX_SEQ = 2 ** SEQ_BITS - 1;
 
 export function isTraceparent(value: unknown): value is string {
   return typeof value === "string" && TRACEPARENT.test(value);

@@ -1,4 +1,5 @@
 import type { ErrorRequestHandler, Response } from "express";
+import { StorageFullError, StoreCorruptError } from "../store/types.js";
 import type { Logger } from "../telemetry/types.js";
 
 /** An error a client caused: it maps to one 4xx status and a stable code, in one place. */
@@ -63,6 +64,9 @@ export function clientErrorOf(
   error: unknown,
 ): [status: number, code: string, message: string] | undefined {
   if (error instanceof ApiError) return [error.status, error.code, error.message];
+  // Not the client's doing, but an answer all the same: the store cannot take it now.
+  if (error instanceof StorageFullError) return [503, "storage_full", error.message];
+  if (error instanceof StoreCorruptError) return [503, "storage_corrupt", error.message];
   const type = (error as { type?: unknown } | null)?.type;
   const known = typeof type === "string" ? BODY_ERRORS[type] : undefined;
   if (known) return known;
@@ -77,6 +81,11 @@ export function clientErrorOf(
   return undefined;
 }
 
+/** The Retry-After header an error's answer carries, if any. */
+export function retryAfterOf(error: unknown): string | undefined {
+  return error instanceof StorageFullError ? String(error.retryAfterSeconds) : undefined;
+}
+
 /** The one place where errors become HTTP answers. Anything unexpected is a logged 500. */
 export function errorHandler(logger: Logger): ErrorRequestHandler {
   return (error: unknown, req, res, next) => {
@@ -85,6 +94,8 @@ export function errorHandler(logger: Logger): ErrorRequestHandler {
       return;
     }
     if (error instanceof MethodNotAllowedError) res.setHeader("Allow", error.allow.join(", "));
+    const retryAfter = retryAfterOf(error);
+    if (retryAfter !== undefined) res.setHeader("Retry-After", retryAfter);
     const answer = clientErrorOf(error);
     if (answer) {
       sendError(res, ...answer);

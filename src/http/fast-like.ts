@@ -9,12 +9,13 @@ import { trace } from "@opentelemetry/api";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { parse as parseQuery } from "node:querystring";
 import type { Logger } from "../telemetry/types.js";
-import { InvalidInputError, clientErrorOf } from "./errors.js";
+import { InvalidInputError, clientErrorOf, retryAfterOf } from "./errors.js";
 import type { Query } from "./validation.js";
 
 export interface Answer {
   readonly status: number;
   readonly body: unknown;
+  readonly retryAfter?: string;
 }
 
 const PLAIN_JSON = new Set([
@@ -66,12 +67,13 @@ export async function serveLike(
     if (!known)
       logger.error("request failed", { method: "POST", path: "/like", error: String(error) });
     const [status, code, message] = known ?? [500, "internal", "internal error"];
-    answer = { status, body: { error: { code, message } } };
+    answer = { status, body: { error: { code, message } }, retryAfter: retryAfterOf(error) };
   }
   const text = JSON.stringify(answer.body);
   res.writeHead(answer.status, {
     "content-type": "application/json; charset=utf-8",
     "content-length": Buffer.byteLength(text),
+    ...(answer.retryAfter !== undefined && { "retry-after": answer.retryAfter }),
   });
   res.end(text);
 }

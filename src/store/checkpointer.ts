@@ -4,8 +4,9 @@
 // them into the database and syncs it, on the event loop: the benchmark saw commits of
 // 100–250 ms about once a second at 1000 likes/s, the tail of the convergence and request
 // latencies. Here the node's connection never checkpoints; a second connection on a worker
-// thread runs a PASSIVE checkpoint (it never blocks the writer) every `everyMs`. If the worker
-// fails, the node's connection goes back to checkpointing itself.
+// thread runs a PASSIVE checkpoint (it never blocks the writer) every `everyMs`. A checkpoint
+// that fails (a full disk) is retried at the next tick, so checkpoints resume when space comes
+// back; only if the worker itself dies does the node's connection checkpoint itself again.
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
@@ -15,11 +16,16 @@ const Database = require(workerData.module);
 const db = new Database(workerData.file);
 db.exec("PRAGMA busy_timeout = 5000");
 const checkpoint = () => db.exec("PRAGMA wal_checkpoint(PASSIVE)");
+let failing = false;
 const timer = setInterval(() => {
   try {
     checkpoint();
+    if (failing) parentPort.postMessage({ resumed: true });
+    failing = false;
   } catch (error) {
-    parentPort.postMessage({ error: String(error) });
+    // Told once per run of failures, with the code the store classifies.
+    if (!failing) parentPort.postMessage({ failed: { message: String(error), code: error.code } });
+    failing = true;
   }
 }, workerData.everyMs);
 parentPort.on("message", () => {
@@ -32,8 +38,15 @@ parentPort.on("message", () => {
 export interface CheckpointerOptions {
   readonly file: string;
   readonly everyMs: number;
-  /** Called once if the worker fails: the caller checkpoints on its own connection again. */
+  /** Called once if the worker dies: the caller checkpoints on its own connection again. */
   readonly onFailure: (error: string) => void;
+  /** Called when checkpoints start failing (with the error) and when they work again. */
+  readonly onError?: (error: CheckpointError | undefined) => void;
+}
+
+export interface CheckpointError {
+  readonly message: string;
+  readonly code?: string;
 }
 
 export class Checkpointer {
@@ -55,8 +68,9 @@ export class Checkpointer {
         module: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
     });
-    this.worker.on("message", (message: { error?: string }) => {
-      if (message.error !== undefined) fail(message.error);
+    this.worker.on("message", (message: { failed?: CheckpointError; resumed?: true }) => {
+      if (message.failed) options.onError?.(message.failed);
+      else if (message.resumed) options.onError?.(undefined);
     });
     this.worker.on("error", (error) => fail(String(error)));
     this.worker.on("exit", () => (this.exited = true));

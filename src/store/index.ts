@@ -1,3 +1,7 @@
+// The store layer: the Store port, its SQLite adapter and its in-memory adapter.
 export * from "./types.js";
 export { MemoryDisk, MemoryStore, type MemoryStoreOptions } from "./memory.js";
-export { SchemaVersionError, SqliteStore, type SqliteStoreOptions } from "./sqlite.js";
+export { SqliteStore } from "./sqlite.js";
+export type { SqliteStoreOptions } from "./sqlite-options.js";
+export type { StorageCondition } from "./storage-health.js";
+export { SchemaVersionError } from "./sqlite-schema.js";

@@ -1,13 +1,17 @@
-import type {
-  VersionVector,
-  Digest,
-  Entry,
-  Like,
-  NodeName,
-  OriginId,
-  PostId,
-  SeqRange,
-  UserId,
+// The write path every store shares: the merge rule of src/crdt run in group-committed
+// transactions, persisted through each adapter's primitives.
+import {
+  nextOwnEntry,
+  planMerge,
+  type VersionVector,
+  type Digest,
+  type Entry,
+  type Like,
+  type NodeName,
+  type OriginId,
+  type PostId,
+  type SeqRange,
+  type UserId,
 } from "../crdt/index.js";
 import type { Metrics } from "../telemetry/types.js";
 import { GroupCommit } from "./group-commit.js";
@@ -102,27 +106,17 @@ export abstract class LogStore implements Store {
   private acceptOne(vv: VersionVector, op: Extract<WriteOp, { kind: "accept" }>): AcceptResult {
     const { post, user } = op.like;
     if (!this.insertLike(post, user)) return { isNew: false };
-    const seq = vv.get(this.origin) + 1;
-    const entry: Entry = op.traceparent
-      ? { origin: this.origin, seq, post, user, ts: op.ts, traceparent: op.traceparent }
-      : { origin: this.origin, seq, post, user, ts: op.ts };
+    const entry = nextOwnEntry(vv, this.origin, post, user, op.ts, op.traceparent);
     this.insertEntry(entry);
-    vv.add(entry);
-    this.saveContiguous(this.origin, seq);
+    this.saveContiguous(this.origin, entry.seq);
     return { isNew: true, entry };
   }
 
   private applyMany(vv: VersionVector, entries: readonly Entry[]): ApplyResult {
-    const stored: Entry[] = [];
-    const touched = new Set<OriginId>();
-    for (const entry of entries) {
-      if (!vv.add(entry)) continue;
-      this.insertEntry(entry);
-      stored.push(entry);
-      touched.add(entry.origin);
-    }
+    const { stored, advanced } = planMerge(vv, entries);
+    for (const entry of stored) this.insertEntry(entry);
     const newLikes = this.insertLikes(stored);
-    for (const origin of touched) this.saveContiguous(origin, vv.get(origin));
+    for (const [origin, upTo] of advanced) this.saveContiguous(origin, upTo);
     return { stored, newLikes };
   }
 }

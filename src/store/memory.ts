@@ -1,6 +1,7 @@
+// The in-memory Store, for unit tests and the deterministic simulation.
 import {
+  LikeSet,
   VersionVector,
-  compareUtf8,
   originId,
   type Entry,
   type NodeName,
@@ -32,8 +33,7 @@ export interface MemoryStoreOptions {
 /** A Store held in memory, for unit tests and the deterministic simulation. */
 export class MemoryStore extends LogStore {
   private readonly byOrigin = new Map<OriginId, Map<number, Entry>>();
-  private readonly likes = new Map<PostId, Set<UserId>>();
-  private size = 0;
+  private readonly likes = new LikeSet();
   private open = true;
 
   private constructor(
@@ -68,12 +68,7 @@ export class MemoryStore extends LogStore {
   }
 
   protected insertLike(post: PostId, user: UserId): boolean {
-    let users = this.likes.get(post);
-    if (!users) this.likes.set(post, (users = new Set()));
-    if (users.has(user)) return false;
-    users.add(user);
-    this.size++;
-    return true;
+    return this.likes.add({ post, user });
   }
 
   protected saveContiguous(origin: OriginId, upTo: number): void {
@@ -104,21 +99,19 @@ export class MemoryStore extends LogStore {
   }
 
   count(post: PostId): number {
-    return this.likes.get(post)?.size ?? 0;
+    return this.likes.count(post);
   }
 
   liked(post: PostId, user: UserId): boolean {
-    return this.likes.get(post)?.has(user) ?? false;
+    return this.likes.has({ post, user });
   }
 
   users(post: PostId, after: UserId | undefined, limit: number): UserId[] {
-    const all = [...(this.likes.get(post) ?? [])].sort(compareUtf8);
-    const from = after === undefined ? all : all.filter((user) => compareUtf8(user, after) > 0);
-    return from.slice(0, limit);
+    return this.likes.users(post, after, limit);
   }
 
   setSize(): number {
-    return this.size;
+    return this.likes.size;
   }
 
   private index(entry: Entry): void {

@@ -1,11 +1,10 @@
-import { mkdirSync } from "node:fs";
-import { join } from "node:path";
+import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
+// The production Store: one SQLite file per node in its data directory, WAL mode, writes
+// group-committed through the shared write path (log-store.ts).
 import {
   MAX_SEQ,
-  VersionVector,
-  isOriginId,
-  originId,
+  type VersionVector,
   type Entry,
   type Like,
   type NodeName,
@@ -16,63 +15,25 @@ import {
 } from "../crdt/index.js";
 import type { Metrics } from "../telemetry/types.js";
 import { Checkpointer } from "./checkpointer.js";
-import { randomIncarnation } from "./incarnation.js";
+import { DataDirectory, describe, isCorrupt, isFull } from "./data-dir.js";
+import type { SqliteStoreOptions } from "./sqlite-options.js";
+import { StorageHealth, type StorageCondition } from "./storage-health.js";
+import { DataDirectoryError, StorageFullError, StoreCorruptError } from "./types.js";
 import { LogStore } from "./log-store.js";
-
-export interface SqliteStoreOptions {
-  readonly dataDir: string;
-  readonly nodeName: NodeName;
-  /** `always`: synchronous=FULL, a commit survives power loss; `normal`: it survives kill -9. */
-  readonly fsync: "normal" | "always";
-  /** Told the duration of every group commit. */
-  readonly metrics?: Pick<Metrics, "storeCommitted">;
-  /** WAL checkpoints on a worker thread every this many ms (checkpointer.ts); 0: in commits. */
-  readonly checkpointEveryMs?: number;
-  /** Told why background checkpoints stopped (commits checkpoint again from then on). */
-  readonly onCheckpointFailure?: (error: string) => void;
-}
+import {
+  META,
+  checkIntegrity,
+  checkLayout,
+  loadOrCreateOrigin,
+  loadVersionVector,
+  prepare,
+  prepareLayout,
+  type Statements,
+} from "./sqlite-schema.js";
 
 const DEFAULT_CHECKPOINT_MS = 500;
-
-/** The layout this code reads and writes; a data directory with any other is refused. */
-const SCHEMA_VERSION = "2";
-
-const META = `
-CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
-`;
-
-// Rows are kept small because they are most of the disk: a post is stored once and referred to
-// by its integer id, and an entry's rowid is its dot (origin index << 40 | seq), so the entries
-// of one origin are one rowid range and appends fill pages completely.
-const SCHEMA = `
-BEGIN;
-CREATE TABLE origins (
-  id INTEGER PRIMARY KEY,
-  origin TEXT NOT NULL UNIQUE,
-  upto INTEGER NOT NULL DEFAULT 0
-);
-CREATE TABLE posts (id INTEGER PRIMARY KEY, post_id TEXT NOT NULL UNIQUE);
-CREATE TABLE entries (
-  dot INTEGER PRIMARY KEY,
-  post INTEGER NOT NULL,
-  user_id TEXT NOT NULL,
-  ts INTEGER NOT NULL,
-  traceparent TEXT
-);
-CREATE TABLE likes (
-  post INTEGER NOT NULL,
-  user_id TEXT NOT NULL,
-  PRIMARY KEY (post, user_id)
-) WITHOUT ROWID;
-CREATE TABLE counts (post INTEGER PRIMARY KEY, n INTEGER NOT NULL);
-INSERT INTO meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
-COMMIT;
-`;
-
-/** The data directory holds a layout this code does not read. */
-export class SchemaVersionError extends Error {
-  override readonly name = "SchemaVersionError";
-}
+/** How often a full store tries a small write to learn whether space came back. */
+const PROBE_EVERY_MS = 1000;
 
 type EntryRow = [seq: number, post: string, user: string, ts: number, traceparent: string | null];
 
@@ -86,6 +47,7 @@ export class SqliteStore extends LogStore {
   /** New likes per post id in the running transaction: one count update per post, not per like. */
   private readonly countDeltas = new Map<number, number>();
   private size: number;
+  private lastProbe = 0;
 
   private checkpointer: Checkpointer | undefined;
 
@@ -94,6 +56,8 @@ export class SqliteStore extends LogStore {
     // Held for the store's life: on Node 24 a better-sqlite3 Statement collected by the GC at
     // the wrong moment aborts the process (node::ObjectWrap cleanup-hook assertion).
     private readonly sql: Statements,
+    private readonly dir: DataDirectory,
+    private readonly health: StorageHealth,
     nodeName: NodeName,
     origin: OriginId,
     vv: VersionVector,
@@ -103,9 +67,36 @@ export class SqliteStore extends LogStore {
     this.size = Number((sql.metaValue.get("set_size") as string | undefined) ?? 0);
   }
 
+  /**
+   * Opens the store in its data directory, which it holds exclusively until closed. A failed
+   * start leaves behind nothing it created.
+   */
   static open(options: SqliteStoreOptions): SqliteStore {
-    mkdirSync(options.dataDir, { recursive: true });
-    const file = join(options.dataDir, "likes.db");
+    const dir = DataDirectory.open(options.dataDir);
+    try {
+      try {
+        return SqliteStore.openIn(dir, options);
+      } catch (error) {
+        if (!(error instanceof StoreCorruptError) || options.onCorruption !== "refill") throw error;
+        options.onMovedAside?.(dir.moveAside(new Date()), error.message);
+        return SqliteStore.openIn(dir, options);
+      }
+    } catch (error) {
+      dir.abandon();
+      if (isFull(error)) throw new StorageFullError(options.dataDir, describe(error));
+      const code = (error as { code?: unknown } | null)?.code;
+      if (
+        typeof code === "string" &&
+        /^(SQLITE_(CANTOPEN|READONLY|IOERR|PERM)|E[A-Z]+$)/.test(code)
+      )
+        throw new DataDirectoryError(options.dataDir, describe(error, options.dataDir));
+      throw error;
+    }
+  }
+
+  private static openIn(dir: DataDirectory, options: SqliteStoreOptions): SqliteStore {
+    const file = dir.dbFile;
+    const isNew = !existsSync(file);
     const db = new Database(file);
     try {
       // exec, not pragma(): pragma() prepares a throwaway Statement (see the constructor).
@@ -117,12 +108,18 @@ export class SqliteStore extends LogStore {
       db.exec("PRAGMA foreign_keys = OFF");
       db.exec(META);
       const layout = prepareLayout(db);
+      if (dir.markedCorrupt) throw new StoreCorruptError(dir.path, "found corrupt while running");
+      // Every page of the file, read once: a few seconds at millions of likes (README).
+      if (!isNew) checkIntegrity(layout, dir.path);
       checkLayout(db, layout, file);
       const sql = { ...layout, ...prepare(db) };
       const origin = loadOrCreateOrigin(sql, options.nodeName);
+      const health = new StorageHealth(dir, options.onCondition);
       const store = new SqliteStore(
         db,
         sql,
+        dir,
+        health,
         options.nodeName,
         origin,
         loadVersionVector(sql),
@@ -138,32 +135,65 @@ export class SqliteStore extends LogStore {
             if (db.open) db.exec("PRAGMA wal_autocheckpoint = 1000");
             options.onCheckpointFailure?.(error);
           },
+          onError: (error) => {
+            if (error?.code !== undefined) health.failed(error);
+            options.onCheckpointError?.(error?.message);
+          },
         });
       }
       return store;
     } catch (error) {
       db.close();
-      throw error;
+      throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;
     }
   }
 
+  /** Whether the store can take writes; while the disk is full, tries one small write a second. */
+  condition(): StorageCondition {
+    if (this.health.condition === "full" && this.db.open) {
+      const now = Date.now();
+      if (now - this.lastProbe >= PROBE_EVERY_MS) {
+        this.lastProbe = now;
+        try {
+          this.transaction(() => this.sql.saveSize.run(String(this.size)));
+        } catch {
+          // Still full: the health says so.
+        }
+      }
+    }
+    return this.health.condition;
+  }
+
   protected transaction<T>(fn: () => T): T {
+    this.health.check();
     const sizeBefore = this.size;
     try {
-      return this.db.transaction(() => {
+      const result = this.db.transaction(() => {
         const result = fn();
         for (const [post, n] of this.countDeltas) this.sql.addCount.run(post, n);
         if (this.size !== sizeBefore) this.sql.saveSize.run(String(this.size));
         return result;
       })();
+      this.health.succeeded();
+      return result;
     } catch (error) {
       // Rolled back: forget what the transaction cached, ids included.
       this.size = sizeBefore;
       this.originIds.clear();
       this.postIds.clear();
-      throw error;
+      throw this.health.failed(error);
     } finally {
       this.countDeltas.clear();
+    }
+  }
+
+  /** Runs a read; corruption it meets is fatal for the store. */
+  private read<T>(fn: () => T): T {
+    this.health.check();
+    try {
+      return fn();
+    } catch (error) {
+      throw this.health.failed(error);
     }
   }
 
@@ -208,16 +238,21 @@ export class SqliteStore extends LogStore {
     // The worker's connection first: the last one to close checkpoints the whole WAL.
     await this.checkpointer?.close();
     if (this.db.open) this.db.close();
+    this.dir.release();
   }
 
   entries(range: SeqRange, limit: number): Entry[] {
-    const id =
-      this.originIds.get(range.origin) ??
-      (this.sql.originId.get(range.origin) as number | undefined);
+    const id = this.read(
+      () =>
+        this.originIds.get(range.origin) ??
+        (this.sql.originId.get(range.origin) as number | undefined),
+    );
     if (id === undefined) return [];
     // The bound keeps the rowid range inside this origin's.
     const upTo = Math.min(range.upTo, MAX_SEQ);
-    const rows = this.sql.range.all(id, range.after, id, upTo, limit) as EntryRow[];
+    const rows = this.read(
+      () => this.sql.range.all(id, range.after, id, upTo, limit) as EntryRow[],
+    );
     return rows.map(([seq, post, user, ts, traceparent]) => {
       const base = { origin: range.origin, seq, post: post as PostId, user: user as UserId, ts };
       return traceparent === null ? base : { ...base, traceparent };
@@ -225,16 +260,16 @@ export class SqliteStore extends LogStore {
   }
 
   count(post: PostId): number {
-    return (this.sql.count.get(post) as number | undefined) ?? 0;
+    return this.read(() => (this.sql.count.get(post) as number | undefined) ?? 0);
   }
 
   liked(post: PostId, user: UserId): boolean {
-    return this.sql.liked.get(post, user) !== undefined;
+    return this.read(() => this.sql.liked.get(post, user) !== undefined);
   }
 
   users(post: PostId, after: UserId | undefined, limit: number): UserId[] {
     // Valid users are never empty, so '' sorts before every one of them.
-    return this.sql.users.all(post, after ?? "", limit) as UserId[];
+    return this.read(() => this.sql.users.all(post, after ?? "", limit) as UserId[]);
   }
 
   setSize(): number {
@@ -264,104 +299,7 @@ export class SqliteStore extends LogStore {
   }
 }
 
-type Statements = ReturnType<typeof prepareLayout> & ReturnType<typeof prepare>;
-
-function prepareLayout(db: Database.Database) {
-  return {
-    schemaVersion: db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck(),
-    otherTables: db
-      .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name <> 'meta'")
-      .pluck(),
-  };
-}
-
-/** Creates the tables in a new file; refuses a file written with another layout. */
-function checkLayout(db: Database.Database, sql: ReturnType<typeof prepareLayout>, file: string) {
-  const version = sql.schemaVersion.get() as string | undefined;
-  if (version === SCHEMA_VERSION) return;
-  const wipe =
-    "Stop the node, move the data directory aside (or delete it) and start again: the node " +
-    "starts as a new origin and refills from its peers.";
-  if (version === undefined && (sql.otherTables.get() as number) === 0) {
-    db.exec(SCHEMA);
-    return;
-  }
-  const written =
-    version === undefined ? "an older version of likes (schema 1)" : `schema ${version}`;
-  throw new SchemaVersionError(
-    `${file} was written by ${written}; this version reads schema ${SCHEMA_VERSION} only. ${wipe}`,
-  );
-}
-
-function prepare(db: Database.Database) {
-  return {
-    insertEntry: db.prepare(
-      "INSERT INTO entries (dot, post, user_id, ts, traceparent) VALUES ((? << 40) | ?, ?, ?, ?, ?)",
-    ),
-    insertLike: db.prepare("INSERT OR IGNORE INTO likes (post, user_id) VALUES (?, ?)"),
-    addCount: db.prepare(
-      "INSERT INTO counts (post, n) VALUES (?, ?) ON CONFLICT (post) DO UPDATE SET n = n + excluded.n",
-    ),
-    postId: db.prepare("SELECT id FROM posts WHERE post_id = ?").pluck(),
-    addPost: db.prepare("INSERT INTO posts (post_id) VALUES (?)"),
-    addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
-    originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
-    saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
-    saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
-    metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),
-    saveOrigin: db.prepare("INSERT INTO meta (key, value) VALUES ('origin', ?)"),
-    origins: db.prepare("SELECT origin, upto FROM origins").raw(),
-    // Per origin, a rowid range scan of what is held above its contiguous prefix.
-    ahead: db
-      .prepare(
-        `SELECT o.origin, e.dot & ${MAX_SEQ} FROM origins o JOIN entries e
-         ON e.dot > (o.id << 40) | o.upto AND e.dot <= (o.id << 40) | ${MAX_SEQ}`,
-      )
-      .raw(),
-    range: db
-      .prepare(
-        `SELECT e.dot & ${MAX_SEQ}, p.post_id, e.user_id, e.ts, e.traceparent
-         FROM entries e JOIN posts p ON p.id = e.post
-         WHERE e.dot > (? << 40) | ? AND e.dot <= (? << 40) | ? ORDER BY e.dot LIMIT ?`,
-      )
-      .raw(),
-    count: db
-      .prepare("SELECT c.n FROM posts p JOIN counts c ON c.post = p.id WHERE p.post_id = ?")
-      .pluck(),
-    liked: db
-      .prepare(
-        "SELECT 1 FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?) AND user_id = ?",
-      )
-      .pluck(),
-    users: db
-      .prepare(
-        `SELECT user_id FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?)
-         AND user_id > ? ORDER BY user_id LIMIT ?`,
-      )
-      .pluck(),
-  };
-}
-
 /** Close enough to the set view's UTF-8 order for locality; correctness does not depend on it. */
 function compareUtf16(a: string, b: string): number {
   return a < b ? -1 : a > b ? 1 : 0;
-}
-
-function loadOrCreateOrigin(sql: Statements, nodeName: NodeName): OriginId {
-  const stored = sql.metaValue.get("origin");
-  if (typeof stored === "string") {
-    if (!isOriginId(stored)) throw new Error(`corrupt origin id in the data directory: ${stored}`);
-    return stored;
-  }
-  // A new data directory is a new incarnation: its seqs can never collide with older dots.
-  const origin = originId(nodeName, randomIncarnation());
-  sql.saveOrigin.run(origin);
-  return origin;
-}
-
-function loadVersionVector(sql: Statements): VersionVector {
-  const vv = VersionVector.from(new Map(sql.origins.all() as [OriginId, number][]));
-  // Entries that arrived above a gap: few, and they must wait for it to fill.
-  for (const [origin, seq] of sql.ahead.all() as [OriginId, number][]) vv.add({ origin, seq });
-  return vv;
 }

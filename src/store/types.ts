@@ -1,3 +1,4 @@
+// The Store port every store implements, and the errors a store reports.
 import type {
   Digest,
   Entry,
@@ -52,5 +53,49 @@ export class StoreClosedError extends Error {
   override readonly name = "StoreClosedError";
   constructor() {
     super("the store is closed");
+  }
+}
+
+/** Writes fail because the data directory's file system is full; they succeed again once space is freed. */
+export class StorageFullError extends Error {
+  override readonly name = "StorageFullError";
+  /** How long a client should wait before trying again, in seconds. */
+  readonly retryAfterSeconds = 5;
+  constructor(dataDir: string, cause: string) {
+    super(`the file system of ${dataDir} is full (${cause}); free space and writes resume`);
+  }
+}
+
+/** The database is corrupt: the store serves nothing more (README, "Data directories"). */
+export class StoreCorruptError extends Error {
+  override readonly name = "StoreCorruptError";
+  constructor(
+    readonly dataDir: string,
+    detail: string,
+  ) {
+    super(
+      `the database in ${dataDir} is corrupt (${detail}). Stop the node, move the directory ` +
+        "aside and start again: the node starts as a new origin and refills from its peers " +
+        "(LIKES_ON_CORRUPTION=refill does this by itself)",
+    );
+  }
+}
+
+/** Another process holds the data directory. */
+export class DataDirectoryLockedError extends Error {
+  override readonly name = "DataDirectoryLockedError";
+  constructor(dataDir: string) {
+    super(
+      `the data directory ${dataDir} is in use by another likes process; ` +
+        "two nodes must never share one (give each its own LIKES_DATA_DIR)",
+    );
+  }
+}
+
+/** The data directory cannot be opened or written: the message names the path and the cause. */
+export class DataDirectoryError extends Error {
+  override readonly name = "DataDirectoryError";
+  constructor(dataDir: string, cause: string) {
+    super(`cannot use the data directory ${dataDir}: ${cause}`);
   }
 }

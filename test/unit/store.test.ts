@@ -2,11 +2,16 @@ import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { waitFor } from "../support/wait.js";
 import {
+  LikeSet,
   MAX_SEQ,
+  VersionVector,
+  dotKey,
   isEntry,
+  planMerge,
   type Entry,
   type NodeName,
   type OriginId,
@@ -19,6 +24,7 @@ import {
   SchemaVersionError,
   SqliteStore,
   StoreClosedError,
+  type ApplyResult,
   type Store,
 } from "../../src/store/index.js";
 
@@ -199,6 +205,55 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.digest().get("n2~abc" as OriginId)).toBe(3);
     });
 
+    it("stores what the CRDT merge rule plans, for any batches in any order", async () => {
+      open();
+      let run = 0;
+      await fc.assert(
+        fc.asyncProperty(storeBatches, fc.boolean(), async (batches, together) => {
+          // Each run gets its own origins and posts, so runs share the store but not the data.
+          const tag = `r${run++}`;
+          const tagged = batches.map((b) =>
+            b.map((e) => ({
+              ...e,
+              origin: `${e.origin}${tag}` as OriginId,
+              post: post(tag + e.post),
+            })),
+          );
+          const vv = new VersionVector();
+          const likes = new LikeSet();
+          const plans = tagged.map((b) => {
+            const plan = planMerge(vv, b);
+            return {
+              stored: plan.stored,
+              newLikes: plan.stored.filter((e) => likes.add(e)).length,
+            };
+          });
+          const sizeBefore = store.setSize();
+          const results = together
+            ? await Promise.all(tagged.map((b) => store.apply(b)))
+            : await tagged.reduce<Promise<ApplyResult[]>>(
+                async (done, b) => [...(await done), await store.apply(b)],
+                Promise.resolve([]),
+              );
+          expect(results).toEqual(plans);
+          expect(store.setSize() - sizeBefore).toBe(likes.size);
+          for (const p of ["p", "q", "r"])
+            expect(store.count(post(tag + p))).toBe(likes.count(post(tag + p)));
+          const held = new Set(tagged.flat().map(dotKey));
+          for (const origin of new Set(tagged.flat().map((e) => e.origin))) {
+            expect(store.digest().get(origin) ?? 0).toBe(vv.get(origin));
+            const all = store.entries({ origin, after: 0, upTo: MAX_SEQ }, 100).map(dotKey);
+            expect(all).toEqual(
+              [...held]
+                .filter((k) => k.startsWith(`${origin}#`))
+                .sort((a, b) => seqOf(a) - seqOf(b)),
+            );
+          }
+        }),
+        { numRuns: name === "sqlite" ? 60 : 300 },
+      );
+    });
+
     it("commits what is queued when closed, and refuses writes after", async () => {
       open();
       const pending = store.accept(like("p", "late"), 1);
@@ -352,6 +407,19 @@ describe("the SQLite store", () => {
     await store.close();
   });
 });
+
+/** Batches of entries of two origins, seqs 1..6, each dot naming one like of a small domain. */
+const storeBatches = fc
+  .array(fc.tuple(fc.constantFrom("p", "q", "r"), fc.constantFrom("a", "b", "c")), {
+    minLength: 12,
+    maxLength: 12,
+  })
+  .chain((likes) => {
+    const dots = likes.map(([p, u], i) => remote((i % 6) + 1, p, u, i < 6 ? "x~1" : "y~2"));
+    return fc.array(fc.array(fc.constantFrom(...dots), { maxLength: 8 }), { maxLength: 4 });
+  });
+
+const seqOf = (key: string) => Number(key.slice(key.indexOf("#") + 1));
 
 function remoteEntry(seq: number): Entry {
   return remote(seq, "p", "u");

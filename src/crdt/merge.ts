@@ -1,0 +1,62 @@
+// The merge rule of the replicated log: which entries of a batch a replica stores, and how far
+// each origin's contiguous prefix moves. Every store runs it and persists the plan through its
+// own primitives, so the laws its property tests check (test/unit/crdt-merge.test.ts) hold for the stores.
+import type { Entry } from "./entry.js";
+import type { OriginId, PostId, UserId } from "./ids.js";
+import type { VersionVector } from "./version-vector.js";
+
+/** What merging one batch changes in a replica. */
+export interface MergePlan {
+  /**
+   * The entries whose dots the replica did not hold, each once, in the order given. The log
+   * keeps all of them; the set view adds their likes, which is idempotent: a like already held,
+   * or carried by two dots, is one like.
+   */
+  readonly stored: readonly Entry[];
+  /** The new contiguous seq of every origin whose prefix moved; seqs above a gap wait. */
+  readonly advanced: ReadonlyMap<OriginId, number>;
+}
+
+const NOTHING: MergePlan = { stored: [], advanced: new Map() };
+
+/**
+ * Plans the merge of `entries` into a replica whose dots are `vv`, and records them in `vv`.
+ * The caller passes a copy when a failed write must leave its vector as it was.
+ */
+export function planMerge(vv: VersionVector, entries: readonly Entry[]): MergePlan {
+  if (entries.length === 0) return NOTHING;
+  const stored: Entry[] = [];
+  // Per batch, not per entry: the prefix of each origin before the batch.
+  const before = new Map<OriginId, number>();
+  for (const entry of entries) {
+    const { origin } = entry;
+    if (!before.has(origin)) before.set(origin, vv.get(origin));
+    if (vv.add(entry)) stored.push(entry);
+  }
+  const advanced = new Map<OriginId, number>();
+  for (const [origin, seq] of before) {
+    const upTo = vv.get(origin);
+    if (upTo > seq) advanced.set(origin, upTo);
+  }
+  return { stored, advanced };
+}
+
+/**
+ * The entry for a like accepted first-hand and new to the set: the next dot of `origin`,
+ * recorded in `vv`. A repeat of a held like gets no dot, so seqs count distinct likes.
+ */
+export function nextOwnEntry(
+  vv: VersionVector,
+  origin: OriginId,
+  post: PostId,
+  user: UserId,
+  ts: number,
+  traceparent: string | undefined,
+): Entry {
+  const seq = vv.get(origin) + 1;
+  const entry: Entry = traceparent
+    ? { origin, seq, post, user, ts, traceparent }
+    : { origin, seq, post, user, ts };
+  vv.add(entry);
+  return entry;
+}

@@ -1,0 +1,164 @@
+// The SQLite layout of a data directory: the tables, the statements the store runs, and how a
+// store's identity and version vector are read back at open.
+import type Database from "better-sqlite3";
+import {
+  MAX_SEQ,
+  SEQ_BITS,
+  VersionVector,
+  isOriginId,
+  originId,
+  type NodeName,
+  type OriginId,
+} from "../crdt/index.js";
+import { randomIncarnation } from "./incarnation.js";
+import { StoreCorruptError } from "./types.js";
+
+/** The layout this code reads and writes; a data directory with any other is refused. */
+export const SCHEMA_VERSION = "2";
+
+export const META = `
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;
+`;
+
+// Rows are kept small because they are most of the disk: a post is stored once and referred to
+// by its integer id, and an entry's rowid is its dot (origin index << SEQ_BITS | seq), so the entries
+// of one origin are one rowid range and appends fill pages completely.
+const SCHEMA = `
+BEGIN;
+CREATE TABLE origins (
+  id INTEGER PRIMARY KEY,
+  origin TEXT NOT NULL UNIQUE,
+  upto INTEGER NOT NULL DEFAULT 0
+);
+CREATE TABLE posts (id INTEGER PRIMARY KEY, post_id TEXT NOT NULL UNIQUE);
+CREATE TABLE entries (
+  dot INTEGER PRIMARY KEY,
+  post INTEGER NOT NULL,
+  user_id TEXT NOT NULL,
+  ts INTEGER NOT NULL,
+  traceparent TEXT
+);
+CREATE TABLE likes (
+  post INTEGER NOT NULL,
+  user_id TEXT NOT NULL,
+  PRIMARY KEY (post, user_id)
+) WITHOUT ROWID;
+CREATE TABLE counts (post INTEGER PRIMARY KEY, n INTEGER NOT NULL);
+INSERT INTO meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
+COMMIT;
+`;
+
+/** The data directory holds a layout this code does not read. */
+export class SchemaVersionError extends Error {
+  override readonly name = "SchemaVersionError";
+}
+
+export type Statements = ReturnType<typeof prepareLayout> & ReturnType<typeof prepare>;
+
+export function prepareLayout(db: Database.Database) {
+  return {
+    // At most 10 problems: the first one is enough to refuse the file.
+    quickCheck: db.prepare("PRAGMA quick_check(10)").pluck(),
+    schemaVersion: db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck(),
+    otherTables: db
+      .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name <> 'meta'")
+      .pluck(),
+  };
+}
+
+/** Refuses a file whose pages or b-trees are damaged (quick_check: no index-to-table check). */
+export function checkIntegrity(sql: ReturnType<typeof prepareLayout>, dataDir: string): void {
+  const problems = sql.quickCheck.all() as string[];
+  if (problems.length !== 1 || problems[0] !== "ok")
+    throw new StoreCorruptError(dataDir, `integrity check: ${problems.join("; ")}`);
+}
+
+/** Creates the tables in a new file; refuses a file written with another layout. */
+export function checkLayout(
+  db: Database.Database,
+  sql: ReturnType<typeof prepareLayout>,
+  file: string,
+) {
+  const version = sql.schemaVersion.get() as string | undefined;
+  if (version === SCHEMA_VERSION) return;
+  const wipe =
+    "Stop the node, move the data directory aside (or delete it) and start again: the node " +
+    "starts as a new origin and refills from its peers.";
+  if (version === undefined && (sql.otherTables.get() as number) === 0) {
+    db.exec(SCHEMA);
+    return;
+  }
+  const written =
+    version === undefined ? "an older version of likes (schema 1)" : `schema ${version}`;
+  throw new SchemaVersionError(
+    `${file} was written by ${written}; this version reads schema ${SCHEMA_VERSION} only. ${wipe}`,
+  );
+}
+
+export function prepare(db: Database.Database) {
+  return {
+    insertEntry: db.prepare(
+      `INSERT INTO entries (dot, post, user_id, ts, traceparent) VALUES ((? << ${SEQ_BITS}) | ?, ?, ?, ?, ?)`,
+    ),
+    insertLike: db.prepare("INSERT OR IGNORE INTO likes (post, user_id) VALUES (?, ?)"),
+    addCount: db.prepare(
+      "INSERT INTO counts (post, n) VALUES (?, ?) ON CONFLICT (post) DO UPDATE SET n = n + excluded.n",
+    ),
+    postId: db.prepare("SELECT id FROM posts WHERE post_id = ?").pluck(),
+    addPost: db.prepare("INSERT INTO posts (post_id) VALUES (?)"),
+    addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
+    originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
+    saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
+    saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
+    metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),
+    saveOrigin: db.prepare("INSERT INTO meta (key, value) VALUES ('origin', ?)"),
+    origins: db.prepare("SELECT origin, upto FROM origins").raw(),
+    // Per origin, a rowid range scan of what is held above its contiguous prefix.
+    ahead: db
+      .prepare(
+        `SELECT o.origin, e.dot & ${MAX_SEQ} FROM origins o JOIN entries e
+         ON e.dot > (o.id << ${SEQ_BITS}) | o.upto AND e.dot <= (o.id << ${SEQ_BITS}) | ${MAX_SEQ}`,
+      )
+      .raw(),
+    range: db
+      .prepare(
+        `SELECT e.dot & ${MAX_SEQ}, p.post_id, e.user_id, e.ts, e.traceparent
+         FROM entries e JOIN posts p ON p.id = e.post
+         WHERE e.dot > (? << ${SEQ_BITS}) | ? AND e.dot <= (? << ${SEQ_BITS}) | ? ORDER BY e.dot LIMIT ?`,
+      )
+      .raw(),
+    count: db
+      .prepare("SELECT c.n FROM posts p JOIN counts c ON c.post = p.id WHERE p.post_id = ?")
+      .pluck(),
+    liked: db
+      .prepare(
+        "SELECT 1 FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?) AND user_id = ?",
+      )
+      .pluck(),
+    users: db
+      .prepare(
+        `SELECT user_id FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?)
+         AND user_id > ? ORDER BY user_id LIMIT ?`,
+      )
+      .pluck(),
+  };
+}
+
+export function loadOrCreateOrigin(sql: Statements, nodeName: NodeName): OriginId {
+  const stored = sql.metaValue.get("origin");
+  if (typeof stored === "string") {
+    if (!isOriginId(stored)) throw new Error(`corrupt origin id in the data directory: ${stored}`);
+    return stored;
+  }
+  // A new data directory is a new incarnation: its seqs can never collide with older dots.
+  const origin = originId(nodeName, randomIncarnation());
+  sql.saveOrigin.run(origin);
+  return origin;
+}
+
+export function loadVersionVector(sql: Statements): VersionVector {
+  const vv = VersionVector.from(new Map(sql.origins.all() as [OriginId, number][]));
+  // Entries that arrived above a gap: few, and they must wait for it to fill.
+  for (const [origin, seq] of sql.ahead.all() as [OriginId, number][]) vv.add({ origin, seq });
+  return vv;
+}
