@@ -215,6 +215,31 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
     expect(test?.spec.imagePullSecrets).toEqual([{ name: "registry-login" }]);
     expect(test?.spec.nodeSelector).toEqual({ "example.test/pool": "likes" });
   });
+
+  it("bounds Jaeger's memory: memory_limiter first, below the container's limit; fewer traces", () => {
+    const r = release("defaults");
+    const cm = r.find<{ data?: Record<string, string> }>("ConfigMap", "jaeger-config");
+    interface JaegerConfig {
+      service: { pipelines: { traces: { processors: string[] } } };
+      processors: { memory_limiter?: { limit_mib: number; spike_limit_mib: number } };
+      extensions: {
+        jaeger_storage: { backends: { memstore: { memory: { max_traces: number } } } };
+      };
+    }
+    const config = parse(cm.data?.["config.yaml"] ?? "") as JaegerConfig;
+    expect(config.service.pipelines.traces.processors[0]).toBe("memory_limiter");
+    const limiter = config.processors.memory_limiter;
+    const jaeger = r.pods().find((p) => p.where === "Deployment/likes/jaeger");
+    const limit = jaeger?.spec.containers[0]?.resources?.limits?.memory;
+    const mib = /^(\d+)(Mi|Gi)$/.exec(String(limit));
+    expect(mib, `jaeger memory limit ${limit}`).not.toBeNull();
+    const limitMib = Number(mib?.[1]) * (mib?.[2] === "Gi" ? 1024 : 1);
+    expect(limiter?.limit_mib).toBeLessThan(limitMib);
+    expect(limiter?.spike_limit_mib).toBeLessThan(limiter?.limit_mib ?? 0);
+    expect(
+      config.extensions.jaeger_storage.backends.memstore.memory.max_traces,
+    ).toBeLessThanOrEqual(10_000);
+  });
 });
 
 describe.skipIf(!HELM)(`make render: what make run installs${helmSkipNote}`, () => {
