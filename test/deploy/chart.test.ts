@@ -300,5 +300,10 @@ describe.skipIf(!HELM)(`Helm chart ${CHART}${helmSkipNote}`, () => {
     const tmp = mounts.find((m) => m.mountPath === "/tmp");
     expect(r.likesPod().spec.volumes?.find((v) => v.name === tmp?.name)?.emptyDir).toBeDefined();
     expect(r.likesPod().spec.terminationGracePeriodSeconds ?? 30).toBeGreaterThan(5);
+    // make stop deletes the volume claims (which outlive the StatefulSet) by this label.
+    expect(claim?.metadata?.labels?.["app.kubernetes.io/instance"]).toBe("likes");
+    const makefile = readFileSync(join(REPO_ROOT, "mk/deploy.mk"), "utf8");
+    expect(makefile).toMatch(/^RELEASE := likes$/m);
+    expect(makefile).toContain("delete pvc -l app.kubernetes.io/instance=$(RELEASE)");
   });
 });
