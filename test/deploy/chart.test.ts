@@ -281,6 +281,23 @@ describe.skipIf(!HELM)(`Helm chart ${CHART}${helmSkipNote}`, () => {
     });
   });
 
+  it("catches a misspelled field that kubernetes-models lets through", async () => {
+    const sts = release("defaults").likes();
+    const broken = structuredClone(sts);
+    const container = broken.spec?.template.spec?.containers[0] as unknown as Record<
+      string,
+      unknown
+    >;
+    container.readinessProb = container.readinessProbe;
+    delete container.readinessProbe;
+    (broken.spec as unknown as Record<string, unknown>).replica = 3;
+    expect((await unknownFields(broken)).sort()).toEqual([
+      ".spec.replica",
+      ".spec.template.spec.containers[0].readinessProb",
+    ]);
+    expect(await unknownFields(sts)).toEqual([]);
+  });
+
   it("renders 1 and 5 replicas as asked", () => {
     expect(release("1 replica").likes().spec?.replicas).toBe(1);
     expect(release("5 replicas").likes().spec?.replicas).toBe(5);
