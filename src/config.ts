@@ -1,3 +1,5 @@
+// The node's configuration: defaults and the environment, validated once into a frozen object;
+// a bad value stops the node at start with the variable's name (DESIGN §5).
 import { hostname } from "node:os";
 import { isNodeName, type NodeName } from "./crdt/ids.js";
 
@@ -28,6 +30,14 @@ export interface Config {
   /** New traces a node samples per second unless OTEL_TRACES_SAMPLER chooses a sampler. */
   readonly tracesPerSecond: number;
   readonly logLevel: LogLevel;
+  /** OTEL_SDK_DISABLED=true: no SDK, no instrumentation, no spans. */
+  readonly tracingDisabled: boolean;
+  /** OTEL_TRACES_SAMPLER is set: the SDK's standard sampler replaces the rate limit. */
+  readonly samplerFromEnv: boolean;
+  /** The pod's identity from the Kubernetes downward API (K8S_*), as resource attributes. */
+  readonly kubernetes: Readonly<Record<string, string>>;
+  /** K8S_POD_IP: this node's own address, never one of its peers under DNS membership. */
+  readonly podIp: string | undefined;
 }
 
 /** A bad configuration value: the message names the variable, and the node does not start. */
@@ -134,6 +144,10 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
     writeTimeoutMs: integer(read, "LIKES_WRITE_TIMEOUT_MS", 2000, 1, 600_000),
     tracesPerSecond: integer(read, "LIKES_TRACES_PER_SECOND", 10, 1, 1_000_000),
     logLevel: logLevel as LogLevel,
+    tracingDisabled: read("OTEL_SDK_DISABLED")?.toLowerCase() === "true",
+    samplerFromEnv: read("OTEL_TRACES_SAMPLER") !== undefined,
+    kubernetes: Object.freeze(kubernetesAttributes(read)),
+    podIp: read("K8S_POD_IP"),
   });
 }
 
@@ -174,4 +188,19 @@ export function peerAddress(text: string): PeerAddress {
       `must be a comma-separated list of host:port (got ${JSON.stringify(text)})`,
     );
   return { host, port: portNumber };
+}
+
+/** Downward-API values a Kubernetes pod spec passes in, named as OTel resource attributes. */
+function kubernetesAttributes(read: (name: string) => string | undefined): Record<string, string> {
+  const attributes: Record<string, string> = {};
+  for (const [attribute, variable] of [
+    ["k8s.pod.name", "K8S_POD_NAME"],
+    ["k8s.namespace.name", "K8S_NAMESPACE_NAME"],
+    ["k8s.node.name", "K8S_NODE_NAME"],
+    ["k8s.pod.ip", "K8S_POD_IP"],
+  ] as const) {
+    const value = read(variable);
+    if (value !== undefined) attributes[attribute] = value;
+  }
+  return attributes;
 }

@@ -12,6 +12,8 @@ import {
 const SHUTDOWN_DEADLINE_MS = 5000;
 // The exporter retries an unreachable collector for longer than a pod's grace period.
 const FLUSH_DEADLINE_MS = 1000;
+// The node's own stop leaves room for the span flush and closing the store before the deadline.
+const NODE_STOP_DEADLINE_MS = SHUTDOWN_DEADLINE_MS - FLUSH_DEADLINE_MS - 500;
 /** Exit codes an operator acts on: 2, a setting or the data directory refused; 3, the store lost. */
 const EXIT_REFUSED = 2;
 const EXIT_STORE_LOST = 3;
@@ -37,14 +39,19 @@ function readConfig(): Config {
 async function main(): Promise<void> {
   const config = readConfig();
   // With tracing off, the SDK and its instrumentations are not even loaded (startup, memory).
-  const tracing =
-    process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true"
-      ? { shutdown: () => Promise.resolve() }
-      : (await import("./telemetry/tracing.js")).startTracing({
-          nodeName: config.nodeName,
-          version: packageVersion(),
-          tracesPerSecond: config.tracesPerSecond,
-        });
+  // The SDK reads these itself: metrics are prom-client's and logs go to stdout, so it
+  // exports traces only unless the operator says otherwise.
+  process.env.OTEL_METRICS_EXPORTER ??= "none";
+  process.env.OTEL_LOGS_EXPORTER ??= "none";
+  const tracing = config.tracingDisabled
+    ? { shutdown: () => Promise.resolve() }
+    : (await import("./telemetry/tracing.js")).startTracing({
+        nodeName: config.nodeName,
+        version: packageVersion(),
+        tracesPerSecond: config.tracesPerSecond,
+        samplerFromEnv: config.samplerFromEnv,
+        kubernetes: config.kubernetes,
+      });
   const { createLogger } = await import("./telemetry/logger.js");
   const { LikesNode } = await import("./node.js");
   const logger = createLogger(config.logLevel, { node: config.nodeName });
@@ -62,7 +69,7 @@ async function main(): Promise<void> {
     // Whatever happens, the process is gone within the deadline.
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
     node
-      .stop(SHUTDOWN_DEADLINE_MS - 1500)
+      .stop(NODE_STOP_DEADLINE_MS)
       // Spans of the last requests are flushed before the process goes. An unreachable
       // collector loses those spans, not the clean exit: the likes are committed by now.
       .then(() =>

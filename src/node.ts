@@ -1,10 +1,11 @@
+// The composition root: one likes node (store, replication, three HTTP ports) from a config.
 import type { Config } from "./config.js";
 import { adminListener } from "./http/admin.js";
 import { isPlainLike } from "./http/fast-like.js";
 import { BODY_LIMIT_BYTES, createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
 import { binaryCodec } from "./replication/codec.js";
-import { DnsMembership } from "./replication/dns-membership.js";
+import { DnsMembership, localAddresses } from "./replication/dns-membership.js";
 import { HttpTransport } from "./replication/http-transport.js";
 import { peerListener } from "./replication/peer-server.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
@@ -77,7 +78,12 @@ export class LikesNode {
       config.peers.map((p) => `${p.host}:${p.port}`),
     );
     if (config.peerDns !== undefined)
-      membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
+      membership = this.dns = new DnsMembership(
+        config.peerDns,
+        config.peerPort,
+        logger,
+        localAddresses(config.podIp),
+      );
     if (config.clusterSecret !== undefined)
       this.transport = new HttpTransport(config.clusterSecret, binaryCodec, this.metrics);
     this.replicator = new Replicator({

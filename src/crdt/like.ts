@@ -1,3 +1,4 @@
+// A like, the pair (post, user), and the rules its fields follow everywhere they enter.
 import type { PostId, UserId } from "./ids.js";
 
 /** A like is the pair (post, user); liking twice is one like. */

@@ -1,3 +1,5 @@
+// Version vectors: per origin, the highest seq below which every entry is held; the digest
+// that anti-entropy exchanges, and the arithmetic on it.
 import type { Dot } from "./entry.js";
 import type { OriginId } from "./ids.js";
 

@@ -1,3 +1,5 @@
+// The peer protocol's binary format (v2): messages to bytes and back, every decode fully
+// checked before anything is applied.
 import {
   isNodeName,
   isOriginId,

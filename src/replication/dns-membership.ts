@@ -1,3 +1,5 @@
+// Membership from DNS: the peers are the addresses a name resolves to (Kubernetes: the headless
+// peer Service), re-resolved every few seconds.
 import { lookup } from "node:dns/promises";
 import { networkInterfaces } from "node:os";
 import type { Logger } from "../telemetry/types.js";
@@ -17,7 +19,8 @@ export class DnsMembership implements Membership {
     private readonly name: string,
     private readonly port: number,
     private readonly logger: Logger,
-    private readonly ownAddresses: ReadonlySet<string> = localAddresses(),
+    private readonly ownAddresses: ReadonlySet<string>,
+    private readonly resolve: (name: string) => Promise<string[]> = resolveIPv4,
   ) {}
 
   peers(): readonly PeerAddress[] {
@@ -34,11 +37,11 @@ export class DnsMembership implements Membership {
     clearInterval(this.timer);
   }
 
-  private async refresh(): Promise<void> {
+  /** Resolves the name again now; on failure the last list stays. */
+  async refresh(): Promise<void> {
     let addresses: string[];
     try {
-      // getaddrinfo, like every other client in the pod: it honours search domains and /etc/hosts.
-      addresses = (await lookup(this.name, { all: true, family: 4 })).map((a) => a.address);
+      addresses = await this.resolve(this.name);
     } catch (error) {
       // NXDOMAIN while the Service has no endpoints yet is normal at start; keep the last list.
       this.logger.debug("peer DNS lookup failed", { name: this.name, error: String(error) });
@@ -54,10 +57,16 @@ export class DnsMembership implements Membership {
   }
 }
 
-function localAddresses(): Set<string> {
+/** This host's addresses, and the pod's (K8S_POD_IP) when it has one. */
+export function localAddresses(podIp: string | undefined): Set<string> {
   const own = new Set<string>();
   for (const list of Object.values(networkInterfaces()))
     for (const info of list ?? []) own.add(info.address);
-  if (process.env.K8S_POD_IP) own.add(process.env.K8S_POD_IP);
+  if (podIp !== undefined) own.add(podIp);
   return own;
+}
+
+// getaddrinfo, like every other client in the pod: it honours search domains and /etc/hosts.
+async function resolveIPv4(name: string): Promise<string[]> {
+  return (await lookup(name, { all: true, family: 4 })).map((a) => a.address);
 }

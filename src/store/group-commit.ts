@@ -1,3 +1,4 @@
+// Group commit: the writes of one turn of the event loop share one transaction.
 import type { Metrics } from "../telemetry/types.js";
 import { StoreClosedError } from "./types.js";
 

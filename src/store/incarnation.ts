@@ -1,3 +1,4 @@
+// Incarnation ids: a data directory's life, part of its origin id.
 import { randomBytes } from "node:crypto";
 
 /** A fresh incarnation id: 80 random bits in base 36 (at most 16 characters). */

@@ -1,3 +1,4 @@
+// The production Store: SQLite in WAL mode through better-sqlite3, group-committed.
 import { existsSync } from "node:fs";
 import Database from "better-sqlite3";
 // The production Store: one SQLite file per node in its data directory, WAL mode, writes

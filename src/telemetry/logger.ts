@@ -1,3 +1,4 @@
+// The Logger port over winston: JSON lines with the trace and span ids of the active span.
 import { context, trace } from "@opentelemetry/api";
 import winston from "winston";
 import type { LogLevel } from "../config.js";

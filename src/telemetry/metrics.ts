@@ -60,15 +60,13 @@ export class PromMetrics implements Metrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
-    this.accepted = new client.Counter({
-      name: "likes_accepted_total",
-      help: "Likes accepted first-hand: new, or a duplicate of one already held",
-      labelNames: ["result"] as const,
-      registers,
-    });
-    // Both results exist from the start, so that rates are defined before the first like.
-    this.accepted.inc({ result: "new" }, 0);
-    this.accepted.inc({ result: "duplicate" }, 0);
+    this.accepted = presetCounter(
+      this.registry,
+      "likes_accepted_total",
+      "Likes accepted first-hand: new, or a duplicate of one already held",
+      "result",
+      ["new", "duplicate"],
+    );
     new client.Gauge({
       name: "likes_set_size",
       help: "Distinct likes held by this node",
@@ -92,40 +90,33 @@ export class PromMetrics implements Metrics {
       enableExemplars: true,
       registers,
     });
-    new client.Gauge({
-      name: "likes_replication_pending",
-      help: "Entries held here that a peer is not yet known to hold",
-      labelNames: ["peer"] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const { peer, pending } of gauges.peers()) this.set({ peer }, pending);
-      },
-    });
-    new client.Gauge({
-      name: "likes_peer_up",
-      help: "1 when the last exchange with a peer succeeded, 0 when it failed",
-      labelNames: ["peer"] as const,
-      registers,
-      collect() {
-        this.reset();
-        for (const { peer, up } of gauges.peers()) this.set({ peer }, up ? 1 : 0);
-      },
-    });
+    peerGauge(
+      this.registry,
+      gauges,
+      "likes_replication_pending",
+      "Entries held here that a peer is not yet known to hold",
+      (p) => p.pending,
+    );
+    peerGauge(
+      this.registry,
+      gauges,
+      "likes_peer_up",
+      "1 when the last exchange with a peer succeeded, 0 when it failed",
+      (p) => (p.up ? 1 : 0),
+    );
     this.messages = new client.Counter({
       name: "likes_gossip_messages_total",
       help: "Peer requests sent (ok, error) and received but refused (rejected), by kind",
       labelNames: ["kind", "result"] as const,
       registers,
     });
-    this.bytes = new client.Counter({
-      name: "likes_gossip_bytes_total",
-      help: "Bytes of peer message bodies, by direction",
-      labelNames: ["direction"] as const,
-      registers,
-    });
-    this.bytes.inc({ direction: "in" }, 0);
-    this.bytes.inc({ direction: "out" }, 0);
+    this.bytes = presetCounter(
+      this.registry,
+      "likes_gossip_bytes_total",
+      "Bytes of peer message bodies, by direction",
+      "direction",
+      ["in", "out"],
+    );
     this.commit = new client.Histogram({
       name: "likes_store_commit_seconds",
       help: "Duration of one group commit (one SQLite transaction)",
@@ -181,6 +172,39 @@ export class PromMetrics implements Metrics {
       return { contentType: OPENMETRICS_CONTENT_TYPE, body: openMetrics };
     return { contentType: PROMETHEUS_CONTENT_TYPE, body: toPrometheusText(openMetrics) };
   }
+}
+
+/** A counter whose every value of its one label exists from the start, so rates are defined. */
+function presetCounter<L extends string>(
+  registry: client.Registry<client.OpenMetricsContentType>,
+  name: string,
+  help: string,
+  label: L,
+  values: readonly string[],
+): client.Counter<L> {
+  const counter = new client.Counter({ name, help, labelNames: [label], registers: [registry] });
+  for (const value of values) counter.inc({ [label]: value } as client.LabelValues<L>, 0);
+  return counter;
+}
+
+/** A gauge per peer, read from the peer table at each scrape. */
+function peerGauge(
+  registry: client.Registry<client.OpenMetricsContentType>,
+  gauges: Gauges,
+  name: string,
+  help: string,
+  value: (peer: PeerGauge) => number,
+): void {
+  new client.Gauge({
+    name,
+    help,
+    labelNames: ["peer"] as const,
+    registers: [registry],
+    collect() {
+      this.reset();
+      for (const peer of gauges.peers()) this.set({ peer: peer.peer }, value(peer));
+    },
+  });
 }
 
 /** Exemplar labels: prom-client types them with the metric's own label names, wrongly. */

@@ -1,3 +1,4 @@
+// The default trace sampler: a rate limit on new traces, parent-based.
 import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
 import { tracing } from "@opentelemetry/sdk-node";
 

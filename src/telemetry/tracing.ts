@@ -1,3 +1,4 @@
+// The OpenTelemetry NodeSDK: trace export over OTLP/HTTP, started before anything it patches.
 import { getNodeAutoInstrumentations } from "@opentelemetry/auto-instrumentations-node";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
@@ -8,6 +9,10 @@ export interface TracingOptions {
   readonly version: string;
   /** New traces sampled per second when OTEL_TRACES_SAMPLER does not choose a sampler. */
   readonly tracesPerSecond: number;
+  /** OTEL_TRACES_SAMPLER chose the sampler. */
+  readonly samplerFromEnv: boolean;
+  /** Resource attributes of the pod (config.ts reads them from the downward API). */
+  readonly kubernetes: Readonly<Record<string, string>>;
 }
 
 export interface Tracing {
@@ -17,28 +22,22 @@ export interface Tracing {
 
 /**
  * Starts the OpenTelemetry NodeSDK: OTLP/HTTP export configured by the standard OTEL_*
- * variables (endpoint, protocol, sampler; OTEL_SDK_DISABLED=true turns it all off). Must run
- * before the node's modules load, so that http is patched when they import it.
+ * variables (endpoint, protocol, sampler). Must run before the node's modules load, so that
+ * http is patched when they import it. With OTEL_SDK_DISABLED=true, main.ts does not even load
+ * this module: instrumentations patch modules as soon as they are constructed.
+ * The SDK reads OTEL_METRICS_EXPORTER and OTEL_LOGS_EXPORTER itself; main.ts defaults them to
+ * "none" (metrics are prom-client's, logs go to stdout).
  */
 export function startTracing(options: TracingOptions): Tracing {
-  // Instrumentations patch modules as soon as they are constructed: when tracing is off,
-  // construct nothing (main.ts does not even load this module then).
-  if (process.env.OTEL_SDK_DISABLED?.trim().toLowerCase() === "true")
-    return { shutdown: () => Promise.resolve() };
-
-  // The spec's default sampler samples everything; a ratio's cost grows with the load. Unless
-  // OTEL_TRACES_SAMPLER chooses, new traces are rate-limited (sampler.ts).
-  const chosen = (process.env.OTEL_TRACES_SAMPLER ?? "").trim() !== "";
-  // Metrics are prom-client's and logs go to stdout: the SDK exports traces only.
-  process.env.OTEL_METRICS_EXPORTER ??= "none";
-  process.env.OTEL_LOGS_EXPORTER ??= "none";
   const sdk = new NodeSDK({
-    ...(chosen ? {} : { sampler: defaultSampler(options.tracesPerSecond) }),
+    // The spec's default sampler samples everything; a ratio's cost grows with the load. Unless
+    // OTEL_TRACES_SAMPLER chooses, new traces are rate-limited (sampler.ts).
+    ...(options.samplerFromEnv ? {} : { sampler: defaultSampler(options.tracesPerSecond) }),
     resource: resourceFromAttributes({
       "service.name": "likes",
       "service.instance.id": options.nodeName,
       "service.version": options.version,
-      ...kubernetesAttributes(),
+      ...options.kubernetes,
     }),
     // The OTel SDK's own detectors would add host and process noise; ours is explicit.
     resourceDetectors: [],
@@ -63,17 +62,4 @@ export function startTracing(options: TracingOptions): Tracing {
   });
   sdk.start();
   return { shutdown: () => sdk.shutdown() };
-}
-
-/** Downward-API values a Kubernetes pod spec passes in, as resource attributes. */
-function kubernetesAttributes(): Record<string, string> {
-  const fromEnv: Record<string, string | undefined> = {
-    "k8s.pod.name": process.env.K8S_POD_NAME,
-    "k8s.namespace.name": process.env.K8S_NAMESPACE_NAME,
-    "k8s.node.name": process.env.K8S_NODE_NAME,
-    "k8s.pod.ip": process.env.K8S_POD_IP,
-  };
-  return Object.fromEntries(
-    Object.entries(fromEnv).filter((e): e is [string, string] => e[1] !== undefined && e[1] !== ""),
-  );
 }

@@ -1,4 +1,7 @@
 import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TestCluster } from "../support/cluster.js";
 import { OtlpReceiver, SPAN_KIND, type ReceivedSpan } from "../support/otlp-receiver.js";
@@ -8,9 +11,15 @@ import { waitFor } from "../support/wait.js";
 
 let cluster: TestCluster | undefined;
 let receiver: OtlpReceiver | undefined;
+/** Lone nodes of the running test, and their data directories. */
+const lone: { node: NodeProcess; dir: string }[] = [];
 afterEach(async () => {
   await cluster?.stop();
   await receiver?.close();
+  for (const { node, dir } of lone.splice(0)) {
+    await node.kill("SIGKILL"); // every test stops its node; this is for one that failed first
+    rmSync(dir, { recursive: true, force: true });
+  }
   cluster = undefined;
   receiver = undefined;
 });
@@ -30,14 +39,17 @@ async function tracedCluster(): Promise<TestCluster> {
   );
 }
 
-/** One node on free ports with a data directory of its own. */
-function loneNode(name: string, env: Record<string, string>): Promise<NodeProcess> {
-  return NodeProcess.start({
+/** One node on free ports with a data directory of its own, both gone after the test. */
+async function loneNode(name: string, env: Record<string, string>): Promise<NodeProcess> {
+  const dir = mkdtempSync(join(tmpdir(), `likes-${name}-`));
+  const node = await NodeProcess.start({
     LIKES_HTTP_PORT: "0",
     LIKES_ADMIN_PORT: "0",
-    LIKES_DATA_DIR: `${process.env.TMPDIR ?? "/tmp"}/likes-${name}-${process.pid}-${Date.now()}`,
+    LIKES_DATA_DIR: dir,
     ...env,
   });
+  lone.push({ node, dir });
+  return node;
 }
 
 /** A client span context the test controls, sampled: the like's trace gets this trace id. */

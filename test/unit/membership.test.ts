@@ -17,7 +17,18 @@ describe("DNS membership", () => {
     expect(membership.peers()).toEqual([]);
   });
 
-  it("keeps the last list when the name does not resolve", async () => {
+  it("keeps the last list when the name stops resolving", async () => {
+    let answer: Promise<string[]> = Promise.resolve(["10.0.0.2", "10.0.0.1"]);
+    const membership = new DnsMembership("peers", 7946, silentLogger, new Set(), () => answer);
+    await membership.start();
+    membership.stop();
+    expect(membership.peers()).toEqual(["10.0.0.1:7946", "10.0.0.2:7946"]);
+    answer = Promise.reject(new Error("ENOTFOUND peers"));
+    await membership.refresh();
+    expect(membership.peers()).toEqual(["10.0.0.1:7946", "10.0.0.2:7946"]);
+  });
+
+  it("resolves nothing for a name that does not exist", async () => {
     const membership = new DnsMembership("no-such-service.invalid", 7946, silentLogger, new Set());
     await membership.start();
     membership.stop();
