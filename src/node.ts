@@ -1,5 +1,6 @@
 // The composition root: one likes node (store, replication, three HTTP ports) from a config.
 import type { Config } from "./config.js";
+import { nodeNameOf } from "./crdt/index.js";
 import { adminListener } from "./http/admin.js";
 import { isPlainLike } from "./http/fast-like.js";
 import { BODY_LIMIT_BYTES, createPublicApp } from "./http/public-app.js";
@@ -172,8 +173,18 @@ export class LikesNode {
     );
     this.ports = { http, peer, admin };
     this.ready = true;
+    const previous = this.sqlite.previousOrigin;
+    if (previous !== undefined && nodeNameOf(previous) !== config.nodeName)
+      logger.warn(
+        "the data directory was another node's: its likes are kept, new ones are this node's",
+        {
+          previous,
+          origin: store.origin,
+        },
+      );
     logger.info("listening", {
       origin: store.origin,
+      previous: previous ?? null,
       host: config.host,
       ...this.ports,
       peers: replicator.peerCount(),

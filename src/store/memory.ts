@@ -53,7 +53,8 @@ export class MemoryStore extends LogStore {
 
   static open(nodeName: NodeName, options: MemoryStoreOptions = {}): MemoryStore {
     const disk = options.disk ?? new MemoryDisk();
-    disk.origin ??= originId(nodeName, (options.newIncarnation ?? randomIncarnation)());
+    // Every start is a new incarnation, as the SQLite store's (sqlite-schema.ts).
+    disk.origin = originId(nodeName, (options.newIncarnation ?? randomIncarnation)());
     return new MemoryStore(nodeName, disk.origin, disk, options.schedule);
   }
 

@@ -111,7 +111,7 @@ export function prepare(db: Database.Database) {
     saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
     saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
     metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),
-    saveOrigin: db.prepare("INSERT INTO meta (key, value) VALUES ('origin', ?)"),
+    saveOrigin: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('origin', ?)"),
     origins: db.prepare("SELECT origin, upto FROM origins").raw(),
     // Per origin, a rowid range scan of what is held above its contiguous prefix.
     ahead: db
@@ -144,16 +144,22 @@ export function prepare(db: Database.Database) {
   };
 }
 
-export function loadOrCreateOrigin(sql: Statements, nodeName: NodeName): OriginId {
+/**
+ * Every start is a new incarnation, so that no dot is ever made twice: a data directory that
+ * was copied, restored from a backup or cloned cannot prove that peers do not already hold
+ * later seqs of its stored origin with other likes (README, "Data directories"). What the
+ * directory holds stays valid; only new likes take the new origin. Returns the origin the
+ * directory was last opened with, if any.
+ */
+export function startIncarnation(
+  sql: Statements,
+  nodeName: NodeName,
+): { origin: OriginId; previous: OriginId | undefined } {
   const stored = sql.metaValue.get("origin");
-  if (typeof stored === "string") {
-    if (!isOriginId(stored)) throw new Error(`corrupt origin id in the data directory: ${stored}`);
-    return stored;
-  }
-  // A new data directory is a new incarnation: its seqs can never collide with older dots.
+  const previous = typeof stored === "string" && isOriginId(stored) ? stored : undefined;
   const origin = originId(nodeName, randomIncarnation());
   sql.saveOrigin.run(origin);
-  return origin;
+  return { origin, previous };
 }
 
 export function loadVersionVector(sql: Statements): VersionVector {

@@ -25,7 +25,7 @@ import {
   META,
   checkIntegrity,
   checkLayout,
-  loadOrCreateOrigin,
+  startIncarnation,
   loadVersionVector,
   prepare,
   prepareLayout,
@@ -43,6 +43,8 @@ const POST_CACHE_SIZE = 65_536;
 
 /** The production Store: one SQLite file per node, WAL mode, group-committed writes. */
 export class SqliteStore extends LogStore {
+  /** The origin this data directory was last opened with (before this start), if any. */
+  previousOrigin: OriginId | undefined;
   private readonly originIds = new Map<OriginId, number>();
   private readonly postIds = new Map<PostId, number>();
   /** New likes per post id in the running transaction: one count update per post, not per like. */
@@ -114,7 +116,7 @@ export class SqliteStore extends LogStore {
       if (!isNew) checkIntegrity(layout, dir.path);
       checkLayout(db, layout, file);
       const sql = { ...layout, ...prepare(db) };
-      const origin = loadOrCreateOrigin(sql, options.nodeName);
+      const { origin, previous } = startIncarnation(sql, options.nodeName);
       const health = new StorageHealth(dir, options.onCondition);
       const store = new SqliteStore(
         db,
@@ -126,6 +128,7 @@ export class SqliteStore extends LogStore {
         loadVersionVector(sql),
         options.metrics,
       );
+      store.previousOrigin = previous;
       const everyMs = options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_MS;
       if (everyMs > 0) {
         db.exec("PRAGMA wal_autocheckpoint = 0");

@@ -10,6 +10,7 @@ import {
   MAX_SEQ,
   VersionVector,
   dotKey,
+  nodeNameOf,
   isEntry,
   planMerge,
   type Entry,
@@ -187,7 +188,7 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.liked(post("p"), user("e"))).toBe(false);
     });
 
-    it("keeps everything, and its origin and next seq, across close and reopen", async () => {
+    it("keeps everything across close and reopen, and starts a new incarnation", async () => {
       open();
       await store.accept(like("p", "a"), 1);
       await store.accept(like("q", "b"), 2);
@@ -195,11 +196,21 @@ for (const [name, make] of Object.entries(adapters)) {
       const origin = store.origin;
       await store.close();
       store = harness.open();
-      expect(store.origin).toBe(origin);
+      // A reopened directory cannot prove it is the latest copy of itself: new likes take a new
+      // origin, so no dot is made twice; the old origin's entries stay as they were.
+      expect(store.origin).not.toBe(origin);
+      expect(nodeNameOf(store.origin)).toBe(nodeNameOf(origin));
       expect(store.count(post("p"))).toBe(3);
       expect(store.setSize()).toBe(4);
       expect(store.digest().get(origin)).toBe(2);
-      expect((await store.accept(like("r", "c"), 3)).entry?.seq).toBe(3);
+      expect(store.entries({ origin, after: 0, upTo: 2 }, 10).map((e) => e.user)).toEqual([
+        "a",
+        "b",
+      ]);
+      expect((await store.accept(like("r", "c"), 3)).entry).toMatchObject({
+        origin: store.origin,
+        seq: 1,
+      });
       // The entry held above the gap is still known after reopening: seq 2 closes the gap.
       await store.apply([remote(2, "p", "y")]);
       expect(store.digest().get("n2~abc" as OriginId)).toBe(3);
