@@ -2,6 +2,7 @@
 // a bad value stops the node at start with the variable's name (DESIGN §5).
 import { hostname } from "node:os";
 import { isNodeName, type NodeName } from "./crdt/ids.js";
+import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 
 export interface PeerAddress {
   readonly host: string;
@@ -27,6 +28,8 @@ export interface Config {
   /** `refuse`: a corrupt database stops the node; `refill`: it is moved aside, the node refills. */
   readonly onCorruption: "refuse" | "refill";
   readonly writeTimeoutMs: number;
+  /** Origins (node incarnations) a node holds at most; a peer's message past it is refused. */
+  readonly maxOrigins: number;
   /** New traces a node samples per second unless OTEL_TRACES_SAMPLER chooses a sampler. */
   readonly tracesPerSecond: number;
   readonly logLevel: LogLevel;
@@ -143,6 +146,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
     onCorruption,
     writeTimeoutMs: integer(read, "LIKES_WRITE_TIMEOUT_MS", 2000, 1, 600_000),
     tracesPerSecond: integer(read, "LIKES_TRACES_PER_SECOND", 10, 1, 1_000_000),
+    maxOrigins: integer(read, "LIKES_MAX_ORIGINS", DEFAULT_PEER_LIMITS.maxOrigins, 1, 10_000_000),
     logLevel: logLevel as LogLevel,
     tracingDisabled: read("OTEL_SDK_DISABLED")?.toLowerCase() === "true",
     samplerFromEnv: read("OTEL_TRACES_SAMPLER") !== undefined,

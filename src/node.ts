@@ -9,6 +9,7 @@ import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership, localAddresses } from "./replication/dns-membership.js";
 import { HttpTransport } from "./replication/http-transport.js";
 import { peerListener } from "./replication/peer-server.js";
+import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
@@ -98,6 +99,7 @@ export class LikesNode {
       logger,
       pushMs: config.pushMs,
       syncMs: config.syncMs,
+      limits: { ...DEFAULT_PEER_LIMITS, maxOrigins: config.maxOrigins },
       metrics: this.metrics,
     });
   }

@@ -4,6 +4,7 @@
 import { patchDigest, type Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger, Metrics, ReplicationPath } from "../telemetry/types.js";
+import { PeerLimitError, checkEntries, type PeerLimits, type RefusalLog } from "./limits.js";
 import type { PeerState } from "./peer-state.js";
 import type { PeerTable } from "./peer-table.js";
 import type { Clock, Random, Timer, Transport } from "./ports.js";
@@ -23,10 +24,12 @@ export interface AntiEntropyDeps {
   readonly clock: Clock;
   readonly random: Random;
   readonly logger: Logger;
-  readonly metrics: Pick<Metrics, "entriesApplied">;
+  readonly metrics: Pick<Metrics, "entriesApplied" | "peerMessage">;
   readonly peers: PeerTable;
   readonly pusher: Pusher;
   readonly syncMs: number;
+  readonly limits: PeerLimits;
+  readonly refusals: RefusalLog;
 }
 
 /** Stores entries that came from a peer and reports the ones that were new here. */
@@ -110,6 +113,7 @@ export class AntiEntropy {
         // The reply holds only where the peer's vector differs from the one we sent.
         peers.contacted(peer, reply, patchDigest(sent, reply.diff));
         if (peer.isSelf) return;
+        checkEntries(reply.entries, asked, this.deps.clock.now(), this.deps.limits);
         for (const e of reply.entries) {
           held.push(e);
           if (e.seq === (asked.get(e.origin) ?? 0) + 1) asked.set(e.origin, e.seq);
@@ -122,6 +126,10 @@ export class AntiEntropy {
         if (!more) break;
       }
     } catch (error) {
+      if (error instanceof PeerLimitError) {
+        this.deps.metrics.peerMessage("sync-reply", "rejected");
+        this.deps.refusals.refused(peer.label, error);
+      }
       peers.failed(peer, "sync", error);
     } finally {
       // What arrived is valid whatever happened after: keep it.

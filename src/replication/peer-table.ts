@@ -3,6 +3,7 @@
 // it, and learn through PeerEvents when something changes.
 import type { Digest } from "../crdt/index.js";
 import type { Logger } from "../telemetry/types.js";
+import { believable } from "./limits.js";
 import { PeerState } from "./peer-state.js";
 import type { Clock, Membership, PeerAddress } from "./ports.js";
 import type { Sender } from "./protocol.js";
@@ -24,6 +25,8 @@ export interface PeerEvents {
 
 export interface PeerTableDeps {
   readonly self: Sender;
+  /** What this node holds: a peer's claims are believed only as far as limits.ts says. */
+  readonly holds: () => Digest;
   readonly membership: Membership;
   readonly clock: Clock;
   readonly logger: Logger;
@@ -97,7 +100,9 @@ export class PeerTable {
 
   /** A successful exchange: `sender` answered, holding at least `vv` when given. */
   contacted(peer: PeerState, sender: Sender, vv: Digest | undefined): void {
-    const wasDown = peer.contact(sender, vv, this.deps.clock.now(), this.deps.self.origin);
+    const { self, holds, clock } = this.deps;
+    const claim = vv && believable(vv, holds(), self.origin);
+    const wasDown = peer.contact(sender, claim, clock.now(), self.origin);
     peer.retry?.cancel();
     peer.retry = undefined;
     if (wasDown) {

@@ -10,6 +10,13 @@ import { AntiEntropy, applyFromPeer } from "./anti-entropy.js";
 import { ConvergenceTracker } from "./convergence.js";
 import type { PeerState } from "./peer-state.js";
 import { PeerTable } from "./peer-table.js";
+import {
+  DEFAULT_PEER_LIMITS,
+  PeerLimitError,
+  RefusalLog,
+  checkEntries,
+  type PeerLimits,
+} from "./limits.js";
 import type { Clock, Membership, Random, Transport } from "./ports.js";
 import {
   answerDeltas,
@@ -39,6 +46,8 @@ export interface ReplicatorDeps {
   readonly pushMs: number;
   /** LIKES_SYNC_MS: the mean interval between anti-entropy rounds. */
   readonly syncMs: number;
+  /** What a peer may make this node hold (limits.ts). */
+  readonly limits?: PeerLimits;
   /** Retry backoff of a failing peer: base doubling up to max (ms). */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
@@ -60,6 +69,8 @@ export class Replicator {
   private readonly convergence: ConvergenceTracker;
   private readonly metrics: Metrics;
   private readonly syncMs: number;
+  private readonly limits: PeerLimits;
+  private readonly refusals: RefusalLog;
   /** What applying a peer's entries needs (anti-entropy.ts). */
   private readonly applier: Parameters<typeof applyFromPeer>[0];
   private running = false;
@@ -73,8 +84,14 @@ export class Replicator {
     this.metrics = deps.metrics ?? noMetrics;
     this.syncMs = deps.syncMs;
     this.applier = { store, clock, logger, metrics: this.metrics };
+    this.limits = deps.limits ?? DEFAULT_PEER_LIMITS;
+    this.refusals = new RefusalLog(
+      () => clock.now(),
+      (message, fields) => logger.warn(message, fields),
+    );
     this.peers = new PeerTable({
       self: this.self,
+      holds: () => store.digest(),
       membership,
       clock,
       logger,
@@ -101,6 +118,8 @@ export class Replicator {
       peers,
       pusher: this.pusher,
       syncMs: deps.syncMs,
+      limits: this.limits,
+      refusals: this.refusals,
     });
     this.waiters = new WriteWaiters(clock, (seq) => this.acksFor(seq));
     this.convergence = new ConvergenceTracker(this.metrics);
@@ -184,6 +203,15 @@ export class Replicator {
   }
 
   private async onDeltas(request: DeltasRequest): Promise<PeerReply> {
+    try {
+      checkEntries(request.entries, this.store.digest(), this.clock.now(), this.limits);
+    } catch (error) {
+      if (error instanceof PeerLimitError) {
+        this.metrics.peerMessage("deltas", "rejected");
+        this.refusals.refused(request.node, error);
+      }
+      throw error;
+    }
     await applyFromPeer(this.applier, request.entries, "push", request);
     const { reply, senderHolds } = answerDeltas(this.self, request, this.store);
     this.heardFrom(request, senderHolds);

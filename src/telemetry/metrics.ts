@@ -13,6 +13,9 @@ export const PROMETHEUS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
 const LAG_BUCKETS = [
   0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
 ];
+/** Distinct `origin` label values at most (node names); the rest are counted as "other". */
+export const MAX_ORIGIN_LABELS = 64;
+const OTHER_ORIGINS = "other";
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** A peer as the peer gauges show it, labelled by node name (its address until it answers). */
@@ -42,6 +45,7 @@ export class PromMetrics implements Metrics {
   private readonly messages;
   private readonly bytes;
   private readonly commit;
+  private readonly originLabels = new Set<string>();
 
   constructor(gauges: Gauges) {
     this.registry.setContentType(OPENMETRICS_CONTENT_TYPE);
@@ -150,12 +154,23 @@ export class PromMetrics implements Metrics {
   entriesApplied(entries: readonly Entry[], path: ReplicationPath, now: number): void {
     recordApplied(entries, path, now);
     for (const entry of entries) {
-      const labels = { origin: nodeNameOf(entry.origin), path };
+      const labels = { origin: this.originLabel(nodeNameOf(entry.origin)), path };
       const value = Math.max(0, now - entry.ts) / 1000;
       const traceId = traceIdOf(entry.traceparent);
       if (traceId) this.lag.observe({ labels, value, exemplarLabels: exemplar(traceId) });
       else this.lag.observe({ labels, value });
     }
+  }
+
+  /**
+   * The `origin` label: a node name, for the first MAX_ORIGIN_LABELS names seen, and "other"
+   * after: the exposition stays small whatever names peers send (a cluster has a few nodes).
+   */
+  private originLabel(name: string): string {
+    if (this.originLabels.has(name)) return name;
+    if (this.originLabels.size >= MAX_ORIGIN_LABELS) return OTHER_ORIGINS;
+    this.originLabels.add(name);
+    return name;
   }
 
   entryConverged(entry: OwnEntry, seconds: number): void {
