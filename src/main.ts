@@ -6,6 +6,9 @@ import { ConfigError, loadConfig, type Config } from "./config.js";
 const SHUTDOWN_DEADLINE_MS = 5000;
 // The exporter retries an unreachable collector for longer than a pod's grace period.
 const FLUSH_DEADLINE_MS = 1000;
+// What the node gets to answer, commit and close: the rest of the deadline goes to the span
+// flush, with half a second for the store's close and the exit.
+const STOP_DEADLINE_MS = SHUTDOWN_DEADLINE_MS - FLUSH_DEADLINE_MS - 500;
 
 function readConfig(): Config {
   try {
@@ -43,7 +46,7 @@ async function main(): Promise<void> {
     // Whatever happens, the process is gone within the deadline.
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
     node
-      .stop(SHUTDOWN_DEADLINE_MS - 1500)
+      .stop(STOP_DEADLINE_MS)
       // Spans of the last requests are flushed before the process goes. An unreachable
       // collector loses those spans, not the clean exit: the likes are committed by now.
       .then(() =>

@@ -1,12 +1,12 @@
+// The composition root: one likes node built from a config, with start and stop.
 import type { Config } from "./config.js";
 import { adminListener } from "./http/admin.js";
-import { isPlainLike } from "./http/fast-like.js";
-import { BODY_LIMIT_BYTES, createPublicApp } from "./http/public-app.js";
+import { HttpTransport } from "./http/peer/http-transport.js";
+import { peerListener } from "./http/peer/peer-server.js";
+import { createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
 import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership } from "./replication/dns-membership.js";
-import { HttpTransport } from "./replication/http-transport.js";
-import { peerListener } from "./replication/peer-server.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
@@ -20,7 +20,6 @@ export interface NodePorts {
   readonly admin: number;
 }
 
-/** The composition root: one likes node built from a config, with start and stop. */
 export class LikesNode {
   private ready = false;
   private readonly servers: HttpServer[] = [];
@@ -53,9 +52,7 @@ export class LikesNode {
       onCheckpointFailure: (error) =>
         logger.warn("background WAL checkpoints stopped; commits checkpoint again", { error }),
     });
-    let membership: Membership = new StaticMembership(
-      config.peers.map((p) => `${p.host}:${p.port}`),
-    );
+    let membership: Membership = new StaticMembership(config.peers);
     if (config.peerDns !== undefined)
       membership = this.dns = new DnsMembership(config.peerDns, config.peerPort, logger);
     if (config.clusterSecret !== undefined)
@@ -126,6 +123,7 @@ export class LikesNode {
         adminListener({
           cluster: () => replicator.view(),
           metrics: (accept) => metrics.render(accept),
+          logger,
         }),
         { untraced: new Set(["/metrics"]) },
       ),
@@ -134,10 +132,7 @@ export class LikesNode {
     await this.dns?.start();
     replicator.start();
     const http = await serve(
-      withServerSpans(app, {
-        untraced: new Set(["/healthz", "/readyz"]),
-        readsBodyItself: (req) => isPlainLike(req, BODY_LIMIT_BYTES),
-      }),
+      withServerSpans(app, { untraced: new Set(["/healthz", "/readyz"]) }),
       config.httpPort,
     );
     this.ports = { http, peer, admin };

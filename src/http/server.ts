@@ -1,3 +1,4 @@
+// The HTTP servers of a node (public, peer and admin ports), with a graceful close.
 import { createServer, type RequestListener, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 

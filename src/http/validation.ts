@@ -1,12 +1,23 @@
+// The rules of the public API's input (DESIGN §4): the query string, the like body, and each
+// parameter, as one function apiece that returns the value or throws InvalidInputError.
+import querystring from "node:querystring";
 import { fieldProblem, type Like, type PostId, type UserId } from "../crdt/index.js";
 import type { Consistency } from "../replication/replicator.js";
 import { InvalidInputError } from "./errors.js";
 
 export type Query = Readonly<Record<string, unknown>>;
 
+export const BODY_LIMIT_BYTES = 16 * 1024;
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;
 export const MAX_COUNTS = 100;
+
+const NO_QUERY: Query = Object.freeze({});
+
+/** The query string of both POST /like paths and every express route. */
+export function parseQuery(search: string | null | undefined): Query {
+  return search ? querystring.parse(search) : NO_QUERY;
+}
 
 export function parseLikeBody(body: unknown): Like {
   if (typeof body !== "object" || body === null || Array.isArray(body))

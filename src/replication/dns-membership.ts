@@ -1,5 +1,7 @@
+// Peers from DNS: the membership of a node deployed behind a Kubernetes headless Service.
 import { lookup } from "node:dns/promises";
 import { networkInterfaces } from "node:os";
+import { joinHostPort } from "../config.js";
 import type { Logger } from "../telemetry/types.js";
 import type { Membership, PeerAddress } from "./ports.js";
 
@@ -47,7 +49,7 @@ export class DnsMembership implements Membership {
     const next = [...new Set(addresses)]
       .filter((ip) => !this.ownAddresses.has(ip))
       .sort()
-      .map((ip) => `${ip}:${this.port}`);
+      .map((ip) => joinHostPort(ip, this.port));
     if (next.join() === this.current.join()) return;
     this.logger.info("peers changed", { peers: next });
     this.current = next;

@@ -1,3 +1,5 @@
+// The authentication of the peer port: every request and reply carries an HMAC-SHA256, under the
+// cluster secret, of its method, path, timestamp and body.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 
