@@ -1,11 +1,13 @@
 // The one body reader of the HTTP edge: public requests, peer requests and peer replies are all
 // read here, with one size limit, one answer to each way a body can be wrong, and one decoder of
-// JSON (strict, as body-parser's was).
+// JSON (strict, as body-parser's was; invalid UTF-8 refused, never turned into U+FFFD).
+import { isUtf8 } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import type { Readable, Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import {
   InvalidInputError,
+  InvalidUtf8Error,
   PayloadTooLargeError,
   RequestAbortedError,
   UnsupportedMediaTypeError,
@@ -95,8 +97,9 @@ export function isUtf8Charset(contentType: string | undefined): boolean {
 }
 
 /** A JSON body as body-parser's `json({ strict: true })` read it: UTF-8, a leading BOM dropped,
- * an object or an array. */
+ * an object or an array; invalid UTF-8 is refused. */
 export function decodeJson(bytes: Buffer): unknown {
+  if (!isUtf8(bytes)) throw new InvalidUtf8Error("body");
   const text = bytes.toString("utf8");
   let at = text.charCodeAt(0) === 0xfeff ? 1 : 0;
   let first = text.charCodeAt(at);

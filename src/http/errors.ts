@@ -25,6 +25,14 @@ export class InvalidInputError extends HttpError {
   }
 }
 
+/** Bytes that are not UTF-8, in a body or a query: refused rather than altered into U+FFFD. */
+export class InvalidUtf8Error extends HttpError {
+  override readonly name = "InvalidUtf8Error";
+  constructor(where: "body" | "query") {
+    super(400, "invalid_utf8", `the ${where} is not valid UTF-8`);
+  }
+}
+
 export class RequestAbortedError extends HttpError {
   override readonly name = "RequestAbortedError";
   constructor() {
@@ -80,6 +88,16 @@ export class NotReadyError extends HttpError {
   override readonly name = "NotReadyError";
   constructor() {
     super(503, "not_ready", "the node is starting or stopping");
+  }
+}
+
+/** A request that reached a node after it began to stop: retry on another node. */
+export class ShuttingDownError extends HttpError {
+  override readonly name = "ShuttingDownError";
+  constructor() {
+    super(503, "shutting_down", "the node is stopping; retry on another node", {
+      connection: "close",
+    });
   }
 }
 
