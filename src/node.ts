@@ -99,8 +99,12 @@ export class LikesNode {
       isReady: () => this.ready,
       logger,
     });
-    const serve = (listener: ConstructorParameters<typeof HttpServer>[0], port: number) => {
-      const server = new HttpServer(listener);
+    const serve = (
+      listener: ConstructorParameters<typeof HttpServer>[0],
+      port: number,
+      methods: readonly string[],
+    ) => {
+      const server = new HttpServer(listener, methods);
       this.servers.push(server);
       return server.listen(port, config.host);
     };
@@ -117,6 +121,7 @@ export class LikesNode {
           }),
         ),
         config.peerPort,
+        ["POST"],
       );
     const admin = await serve(
       withServerSpans(
@@ -128,12 +133,14 @@ export class LikesNode {
         { untraced: new Set(["/metrics"]) },
       ),
       config.adminPort,
+      ["GET", "HEAD"],
     );
     await this.dns?.start();
     replicator.start();
     const http = await serve(
       withServerSpans(app, { untraced: new Set(["/healthz", "/readyz"]) }),
       config.httpPort,
+      ["GET", "HEAD", "POST"],
     );
     this.ports = { http, peer, admin };
     this.ready = true;
@@ -145,12 +152,24 @@ export class LikesNode {
     });
   }
 
-  /** Stops accepting, lets in-flight requests finish, commits and closes the store. */
+  /**
+   * Stops accepting and answers every request already read, then commits and closes the store.
+   * Writers waiting for acks (`consistency`) get half the deadline; then replication stops,
+   * which answers them 202 with the acks they reached, well before connections are cut.
+   */
   async stop(deadlineMs = 4000): Promise<void> {
     this.ready = false;
-    // Every port stops accepting; replication stops once in-flight requests are answered.
-    await Promise.all([...this.servers].reverse().map((server) => server.close(deadlineMs)));
+    const drained = Promise.all(
+      [...this.servers].reverse().map((server) => server.close(deadlineMs)),
+    );
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      drained,
+      new Promise((resolve) => (grace = setTimeout(resolve, deadlineMs / 2))),
+    ]);
+    clearTimeout(grace);
     this.replicator.stop();
+    await drained;
     this.dns?.stop();
     this.transport?.close();
     await this.store.close();
