@@ -1,3 +1,4 @@
+import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { sign } from "../../src/http/peer/signing.js";
@@ -132,6 +133,53 @@ describe("the peer port", () => {
       error: { code: "protocol_version_unsupported", message: expect.stringMatching(/v2/) },
     });
     await unchanged();
+  });
+
+  it("refuses a query string with 400, the signature covering the path only", async () => {
+    const { deltas, unchanged } = intruderFor("querier");
+    // Signed for the path; the query would ride along unsigned if it were served.
+    const res = await send("/peer/v2/deltas?x=1", deltas, signed("/peer/v2/deltas", deltas));
+    expect(res.status).toBe(400);
+    expect(res.body).toMatchObject({ error: { code: "invalid_query" } });
+    await unchanged();
+  });
+
+  it("refuses a Content-Encoding with 415 rather than reading it as the message", async () => {
+    const { deltas, unchanged } = intruderFor("encoder");
+    const res = await send("/peer/v2/deltas", deltas, {
+      ...signed("/peer/v2/deltas", deltas),
+      "content-encoding": "gzip",
+    });
+    expect(res.status).toBe(415);
+    expect(res.body).toMatchObject({ error: { code: "unsupported_media_type" } });
+    await unchanged();
+  });
+
+  it("answers 401 to an unsigned 16 MiB push before its body is sent", async () => {
+    // Only the head and 1 KiB of the body go out: an answer proves the node did not wait for the
+    // rest, and the connection is closed rather than read to its end.
+    const { status, closed } = await new Promise<{ status: number; closed: boolean }>(
+      (resolve, reject) => {
+        const req = request(`${peerUrl}/peer/v2/deltas`, {
+          method: "POST",
+          headers: {
+            "content-type": binaryCodec.contentType,
+            "content-length": String(16 * 1024 * 1024),
+          },
+        });
+        req.on("response", (res) => {
+          res.resume();
+          res.on("end", () =>
+            resolve({ status: res.statusCode ?? 0, closed: res.headers.connection === "close" }),
+          );
+        });
+        req.on("error", reject);
+        req.setTimeout(5_000, () => req.destroy(new Error("no answer before the body was sent")));
+        req.write(Buffer.alloc(1024));
+      },
+    );
+    expect(status).toBe(401);
+    expect(closed).toBe(true);
   });
 
   it("serves nothing but /peer/v2/*, and applies a correctly signed push", async () => {

@@ -27,6 +27,7 @@ import {
   sign,
   signatureOf,
   verify,
+  verifyHead,
   type Verdict,
 } from "./signing.js";
 
@@ -49,9 +50,10 @@ export interface PeerServerDeps {
 }
 
 /**
- * Serves `/peer/v2/*` only; an older version's path gets 410 and a clear message. A request is
- * read whole (size-capped), its signature checked, then decoded and guarded; it reaches the
- * replicator only if all of that holds.
+ * Serves `/peer/v2/*` only; an older version's path gets 410 and a clear message. The path is
+ * exact (a query is refused: the signature covers the path only), and the head is checked
+ * (signature headers, type, no Content-Encoding) before the body is read, size-capped, its HMAC
+ * verified, then decoded and guarded; a request reaches the replicator only if all of that holds.
  */
 export function peerListener(deps: PeerServerDeps): RequestListener {
   // Remote addresses already logged as speaking an older protocol: such a peer retries every
@@ -84,17 +86,17 @@ async function serve(
   }
   if (kind === undefined) throw new NotFoundError(`the peer port serves ${SERVED}`);
   if (req.method !== "POST") throw new MethodNotAllowedError(req.method ?? "", ALLOW);
-  const body = await readBody(req, kind === "sync" ? MAX_SYNC_BODY_BYTES : MAX_PEER_BODY_BYTES);
-  deps.metrics.peerBytes("in", body.length);
-  refuseUnless(
-    deps,
-    req,
-    verify(deps.secret, "POST", path, signatureOf(req.headers), body, Date.now()),
-  );
+  const headers = signatureOf(req.headers);
+  refuseUnless(deps, req, verifyHead(headers, Date.now()));
+  if (mark !== -1)
+    throw new InvalidInputError("invalid_query", `the peer port serves ${SERVED}, with no query`);
   if (req.headers["content-type"] !== deps.codec.contentType)
     throw new UnsupportedMediaTypeError(
       `peer messages are ${deps.codec.contentType} (peer protocol v2)`,
     );
+  const body = await readBody(req, kind === "sync" ? MAX_SYNC_BODY_BYTES : MAX_PEER_BODY_BYTES);
+  deps.metrics.peerBytes("in", body.length);
+  refuseUnless(deps, req, verify(deps.secret, "POST", path, headers, body, Date.now()));
   let request: PeerRequest;
   try {
     request = deps.codec.decode(body, kind) as PeerRequest;

@@ -1,5 +1,6 @@
 // The authentication of the peer port: every request and reply carries an HMAC-SHA256, under the
-// cluster secret, of its method, path, timestamp and body.
+// cluster secret, of its method, path, timestamp and body. The head is checked before the body
+// is read, so an unsigned or stale request costs the node no read of its body.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 
@@ -24,30 +25,45 @@ export function sign(
 
 export type Verdict = { readonly ok: true } | { readonly ok: false; readonly reason: string };
 
+/** The signature headers of a request or reply; a repeated header counts as missing. */
+export interface SignatureHeaders {
+  readonly timestamp: string | undefined;
+  readonly signature: string | undefined;
+}
+
+const OK: Verdict = { ok: true };
+
+/** What can be checked before the body is read: both headers present, well formed, fresh. */
+export function verifyHead({ timestamp, signature }: SignatureHeaders, now: number): Verdict {
+  if (timestamp === undefined || signature === undefined) return { ok: false, reason: "unsigned" };
+  if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, reason: "bad timestamp" };
+  if (!/^[0-9a-f]{64}$/.test(signature)) return { ok: false, reason: "bad signature" };
+  if (Math.abs(now - Number(timestamp)) > MAX_SKEW_MS) return { ok: false, reason: "stale" };
+  return OK;
+}
+
+/** The whole check: the head, then the HMAC over the body. */
 export function verify(
   secret: string,
   method: string,
   path: string,
-  headers: { timestamp: string | undefined; signature: string | undefined },
+  headers: SignatureHeaders,
   body: Buffer,
   now: number,
 ): Verdict {
-  const { timestamp, signature } = headers;
-  if (timestamp === undefined || signature === undefined) return { ok: false, reason: "unsigned" };
-  if (!/^\d{1,16}$/.test(timestamp)) return { ok: false, reason: "bad timestamp" };
-  if (Math.abs(now - Number(timestamp)) > MAX_SKEW_MS) return { ok: false, reason: "stale" };
-  const expected = Buffer.from(sign(secret, method, path, timestamp, body), "hex");
-  const given = /^[0-9a-f]{64}$/.test(signature) ? Buffer.from(signature, "hex") : Buffer.alloc(0);
+  const head = verifyHead(headers, now);
+  if (!head.ok) return head;
+  const expected = Buffer.from(
+    sign(secret, method, path, headers.timestamp as string, body),
+    "hex",
+  );
+  const given = Buffer.from(headers.signature as string, "hex");
   if (given.length !== expected.length || !timingSafeEqual(given, expected))
     return { ok: false, reason: "forged" };
-  return { ok: true };
+  return OK;
 }
 
-/** The signature headers of a request or reply; a repeated header counts as missing. */
-export function signatureOf(headers: IncomingHttpHeaders): {
-  timestamp: string | undefined;
-  signature: string | undefined;
-} {
+export function signatureOf(headers: IncomingHttpHeaders): SignatureHeaders {
   const one = (value: string | string[] | undefined) => (Array.isArray(value) ? undefined : value);
   return { timestamp: one(headers[TIMESTAMP_HEADER]), signature: one(headers[SIGNATURE_HEADER]) };
 }
