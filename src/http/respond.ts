@@ -6,6 +6,8 @@ import { HttpError, errorAnswer } from "./errors.js";
 import { hasBody } from "./body.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
+// Above the public port's 16 KiB limit, far below the peer port's 16 MiB.
+const DRAIN_LIMIT_BYTES = 64 * 1024;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
   const text = JSON.stringify(body);
@@ -28,10 +30,18 @@ export function sendError(
   }
   const answer = errorAnswer(error);
   for (const name in answer.headers) res.setHeader(name, answer.headers[name] as string);
-  // A body refused before its end is not read to its end (an unsigned 16 MiB push, say): the
-  // connection closes after the answer instead.
-  if (!res.req.complete && hasBody(res.req)) res.setHeader("connection", "close");
+  // A large body refused before its end is not read to its end (an unsigned 16 MiB push, say):
+  // the connection closes after the answer. A small one is left to node:http, which reads and
+  // drops it, so that a client still sending reads this answer rather than a reset.
+  if (!res.req.complete && hasBody(res.req) && !(declaredLength(res) <= DRAIN_LIMIT_BYTES))
+    res.setHeader("connection", "close");
   sendJson(res, answer.status, answer.body);
+}
+
+/** The request's declared body length; NaN when chunked, which is never drained. */
+function declaredLength(res: ServerResponse): number {
+  const length = res.req.headers["content-length"];
+  return length === undefined ? NaN : Number(length);
 }
 
 /** An error answer as raw HTTP/1.1, for a socket that has no response object (CONNECT). */
