@@ -4,10 +4,12 @@ import { hostname } from "node:os";
 import { isNodeName, type NodeName } from "./crdt/ids.js";
 import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 
-export interface PeerAddress {
-  readonly host: string;
-  readonly port: number;
-}
+/**
+ * A peer's replication address, `host:port` (`[v6]:port` for IPv6), the one type of it: made by
+ * `peerAddress` (LIKES_PEERS) and `joinHostPort` (DNS membership). The replication core uses it
+ * as a key and in logs; the HTTP client splits it with `splitHostPort`.
+ */
+export type PeerAddress = string;
 
 export type LogLevel = "error" | "warn" | "info" | "debug";
 
@@ -191,7 +193,19 @@ export function peerAddress(text: string): PeerAddress {
       "LIKES_PEERS",
       `must be a comma-separated list of host:port (got ${JSON.stringify(text)})`,
     );
-  return { host, port: portNumber };
+  return joinHostPort(host, portNumber);
+}
+
+export function joinHostPort(host: string, port: number): PeerAddress {
+  return host.includes(":") ? `[${host}]:${port}` : `${host}:${port}`;
+}
+
+export function splitHostPort(address: PeerAddress): { host: string; port: number } {
+  const cut = address.lastIndexOf(":");
+  return {
+    host: address.slice(0, cut).replace(/^\[|\]$/g, ""),
+    port: Number(address.slice(cut + 1)),
+  };
 }
 
 /** Downward-API values a Kubernetes pod spec passes in, named as OTel resource attributes. */

@@ -12,8 +12,9 @@ import {
 const SHUTDOWN_DEADLINE_MS = 5000;
 // The exporter retries an unreachable collector for longer than a pod's grace period.
 const FLUSH_DEADLINE_MS = 1000;
-// The node's own stop leaves room for the span flush and closing the store before the deadline.
-const NODE_STOP_DEADLINE_MS = SHUTDOWN_DEADLINE_MS - FLUSH_DEADLINE_MS - 500;
+// What the node gets to answer, commit and close: the rest of the deadline goes to the span
+// flush, with half a second for the store's close and the exit.
+const STOP_DEADLINE_MS = SHUTDOWN_DEADLINE_MS - FLUSH_DEADLINE_MS - 500;
 /** Exit codes an operator acts on: 2, a setting or the data directory refused; 3, the store lost. */
 const EXIT_REFUSED = 2;
 const EXIT_STORE_LOST = 3;
@@ -69,7 +70,7 @@ async function main(): Promise<void> {
     // Whatever happens, the process is gone within the deadline.
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
     node
-      .stop(NODE_STOP_DEADLINE_MS)
+      .stop(STOP_DEADLINE_MS)
       // Spans of the last requests are flushed before the process goes. An unreachable
       // collector loses those spans, not the clean exit: the likes are committed by now.
       .then(() =>

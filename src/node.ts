@@ -2,13 +2,12 @@
 import type { Config } from "./config.js";
 import { nodeNameOf } from "./crdt/index.js";
 import { adminListener } from "./http/admin.js";
-import { isPlainLike } from "./http/fast-like.js";
-import { BODY_LIMIT_BYTES, createPublicApp } from "./http/public-app.js";
+import { HttpTransport } from "./http/peer/http-transport.js";
+import { peerListener } from "./http/peer/peer-server.js";
+import { createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
 import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership, localAddresses } from "./replication/dns-membership.js";
-import { HttpTransport } from "./replication/http-transport.js";
-import { peerListener } from "./replication/peer-server.js";
 import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
@@ -23,7 +22,6 @@ export interface NodePorts {
   readonly admin: number;
 }
 
-/** The composition root: one likes node built from a config, with start and stop. */
 export class LikesNode {
   private ready = false;
   private readonly servers: HttpServer[] = [];
@@ -76,9 +74,7 @@ export class LikesNode {
       onMovedAside: (to, detail) =>
         logger.warn("corrupt database moved aside; starting as a new origin", { to, detail }),
     });
-    let membership: Membership = new StaticMembership(
-      config.peers.map((p) => `${p.host}:${p.port}`),
-    );
+    let membership: Membership = new StaticMembership(config.peers);
     if (config.peerDns !== undefined)
       membership = this.dns = new DnsMembership(
         config.peerDns,
@@ -135,8 +131,12 @@ export class LikesNode {
       isReady: () => this.ready && this.sqlite.condition() === "ok",
       logger,
     });
-    const serve = (listener: ConstructorParameters<typeof HttpServer>[0], port: number) => {
-      const server = new HttpServer(listener);
+    const serve = (
+      listener: ConstructorParameters<typeof HttpServer>[0],
+      port: number,
+      methods: readonly string[],
+    ) => {
+      const server = new HttpServer(listener, methods);
       this.servers.push(server);
       return server.listen(port, config.host);
     };
@@ -153,25 +153,26 @@ export class LikesNode {
           }),
         ),
         config.peerPort,
+        ["POST"],
       );
     const admin = await serve(
       withServerSpans(
         adminListener({
           cluster: () => replicator.view(),
           metrics: (accept) => metrics.render(accept),
+          logger,
         }),
         { untraced: new Set(["/metrics"]) },
       ),
       config.adminPort,
+      ["GET", "HEAD"],
     );
     await this.dns?.start();
     replicator.start();
     const http = await serve(
-      withServerSpans(app, {
-        untraced: new Set(["/healthz", "/readyz"]),
-        readsBodyItself: (req) => isPlainLike(req, BODY_LIMIT_BYTES),
-      }),
+      withServerSpans(app, { untraced: new Set(["/healthz", "/readyz"]) }),
       config.httpPort,
+      ["GET", "HEAD", "POST"],
     );
     this.ports = { http, peer, admin };
     this.ready = true;
@@ -193,12 +194,24 @@ export class LikesNode {
     });
   }
 
-  /** Stops accepting, lets in-flight requests finish, commits and closes the store. */
+  /**
+   * Stops accepting and answers every request already read, then commits and closes the store.
+   * Writers waiting for acks (`consistency`) get half the deadline; then replication stops,
+   * which answers them 202 with the acks they reached, well before connections are cut.
+   */
   async stop(deadlineMs = 4000): Promise<void> {
     this.ready = false;
-    // Every port stops accepting; replication stops once in-flight requests are answered.
-    await Promise.all([...this.servers].reverse().map((server) => server.close(deadlineMs)));
+    const drained = Promise.all(
+      [...this.servers].reverse().map((server) => server.close(deadlineMs)),
+    );
+    let grace: NodeJS.Timeout | undefined;
+    await Promise.race([
+      drained,
+      new Promise((resolve) => (grace = setTimeout(resolve, deadlineMs / 2))),
+    ]);
+    clearTimeout(grace);
     this.replicator.stop();
+    await drained;
     this.dns?.stop();
     this.transport?.close();
     await this.store.close();

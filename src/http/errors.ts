@@ -1,107 +1,142 @@
-import type { ErrorRequestHandler, Response } from "express";
-import { StorageFullError, StoreCorruptError } from "../store/types.js";
-import type { Logger } from "../telemetry/types.js";
+// The errors the HTTP edge answers, each a class with a stable `name`, and the one place where
+// an error becomes a status, a code, a message and headers (as hono's HTTPException + onError).
+// The public, peer and admin ports all answer through `errorAnswer` (respond.ts writes it).
 
-/** An error a client caused: it maps to one 4xx status and a stable code, in one place. */
-export class ApiError extends Error {
-  override readonly name: string = "ApiError";
+import { PeerLimitError } from "../replication/limits.js";
+import { StorageFullError, StoreCorruptError } from "../store/types.js";
+
+type Headers = Readonly<Record<string, string>>;
+const NO_HEADERS: Headers = Object.freeze({});
+
+/** An error a client caused, or a refusal the node chose: it maps to one status and code. */
+export class HttpError extends Error {
+  override readonly name: string = "HttpError";
   constructor(
     readonly status: number,
     readonly code: string,
     message: string,
+    readonly headers: Headers = NO_HEADERS,
   ) {
     super(message);
   }
 }
 
-export class InvalidInputError extends ApiError {
+export class InvalidInputError extends HttpError {
   override readonly name = "InvalidInputError";
   constructor(code: string, message: string) {
     super(400, code, message);
   }
 }
 
-export class NotFoundError extends ApiError {
+/** Bytes that are not UTF-8, in a body or a query: refused rather than altered into U+FFFD. */
+export class InvalidUtf8Error extends HttpError {
+  override readonly name = "InvalidUtf8Error";
+  constructor(where: "body" | "query") {
+    super(400, "invalid_utf8", `the ${where} is not valid UTF-8`);
+  }
+}
+
+export class RequestAbortedError extends HttpError {
+  override readonly name = "RequestAbortedError";
+  constructor() {
+    super(400, "request_aborted", "the request was aborted");
+  }
+}
+
+export class UnauthorizedError extends HttpError {
+  override readonly name = "UnauthorizedError";
+  constructor(reason: string) {
+    super(401, "unauthorized", `request refused: ${reason}`);
+  }
+}
+
+export class NotFoundError extends HttpError {
   override readonly name = "NotFoundError";
-  constructor(path: string) {
-    super(404, "not_found", `no such resource: ${path}`);
+  constructor(message: string) {
+    super(404, "not_found", message);
   }
 }
 
-export class MethodNotAllowedError extends ApiError {
+export class MethodNotAllowedError extends HttpError {
   override readonly name = "MethodNotAllowedError";
-  constructor(
-    method: string,
-    readonly allow: readonly string[],
-  ) {
-    super(405, "method_not_allowed", `${method} is not allowed here; use ${allow.join(", ")}`);
+  constructor(method: string, allow: readonly string[]) {
+    super(405, "method_not_allowed", `${method} is not allowed here; use ${allow.join(", ")}`, {
+      allow: allow.join(", "),
+    });
   }
 }
 
-export class UnsupportedMediaTypeError extends ApiError {
+export class ProtocolVersionError extends HttpError {
+  override readonly name = "ProtocolVersionError";
+  constructor(message: string) {
+    super(410, "protocol_version_unsupported", message);
+  }
+}
+
+export class PayloadTooLargeError extends HttpError {
+  override readonly name = "PayloadTooLargeError";
+  constructor(limit: number) {
+    super(413, "payload_too_large", `the body is over the ${limit}-byte limit`);
+  }
+}
+
+export class UnsupportedMediaTypeError extends HttpError {
   override readonly name = "UnsupportedMediaTypeError";
-  constructor(message = "the body must be JSON (Content-Type: application/json)") {
+  constructor(message: string) {
     super(415, "unsupported_media_type", message);
   }
 }
 
-export function sendError(res: Response, status: number, code: string, message: string): void {
-  res.status(status).json({ error: { code, message } });
+export class NotReadyError extends HttpError {
+  override readonly name = "NotReadyError";
+  constructor() {
+    super(503, "not_ready", "the node is starting or stopping");
+  }
 }
 
-// What body-parser reports, by its error `type`, mapped to our codes.
-const BODY_ERRORS: Readonly<Record<string, [number, string, string]>> = {
-  "entity.too.large": [413, "payload_too_large", "the body is over the 16 KiB limit"],
-  "entity.parse.failed": [400, "invalid_json", "the body is not valid JSON"],
-  "encoding.unsupported": [415, "unsupported_media_type", "unsupported content encoding"],
-  "charset.unsupported": [415, "unsupported_media_type", "the body must be UTF-8 JSON"],
-  "request.aborted": [400, "request_aborted", "the request was aborted"],
-  "request.size.invalid": [400, "invalid_body", "the body does not match its Content-Length"],
+/** A request that reached a node after it began to stop: retry on another node. */
+export class ShuttingDownError extends HttpError {
+  override readonly name = "ShuttingDownError";
+  constructor() {
+    super(503, "shutting_down", "the node is stopping; retry on another node", {
+      connection: "close",
+    });
+  }
+}
+
+export interface ErrorAnswer {
+  readonly status: number;
+  readonly headers: Headers;
+  readonly body: { readonly error: { readonly code: string; readonly message: string } };
+}
+
+const INTERNAL: ErrorAnswer = {
+  status: 500,
+  headers: NO_HEADERS,
+  body: { error: { code: "internal", message: "internal error" } },
 };
 
-/** The answer to an error a client caused, or undefined for anything else (a bug: 500). */
-export function clientErrorOf(
-  error: unknown,
-): [status: number, code: string, message: string] | undefined {
-  if (error instanceof ApiError) return [error.status, error.code, error.message];
+/** The errors of the layers below that have an answer of their own: the rest are bugs (500). */
+function fromBelow(error: unknown): HttpError | undefined {
   // Not the client's doing, but an answer all the same: the store cannot take it now.
-  if (error instanceof StorageFullError) return [503, "storage_full", error.message];
-  if (error instanceof StoreCorruptError) return [503, "storage_corrupt", error.message];
-  const type = (error as { type?: unknown } | null)?.type;
-  const known = typeof type === "string" ? BODY_ERRORS[type] : undefined;
-  if (known) return known;
-  // Other client errors from body parsing (a corrupt gzip body, say) carry their own 4xx.
-  const status = (error as { status?: unknown } | null)?.status;
-  if (typeof status === "number" && status >= 400 && status < 500)
-    return [
-      status,
-      "invalid_body",
-      error instanceof Error ? error.message : "invalid request body",
-    ];
+  if (error instanceof StorageFullError)
+    return new HttpError(503, "storage_full", error.message, {
+      "retry-after": String(error.retryAfterSeconds),
+    });
+  if (error instanceof StoreCorruptError)
+    return new HttpError(503, "storage_corrupt", error.message);
+  // A peer's message past what this node holds for a peer (replication/limits.ts).
+  if (error instanceof PeerLimitError) return new HttpError(400, "peer_limit", error.message);
   return undefined;
 }
 
-/** The Retry-After header an error's answer carries, if any. */
-export function retryAfterOf(error: unknown): string | undefined {
-  return error instanceof StorageFullError ? String(error.retryAfterSeconds) : undefined;
-}
-
-/** The one place where errors become HTTP answers. Anything unexpected is a logged 500. */
-export function errorHandler(logger: Logger): ErrorRequestHandler {
-  return (error: unknown, req, res, next) => {
-    if (res.headersSent) {
-      next(error);
-      return;
-    }
-    if (error instanceof MethodNotAllowedError) res.setHeader("Allow", error.allow.join(", "));
-    const retryAfter = retryAfterOf(error);
-    if (retryAfter !== undefined) res.setHeader("Retry-After", retryAfter);
-    const answer = clientErrorOf(error);
-    if (answer) {
-      sendError(res, ...answer);
-      return;
-    }
-    logger.error("request failed", { method: req.method, path: req.path, error: String(error) });
-    sendError(res, 500, "internal", "internal error");
+/** The answer to an error; `internal` for anything else (a bug, logged by the caller). */
+export function errorAnswer(error: unknown): ErrorAnswer {
+  const known = error instanceof HttpError ? error : fromBelow(error);
+  if (!known) return INTERNAL;
+  return {
+    status: known.status,
+    headers: known.headers,
+    body: { error: { code: known.code, message: known.message } },
   };
 }

@@ -1,19 +1,30 @@
+// The public port (DESIGN §4): the express app of every route, and in front of it the
+// express-free path for plain POST /like (fast-like.ts). The listener this returns decides which
+// of the two serves a request; both answer through respond.ts and read through body.ts.
 import { trace } from "@opentelemetry/api";
-import express, { type Request, type RequestHandler } from "express";
+import express, {
+  type NextFunction,
+  type Request,
+  type RequestHandler,
+  type Response,
+} from "express";
 import type { RequestListener } from "node:http";
 import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
 import type { Consistency, WriteOutcome } from "../replication/replicator.js";
 import type { Store } from "../store/index.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
+import { decodeJson, hasBody, isUtf8Charset, readBody } from "./body.js";
 import {
   InvalidInputError,
   MethodNotAllowedError,
   NotFoundError,
+  NotReadyError,
   UnsupportedMediaTypeError,
-  errorHandler,
 } from "./errors.js";
 import { isPlainLike, serveLike, type Answer } from "./fast-like.js";
+import { sendError, sendJson } from "./respond.js";
 import {
+  BODY_LIMIT_BYTES,
   booleanParam,
   consistencyParam,
   decodeCursor,
@@ -21,13 +32,12 @@ import {
   onlyKnown,
   pageLimit,
   parseLikeBody,
+  parseQuery,
   postList,
   queryField,
   requiredPost,
   type Query,
 } from "./validation.js";
-
-export const BODY_LIMIT_BYTES = 16 * 1024;
 
 export interface PublicAppDeps {
   readonly nodeName: NodeName;
@@ -56,7 +66,7 @@ export function createPublicApp(
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
-  const json = express.json({ limit: BODY_LIMIT_BYTES, strict: true, type: () => true });
+  app.set("query parser", parseQuery);
   const observe = deps.metrics && deps.metrics.requestServed.bind(deps.metrics);
   if (observe)
     app.use((req, res, next) => {
@@ -75,7 +85,12 @@ export function createPublicApp(
 
   route("get", "/", (req, res) => {
     onlyKnown(req.query, []);
-    res.json({ node: deps.nodeName, origin: deps.origin, peers: deps.peerCount(), status: "ok" });
+    sendJson(res, 200, {
+      node: deps.nodeName,
+      origin: deps.origin,
+      peers: deps.peerCount(),
+      status: "ok",
+    });
   });
 
   const acceptLike = async (query: Query, json: unknown): Promise<Answer> => {
@@ -89,9 +104,9 @@ export function createPublicApp(
     return { status: outcome.isNew ? 201 : 200, body };
   };
 
-  route("post", "/like", requireJson, json, async (req, res) => {
+  route("post", "/like", readJsonBody, async (req, res) => {
     const answer = await acceptLike(req.query, req.body);
-    res.status(answer.status).json(answer.body);
+    sendJson(res, answer.status, answer.body);
   });
 
   route("get", "/likes", (req, res) => {
@@ -112,27 +127,24 @@ export function createPublicApp(
       pageLimit(req.query);
       decodeCursor(req.query);
     }
-    res.json(body);
+    sendJson(res, 200, body);
   });
 
   route("get", "/counts", (req, res) => {
     onlyKnown(req.query, ["post"]);
     const posts = postList(req.query);
-    res.json({
+    sendJson(res, 200, {
       counts: Object.fromEntries(posts.map((post: PostId) => [post, deps.store.count(post)])),
     });
   });
 
   route("get", "/healthz", (_req, res) => {
-    res.json({ status: "ok" });
+    sendJson(res, 200, { status: "ok" });
   });
 
   route("get", "/readyz", (_req, res) => {
-    if (deps.isReady()) res.json({ status: "ready" });
-    else
-      res
-        .status(503)
-        .json({ error: { code: "not_ready", message: "the node is starting or stopping" } });
+    if (!deps.isReady()) throw new NotReadyError();
+    sendJson(res, 200, { status: "ready" });
   });
 
   for (const [path, methods] of Object.entries(allowed)) {
@@ -142,19 +154,21 @@ export function createPublicApp(
     });
   }
   app.use((req) => {
-    throw new NotFoundError(req.path);
+    throw new NotFoundError(`no such resource: ${req.path}`);
   });
-  app.use(errorHandler(deps.logger));
+  app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
+    sendError(res, error, deps.logger, { method: req.method, path: req.path });
+  });
   if (!options.fastLike) return app;
   return (req, res) => {
-    if (!isPlainLike(req, BODY_LIMIT_BYTES)) {
+    if (!isPlainLike(req)) {
       app(req, res);
       return;
     }
     const started = performance.now();
     serveLike(req, res, acceptLike, deps.logger).then(
       () => observe?.("/like", "POST", res.statusCode, (performance.now() - started) / 1000),
-      // serveLike answers every error itself; this is only reached if writing the answer threw.
+      // serveLike answers every error itself; this is only reached if answering one threw.
       (error: unknown) => {
         deps.logger.error("request failed", {
           method: "POST",
@@ -179,12 +193,14 @@ function nameSpan(path: string): RequestHandler {
   };
 }
 
-const requireJson: RequestHandler = (req: Request, _res, next) => {
-  const hasBody =
-    req.headers["transfer-encoding"] !== undefined ||
-    (req.headers["content-length"] !== undefined && req.headers["content-length"] !== "0");
-  if (!hasBody)
+/** The JSON body of POST /like, for the requests the fast path leaves to express. */
+async function readJsonBody(req: Request, _res: Response, next: NextFunction): Promise<void> {
+  if (!hasBody(req))
     throw new InvalidInputError("invalid_body", 'a JSON body {"post": …, "user": …} is required');
-  if (!req.is(["application/json", "application/*+json"])) throw new UnsupportedMediaTypeError();
+  if (!req.is(["application/json", "application/*+json"]))
+    throw new UnsupportedMediaTypeError("the body must be JSON (Content-Type: application/json)");
+  if (!isUtf8Charset(req.headers["content-type"]))
+    throw new UnsupportedMediaTypeError("the body must be UTF-8 JSON");
+  req.body = decodeJson(await readBody(req, BODY_LIMIT_BYTES, true));
   next();
-};
+}

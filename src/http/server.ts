@@ -1,16 +1,54 @@
-import { createServer, type RequestListener, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
+// The HTTP servers of a node (public, peer and admin ports): time limits for slow clients, an
+// answer to CONNECT, and a close that answers every request it has read.
+import {
+  createServer,
+  type IncomingMessage,
+  type RequestListener,
+  type Server,
+  type ServerResponse,
+} from "node:http";
+import type { AddressInfo, Socket } from "node:net";
+import type { Duplex } from "node:stream";
+import { MethodNotAllowedError, ShuttingDownError } from "./errors.js";
+import { rawErrorResponse, sendError } from "./respond.js";
+import { silentLogger } from "../telemetry/types.js";
 
-/** An HTTP server that can be stopped gracefully: stop accepting, let in-flight requests end. */
+// Slow or stalled clients must not pin a connection forever.
+const REQUEST_TIMEOUT_MS = 30_000;
+const HEADERS_TIMEOUT_MS = 10_000;
+const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+// While closing, connections that have become idle are closed this often.
+const IDLE_SWEEP_MS = 50;
+
 export class HttpServer {
   private readonly server: Server;
+  private closing = false;
+  /**
+   * The latest unanswered response of each connection: the one whose answer carries
+   * `Connection: close` once the server closes (an earlier one would drop those queued after it).
+   */
+  private readonly unanswered = new Map<Socket, ServerResponse>();
+  /** A 'close' listener shared by every response, so that tracking costs no closure a request. */
+  private readonly answered: (this: ServerResponse) => void;
 
-  constructor(listener: RequestListener) {
-    this.server = createServer(listener);
-    // Slow or stalled clients must not pin a connection forever.
-    this.server.requestTimeout = 30_000;
-    this.server.headersTimeout = 10_000;
-    this.server.keepAliveTimeout = 5_000;
+  constructor(
+    listener: RequestListener,
+    /** The methods the port serves, for the Allow header of a refused CONNECT. */
+    private readonly methods: readonly string[] = ["GET", "HEAD", "POST"],
+  ) {
+    const unanswered = this.unanswered;
+    this.answered = function (this: ServerResponse) {
+      if (unanswered.get(this.req.socket) === this) unanswered.delete(this.req.socket);
+    };
+    this.server = createServer((req, res) => this.serve(req, res, listener));
+    this.server.requestTimeout = REQUEST_TIMEOUT_MS;
+    this.server.headersTimeout = HEADERS_TIMEOUT_MS;
+    this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    // Without a listener node:http drops a CONNECT's connection without a word.
+    this.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
+      socket.on("error", () => socket.destroy());
+      socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods)));
+    });
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -23,11 +61,18 @@ export class HttpServer {
     });
   }
 
-  /** Resolves once every connection has ended; connections still busy at `deadlineMs` are cut. */
+  /**
+   * Stops accepting; answers every request already read (with `Connection: close`) and refuses
+   * those that arrive on open connections with 503 `shutting_down`; closes idle connections.
+   * Resolves once every connection has ended; those still busy at `deadlineMs` are cut.
+   */
   close(deadlineMs: number): Promise<void> {
     if (!this.server.listening) return Promise.resolve();
+    this.closing = true;
+    for (const res of this.unanswered.values())
+      if (!res.headersSent) res.setHeader("connection", "close");
     return new Promise((resolve) => {
-      const idle = setInterval(() => this.server.closeIdleConnections(), 50);
+      const idle = setInterval(() => this.server.closeIdleConnections(), IDLE_SWEEP_MS);
       const cut = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
       this.server.close(() => {
         clearInterval(idle);
@@ -36,5 +81,22 @@ export class HttpServer {
       });
       this.server.closeIdleConnections();
     });
+  }
+
+  private serve(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
+    const socket = req.socket;
+    if (!this.closing) {
+      this.unanswered.set(socket, res);
+      res.once("close", this.answered);
+      listener(req, res);
+      return;
+    }
+    // A pipelined request behind one still unanswered: that one must not close the connection
+    // before this answer is written.
+    const before = this.unanswered.get(socket);
+    if (before !== undefined && !before.headersSent) before.removeHeader("connection");
+    this.unanswered.set(socket, res);
+    res.once("close", this.answered);
+    sendError(res, new ShuttingDownError(), silentLogger);
   }
 }

@@ -1,12 +1,57 @@
+// The rules of the public API's input (DESIGN §4): the query string, the like body, and each
+// parameter, as one function apiece that returns the value or throws InvalidInputError.
+import querystring from "node:querystring";
 import { fieldProblem, type Like, type PostId, type UserId } from "../crdt/index.js";
 import type { Consistency } from "../replication/replicator.js";
-import { InvalidInputError } from "./errors.js";
+import { InvalidInputError, InvalidUtf8Error } from "./errors.js";
 
 export type Query = Readonly<Record<string, unknown>>;
 
+export const BODY_LIMIT_BYTES = 16 * 1024;
+/** Node's querystring stops at 1000 pairs by default and drops the rest silently: we refuse. */
+export const MAX_QUERY_PAIRS = 1000;
 export const MAX_PAGE = 1000;
 export const DEFAULT_PAGE = 100;
 export const MAX_COUNTS = 100;
+
+const NO_QUERY: Query = Object.freeze({});
+// Set by decodeComponent during one synchronous parse: querystring swallows a decoder's throw.
+let invalidUtf8 = false;
+const PARSE_OPTIONS = { maxKeys: MAX_QUERY_PAIRS, decodeURIComponent: decodeComponent };
+
+/**
+ * The query string of both POST /like paths and every express route: at most 1000 pairs
+ * (`&`-separated, empty ones counted), percent-escapes that decode to valid UTF-8.
+ */
+export function parseQuery(search: string | null | undefined): Query {
+  if (!search) return NO_QUERY;
+  let pairs = 1;
+  for (let at = search.indexOf("&"); at !== -1; at = search.indexOf("&", at + 1))
+    if (++pairs > MAX_QUERY_PAIRS)
+      throw new InvalidInputError(
+        "invalid_query",
+        `the query has more than ${MAX_QUERY_PAIRS} parameters`,
+      );
+  invalidUtf8 = false;
+  const query = querystring.parse(search, "&", "=", PARSE_OPTIONS);
+  if (invalidUtf8) throw new InvalidUtf8Error("query");
+  return query;
+}
+
+function decodeComponent(text: string): string {
+  try {
+    return decodeURIComponent(text);
+  } catch {
+    // A `%` without two hex digits stays as written (as querystring does); what still fails to
+    // decode then is not UTF-8.
+    try {
+      return decodeURIComponent(text.replace(/%(?![0-9a-fA-F]{2})/g, "%25"));
+    } catch {
+      invalidUtf8 = true;
+      return text;
+    }
+  }
+}
 
 export function parseLikeBody(body: unknown): Like {
   if (typeof body !== "object" || body === null || Array.isArray(body))

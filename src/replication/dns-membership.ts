@@ -2,6 +2,7 @@
 // peer Service), re-resolved every few seconds.
 import { lookup } from "node:dns/promises";
 import { networkInterfaces } from "node:os";
+import { joinHostPort } from "../config.js";
 import type { Logger } from "../telemetry/types.js";
 import type { Membership, PeerAddress } from "./ports.js";
 
@@ -50,7 +51,7 @@ export class DnsMembership implements Membership {
     const next = [...new Set(addresses)]
       .filter((ip) => !this.ownAddresses.has(ip))
       .sort()
-      .map((ip) => `${ip}:${this.port}`);
+      .map((ip) => joinHostPort(ip, this.port));
     if (next.join() === this.current.join()) return;
     this.logger.info("peers changed", { peers: next });
     this.current = next;

@@ -1,6 +1,9 @@
 // The ports of the replication core: it reaches time, randomness, peers and the network only
 // through these, so the simulation can drive it in virtual time over a simulated network.
+import type { PeerAddress } from "../config.js";
 import type { PeerRequest, ReplyTo } from "./protocol.js";
+
+export type { PeerAddress } from "../config.js";
 
 export interface Timer {
   cancel(): void;
@@ -14,9 +17,6 @@ export interface Clock {
 
 /** A uniform random number in [0, 1). */
 export type Random = () => number;
-
-/** A peer's replication address, `host:port`. */
-export type PeerAddress = string;
 
 export interface Transport {
   /** Sends a request to a peer; rejects when the peer cannot be reached or answers badly. */

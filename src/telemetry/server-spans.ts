@@ -4,8 +4,8 @@
 // the request's context and computes a dozen attributes before the sampler has spoken. Measured
 // with the benchmark, that was nearly all of the tracing overhead (POST /like at 0.55 of the
 // untraced node). Here a request gets one span and W3C parent extraction; only a sampled span
-// gets attributes and becomes the active context (for the listener's synchronous part, and for
-// requests with a body through the request's emitter, so body-parsing handlers keep it).
+// gets attributes and becomes the active context of the listener, which carries it on through
+// promises (every body on our ports is read by an async reader, never by emitter callbacks).
 import {
   ROOT_CONTEXT,
   SpanKind,
@@ -15,15 +15,13 @@ import {
   propagation,
   trace,
 } from "@opentelemetry/api";
-import type { IncomingMessage, RequestListener } from "node:http";
+import type { RequestListener } from "node:http";
 
 const tracer = trace.getTracer("likes-http");
 
 export interface ServerSpanOptions {
   /** Paths that are polled, not served: no span, so they do not drown the traces that matter. */
   readonly untraced?: ReadonlySet<string>;
-  /** Whether the listener reads the request's body itself in its own async functions. */
-  readonly readsBodyItself?: (req: IncomingMessage, path: string) => boolean;
 }
 
 /** Wraps a listener: one SERVER span per request, child of the caller's `traceparent`. */
@@ -67,18 +65,8 @@ export function withServerSpans(
       span.end();
     });
     const active = trace.setSpan(parent, span);
-    context.with(active, () => {
-      // Handlers that run from the body's 'data'/'end' events (body-parser) need the context
-      // carried by the emitter; the listeners that read bodies in async functions do not.
-      if (hasBody(req) && !options.readsBodyItself?.(req, path)) context.bind(active, req);
-      listener(req, res);
-    });
+    context.with(active, () => listener(req, res));
   };
-}
-
-function hasBody(req: IncomingMessage): boolean {
-  const length = req.headers["content-length"];
-  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
 }
 
 /**

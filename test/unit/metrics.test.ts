@@ -1,6 +1,7 @@
 import { describe, expect, it } from "vitest";
 import type { Entry, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import {
+  MAX_ORIGIN_LABELS,
   PromMetrics,
   OPENMETRICS_CONTENT_TYPE,
   PROMETHEUS_CONTENT_TYPE,
@@ -49,6 +50,26 @@ describe("metrics exposition", () => {
         `^likes_convergence_seconds_bucket\\{le="0.005"\\} 1 # \\{trace_id="${TRACE}"\\}`,
         "m",
       ),
+    );
+  });
+
+  it("labels lag by at most MAX_ORIGIN_LABELS node names, whatever peers send", async () => {
+    const m = new PromMetrics({ setSize: () => 0, peers: () => [] });
+    const forged = Array.from({ length: MAX_ORIGIN_LABELS + 100 }, (_, i) => ({
+      ...entry(),
+      origin: `forged${i}~abc` as OriginId,
+    }));
+    m.entriesApplied(forged, "push", 1250);
+    const { body } = await m.render("text/plain");
+    const labels = new Set(
+      [...body.matchAll(/^likes_replication_lag_seconds_count\{origin="([^"]+)"/gm)].map(
+        (x) => x[1],
+      ),
+    );
+    expect(labels.size).toBe(MAX_ORIGIN_LABELS + 1);
+    expect(labels.has("other")).toBe(true);
+    expect(body).toMatch(
+      /^likes_replication_lag_seconds_count\{origin="other",path="push"\} 100$/m,
     );
   });
 

@@ -1,5 +1,12 @@
 import { describe, expect, it } from "vitest";
-import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import {
+  MAX_SEQ,
+  type Entry,
+  type NodeName,
+  type OriginId,
+  type PostId,
+  type UserId,
+} from "../../src/crdt/index.js";
 import { StaticMembership } from "../../src/replication/ports.js";
 import { Replicator } from "../../src/replication/replicator.js";
 import { MemoryStore } from "../../src/store/index.js";
@@ -91,6 +98,30 @@ describe("replicator", () => {
     network.heal();
     await scheduler.runUntil(scheduler.now() + 3000);
     expect(a.replicator.view().peers[0]).toMatchObject({ node: "b", up: true, pending: 0 });
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("believes no claim of more of its own likes than it made, nor of origins it does not hold", async () => {
+    const { scheduler, a, b } = twoNodes();
+    a.replicator.start();
+    b.replicator.start();
+    const write = a.replicator.write({ post: "p" as PostId, user: "u" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 50);
+    await write;
+    // b, buggy or hostile, claims every seq of a's origin and of one nobody holds.
+    await a.replicator.handle({
+      kind: "sync",
+      node: b.store.nodeName,
+      origin: b.store.origin,
+      vv: new Map([
+        [a.store.origin, MAX_SEQ],
+        ["nobody~1" as OriginId, MAX_SEQ],
+      ]),
+    });
+    expect(a.replicator.view().peers[0]?.acked).toEqual({ [a.store.origin]: 1 });
+    // So a write that asks for b still waits for b's real acknowledgement.
+    expect(a.replicator.acksFor(2)).toBe(1);
     a.replicator.stop();
     b.replicator.stop();
   });

@@ -3,8 +3,8 @@ import type { AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
-import { HttpTransport } from "../../src/replication/http-transport.js";
-import { peerListener } from "../../src/replication/peer-server.js";
+import { HttpTransport, PeerRequestError } from "../../src/http/peer/http-transport.js";
+import { peerListener } from "../../src/http/peer/peer-server.js";
 import type { PeerAddress, Transport } from "../../src/replication/ports.js";
 import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
@@ -18,6 +18,12 @@ interface TransportHarness {
   readonly transport: Transport;
   readonly peer: PeerAddress;
   readonly unreachable: PeerAddress;
+  /** How this adapter rejects a send to an unreachable peer, and to one whose handler fails. */
+  readonly failure: {
+    readonly name: string;
+    readonly unreachable: RegExp;
+    readonly failing: RegExp;
+  };
   /** Settles a send: virtual time must run for the simulated network. */
   settle<T>(pending: Promise<T>): Promise<T>;
   close(): Promise<void>;
@@ -38,6 +44,8 @@ const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> 
       transport: network.transportFor(self),
       peer: "b:1",
       unreachable: "c:1",
+      // A simulated peer that cannot answer is silent: the sender's timeout says so.
+      failure: { name: "Error", unreachable: /^c:1 timed out$/, failing: /^b:1 timed out$/ },
       settle: async <T>(pending: Promise<T>) => {
         // Observed at once, so that a rejection is never left unhandled while time runs.
         let outcome: { ok: true; value: T } | { ok: false; error: unknown } | undefined;
@@ -72,6 +80,11 @@ const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> 
       transport,
       peer: `127.0.0.1:${(server.address() as AddressInfo).port}`,
       unreachable,
+      failure: {
+        name: PeerRequestError.name,
+        unreachable: /unreachable: connect ECONNREFUSED/,
+        failing: /answered 500: .*"code":"internal"/,
+      },
       settle: (pending) => pending,
       close: async () => {
         transport.close();
@@ -90,7 +103,7 @@ const entry: Entry = {
   ts: 1_700_000_000_000,
   traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
 };
-const sender = { node: "a", origin: "a~1" } as const;
+const sender = { node: "a" as NodeName, origin: "a~1" as OriginId };
 
 for (const [name, make] of Object.entries(adapters)) {
   describe(`transport contract: ${name}`, () => {
@@ -107,7 +120,7 @@ for (const [name, make] of Object.entries(adapters)) {
       });
       try {
         const reply = await h.settle(
-          h.transport.send(h.peer, { kind: "deltas", ...sender, entries: [entry] } as never),
+          h.transport.send(h.peer, { kind: "deltas", ...sender, entries: [entry] }),
         );
         expect(seen).toEqual([{ kind: "deltas", node: "a", origin: "a~1", entries: [entry] }]);
         expect(reply).toEqual({
@@ -134,7 +147,7 @@ for (const [name, make] of Object.entries(adapters)) {
       );
       try {
         const reply = await h.settle(
-          h.transport.send(h.peer, { kind: "sync", ...sender, vv: new Map() } as never),
+          h.transport.send(h.peer, { kind: "sync", ...sender, vv: new Map() }),
         );
         expect(reply).toMatchObject({ kind: "sync-reply", entries: [entry], more: true });
       } finally {
@@ -146,13 +159,17 @@ for (const [name, make] of Object.entries(adapters)) {
       const h = await make(() => Promise.reject(new Error("handler failed")));
       try {
         await expect(
-          h.settle(
-            h.transport.send(h.unreachable, { kind: "sync", ...sender, vv: new Map() } as never),
-          ),
-        ).rejects.toThrow();
+          h.settle(h.transport.send(h.unreachable, { kind: "sync", ...sender, vv: new Map() })),
+        ).rejects.toMatchObject({
+          name: h.failure.name,
+          message: expect.stringMatching(h.failure.unreachable),
+        });
         await expect(
-          h.settle(h.transport.send(h.peer, { kind: "sync", ...sender, vv: new Map() } as never)),
-        ).rejects.toThrow();
+          h.settle(h.transport.send(h.peer, { kind: "sync", ...sender, vv: new Map() })),
+        ).rejects.toMatchObject({
+          name: h.failure.name,
+          message: expect.stringMatching(h.failure.failing),
+        });
       } finally {
         await h.close();
       }

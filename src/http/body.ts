@@ -1,0 +1,117 @@
+// The one body reader of the HTTP edge: public requests, peer requests and peer replies are all
+// read here, with one size limit, one answer to each way a body can be wrong, and one decoder of
+// JSON (strict, as body-parser's was; invalid UTF-8 refused, never turned into U+FFFD).
+import { isUtf8 } from "node:buffer";
+import type { IncomingMessage } from "node:http";
+import type { Readable, Transform } from "node:stream";
+import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
+import {
+  InvalidInputError,
+  InvalidUtf8Error,
+  PayloadTooLargeError,
+  RequestAbortedError,
+  UnsupportedMediaTypeError,
+} from "./errors.js";
+
+const DECOMPRESSORS: Readonly<Record<string, () => Transform>> = {
+  gzip: createGunzip,
+  deflate: createInflate,
+  br: createBrotliDecompress,
+};
+
+/** Whether a request announces a body (a length above zero, or chunks). */
+export function hasBody(req: IncomingMessage): boolean {
+  const length = req.headers["content-length"];
+  return req.headers["transfer-encoding"] !== undefined || (length !== undefined && length !== "0");
+}
+
+/**
+ * The whole body of a request or a reply, at most `limit` bytes (counted after decompression).
+ * A Content-Encoding is decompressed when `inflate`, refused with 415 otherwise; a declared
+ * length over the limit is refused with 413 before a byte is read.
+ */
+export function readBody(
+  message: IncomingMessage,
+  limit: number,
+  inflate = false,
+): Promise<Buffer> {
+  const encoding = message.headers["content-encoding"];
+  if (encoding === undefined || encoding.toLowerCase() === "identity") {
+    const declared = message.headers["content-length"];
+    const length = declared === undefined ? -1 : Number(declared);
+    if (length > limit) return Promise.reject(new PayloadTooLargeError(limit));
+    return collect(message, message, limit, length);
+  }
+  const decompress = inflate ? DECOMPRESSORS[encoding.toLowerCase()] : undefined;
+  if (decompress === undefined)
+    return Promise.reject(
+      new UnsupportedMediaTypeError(`Content-Encoding ${encoding} is not accepted here`),
+    );
+  const stream = decompress();
+  message.pipe(stream);
+  return collect(message, stream, limit, -1);
+}
+
+function collect(
+  message: IncomingMessage,
+  source: Readable,
+  limit: number,
+  length: number,
+): Promise<Buffer> {
+  return new Promise((resolve, reject) => {
+    const chunks: Buffer[] = [];
+    let size = 0;
+    source.on("data", (chunk: Buffer) => {
+      size += chunk.length;
+      if (size <= limit) chunks.push(chunk);
+      else if (size - chunk.length <= limit) {
+        // Not a byte more is kept; the answer closes the connection (respond.ts).
+        source.pause();
+        reject(new PayloadTooLargeError(limit));
+      }
+    });
+    source.on("end", () => {
+      if (length !== -1 && size !== length)
+        reject(new InvalidInputError("invalid_body", "the body does not match its Content-Length"));
+      else resolve(chunks.length === 1 ? (chunks[0] as Buffer) : Buffer.concat(chunks, size));
+    });
+    source.on("error", () =>
+      reject(
+        source === message
+          ? new RequestAbortedError()
+          : new InvalidInputError("invalid_body", "the body does not decompress"),
+      ),
+    );
+    if (source !== message)
+      message.on("error", () => {
+        source.destroy();
+        reject(new RequestAbortedError());
+      });
+  });
+}
+
+/** Whether a JSON Content-Type's charset (if any) is UTF-8, the only one JSON may use here. */
+export function isUtf8Charset(contentType: string | undefined): boolean {
+  const charset = /;\s*charset\s*=\s*"?([^";\s]*)/i.exec(contentType ?? "")?.[1];
+  return charset === undefined || charset.toLowerCase() === "utf-8";
+}
+
+/** A JSON body as body-parser's `json({ strict: true })` read it: UTF-8, a leading BOM dropped,
+ * an object or an array; invalid UTF-8 is refused. */
+export function decodeJson(bytes: Buffer): unknown {
+  if (!isUtf8(bytes)) throw new InvalidUtf8Error("body");
+  const text = bytes.toString("utf8");
+  let at = text.charCodeAt(0) === 0xfeff ? 1 : 0;
+  let first = text.charCodeAt(at);
+  // JSON's whitespace: space, tab, line feed, carriage return.
+  while (first === 0x20 || first === 0x09 || first === 0x0a || first === 0x0d)
+    first = text.charCodeAt(++at);
+  if (first === 0x7b || first === 0x5b) {
+    try {
+      return JSON.parse(at === 0 ? text : text.slice(at)) as unknown;
+    } catch {
+      // Answered below, as any other invalid JSON.
+    }
+  }
+  throw new InvalidInputError("invalid_json", "the body is not valid JSON");
+}

@@ -1,0 +1,86 @@
+// What a peer that holds the secret can make a node hold is bounded (replication/limits.ts):
+// each refusal is a 400 that changes nothing, counted in likes_gossip_messages_total.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import { sign } from "../../src/http/peer/signing.js";
+import { binaryCodec } from "../../src/replication/codec.js";
+import { TEST_SECRET, TestCluster, clusterView } from "../support/cluster.js";
+import { countOf } from "../support/process.js";
+
+const MAX_ORIGINS = 20;
+let cluster: TestCluster;
+beforeAll(async () => {
+  cluster = await TestCluster.start(1, { LIKES_MAX_ORIGINS: String(MAX_ORIGINS) });
+});
+afterAll(() => cluster.stop());
+
+const sender = { node: "buggy" as NodeName, origin: "buggy~1" as OriginId };
+const entry = (origin: string, seq: number, post: string, ts = Date.now()): Entry => ({
+  origin: origin as OriginId,
+  seq,
+  post: post as PostId,
+  user: `${origin}-${seq}` as UserId,
+  ts,
+});
+
+async function push(entries: Entry[]): Promise<{ status: number; code?: string }> {
+  const path = "/peer/v2/deltas";
+  const body = binaryCodec.encode({ kind: "deltas", ...sender, entries });
+  const timestamp = String(Date.now());
+  const res = await fetch(`http://127.0.0.1:${cluster.node(0).ports?.peer}${path}`, {
+    method: "POST",
+    headers: {
+      "content-type": binaryCodec.contentType,
+      "x-likes-timestamp": timestamp,
+      "x-likes-signature": sign(TEST_SECRET, "POST", path, timestamp, body),
+    },
+    body,
+  });
+  if (res.status === 200) return { status: 200 };
+  const { error } = (await res.json()) as { error: { code: string } };
+  return { status: res.status, code: error.code };
+}
+
+async function rejected(): Promise<number> {
+  const text = await (await fetch(`${cluster.node(0).adminUrl}/metrics`)).text();
+  const line = /^likes_gossip_messages_total\{kind="deltas",result="rejected"\} (\d+)/m.exec(text);
+  return Number(line?.[1] ?? 0);
+}
+
+describe("limits on what a peer can make a node hold", () => {
+  it("refuses, whole, a push that would take the node past LIKES_MAX_ORIGINS", async () => {
+    const before = await rejected();
+    const held = (await clusterView(cluster.node(0).adminUrl)).vv;
+    const room = MAX_ORIGINS - Object.keys(held).length;
+    const fits = Array.from({ length: room }, (_, i) => entry(`o${i}~1`, 1, "origins"));
+    expect(await push(fits)).toEqual({ status: 200 });
+    expect(await countOf(cluster.urls[0]!, "origins")).toBe(room);
+    const past = [entry("one-more~1", 1, "past"), entry("and-another~1", 1, "past")];
+    expect(await push(past)).toEqual({ status: 400, code: "peer_limit" });
+    expect(await countOf(cluster.urls[0]!, "past")).toBe(0);
+    expect(Object.keys((await clusterView(cluster.node(0).adminUrl)).vv)).toHaveLength(MAX_ORIGINS);
+    expect(await rejected()).toBe(before + 1);
+  });
+
+  it("refuses entries far above the gap of their origin, so nothing is held that cannot replicate", async () => {
+    const before = await rejected();
+    expect(await push([entry("o0~1", 1_000_000, "gap")])).toEqual({
+      status: 400,
+      code: "peer_limit",
+    });
+    expect(await countOf(cluster.urls[0]!, "gap")).toBe(0);
+    expect(await rejected()).toBe(before + 1);
+  });
+
+  it("refuses entries stamped over an hour ahead of the node's clock", async () => {
+    const later = Date.now() + 2 * 60 * 60 * 1000;
+    expect(await push([entry("o0~1", 2, "future", later)])).toEqual({
+      status: 400,
+      code: "peer_limit",
+    });
+    expect(await countOf(cluster.urls[0]!, "future")).toBe(0);
+    // Within the hour is clock skew, and is held.
+    expect(await push([entry("o0~1", 2, "future", Date.now() + 60_000)])).toEqual({ status: 200 });
+    expect(await countOf(cluster.urls[0]!, "future")).toBe(1);
+  });
+});
