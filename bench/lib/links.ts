@@ -2,7 +2,6 @@
 // one push and its ack: today's HTTP/1.1 exchange (plain, and signed as src/replication does),
 // an HTTP/2 stream, a WebSocket message, and a length-prefixed frame on a TCP socket (plain,
 // and with an HMAC per frame as the streaming link will have).
-import { createHmac, timingSafeEqual } from "node:crypto";
 import http from "node:http";
 import http2 from "node:http2";
 import net, { type AddressInfo } from "node:net";
@@ -17,6 +16,7 @@ import {
   signatureOf,
   verify,
 } from "../../src/replication/signing.js";
+import { FrameReader, FrameSealer, MAX_FRAME } from "./frames.js";
 
 export const LINKS = ["http1", "http1-signed", "http2", "ws", "net", "net-hmac"] as const;
 export type LinkName = (typeof LINKS)[number];
@@ -79,9 +79,6 @@ export interface LinkOptions {
 }
 
 const HOST = "127.0.0.1";
-const MAX_FRAME = 1 << 20;
-// Truncated to 128 bits as in RFC 4868: the tag counts against the bytes-per-like goal.
-const TAG_BYTES = 16;
 
 /** Counts what every accepted connection of `server` carried, both ways. */
 function listen(server: net.Server): Promise<LinkServer> {
@@ -276,72 +273,6 @@ async function connectWs(port: number, { payloads }: LinkOptions): Promise<LinkC
 }
 
 // --- length-prefixed frames on TCP, optionally with a MAC per frame ---------------------------
-
-/** Splits a byte stream into frames of `length:u32be payload`; a frame may span chunks. */
-class FrameReader {
-  private buffered: Buffer = Buffer.alloc(0);
-
-  constructor(private readonly onFrame: (body: Buffer) => void) {}
-
-  push(chunk: Buffer): void {
-    const buffer = this.buffered.length === 0 ? chunk : Buffer.concat([this.buffered, chunk]);
-    let at = 0;
-    while (buffer.length - at >= 4) {
-      const length = buffer.readUInt32BE(at);
-      if (length > MAX_FRAME) throw new Error(`frame of ${length} bytes`);
-      if (buffer.length - at - 4 < length) break;
-      this.onFrame(buffer.subarray(at + 4, at + 4 + length));
-      at += 4 + length;
-    }
-    this.buffered = buffer.subarray(at);
-  }
-}
-
-/**
- * One direction of a link: frames numbered from 0, each sealed (or checked) with a tag over the
- * direction, its number and its payload, so that a frame cannot be forged, replayed or reordered.
- * The numbers are implicit: both ends count.
- */
-class FrameSealer {
-  private seq = 0n;
-  private readonly header = Buffer.alloc(9);
-
-  constructor(
-    private readonly key: Buffer | undefined,
-    direction: number,
-  ) {
-    this.header[0] = direction;
-  }
-
-  private tag(payload: Buffer): Buffer {
-    this.header.writeBigUInt64BE(this.seq++, 1);
-    return createHmac("sha256", this.key as Buffer)
-      .update(this.header)
-      .update(payload)
-      .digest()
-      .subarray(0, TAG_BYTES);
-  }
-
-  /** `length:u32be payload [tag]`, as one buffer for one socket write. */
-  seal(payload: Buffer): Buffer {
-    const tagBytes = this.key ? TAG_BYTES : 0;
-    const frame = Buffer.allocUnsafe(4 + payload.length + tagBytes);
-    frame.writeUInt32BE(payload.length + tagBytes, 0);
-    payload.copy(frame, 4);
-    if (this.key) this.tag(payload).copy(frame, 4 + payload.length);
-    return frame;
-  }
-
-  /** The payload of a received frame body, after its tag is checked. */
-  open(body: Buffer): Buffer {
-    if (!this.key) return body;
-    const payload = body.subarray(0, body.length - TAG_BYTES);
-    const given = body.subarray(body.length - TAG_BYTES);
-    if (given.length !== TAG_BYTES || !timingSafeEqual(given, this.tag(payload)))
-      throw new Error("frame rejected: bad tag");
-    return payload;
-  }
-}
 
 const TO_SERVER = 1;
 const TO_CLIENT = 2;
