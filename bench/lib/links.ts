@@ -15,7 +15,7 @@ import {
   sign,
   signatureOf,
   verify,
-} from "../../src/replication/signing.js";
+} from "../../src/http/peer/signing.js";
 import { FrameReader, FrameSealer, MAX_FRAME } from "./frames.js";
 
 export const LINKS = ["http1", "http1-signed", "http2", "ws", "net", "net-hmac"] as const;
