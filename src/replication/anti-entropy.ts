@@ -69,7 +69,10 @@ export class AntiEntropy {
     const { clock, peers, random, syncMs } = this.deps;
     this.timer = clock.setTimeout(() => {
       peers.refresh();
-      const candidates = peers.live();
+      // A peer known to be down is probed by its retry timer; the round goes to one that answers.
+      const live = peers.live();
+      const up = live.filter((p) => p.up !== false);
+      const candidates = up.length > 0 ? up : live;
       const peer = candidates[Math.floor(random() * candidates.length)];
       // While a catch-up pulls page after page from one peer, pulling the same pages from
       // another would only double the work.
@@ -98,6 +101,7 @@ export class AntiEntropy {
     };
     let held: Entry[] = [];
     let from: Sender | undefined; // the sender of the entries held
+    let failed = false;
     const applyHeld = async () => {
       const entries = held;
       held = [];
@@ -131,11 +135,18 @@ export class AntiEntropy {
         this.deps.refusals.refused(peer.label, error);
       }
       peers.failed(peer, "sync", error);
+      failed = true;
     } finally {
       // What arrived is valid whatever happened after: keep it.
       await applyHeld().catch((error: unknown) => peers.failed(peer, "sync", error));
       peer.syncing = false;
+      const wasPulling = this.pulling;
       this.pulling = false;
+      // A catch-up whose source failed goes on from another peer now, not at a random round.
+      if (failed && wasPulling) {
+        const next = peers.live().find((p) => p !== peer && p.up !== false && !p.syncing);
+        if (next) void this.syncWith(next);
+      }
     }
   }
 

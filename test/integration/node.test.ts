@@ -2,7 +2,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import type { NodeName, PostId } from "../../src/crdt/index.js";
+import type { NodeName, OriginId, PostId } from "../../src/crdt/index.js";
 import { SqliteStore } from "../../src/store/index.js";
 import { NodeProcess, countOf, postLike, runToExit } from "../support/process.js";
 
@@ -40,6 +40,8 @@ describe("a node process", () => {
       Array.from({ length: N }, (_, i) => postLike(first.url, `post-${i % 7}`, `user-${i}`)),
     );
     expect(answers.every((res) => res.status === 201)).toBe(true);
+    const firstOrigin = ((await (await fetch(`${first.url}/`)).json()) as { origin: OriginId })
+      .origin;
     await first.kill("SIGKILL");
 
     const second = await start(env);
@@ -59,9 +61,13 @@ describe("a node process", () => {
       fsync: "normal",
     });
     try {
-      expect(store.digest().get(store.origin)).toBe(N + 1);
-      const [last] = store.entries({ origin: store.origin, after: N, upTo: N + 1 }, 1);
-      expect(last).toMatchObject({ seq: N + 1, post: "after-restart" as PostId, user: "someone" });
+      // Every start is a new origin: the first life's seqs are all there, none made again.
+      const secondOrigin = store.previousOrigin as OriginId;
+      expect(secondOrigin).not.toBe(firstOrigin);
+      expect(store.digest().get(firstOrigin)).toBe(N);
+      expect(store.digest().get(secondOrigin)).toBe(1);
+      const [last] = store.entries({ origin: secondOrigin, after: 0, upTo: 1 }, 1);
+      expect(last).toMatchObject({ seq: 1, post: "after-restart" as PostId, user: "someone" });
     } finally {
       await store.close();
     }

@@ -8,6 +8,7 @@ import {
   type UserId,
 } from "../../src/crdt/index.js";
 import { StaticMembership } from "../../src/replication/ports.js";
+import { MAX_PAGE_ENTRIES } from "../../src/replication/protocol.js";
 import { Replicator } from "../../src/replication/replicator.js";
 import { MemoryStore } from "../../src/store/index.js";
 import { noMetrics, silentLogger, type Metrics } from "../../src/telemetry/types.js";
@@ -100,6 +101,62 @@ describe("replicator", () => {
     expect(a.replicator.view().peers[0]).toMatchObject({ node: "b", up: true, pending: 0 });
     a.replicator.stop();
     b.replicator.stop();
+  });
+
+  it("goes on with a catch-up from another peer at once when its source fails", async () => {
+    const scheduler = new Scheduler();
+    const random = seededRandom(11);
+    const network = new SimNetwork(scheduler, random);
+    const syncsFromC = new Map<string, number>();
+    const make = (name: string, peers: string[]) => {
+      const store = MemoryStore.open(name as NodeName, {
+        schedule: (flush) => scheduler.setTimeout(flush, 0),
+      });
+      const endpoint = {
+        address: `${name}:1`,
+        alive: true,
+        life: 1,
+        handle: (r: Parameters<Replicator["handle"]>[0]) => {
+          if (r.kind === "sync" && r.node === "c")
+            syncsFromC.set(name, (syncsFromC.get(name) ?? 0) + 1);
+          return replicator.handle(r);
+        },
+      };
+      const replicator: Replicator = new Replicator({
+        store,
+        transport: network.transportFor(endpoint),
+        clock: scheduler,
+        random,
+        membership: new StaticMembership(peers.map((p) => `${p}:1`)),
+        logger: silentLogger,
+        pushMs: 5,
+        // Rounds far apart: only the failover can move the catch-up on within this test.
+        syncMs: 60_000,
+      });
+      network.attach(endpoint);
+      return { store, replicator, endpoint };
+    };
+    // a and b do not know c: all that c gets, it pulls itself.
+    const a = make("a", ["b"]);
+    const b = make("b", ["a"]);
+    const c = make("c", ["a", "b"]);
+    const likes = 4 * MAX_PAGE_ENTRIES;
+    await Promise.all([
+      a.store.apply(bulk(likes)),
+      b.store.apply(bulk(likes)),
+      scheduler.runUntil(scheduler.now() + 1),
+    ]);
+    for (const node of [a, b, c]) node.replicator.start();
+    // Until c's first round has pulled two pages of four from its source, then it goes down.
+    const pulled = () => [...syncsFromC.values()].reduce((n, x) => n + x, 0);
+    for (let t = 0; pulled() < 2 && t < 90_000; t += 1)
+      await scheduler.runUntil(scheduler.now() + 1);
+    expect(pulled()).toBe(2);
+    const source = syncsFromC.has("a") ? a : b;
+    source.endpoint.alive = false;
+    await scheduler.runUntil(scheduler.now() + 3000);
+    expect(c.store.setSize()).toBe(likes);
+    for (const node of [a, b, c]) node.replicator.stop();
   });
 
   it("believes no claim of more of its own likes than it made, nor of origins it does not hold", async () => {
