@@ -128,7 +128,7 @@ export class LikesNode {
       },
       metrics,
       peerCount: () => replicator.peerCount(),
-      isReady: () => this.ready && this.sqlite.condition() === "ok",
+      notReady: () => this.notReadyBecause(),
       logger,
     });
     const serve = (
@@ -192,6 +192,17 @@ export class LikesNode {
       ...this.ports,
       peers: replicator.peerCount(),
     });
+  }
+
+  /** What /readyz says while the node must not take traffic (undefined: ready). */
+  private notReadyBecause(): string | undefined {
+    if (!this.ready) return "the node is starting or stopping";
+    const condition = this.sqlite.condition();
+    if (condition === "full")
+      return `the disk of ${this.config.dataDir} is full: writes fail until space is freed`;
+    if (condition === "corrupt")
+      return `the database in ${this.config.dataDir} is corrupt: see the README, "Data directories"`;
+    return undefined;
   }
 
   /**

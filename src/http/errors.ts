@@ -89,8 +89,8 @@ export class UnsupportedMediaTypeError extends HttpError {
 
 export class NotReadyError extends HttpError {
   override readonly name = "NotReadyError";
-  constructor() {
-    super(503, "not_ready", "the node is starting or stopping");
+  constructor(reason: string) {
+    super(503, "not_ready", reason);
   }
 }
 

@@ -47,7 +47,8 @@ export interface PublicAppDeps {
   /** Accepts a like and waits for the consistency asked for, or the write timeout. */
   readonly write: (like: Like, consistency: Consistency) => Promise<WriteOutcome>;
   readonly peerCount: () => number;
-  readonly isReady: () => boolean;
+  /** Why the node is not ready to serve, or undefined when it is. */
+  readonly notReady: () => string | undefined;
   readonly logger: Logger;
   /** Told of every answered request. */
   readonly metrics?: Pick<Metrics, "requestServed">;
@@ -143,7 +144,8 @@ export function createPublicApp(
   });
 
   route("get", "/readyz", (_req, res) => {
-    if (!deps.isReady()) throw new NotReadyError();
+    const reason = deps.notReady();
+    if (reason !== undefined) throw new NotReadyError(reason);
     sendJson(res, 200, { status: "ready" });
   });
 

@@ -22,7 +22,7 @@ export async function startApp(options?: PublicAppOptions): Promise<{
         return { isNew: result.isNew, acks: 1, required: 1 };
       },
       peerCount: () => 0,
-      isReady: () => true,
+      notReady: () => undefined,
       logger: silentLogger,
     },
     options,
