@@ -11,5 +11,4 @@ LOAD_ARGS ?=
 .PHONY: load
 
 load: build ## Open-loop load on a cluster: RATE/s for DURATION (default the make dev nodes; URLS=…)
-	node dist/load/main.js --rate $(RATE) --duration $(DURATION) --nodes $(NODES) \
-		$(if $(URLS),--url $(URLS)) $(LOAD_ARGS)
+	node dist/load/main.js --rate $(RATE) --duration $(DURATION) --nodes $(NODES)$(if $(URLS), --url $(URLS))$(if $(LOAD_ARGS), $(LOAD_ARGS))

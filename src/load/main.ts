@@ -67,15 +67,16 @@ async function run(options: LoadOptions): Promise<void> {
 
   loadRun.start();
   const startedAt = clock.now();
-  let mark = markOf(stats, startedAt);
-  const drawProgress = () => {
+  const first = markOf(stats, startedAt);
+  let mark = first;
+  const drawProgress = (since = mark) => {
     const now = markOf(stats, clock.now());
-    const line = progressLine(stats, mark, now, now.atMs - startedAt, loadRun.inFlight);
+    const line = progressLine(stats, since, now, now.atMs - startedAt, loadRun.inFlight);
     mark = now;
     // On a terminal the line is redrawn in place: carriage return, then clear to its end.
     out.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
   };
-  const progressTimer = progressMs > 0 ? setInterval(drawProgress, progressMs) : undefined;
+  const progressTimer = progressMs > 0 ? setInterval(() => drawProgress(), progressMs) : undefined;
 
   let interrupts = 0;
   let gaveUp = 0;
@@ -109,7 +110,9 @@ async function run(options: LoadOptions): Promise<void> {
   await loadRun.idle();
   if (progressTimer) clearInterval(progressTimer);
   if (progressMs > 0) {
-    drawProgress();
+    // The last line's rates are over the whole run: the time since the previous line can be
+    // a few ms, too short for a rate.
+    drawProgress(first);
     if (tty) out.write("\n");
   }
   targets.close();
