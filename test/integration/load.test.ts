@@ -1,6 +1,6 @@
 // The load generator as users run it: the built CLI (dist/load/main.js) against a real 3-node
 // cluster on 127.0.0.1. Its summary's 201/200 counts are what the nodes themselves counted.
-import { spawn } from "node:child_process";
+import { spawn, type ChildProcess } from "node:child_process";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Summary } from "../../src/load/stats.js";
@@ -9,13 +9,20 @@ import { waitFor } from "../support/wait.js";
 
 const LOAD = fileURLToPath(new URL("../../dist/load/main.js", import.meta.url));
 
-function runLoad(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runLoad(
+  args: string[],
+  /** Called with the stderr so far on each chunk; may signal the child. */
+  onStderr: (stderr: string, child: ChildProcess) => void = () => {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
     const child = spawn(process.execPath, [LOAD, ...args], { stdio: ["ignore", "pipe", "pipe"] });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      onStderr(stderr, child);
+    });
     // Bounded: the run's own duration, its request timeout, and a margin.
     const killer = setTimeout(() => child.kill("SIGKILL"), 40_000);
     child.once("error", reject);
@@ -97,6 +104,26 @@ describe("the load generator against a real 3-node cluster", () => {
       },
       { timeoutMs: 10_000, intervalMs: 100 },
     );
+  });
+
+  it("runs until Ctrl-C, then waits for the answers in flight and prints the summary", async () => {
+    let interrupted = false;
+    const { code, stdout, stderr } = await runLoad(
+      [`--url=${cluster.urls[0]}`, "--rate=100", "--duration=0", "--progress=200ms", "--json"],
+      (err, child) => {
+        // SIGINT (what Ctrl-C sends) once a progress line shows answers.
+        if (!interrupted && /2xx [1-9]/.test(err)) {
+          interrupted = true;
+          child.kill("SIGINT");
+        }
+      },
+    );
+    expect(code, stderr).toBe(0);
+    expect(interrupted).toBe(true);
+    const summary = JSON.parse(stdout) as Summary;
+    expect(summary.answered).toBeGreaterThan(0);
+    expect(summary.answered + summary.errors.total).toBe(summary.sent);
+    expect(summary.durationSeconds).toBeLessThan(30);
   });
 
   it("exits 1 with a clear message when no node answers", async () => {

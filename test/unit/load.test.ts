@@ -1,10 +1,12 @@
 // The pure parts of the load generator (src/load): Zipf sampler, open-loop schedule and its
 // in-flight cap, latency percentiles, workload and options. The CLI against real nodes is in
 // test/integration/load.test.ts.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LatencyHistogram, LatencyWindow } from "../../src/load/latency.js";
-import { UsageError, parseDuration, parseOptions } from "../../src/load/options.js";
+import { HELP, UsageError, parseDuration, parseOptions } from "../../src/load/options.js";
 import { LoadRun, OpenLoopSchedule } from "../../src/load/schedule.js";
 import { LoadStats, summarize } from "../../src/load/stats.js";
 import { Workload, type LoadRequest, type Outcome } from "../../src/load/workload.js";
@@ -291,6 +293,26 @@ describe("load options", () => {
   ])("refuses %j with a message naming the option", (argv, message) => {
     expect(() => parseOptions(argv)).toThrow(UsageError);
     expect(() => parseOptions(argv)).toThrow(message);
+  });
+
+  it("documents every option it accepts in --help and the README, and accepts every one documented", () => {
+    const documented = [...HELP.matchAll(/^ {2}(?:-h, )?--([a-z-]+)/gm)].map((m) => m[1] ?? "");
+    expect(documented.length).toBeGreaterThan(10);
+    const readme = readFileSync(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+    const section = readme.slice(readme.indexOf("## Load"), readme.indexOf("## Performance"));
+    for (const name of documented) {
+      const value = name === "url" ? "http://x" : name === "json" || name === "help" ? [] : "1s";
+      const args = [`--${name}`, ...(Array.isArray(value) ? value : [value])];
+      // Accepted: an error may be about the value, never an unknown option.
+      try {
+        parseOptions(args);
+      } catch (error) {
+        expect(String(error)).not.toContain("Unknown option");
+      }
+      if (name !== "help")
+        expect(section, `README Load names --${name}`).toContain(`\`--${name}\``);
+    }
+    expect(() => parseOptions(["--no-such-option"])).toThrow("Unknown option");
   });
 
   it("reads durations in ms, s, m and h", () => {
