@@ -86,7 +86,7 @@ async function run(options: LoadOptions): Promise<void> {
       loadRun.stop();
       return;
     }
-    gaveUp = targets.abortAll();
+    gaveUp += targets.abortAll();
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
