@@ -53,6 +53,7 @@ export default tseslint.config(
   // The floors of STYLE.md: crdt <- store <- replication <- http, with src/telemetry beside them
   // (it may import crdt only); main.ts and node.ts wire everything.
   ...layer("src/crdt/**", ["../**"], "src/crdt is pure and imports nothing of ours"),
+  ...layer("src/load/**", ["../**"], "the load generator is a CLI of its own: no other src import"),
   ...layer(
     "src/telemetry/**",
     ["**/replication/**", "**/http/**", "**/store/**", "../node.js", "../main.js"],

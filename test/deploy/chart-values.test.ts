@@ -1,16 +1,18 @@
 // What each value of the chart does once rendered, what `make render`/`make run` install, the
 // NOTES users read after `helm install`, and the bounds of the Jaeger that the chart runs.
 import { execFileSync } from "node:child_process";
-import { cpSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import type { IJob } from "kubernetes-models/batch/v1/Job";
 import type { IService } from "kubernetes-models/v1/Service";
 import type { INetworkPolicy } from "kubernetes-models/networking.k8s.io/v1/NetworkPolicy";
 import { afterAll, describe, expect, it } from "vitest";
 import { parse } from "yaml";
 import { startApp } from "../support/app.js";
 import { CHART, HELM, MINIKUBE_VALUES, REPO_ROOT, helmSkipNote, helmTemplate } from "./helm.js";
-import { Release } from "./release.js";
+import { parseOptions } from "../../src/load/options.js";
+import { Release, selects } from "./release.js";
 import { release } from "./renderings.js";
 
 const chartYaml = parse(readFileSync(join(REPO_ROOT, CHART, "Chart.yaml"), "utf8")) as {
@@ -214,6 +216,85 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
     expect(test?.spec.containers[0]?.args?.[0]).toBe("--timeout-ms=30000");
     expect(test?.spec.imagePullSecrets).toEqual([{ name: "registry-login" }]);
     expect(test?.spec.nodeSelector).toEqual({ "example.test/pool": "likes" });
+  });
+
+  it("load off by default; load on: a Job of the likes image runs dist/load/main.js on the client Service", () => {
+    expect(release("defaults").ofKind("Job")).toEqual([]);
+    const r = release("load on");
+    const [job, ...more] = r.ofKind<IJob>("Job");
+    expect(more).toEqual([]);
+    if (!job) throw new Error("no Job with load.enabled=true");
+    // A new name per revision: each helm upgrade with load on starts a run.
+    expect(job.metadata.name).toBe("likes-load-1");
+    expect(job.spec?.backoffLimit).toBe(4);
+    const pod = r.pods().find((p) => p.object === job);
+    if (!pod) throw new Error("the Job has no pod template");
+    expect(pod.spec.restartPolicy).toBe("Never");
+    // Never mistaken for a likes node by a Service, the PodDisruptionBudget or the NetworkPolicy.
+    expect(selects(r.likes().spec?.selector.matchLabels, pod.labels)).toBe(false);
+    const c = r.container(pod, "load");
+    expect([c.image, c.imagePullPolicy]).toEqual([
+      r.container().image,
+      r.container().imagePullPolicy,
+    ]);
+    // The image's WORKDIR holds dist/, which the build compiles from src/ (tsconfig.build.json).
+    const [node, script] = c.command ?? [];
+    expect(node).toBe("node");
+    expect(readFileSync(join(REPO_ROOT, "Dockerfile"), "utf8")).toMatch(/^WORKDIR \/app$/m);
+    expect(script).toBe("dist/load/main.js");
+    expect(existsSync(join(REPO_ROOT, "src/load/main.ts"))).toBe(true);
+    const arg = (name: string) =>
+      c.args?.find((a) => a.startsWith(`--${name}=`))?.slice(name.length + 3);
+    const url = new URL(arg("url") ?? "");
+    const client = r.find<IService>("Service", url.hostname);
+    const port = client.spec?.ports?.find((p) => p.port === Number(url.port));
+    expect(r.resolve(r.likesPod(), port?.targetPort)?.name).toBe("http");
+    expect([
+      arg("rate"),
+      arg("duration"),
+      arg("posts"),
+      arg("zipf"),
+      arg("users"),
+      arg("reads"),
+    ]).toEqual(["100", "5m", "1000", "1.1", "10000", "0.2"]);
+    // Every argument is one the CLI accepts.
+    expect(parseOptions(c.args ?? []).urls).toEqual([url.href.replace(/\/$/, "")]);
+  });
+
+  it("every load option lands in the Job", () => {
+    const r = release("every option");
+    const values = parse(
+      readFileSync(join(REPO_ROOT, "test/deploy/values-every-option.yaml"), "utf8"),
+    ) as { load: { resources: unknown } };
+    const job = r.find<IJob>("Job", "likes-load-1");
+    expect([job.spec?.backoffLimit, job.spec?.ttlSecondsAfterFinished]).toEqual([2, 600]);
+    const pod = r.pods().find((p) => p.object === job);
+    if (!pod) throw new Error("the Job has no pod template");
+    const c = r.container(pod, "load");
+    expect(c.image).toBe("registry.example.test:5000/team/likes:v9.8.7");
+    expect(c.resources).toEqual(values.load.resources);
+    expect(pod.spec.imagePullSecrets).toEqual([{ name: "registry-login" }]);
+    expect(pod.spec.nodeSelector).toEqual({ "example.test/pool": "likes" });
+    expect(c.args).toEqual([
+      "--url=http://likes-public:80",
+      "--rate=250",
+      "--duration=90s",
+      "--posts=50",
+      "--zipf=0.9",
+      "--users=300",
+      "--reads=0.5",
+      "--concurrency=64",
+    ]);
+    const o = parseOptions(c.args ?? []);
+    expect([
+      o.rate,
+      o.durationMs,
+      o.posts,
+      o.zipfExponent,
+      o.users,
+      o.readShare,
+      o.concurrency,
+    ]).toEqual([250, 90_000, 50, 0.9, 300, 0.5, 64]);
   });
 
   it("bounds Jaeger's memory: memory_limiter first, below the container's limit; fewer traces", () => {

@@ -33,6 +33,8 @@ describe.skipIf(!HELM)(`Helm chart ${CHART}${helmSkipNote}`, () => {
     ["persistence.size=null", "persistence: size is required"],
     ["replicaCount=0", "replicaCount: Must be greater than or equal to 1"],
     ["replicas=5", "Additional property replicas is not allowed"],
+    ["load.rate=0", "load.rate: Must be greater than 0"],
+    ["load.duration=30", "load.duration: Invalid type. Expected: string, given: integer"],
   ])("refuses --set %s with a message naming the value", (set, message) => {
     const result = helm(["template", "likes", CHART, "--set", set]);
     expect(result.status, result.output).not.toBe(0);

@@ -10,6 +10,7 @@ export const RENDERINGS: Record<string, string[]> = {
   "observability off": ["--set", "observability.enabled=false"],
   existingSecret: ["--set", "clusterSecret.existingSecret=likes-secret-from-vault"],
   "every option": ["-f", "test/deploy/values-every-option.yaml"],
+  "load on": ["--set", "load.enabled=true"],
 };
 
 const renders = new Map<string, Release>();

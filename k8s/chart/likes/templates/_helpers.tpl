@@ -101,3 +101,13 @@ capabilities:
 seccompProfile:
   type: RuntimeDefault
 {{- end }}
+
+{{/* Labels of the load generator's Job and its pod (templates/load-job.yaml). */}}
+{{- define "likes.loadLabels" -}}
+helm.sh/chart: {{ include "likes.chart" . }}
+app.kubernetes.io/name: {{ include "likes.name" . }}-load
+app.kubernetes.io/instance: {{ .Release.Name }}
+app.kubernetes.io/managed-by: {{ .Release.Service }}
+app.kubernetes.io/component: load
+app.kubernetes.io/part-of: likes
+{{- end }}
