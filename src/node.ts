@@ -47,6 +47,7 @@ export class LikesNode {
           // Not yet contacted counts as up: only a failed exchange says otherwise.
           up: p.up !== false,
           pending: p.pending,
+          clockSkewSeconds: p.clockSkewMs === null ? undefined : p.clockSkewMs / 1000,
         })),
     });
     const dataDir = config.dataDir;
@@ -83,7 +84,12 @@ export class LikesNode {
         localAddresses(config.podIp),
       );
     if (config.clusterSecret !== undefined)
-      this.transport = new HttpTransport(config.clusterSecret, binaryCodec, this.metrics);
+      this.transport = new HttpTransport(
+        config.clusterSecret,
+        binaryCodec,
+        this.metrics,
+        (peer, skewMs) => this.replicator.clockSkew(peer, skewMs),
+      );
     this.replicator = new Replicator({
       store: this.store,
       transport: this.transport ?? {

@@ -80,10 +80,11 @@ export class RefusalLog {
     private readonly now: () => number,
     private readonly log: (message: string, fields: Record<string, unknown>) => void,
     private readonly everyMs = 60_000,
+    private readonly message = "peer message refused",
   ) {}
 
-  refused(peer: string, error: Error): void {
-    const key = `${peer}\u0000${error.name}`;
+  refused(peer: string, error: Error, reason = error.name): void {
+    const key = `${peer}\u0000${reason}`;
     const seen = this.last.get(key);
     const now = this.now();
     if (seen && now - seen.at < this.everyMs) {
@@ -93,7 +94,7 @@ export class RefusalLog {
     // Keys are peers times reasons: few, but a forged sender name must not grow this forever.
     if (this.last.size >= 1024) this.last.clear();
     this.last.set(key, { at: now, suppressed: 0 });
-    this.log("peer message refused", {
+    this.log(this.message, {
       peer,
       reason: error.message,
       refusedSinceLastLine: seen?.suppressed ?? 0,

@@ -31,6 +31,10 @@ export class PeerState {
   retry: Timer | undefined;
   /** Until then the peer is pulling pages from us (it asked for more): no need to push them. */
   pullingUntil = 0;
+  /** The peer's clock minus ours (ms) at the last answer, when the transport can tell. */
+  clockSkewMs: number | undefined;
+  /** When a large skew was last logged: once a minute per peer. */
+  skewLoggedAt = -Infinity;
   /** The address answers with our own origin: it is this node, and is left out of everything. */
   isSelf = false;
 
@@ -90,6 +94,7 @@ export class PeerState {
       lastContact: this.lastContact === undefined ? null : new Date(this.lastContact).toISOString(),
       acked: encodeDigest(this.acked),
       pending: this.pending(have),
+      clockSkewMs: this.clockSkewMs ?? null,
     };
   }
 }

@@ -11,6 +11,9 @@ import type { Sender } from "./protocol.js";
 /** Backoff of a failing peer: the first retry after this, doubling up to the max. */
 export const DEFAULT_RETRY_BASE_MS = 50;
 export const DEFAULT_RETRY_MAX_MS = 1000;
+/** A skew worth a log line: a third of the 30 s the signatures allow. */
+const SKEW_WARN_MS = 10_000;
+const SKEW_LOG_EVERY_MS = 60_000;
 
 export interface PeerEvents {
   /** A new peer appeared in the membership. */
@@ -131,6 +134,26 @@ export class PeerTable {
       peer.retry = undefined;
       this.events?.retry(peer);
     }, delay);
+  }
+
+  /**
+   * A peer's clock as an answer showed it. Peer requests carry a signed timestamp that is
+   * refused past 30 s of skew, a silent partition: shown on /cluster and as a metric, and
+   * logged once a minute per peer past SKEW_WARN_MS.
+   */
+  clockSkew(address: PeerAddress, skewMs: number): void {
+    const peer = this.peers.get(address);
+    if (!peer) return;
+    peer.clockSkewMs = skewMs;
+    const now = this.deps.clock.now();
+    if (Math.abs(skewMs) < SKEW_WARN_MS || now - peer.skewLoggedAt < SKEW_LOG_EVERY_MS) return;
+    peer.skewLoggedAt = now;
+    this.deps.logger.warn("peer clock skew", {
+      peer: peer.label,
+      address,
+      skewMs,
+      note: "peer requests signed more than 30 s away from the receiver's clock are refused",
+    });
   }
 
   all(): IterableIterator<PeerState> {

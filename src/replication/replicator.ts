@@ -17,7 +17,7 @@ import {
   checkEntries,
   type PeerLimits,
 } from "./limits.js";
-import type { Clock, Membership, Random, Transport } from "./ports.js";
+import type { Clock, Membership, PeerAddress, Random, Transport } from "./ports.js";
 import {
   answerDeltas,
   answerSync,
@@ -170,6 +170,11 @@ export class Replicator {
       acks = await this.waiters.wait(entry.seq, required, timeoutMs);
     }
     return { isNew: true, acks, required };
+  }
+
+  /** A peer's clock minus this node's, as the transport measured it at an answer. */
+  clockSkew(address: PeerAddress, skewMs: number): void {
+    this.peers.clockSkew(address, skewMs);
   }
 
   /** Nodes (this one included) that hold own entry `seq`. */

@@ -20,6 +20,8 @@ export interface PeerView {
   readonly lastContact: string | null;
   readonly acked: Record<string, number>;
   readonly pending: number;
+  /** The peer's clock minus this node's, in ms, at the last answer (null: not measured). */
+  readonly clockSkewMs: number | null;
 }
 
 export interface ClusterView {

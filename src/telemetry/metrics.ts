@@ -23,6 +23,8 @@ export interface PeerGauge {
   readonly peer: string;
   readonly up: boolean;
   readonly pending: number;
+  /** Its clock minus this node's at the last answer, when measured. */
+  readonly clockSkewSeconds: number | undefined;
 }
 
 /** What the gauges read when scraped. */
@@ -107,6 +109,13 @@ export class PromMetrics implements Metrics {
       "likes_peer_up",
       "1 when the last exchange with a peer succeeded, 0 when it failed",
       (p) => (p.up ? 1 : 0),
+    );
+    peerGauge(
+      this.registry,
+      gauges,
+      "likes_peer_clock_skew_seconds",
+      "A peer's clock minus this node's, from its last answer (±1 s); past 30 s peers refuse",
+      (p) => p.clockSkewSeconds,
     );
     this.messages = new client.Counter({
       name: "likes_gossip_messages_total",
@@ -208,7 +217,7 @@ function peerGauge(
   gauges: Gauges,
   name: string,
   help: string,
-  value: (peer: PeerGauge) => number,
+  value: (peer: PeerGauge) => number | undefined,
 ): void {
   new client.Gauge({
     name,
@@ -217,7 +226,10 @@ function peerGauge(
     registers: [registry],
     collect() {
       this.reset();
-      for (const peer of gauges.peers()) this.set({ peer: peer.peer }, value(peer));
+      for (const peer of gauges.peers()) {
+        const v = value(peer);
+        if (v !== undefined) this.set({ peer: peer.peer }, v);
+      }
     },
   });
 }

@@ -21,8 +21,8 @@ function metrics(): PromMetrics {
   const m = new PromMetrics({
     setSize: () => 7,
     peers: () => [
-      { peer: "node1", up: true, pending: 3 },
-      { peer: "127.0.0.1:2", up: false, pending: 9 },
+      { peer: "node1", up: true, pending: 3, clockSkewSeconds: -61.5 },
+      { peer: "127.0.0.1:2", up: false, pending: 9, clockSkewSeconds: undefined },
     ],
   });
   m.requestServed("/like", "POST", 201, 0.002);
@@ -83,6 +83,8 @@ describe("metrics exposition", () => {
     expect(body).toContain("likes_set_size 7\n");
     expect(body).toContain('likes_replication_pending{peer="node1"} 3\n');
     expect(body).toContain('likes_peer_up{peer="127.0.0.1:2"} 0\n');
+    expect(body).toContain('likes_peer_clock_skew_seconds{peer="node1"} -61.5\n');
+    expect(body).not.toContain('likes_peer_clock_skew_seconds{peer="127.0.0.1:2"}');
     expect(body).not.toContain("# EOF");
     expect(body).not.toContain("trace_id");
     // A counter family is named like its samples: no sample lost its _total.

@@ -38,6 +38,8 @@ export class HttpTransport implements Transport {
     private readonly secret: string,
     private readonly codec: Codec,
     private readonly metrics: Pick<Metrics, "peerMessage" | "peerBytes"> = noMetrics,
+    /** Told, at every answer, how far the peer's clock is from this node's (ms, + ahead). */
+    private readonly onClockSkew: (peer: PeerAddress, skewMs: number) => void = () => {},
     private readonly timeoutMs = REQUEST_TIMEOUT_MS,
   ) {}
 
@@ -59,7 +61,8 @@ export class HttpTransport implements Transport {
   private exchange<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>> {
     const path = PROTOCOL_PATHS[request.kind];
     const body = this.codec.encode(request);
-    const timestamp = String(Date.now());
+    const sentAt = Date.now();
+    const timestamp = String(sentAt);
     const { host, port } = splitHostPort(peer);
     return new Promise((resolve, reject) => {
       const req = http.request(
@@ -78,6 +81,8 @@ export class HttpTransport implements Transport {
           }),
         },
         (res) => {
+          const skew = clockSkewOf(res.headers.date, sentAt, Date.now());
+          if (skew !== undefined) this.onClockSkew(peer, skew);
           readBody(res, MAX_PEER_BODY_BYTES)
             .then(
               (reply) => {
@@ -134,4 +139,20 @@ export class HttpTransport implements Transport {
 function withTraceContext(headers: OutgoingHttpHeaders): OutgoingHttpHeaders {
   if (trace.getActiveSpan()?.isRecording()) propagation.inject(context.active(), headers);
   return headers;
+}
+
+/**
+ * The peer's clock minus ours, from the `Date` header of any answer (a 401 for a stale request
+ * too): whole seconds, compared with the middle of the exchange, so ±1 s. Enough to show why
+ * a peer refuses this node's requests (signatures older or newer than 30 s are refused).
+ */
+export function clockSkewOf(
+  date: string | undefined,
+  sentAt: number,
+  receivedAt: number,
+): number | undefined {
+  const peerTime = date === undefined ? NaN : Date.parse(date);
+  if (Number.isNaN(peerTime)) return undefined;
+  // The header truncates to the second: its middle is half a second later.
+  return Math.round(peerTime + 500 - (sentAt + receivedAt) / 2);
 }

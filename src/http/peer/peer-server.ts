@@ -19,6 +19,7 @@ import {
   UnauthorizedError,
   UnsupportedMediaTypeError,
 } from "../errors.js";
+import { RefusalLog } from "../../replication/limits.js";
 import { sendError } from "../respond.js";
 import { MAX_PEER_BODY_BYTES } from "./http-transport.js";
 import {
@@ -59,8 +60,14 @@ export function peerListener(deps: PeerServerDeps): RequestListener {
   // Remote addresses already logged as speaking an older protocol: such a peer retries every
   // few ms, and one line per address says it all.
   const warned = new Set<string>();
+  const refusals = new RefusalLog(
+    () => Date.now(),
+    (message, fields) => deps.logger.warn(message, fields),
+    undefined,
+    "peer request refused",
+  );
   return (req, res) => {
-    serve(deps, warned, req, res).catch((error: unknown) =>
+    serve(deps, warned, refusals, req, res).catch((error: unknown) =>
       sendError(res, error, deps.logger, { port: "peer", path: req.url }),
     );
   };
@@ -69,6 +76,7 @@ export function peerListener(deps: PeerServerDeps): RequestListener {
 async function serve(
   deps: PeerServerDeps,
   warned: Set<string>,
+  refusals: RefusalLog,
   req: IncomingMessage,
   res: ServerResponse,
 ): Promise<void> {
@@ -87,7 +95,7 @@ async function serve(
   if (kind === undefined) throw new NotFoundError(`the peer port serves ${SERVED}`);
   if (req.method !== "POST") throw new MethodNotAllowedError(req.method ?? "", ALLOW);
   const headers = signatureOf(req.headers);
-  refuseUnless(deps, req, verifyHead(headers, Date.now()));
+  refuseUnless(refusals, req, verifyHead(headers, Date.now()));
   if (mark !== -1)
     throw new InvalidInputError("invalid_query", `the peer port serves ${SERVED}, with no query`);
   if (req.headers["content-type"] !== deps.codec.contentType)
@@ -96,7 +104,7 @@ async function serve(
     );
   const body = await readBody(req, kind === "sync" ? MAX_SYNC_BODY_BYTES : MAX_PEER_BODY_BYTES);
   deps.metrics.peerBytes("in", body.length);
-  refuseUnless(deps, req, verify(deps.secret, "POST", path, headers, body, Date.now()));
+  refuseUnless(refusals, req, verify(deps.secret, "POST", path, headers, body, Date.now()));
   let request: PeerRequest;
   try {
     request = deps.codec.decode(body, kind) as PeerRequest;
@@ -121,11 +129,11 @@ async function serve(
   res.end(reply);
 }
 
-function refuseUnless(deps: PeerServerDeps, req: IncomingMessage, verdict: Verdict): void {
+function refuseUnless(refusals: RefusalLog, req: IncomingMessage, verdict: Verdict): void {
   if (verdict.ok) return;
-  deps.logger.warn("peer request refused", {
-    reason: verdict.reason,
-    remote: req.socket.remoteAddress,
-  });
-  throw new UnauthorizedError(verdict.reason);
+  const error = new UnauthorizedError(verdict.reason);
+  // A peer whose clock is off, or that holds another secret, retries every few ms: one line a
+  // minute per address and reason, with how many were refused since.
+  refusals.refused(req.socket.remoteAddress ?? "unknown", error, verdict.reason);
+  throw error;
 }
