@@ -57,9 +57,7 @@ export interface PeerServerDeps {
  * verified, then decoded and guarded; a request reaches the replicator only if all of that holds.
  */
 export function peerListener(deps: PeerServerDeps): RequestListener {
-  // Remote addresses already logged as speaking an older protocol: such a peer retries every
-  // few ms, and one line per address says it all.
-  const warned = new Set<string>();
+  // A refused peer retries every few ms: one line a minute per address and reason says it all.
   const refusals = new RefusalLog(
     () => Date.now(),
     (message, fields) => deps.logger.warn(message, fields),
@@ -67,7 +65,7 @@ export function peerListener(deps: PeerServerDeps): RequestListener {
     "peer request refused",
   );
   return (req, res) => {
-    serve(deps, warned, refusals, req, res).catch((error: unknown) =>
+    serve(deps, refusals, req, res).catch((error: unknown) =>
       sendError(res, error, deps.logger, { port: "peer", path: req.url }),
     );
   };
@@ -75,7 +73,6 @@ export function peerListener(deps: PeerServerDeps): RequestListener {
 
 async function serve(
   deps: PeerServerDeps,
-  warned: Set<string>,
   refusals: RefusalLog,
   req: IncomingMessage,
   res: ServerResponse,
@@ -85,12 +82,9 @@ async function serve(
   const path = mark === -1 ? url : url.slice(0, mark);
   const kind = ROUTES[path];
   if (kind === undefined && RETIRED_PATHS.includes(path)) {
-    const remote = req.socket.remoteAddress ?? "unknown";
-    if (!warned.has(remote) && warned.size < 256) {
-      warned.add(remote);
-      deps.logger.warn("peer speaks an older protocol", { path, remote });
-    }
-    throw new ProtocolVersionError(UPGRADE);
+    const error = new ProtocolVersionError(UPGRADE);
+    refusals.refused(remote(req), error, `older protocol: ${path}`);
+    throw error;
   }
   if (kind === undefined) throw new NotFoundError(`the peer port serves ${SERVED}`);
   if (req.method !== "POST") throw new MethodNotAllowedError(req.method ?? "", ALLOW);
@@ -111,11 +105,9 @@ async function serve(
   } catch (error) {
     if (!(error instanceof MalformedMessageError)) throw error;
     deps.metrics.peerMessage(kind, "rejected");
-    deps.logger.warn("malformed peer request", {
-      reason: error.message,
-      remote: req.socket.remoteAddress,
-    });
-    throw new InvalidInputError("malformed", error.message);
+    const refused = new InvalidInputError("malformed", error.message);
+    refusals.refused(remote(req), refused, "malformed");
+    throw refused;
   }
   const reply = deps.codec.encode(await deps.handle(request));
   const timestamp = String(Date.now());
@@ -134,6 +126,10 @@ function refuseUnless(refusals: RefusalLog, req: IncomingMessage, verdict: Verdi
   const error = new UnauthorizedError(verdict.reason);
   // A peer whose clock is off, or that holds another secret, retries every few ms: one line a
   // minute per address and reason, with how many were refused since.
-  refusals.refused(req.socket.remoteAddress ?? "unknown", error, verdict.reason);
+  refusals.refused(remote(req), error, verdict.reason);
   throw error;
+}
+
+function remote(req: IncomingMessage): string {
+  return req.socket.remoteAddress ?? "unknown";
 }
