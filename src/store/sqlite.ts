@@ -33,8 +33,6 @@ import {
 } from "./sqlite-schema.js";
 
 const DEFAULT_CHECKPOINT_MS = 500;
-/** How often a full store tries a small write to learn whether space came back. */
-const PROBE_EVERY_MS = 1000;
 
 type EntryRow = [seq: number, post: string, user: string, ts: number, traceparent: string | null];
 
@@ -50,7 +48,6 @@ export class SqliteStore extends LogStore {
   /** New likes per post id in the running transaction: one count update per post, not per like. */
   private readonly countDeltas = new Map<number, number>();
   private size: number;
-  private lastProbe = 0;
 
   private checkpointer: Checkpointer | undefined;
 
@@ -154,17 +151,10 @@ export class SqliteStore extends LogStore {
 
   /** Whether the store can take writes; while the disk is full, tries one small write a second. */
   condition(): StorageCondition {
-    if (this.health.condition === "full" && this.db.open) {
-      const now = Date.now();
-      if (now - this.lastProbe >= PROBE_EVERY_MS) {
-        this.lastProbe = now;
-        try {
-          this.transaction(() => this.sql.saveSize.run(String(this.size)));
-        } catch {
-          // Still full: the health says so.
-        }
-      }
-    }
+    if (this.db.open)
+      this.health.probeWhileFull(() =>
+        this.transaction(() => this.sql.saveSize.run(String(this.size))),
+      );
     return this.health.condition;
   }
 

@@ -6,8 +6,12 @@ import { StorageFullError, StoreCorruptError } from "./types.js";
 /** ok; full: writes fail until space is freed; corrupt: the store serves nothing more. */
 export type StorageCondition = "ok" | "full" | "corrupt";
 
+/** While the disk is full, a write is tried this often, so an idle node turns ready by itself. */
+const PROBE_EVERY_MS = 1000;
+
 export class StorageHealth {
   private state: StorageCondition = "ok";
+  private lastProbe = 0;
   private corruption: StoreCorruptError | undefined;
 
   constructor(
@@ -40,6 +44,22 @@ export class StorageHealth {
       return full;
     }
     return error;
+  }
+
+  /**
+   * While full, runs `write` (a small transaction) at most once every PROBE_EVERY_MS: its success
+   * or failure passes through succeeded() or failed(), so the condition follows the disk.
+   */
+  probeWhileFull(write: () => void): void {
+    if (this.state !== "full") return;
+    const now = Date.now();
+    if (now - this.lastProbe < PROBE_EVERY_MS) return;
+    this.lastProbe = now;
+    try {
+      write();
+    } catch {
+      // Still full: failed() recorded it.
+    }
   }
 
   /** A commit succeeded: the disk takes writes again. */
