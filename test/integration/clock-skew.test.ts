@@ -7,11 +7,11 @@ import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { sign } from "../../src/http/peer/signing.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { TEST_SECRET } from "../support/cluster.js";
 import { NodeProcess } from "../support/process.js";
+import { postToPeer } from "../support/peer.js";
 import { waitFor } from "../support/wait.js";
 
 const AHEAD_MS = 60_000;
@@ -78,19 +78,8 @@ describe("clock skew between peers", () => {
       origin: "ahead~1" as OriginId,
       vv: new Map(),
     });
-    const send = async () => {
-      const timestamp = String(Date.now() + AHEAD_MS);
-      const res = await fetch(`http://127.0.0.1:${local.ports?.peer}${path}`, {
-        method: "POST",
-        headers: {
-          "content-type": binaryCodec.contentType,
-          "x-likes-timestamp": timestamp,
-          "x-likes-signature": sign(TEST_SECRET, "POST", path, timestamp, body),
-        },
-        body,
-      });
-      return res.status;
-    };
+    const send = async () =>
+      (await postToPeer(local.ports?.peer, path, body, { skewMs: AHEAD_MS })).status;
     for (let i = 0; i < 30; i++) expect(await send()).toBe(401);
     await waitFor("the refusal's log line", () =>
       local.lines.some((l) => l.message === "peer request refused"),

@@ -2,9 +2,9 @@
 // each refusal is a 400 that changes nothing, counted in likes_gossip_messages_total.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
-import { sign } from "../../src/http/peer/signing.js";
 import { binaryCodec } from "../../src/replication/codec.js";
-import { TEST_SECRET, TestCluster, clusterView } from "../support/cluster.js";
+import { TestCluster, clusterView } from "../support/cluster.js";
+import { postToPeer } from "../support/peer.js";
 import { countOf } from "../support/process.js";
 
 const MAX_ORIGINS = 20;
@@ -24,18 +24,8 @@ const entry = (origin: string, seq: number, post: string, ts = Date.now()): Entr
 });
 
 async function push(entries: Entry[]): Promise<{ status: number; code?: string }> {
-  const path = "/peer/v2/deltas";
   const body = binaryCodec.encode({ kind: "deltas", ...sender, entries });
-  const timestamp = String(Date.now());
-  const res = await fetch(`http://127.0.0.1:${cluster.node(0).ports?.peer}${path}`, {
-    method: "POST",
-    headers: {
-      "content-type": binaryCodec.contentType,
-      "x-likes-timestamp": timestamp,
-      "x-likes-signature": sign(TEST_SECRET, "POST", path, timestamp, body),
-    },
-    body,
-  });
+  const res = await postToPeer(cluster.node(0).ports?.peer, "/peer/v2/deltas", body);
   if (res.status === 200) return { status: 200 };
   const { error } = (await res.json()) as { error: { code: string } };
   return { status: res.status, code: error.code };

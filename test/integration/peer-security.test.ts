@@ -1,9 +1,9 @@
 import { request } from "node:http";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
-import { sign } from "../../src/http/peer/signing.js";
 import { binaryCodec } from "../../src/replication/codec.js";
-import { TEST_SECRET, TestCluster, clusterView } from "../support/cluster.js";
+import { TestCluster, clusterView } from "../support/cluster.js";
+import { signed } from "../support/peer.js";
 import { countOf } from "../support/process.js";
 
 let cluster: TestCluster;
@@ -51,18 +51,6 @@ async function send(
   const bytes = Buffer.from(await res.arrayBuffer());
   const json = res.headers.get("content-type")?.startsWith("application/json") === true;
   return { status: res.status, body: json ? JSON.parse(bytes.toString()) : undefined, bytes };
-}
-
-function signed(
-  path: string,
-  body: Buffer,
-  { secret = TEST_SECRET, skewMs = 0 } = {},
-): Record<string, string> {
-  const timestamp = String(Date.now() + skewMs);
-  return {
-    "x-likes-timestamp": timestamp,
-    "x-likes-signature": sign(secret, "POST", path, timestamp, body),
-  };
 }
 
 describe("the peer port", () => {

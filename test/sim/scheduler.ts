@@ -1,16 +1,7 @@
-import type { Clock, Random, Timer } from "../../src/replication/ports.js";
+import type { Clock, Timer } from "../../src/replication/ports.js";
 
-/** mulberry32: a small seeded generator, so that a seed replays exactly. */
-export function seededRandom(seed: number): Random {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+// The simulation draws from the same seeded generator as the load generator: a seed replays.
+export { seededRandom } from "../../src/load/zipf.js";
 
 interface Event {
   readonly time: number;

@@ -15,11 +15,19 @@ import { noMetrics, silentLogger, type Metrics } from "../../src/telemetry/types
 import { SimNetwork } from "../sim/network.js";
 import { Scheduler, seededRandom } from "../sim/scheduler.js";
 
-function twoNodes(metrics: Metrics = noMetrics) {
+interface SimNodeOptions {
+  readonly metrics?: Metrics;
+  readonly syncMs?: number;
+  /** Sees every request the node receives, before it answers. */
+  readonly onRequest?: (request: Parameters<Replicator["handle"]>[0]) => void;
+}
+
+/** Real replicators and memory stores on a simulated network, in virtual time. */
+function simNetwork(seed: number) {
   const scheduler = new Scheduler();
-  const random = seededRandom(7);
+  const random = seededRandom(seed);
   const network = new SimNetwork(scheduler, random);
-  const make = (name: string, peer: string) => {
+  const node = (name: string, peers: string[], options: SimNodeOptions = {}) => {
     const store = MemoryStore.open(name as NodeName, {
       schedule: (flush) => scheduler.setTimeout(flush, 0),
     });
@@ -27,23 +35,31 @@ function twoNodes(metrics: Metrics = noMetrics) {
       address: `${name}:1`,
       alive: true,
       life: 1,
-      handle: (r: Parameters<Replicator["handle"]>[0]) => replicator.handle(r),
+      handle: (r: Parameters<Replicator["handle"]>[0]) => {
+        options.onRequest?.(r);
+        return replicator.handle(r);
+      },
     };
     const replicator: Replicator = new Replicator({
       store,
       transport: network.transportFor(endpoint),
       clock: scheduler,
       random,
-      membership: new StaticMembership([`${peer}:1`]),
+      membership: new StaticMembership(peers.map((p) => `${p}:1`)),
       logger: silentLogger,
       pushMs: 5,
-      syncMs: 1000,
-      ...(name === "a" ? { metrics } : {}),
+      syncMs: options.syncMs ?? 1000,
+      ...(options.metrics ? { metrics: options.metrics } : {}),
     });
     network.attach(endpoint);
     return { store, replicator, endpoint };
   };
-  return { scheduler, network, a: make("a", "b"), b: make("b", "a") };
+  return { scheduler, network, node };
+}
+
+function twoNodes(metrics: Metrics = noMetrics) {
+  const { scheduler, network, node } = simNetwork(7);
+  return { scheduler, network, a: node("a", ["b"], { metrics }), b: node("b", ["a"]) };
 }
 
 const bulk = (n: number): Entry[] =>
@@ -104,38 +120,17 @@ describe("replicator", () => {
   });
 
   it("goes on with a catch-up from another peer at once when its source fails", async () => {
-    const scheduler = new Scheduler();
-    const random = seededRandom(11);
-    const network = new SimNetwork(scheduler, random);
+    const { scheduler, node } = simNetwork(11);
     const syncsFromC = new Map<string, number>();
-    const make = (name: string, peers: string[]) => {
-      const store = MemoryStore.open(name as NodeName, {
-        schedule: (flush) => scheduler.setTimeout(flush, 0),
-      });
-      const endpoint = {
-        address: `${name}:1`,
-        alive: true,
-        life: 1,
-        handle: (r: Parameters<Replicator["handle"]>[0]) => {
+    // Rounds far apart: only the failover can move the catch-up on within this test.
+    const make = (name: string, peers: string[]) =>
+      node(name, peers, {
+        syncMs: 60_000,
+        onRequest: (r) => {
           if (r.kind === "sync" && r.node === "c")
             syncsFromC.set(name, (syncsFromC.get(name) ?? 0) + 1);
-          return replicator.handle(r);
         },
-      };
-      const replicator: Replicator = new Replicator({
-        store,
-        transport: network.transportFor(endpoint),
-        clock: scheduler,
-        random,
-        membership: new StaticMembership(peers.map((p) => `${p}:1`)),
-        logger: silentLogger,
-        pushMs: 5,
-        // Rounds far apart: only the failover can move the catch-up on within this test.
-        syncMs: 60_000,
       });
-      network.attach(endpoint);
-      return { store, replicator, endpoint };
-    };
     // a and b do not know c: all that c gets, it pulls itself.
     const a = make("a", ["b"]);
     const b = make("b", ["a"]);
