@@ -2,10 +2,10 @@
 import type { Config } from "./config.js";
 import { nodeNameOf } from "./crdt/index.js";
 import { adminListener } from "./http/admin.js";
-import { HttpTransport } from "./http/peer/http-transport.js";
-import { peerListener } from "./http/peer/peer-server.js";
 import { createPublicApp } from "./http/public-app.js";
 import { HttpServer } from "./http/server.js";
+import { LinkTransport } from "./link/client.js";
+import { LinkServer } from "./link/server.js";
 import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership, localAddresses } from "./replication/dns-membership.js";
 import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
@@ -13,7 +13,7 @@ import { StaticMembership, systemClock, type Membership } from "./replication/po
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
 import { PromMetrics } from "./telemetry/metrics.js";
-import { withCallerContext, withServerSpans } from "./telemetry/server-spans.js";
+import { withServerSpans } from "./telemetry/server-spans.js";
 import type { Logger } from "./telemetry/types.js";
 
 export interface NodePorts {
@@ -25,7 +25,8 @@ export interface NodePorts {
 export class LikesNode {
   private ready = false;
   private readonly servers: HttpServer[] = [];
-  private transport: HttpTransport | undefined;
+  private transport: LinkTransport | undefined;
+  private linkServer: LinkServer | undefined;
   private dns: DnsMembership | undefined;
   readonly store: Store;
   private readonly sqlite: SqliteStore;
@@ -84,11 +85,15 @@ export class LikesNode {
         localAddresses(config.podIp),
       );
     if (config.clusterSecret !== undefined)
-      this.transport = new HttpTransport(
+      this.transport = new LinkTransport(
         config.clusterSecret,
+        config.nodeName,
         binaryCodec,
         this.metrics,
-        (peer, skewMs) => this.replicator.clockSkew(peer, skewMs),
+        {
+          down: (peer, error) => this.replicator.linkDown(peer, error),
+          clockSkew: (peer, skewMs) => this.replicator.clockSkew(peer, skewMs),
+        },
       );
     this.replicator = new Replicator({
       store: this.store,
@@ -147,20 +152,17 @@ export class LikesNode {
       return server.listen(port, config.host);
     };
     let peer: number | null = null;
-    if (config.clusterSecret !== undefined)
-      peer = await serve(
-        withCallerContext(
-          peerListener({
-            secret: config.clusterSecret,
-            codec: binaryCodec,
-            handle: (r) => replicator.handle(r),
-            logger,
-            metrics,
-          }),
-        ),
-        config.peerPort,
-        ["POST"],
-      );
+    if (config.clusterSecret !== undefined) {
+      this.linkServer = new LinkServer({
+        secret: config.clusterSecret,
+        node: config.nodeName,
+        codec: binaryCodec,
+        handle: (r) => replicator.handle(r),
+        logger,
+        metrics,
+      });
+      peer = await this.linkServer.listen(config.peerPort, config.host);
+    }
     const admin = await serve(
       withServerSpans(
         adminListener({
@@ -229,6 +231,7 @@ export class LikesNode {
     clearTimeout(grace);
     this.replicator.stop();
     await drained;
+    await this.linkServer?.close();
     this.dns?.stop();
     this.transport?.close();
     await this.store.close();

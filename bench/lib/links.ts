@@ -9,13 +9,7 @@ import { WebSocket, WebSocketServer } from "ws";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { PROTOCOL_PATHS } from "../../src/replication/protocol.js";
-import {
-  SIGNATURE_HEADER,
-  TIMESTAMP_HEADER,
-  sign,
-  signatureOf,
-  verify,
-} from "../../src/http/peer/signing.js";
+import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signatureOf, verify } from "./signing.js";
 import { FrameReader, FrameSealer, MAX_FRAME } from "./frames.js";
 
 export const LINKS = ["http1", "http1-signed", "http2", "ws", "net", "net-hmac"] as const;

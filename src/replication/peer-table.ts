@@ -5,13 +5,13 @@ import type { Digest } from "../crdt/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { believable } from "./limits.js";
 import { PeerState } from "./peer-state.js";
-import type { Clock, Membership, PeerAddress } from "./ports.js";
+import type { Clock, Membership, PeerAddress, Random } from "./ports.js";
 import type { Sender } from "./protocol.js";
 
 /** Backoff of a failing peer: the first retry after this, doubling up to the max. */
 export const DEFAULT_RETRY_BASE_MS = 50;
 export const DEFAULT_RETRY_MAX_MS = 1000;
-/** A skew worth a log line: a third of the 30 s the signatures allow. */
+/** A skew worth a log line: it shifts every lag figure, and past an hour entries are refused. */
 const SKEW_WARN_MS = 10_000;
 const SKEW_LOG_EVERY_MS = 60_000;
 
@@ -32,6 +32,8 @@ export interface PeerTableDeps {
   readonly holds: () => Digest;
   readonly membership: Membership;
   readonly clock: Clock;
+  /** Jitters the retry backoff (the simulation's seeded one; Math.random if none). */
+  readonly random?: Random;
   readonly logger: Logger;
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
@@ -130,16 +132,25 @@ export class PeerTable {
         error: String(error),
       });
     if (!this.running || peer.retry || !this.peers.has(peer.address)) return;
+    // Jittered (half to all of the delay): peers that lost one another at once do not retry in step.
+    const jittered = delay * (0.5 + 0.5 * (this.deps.random ?? Math.random)());
     peer.retry = this.deps.clock.setTimeout(() => {
       peer.retry = undefined;
       this.events?.retry(peer);
-    }, delay);
+    }, jittered);
+  }
+
+  /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */
+  linkDown(address: PeerAddress, error: unknown): void {
+    const peer = this.peers.get(address);
+    if (peer && !peer.isSelf && peer.up !== false) this.failed(peer, "link", error);
   }
 
   /**
-   * A peer's clock as an answer showed it. Peer requests carry a signed timestamp that is
-   * refused past 30 s of skew, a silent partition: shown on /cluster and as a metric, and
-   * logged once a minute per peer past SKEW_WARN_MS.
+   * A peer's clock as its link's handshake showed it. Links authenticate without a clock, so a
+   * skew does not partition; it shifts the lag figures, and entries stamped over an hour ahead
+   * are refused (limits.ts). Shown on /cluster and as a metric, and logged once a minute per
+   * peer past SKEW_WARN_MS.
    */
   clockSkew(address: PeerAddress, skewMs: number): void {
     const peer = this.peers.get(address);
@@ -152,7 +163,7 @@ export class PeerTable {
       peer: peer.label,
       address,
       skewMs,
-      note: "peer requests signed more than 30 s away from the receiver's clock are refused",
+      note: "lag figures are off by the skew; entries stamped over an hour ahead are refused",
     });
   }
 

@@ -94,6 +94,7 @@ export class Replicator {
       holds: () => store.digest(),
       membership,
       clock,
+      random,
       logger,
       ...(deps.retryBaseMs === undefined ? {} : { retryBaseMs: deps.retryBaseMs }),
       ...(deps.retryMaxMs === undefined ? {} : { retryMaxMs: deps.retryMaxMs }),
@@ -172,9 +173,14 @@ export class Replicator {
     return { isNew: true, acks, required };
   }
 
-  /** A peer's clock minus this node's, as the transport measured it at an answer. */
+  /** A peer's clock minus this node's, as the transport measured it when its link opened. */
   clockSkew(address: PeerAddress, skewMs: number): void {
     this.peers.clockSkew(address, skewMs);
+  }
+
+  /** The transport's link to a peer broke: it is down (and retried) until an exchange succeeds. */
+  linkDown(address: PeerAddress, error: unknown): void {
+    this.peers.linkDown(address, error);
   }
 
   /** Nodes (this one included) that hold own entry `seq`. */

@@ -1,32 +1,124 @@
-// Peer requests as a peer that holds the secret (or a given one) would sign them: for tests
-// that play a buggy, hostile or skewed peer against a real node's peer port.
-import { sign } from "../../src/http/peer/signing.js";
+// A peer link opened by hand, as a peer that holds the secret (or a given one) would open it:
+// for tests that play a buggy, hostile or skewed peer against a real node's peer port. It speaks
+// the handshake of src/link/handshake.ts and seals frames as src/link/frames.ts does, and can
+// also send bytes that no honest peer would.
+import net from "node:net";
+import { openEnvelope, requestEnvelope, type Envelope } from "../../src/link/envelope.js";
+import {
+  Direction,
+  FrameReader,
+  FrameSealer,
+  plainFrame,
+  MAX_FRAME_BYTES,
+} from "../../src/link/frames.js";
+import {
+  MAX_HANDSHAKE_FRAME,
+  PROOF_BYTES,
+  decodeGreeting,
+  encodeHello,
+  freshNonce,
+  linkKey,
+  proofOf,
+} from "../../src/link/handshake.js";
 import { binaryCodec } from "../../src/replication/codec.js";
+import type { PeerRequest } from "../../src/replication/protocol.js";
 import { TEST_SECRET } from "./cluster.js";
+import { waitFor } from "./wait.js";
 
-/** The signature headers of a POST to `path` with `body`, `skewMs` away from this clock. */
-export function signed(
-  path: string,
-  body: Buffer,
-  { secret = TEST_SECRET, skewMs = 0 } = {},
-): Record<string, string> {
-  const timestamp = String(Date.now() + skewMs);
-  return {
-    "x-likes-timestamp": timestamp,
-    "x-likes-signature": sign(secret, "POST", path, timestamp, body),
-  };
+export interface RawLinkOptions {
+  readonly secret?: string;
+  readonly node?: string;
+  /** The time the hello claims (ms): a skewed clock. */
+  readonly now?: number;
 }
 
-/** POSTs a signed peer message to a node's peer port on 127.0.0.1. */
-export function postToPeer(
-  port: number | undefined,
-  path: string,
-  body: Buffer,
-  options: { secret?: string; skewMs?: number } = {},
-): Promise<Response> {
-  return fetch(`http://127.0.0.1:${port}${path}`, {
-    method: "POST",
-    headers: { "content-type": binaryCodec.contentType, ...signed(path, body, options) },
-    body,
-  });
+export class RawLink {
+  private readonly reader = new FrameReader(MAX_FRAME_BYTES);
+  private readonly envelopes: Envelope[] = [];
+  private nextId = 1;
+  closed = false;
+
+  private constructor(
+    private readonly socket: net.Socket,
+    /** Seals as the client end of the link. */
+    readonly sealer: FrameSealer,
+    private readonly opener: FrameSealer,
+  ) {
+    socket.on("data", (chunk: Buffer) => {
+      this.reader.push(chunk);
+      for (let body = this.reader.next(); body; body = this.reader.next())
+        this.envelopes.push(openEnvelope(this.opener.open(body)));
+    });
+    socket.on("close", () => (this.closed = true));
+    socket.on("error", () => (this.closed = true));
+  }
+
+  /** Connects and completes the handshake; rejects when the node's proof does not check. */
+  static async open(
+    port: number | null | undefined,
+    options: RawLinkOptions = {},
+  ): Promise<RawLink> {
+    const secret = options.secret ?? TEST_SECRET;
+    const socket = net.connect({ host: "127.0.0.1", port: port ?? 0 });
+    await new Promise<void>((resolve, reject) => {
+      socket.once("connect", resolve);
+      socket.once("error", reject);
+    });
+    const nonce = freshNonce();
+    socket.write(plainFrame(encodeHello(nonce, options.node ?? "tester", options.now)));
+    const reader = new FrameReader(MAX_HANDSHAKE_FRAME);
+    const answer = await new Promise<Buffer>((resolve, reject) => {
+      const onData = (chunk: Buffer) => {
+        reader.push(chunk);
+        const body = reader.next();
+        if (!body) return;
+        socket.off("data", onData);
+        resolve(Buffer.from(body));
+      };
+      socket.on("data", onData);
+      socket.once("close", () => reject(new Error("closed during the handshake")));
+    });
+    const { nonce: serverNonce } = decodeGreeting(answer, PROOF_BYTES);
+    socket.write(plainFrame(proofOf(secret, "client", nonce, serverNonce)));
+    const key = linkKey(secret, nonce, serverNonce);
+    return new RawLink(
+      socket,
+      new FrameSealer(key, Direction.toServer),
+      new FrameSealer(key, Direction.toClient),
+    );
+  }
+
+  /** The sealed frame of a request, numbered in turn, and its id. */
+  frame(request: PeerRequest | Buffer, traceparent?: string): { id: number; bytes: Buffer } {
+    const message = Buffer.isBuffer(request) ? request : binaryCodec.encode(request);
+    const id = this.nextId++;
+    return { id, bytes: this.sealer.seal(requestEnvelope(id, traceparent, message)) };
+  }
+
+  write(bytes: Buffer): void {
+    this.socket.write(bytes);
+  }
+
+  /** Sends a request and waits for its answer (a reply or an error envelope). */
+  async request(request: PeerRequest | Buffer, traceparent?: string): Promise<Envelope> {
+    const { id, bytes } = this.frame(request, traceparent);
+    this.write(bytes);
+    return this.answer(id);
+  }
+
+  answer(id: number): Promise<Envelope> {
+    return waitFor(`the answer to request ${id}`, () => {
+      if (this.closed) throw new Error("the node closed the link");
+      return this.envelopes.find((e) => e.id === id);
+    });
+  }
+
+  /** Waits until the node closes the link. */
+  async closedByNode(): Promise<void> {
+    await waitFor("the node to close the link", () => this.closed);
+  }
+
+  close(): void {
+    this.socket.destroy();
+  }
 }

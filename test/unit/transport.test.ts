@@ -1,10 +1,9 @@
-import http from "node:http";
-import type { AddressInfo } from "node:net";
+import net, { type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
-import { HttpTransport, PeerRequestError } from "../../src/http/peer/http-transport.js";
-import { peerListener } from "../../src/http/peer/peer-server.js";
+import { LinkTransport, PeerRequestError } from "../../src/link/client.js";
+import { LinkServer } from "../../src/link/server.js";
 import type { PeerAddress, Transport } from "../../src/replication/ports.js";
 import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
@@ -60,36 +59,34 @@ const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> 
       close: () => Promise.resolve(),
     });
   },
-  "HTTP transport and peer server": async (handler) => {
-    const server = http.createServer(
-      peerListener({
-        secret: SECRET,
-        codec: binaryCodec,
-        handle: handler,
-        logger: silentLogger,
-        metrics: noMetrics,
-      }),
-    );
-    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
-    const closed = http.createServer();
+  "peer link (TCP, framed, authenticated)": async (handler) => {
+    const server = new LinkServer({
+      secret: SECRET,
+      node: "b",
+      codec: binaryCodec,
+      handle: handler,
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    const closed = net.createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const unreachable = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
     await new Promise((resolve) => closed.close(resolve));
-    const transport = new HttpTransport(SECRET, binaryCodec);
+    const transport = new LinkTransport(SECRET, "a", binaryCodec);
     return {
       transport,
-      peer: `127.0.0.1:${(server.address() as AddressInfo).port}`,
+      peer: `127.0.0.1:${port}`,
       unreachable,
       failure: {
         name: PeerRequestError.name,
         unreachable: /unreachable: connect ECONNREFUSED/,
-        failing: /answered 500: .*"code":"internal"/,
+        failing: /refused: internal: /,
       },
       settle: (pending) => pending,
       close: async () => {
         transport.close();
-        server.closeAllConnections();
-        await new Promise((resolve) => server.close(resolve));
+        await server.close();
       },
     };
   },

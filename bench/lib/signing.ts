@@ -1,6 +1,6 @@
-// The authentication of the peer port: every request and reply carries an HMAC-SHA256, under the
-// cluster secret, of its method, path, timestamp and body. The head is checked before the body
-// is read, so an unsigned or stale request costs the node no read of its body.
+// The authentication of peer protocol v2 (HTTP), kept for bench/transports.ts to measure the
+// link against: every request and reply carried an HMAC-SHA256, under the cluster secret, of its
+// method, path, timestamp and body.
 import { createHmac, timingSafeEqual } from "node:crypto";
 import type { IncomingHttpHeaders } from "node:http";
 

@@ -1,0 +1,96 @@
+// The frames of a peer link: `length:u32be body` on a byte stream; after the handshake every body
+// ends in a MAC tag under the connection's key over the direction, the frame's number and the
+// payload, so that a frame cannot be forged, replayed or reordered within or across connections.
+import { createHmac, timingSafeEqual } from "node:crypto";
+
+/** The largest frame body: a sync page is cut by bytes (protocol.ts) to fit well below it. */
+export const MAX_FRAME_BYTES = 1024 * 1024;
+// Truncated to 128 bits as in RFC 4868: the tag counts against the bytes per like.
+export const TAG_BYTES = 16;
+
+/** A frame that breaks the framing or fails its tag: the link is closed, nothing applied. */
+export class FrameError extends Error {
+  override readonly name = "FrameError";
+}
+
+/**
+ * Splits a byte stream into frame bodies: chunks go in with `push`, whole frames come out one at
+ * a time with `next`, each checked against the `maxBytes` of that moment (the handshake reads
+ * only small frames; the link's frames may be larger).
+ */
+export class FrameReader {
+  private buffered: Buffer = Buffer.alloc(0);
+  private at = 0;
+
+  constructor(public maxBytes: number) {}
+
+  push(chunk: Buffer): void {
+    const rest = this.buffered.length - this.at;
+    this.buffered = rest === 0 ? chunk : Buffer.concat([this.buffered.subarray(this.at), chunk]);
+    this.at = 0;
+  }
+
+  /** The next whole frame's body, or undefined; throws FrameError for an oversized one. */
+  next(): Buffer | undefined {
+    if (this.buffered.length - this.at < 4) return undefined;
+    const length = this.buffered.readUInt32BE(this.at);
+    if (length > this.maxBytes)
+      throw new FrameError(`a frame of ${length} bytes (at most ${this.maxBytes})`);
+    if (this.buffered.length - this.at - 4 < length) return undefined;
+    const body = this.buffered.subarray(this.at + 4, this.at + 4 + length);
+    this.at += 4 + length;
+    return body;
+  }
+}
+
+/** `length:u32be payload`, unsealed: the handshake's frames. */
+export function plainFrame(payload: Buffer): Buffer {
+  const frame = Buffer.allocUnsafe(4 + payload.length);
+  frame.writeUInt32BE(payload.length, 0);
+  payload.copy(frame, 4);
+  return frame;
+}
+
+/** Which way a frame goes: both ends number each direction's frames from 0. */
+export const Direction = { toServer: 0, toClient: 1 } as const;
+
+/** One direction of a link: seals outgoing frames, or opens incoming ones, counting them. */
+export class FrameSealer {
+  private seq = 0n;
+  private readonly header = Buffer.alloc(9);
+
+  constructor(
+    private readonly key: Buffer,
+    direction: number,
+  ) {
+    this.header[0] = direction;
+  }
+
+  /** `length:u32be payload tag`, as one buffer for one socket write. */
+  seal(payload: Buffer): Buffer {
+    const frame = Buffer.allocUnsafe(4 + payload.length + TAG_BYTES);
+    frame.writeUInt32BE(payload.length + TAG_BYTES, 0);
+    payload.copy(frame, 4);
+    this.tag(payload).copy(frame, 4 + payload.length);
+    return frame;
+  }
+
+  /** The payload of a received body, once its tag checks; throws FrameError otherwise. */
+  open(body: Buffer): Buffer {
+    if (body.length < TAG_BYTES) throw new FrameError("a frame shorter than its tag");
+    const payload = body.subarray(0, body.length - TAG_BYTES);
+    const given = body.subarray(body.length - TAG_BYTES);
+    if (!timingSafeEqual(given, this.tag(payload)))
+      throw new FrameError("a frame whose tag does not check (forged, replayed or reordered)");
+    return payload;
+  }
+
+  private tag(payload: Buffer): Buffer {
+    this.header.writeBigUInt64BE(this.seq++, 1);
+    return createHmac("sha256", this.key)
+      .update(this.header)
+      .update(payload)
+      .digest()
+      .subarray(0, TAG_BYTES);
+  }
+}

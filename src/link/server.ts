@@ -1,0 +1,237 @@
+// The peer port (protocol v3): a TCP server whose connections each become a peer link once the
+// handshake proves that the caller holds the cluster secret. Nothing but the handshake is read
+// from a connection before that; after it, each request frame is decoded in full, handed to the
+// replication core, and answered on the same link once handled (after the commit that holds it).
+import { ROOT_CONTEXT, context, propagation } from "@opentelemetry/api";
+import net, { type AddressInfo, type Socket } from "node:net";
+import { errorAnswer } from "../http/errors.js";
+import type { Codec } from "../replication/codec.js";
+import { RefusalLog } from "../replication/limits.js";
+import {
+  MalformedMessageError,
+  type PeerReply,
+  type PeerRequest,
+} from "../replication/protocol.js";
+import type { Logger, Metrics } from "../telemetry/types.js";
+import { Connection } from "./connection.js";
+import { errorEnvelope, openEnvelope, replyEnvelope } from "./envelope.js";
+import { Direction, FrameError, FrameReader, FrameSealer, plainFrame } from "./frames.js";
+import {
+  HANDSHAKE_TIMEOUT_MS,
+  HandshakeError,
+  LINK_VERSION,
+  MAX_HANDSHAKE_FRAME,
+  PROOF_BYTES,
+  decodeGreeting,
+  encodeAnswer,
+  freshNonce,
+  linkKey,
+  looksLikeHttp,
+  proofOf,
+  proves,
+} from "./handshake.js";
+
+/** A link stops reading while this much of its replies waits in the socket, or this many requests are being handled. */
+export const SERVER_HIGH_WATER_BYTES = 4 * 1024 * 1024;
+export const MAX_REQUESTS_IN_HANDLING = 64;
+
+const V2_REFUSAL = JSON.stringify({
+  error: {
+    code: "protocol_version_unsupported",
+    message: `this node speaks peer protocol v${LINK_VERSION} (an authenticated TCP link, not HTTP); the sender speaks v2 and must be upgraded`,
+  },
+});
+
+export interface LinkServerDeps {
+  readonly secret: string;
+  readonly node: string;
+  readonly codec: Codec;
+  readonly handle: (request: PeerRequest) => Promise<PeerReply>;
+  readonly logger: Logger;
+  readonly metrics: Pick<Metrics, "peerMessage" | "peerBytes">;
+}
+
+export class LinkServer {
+  private readonly server: net.Server;
+  private readonly sockets = new Set<Socket>();
+  // A refused peer reconnects every few ms: one line a minute per address and reason says it all.
+  private readonly refusals: RefusalLog;
+
+  constructor(private readonly deps: LinkServerDeps) {
+    this.refusals = new RefusalLog(
+      () => Date.now(),
+      (message, fields) => deps.logger.warn(message, fields),
+      undefined,
+      "peer link refused",
+    );
+    this.server = net.createServer((socket) => this.accept(socket));
+  }
+
+  listen(port: number, host: string): Promise<number> {
+    return new Promise((resolve, reject) => {
+      this.server.once("error", reject);
+      this.server.listen(port, host, () => {
+        this.server.off("error", reject);
+        resolve((this.server.address() as AddressInfo).port);
+      });
+    });
+  }
+
+  /** Stops accepting and closes every link (their peers see them end and reconnect elsewhere). */
+  close(): Promise<void> {
+    for (const socket of this.sockets) socket.destroy();
+    return new Promise((resolve) => this.server.close(() => resolve()));
+  }
+
+  private refuse(socket: Socket, error: Error, reason: string): void {
+    this.deps.metrics.peerMessage(reason === "frame" ? "frame" : "handshake", "rejected");
+    this.refusals.refused(socket.remoteAddress ?? "unknown", error, reason);
+  }
+
+  private accept(socket: Socket): void {
+    this.sockets.add(socket);
+    socket.once("close", () => this.sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.on("error", () => socket.destroy());
+    const reader = new FrameReader(MAX_HANDSHAKE_FRAME);
+    const clientNonce: Buffer[] = [];
+    const serverNonce = freshNonce();
+    let first = true;
+    const timer = setTimeout(() => {
+      this.refuse(socket, new HandshakeError("no handshake within 5 s", "malformed"), "timeout");
+      socket.destroy();
+    }, HANDSHAKE_TIMEOUT_MS);
+    timer.unref();
+    const fail = (error: unknown) => {
+      clearTimeout(timer);
+      socket.off("data", onData);
+      const reason = error instanceof HandshakeError ? error.reason : "malformed";
+      this.refuse(socket, error instanceof Error ? error : new Error(String(error)), reason);
+      socket.destroy();
+    };
+    const onData = (chunk: Buffer) => {
+      try {
+        if (first && looksLikeHttp(chunk)) {
+          first = false;
+          clearTimeout(timer);
+          socket.off("data", onData);
+          this.refuse(
+            socket,
+            new HandshakeError("an HTTP request: peer protocol v2", "protocol version"),
+            "protocol v2",
+          );
+          socket.end(
+            `HTTP/1.1 410 Gone\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(V2_REFUSAL)}\r\nconnection: close\r\n\r\n${V2_REFUSAL}`,
+          );
+          return;
+        }
+        first = false;
+        reader.push(chunk);
+        for (let body = reader.next(); body; body = reader.next()) {
+          if (clientNonce.length === 0) {
+            const hello = decodeGreeting(body, 0);
+            clientNonce.push(Buffer.from(hello.nonce));
+            const proof = proofOf(this.deps.secret, "server", hello.nonce, serverNonce);
+            socket.write(plainFrame(encodeAnswer(serverNonce, proof, this.deps.node)));
+            continue;
+          }
+          const nonce = clientNonce[0] as Buffer;
+          if (
+            body.length !== PROOF_BYTES ||
+            !proves(this.deps.secret, "client", nonce, serverNonce, body)
+          )
+            throw new HandshakeError(
+              "the caller does not hold this cluster's secret",
+              "wrong secret",
+            );
+          clearTimeout(timer);
+          socket.off("data", onData);
+          // Frames after the proof, already read, stay in the reader for the link.
+          this.open(socket, linkKey(this.deps.secret, nonce, serverNonce), reader);
+          return;
+        }
+      } catch (error) {
+        fail(error);
+      }
+    };
+    socket.on("data", onData);
+  }
+
+  private open(socket: Socket, key: Buffer, reader: FrameReader): void {
+    const { codec, handle, metrics, logger } = this.deps;
+    const remote = socket.remoteAddress ?? "unknown";
+    let handling = 0;
+    let paused = false;
+    const throttle = () => {
+      const busy =
+        handling >= MAX_REQUESTS_IN_HANDLING || connection.buffered >= SERVER_HIGH_WATER_BYTES;
+      if (busy && !paused) connection.pause();
+      else if (!busy && paused) connection.resume();
+      paused = busy;
+    };
+    const answer = (id: number, reply: PeerReply) => {
+      const bytes = codec.encode(reply);
+      metrics.peerBytes("out", bytes.length);
+      connection.send(replyEnvelope(id, bytes));
+    };
+    const refuseRequest = (id: number, kind: string, error: unknown) => {
+      if (error instanceof MalformedMessageError) {
+        metrics.peerMessage(kind, "rejected");
+        this.refusals.refused(remote, error, "malformed");
+        connection.send(errorEnvelope(id, "malformed", error.message));
+        return;
+      }
+      const { status, body } = errorAnswer(error);
+      if (status >= 500 && body.error.code === "internal")
+        logger.error("peer request failed", { peer: remote, error });
+      connection.send(errorEnvelope(id, body.error.code, body.error.message));
+    };
+    const connection = new Connection(
+      socket,
+      new FrameSealer(key, Direction.toClient),
+      new FrameSealer(key, Direction.toServer),
+      reader,
+      {
+        payload: (payload) => {
+          const envelope = openEnvelope(payload);
+          if (envelope.type !== "request")
+            throw new FrameError(`a ${envelope.type} frame sent to the server end of a link`);
+          metrics.peerBytes("in", envelope.message.length);
+          const { id, message, traceparent } = envelope;
+          const kind =
+            message.length > 0 && ((message[0] as number) & 0x0f) === 2 ? "sync" : "deltas";
+          let request: PeerRequest;
+          try {
+            request = codec.decode(message, kind) as PeerRequest;
+          } catch (error) {
+            refuseRequest(id, kind, error);
+            return;
+          }
+          handling++;
+          throttle();
+          withCaller(traceparent, () => handle(request))
+            .then(
+              (reply) => answer(id, reply),
+              (error: unknown) => refuseRequest(id, kind, error),
+            )
+            .finally(() => {
+              handling--;
+              throttle();
+            });
+        },
+        drained: () => throttle(),
+        closed: (error) => {
+          if (error instanceof FrameError || error instanceof MalformedMessageError)
+            this.refuse(socket, error, "frame");
+        },
+      },
+    );
+    connection.start();
+  }
+}
+
+/** Runs `fn` in the caller's trace context when it sent a sampled one. */
+function withCaller<T>(traceparent: string | undefined, fn: () => Promise<T>): Promise<T> {
+  if (traceparent === undefined) return fn();
+  return context.with(propagation.extract(ROOT_CONTEXT, { traceparent }), fn);
+}
