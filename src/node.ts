@@ -49,6 +49,7 @@ export class LikesNode {
           up: p.up !== false,
           pending: p.pending,
           clockSkewSeconds: p.clockSkewMs === null ? undefined : p.clockSkewMs / 1000,
+          unansweredBytes: this.transport?.unanswered(p.address) ?? 0,
         })),
     });
     const dataDir = config.dataDir;

@@ -103,9 +103,9 @@ export class LinkTransport implements Transport {
     }
   }
 
-  /** Bytes held for each peer's link: unanswered requests (what MAX_UNANSWERED_BYTES bounds). */
-  unanswered(): Map<PeerAddress, number> {
-    return new Map([...this.links].map(([peer, link]) => [peer, link.unansweredBytes]));
+  /** Bytes held for a peer's link: its unanswered requests (what MAX_UNANSWERED_BYTES bounds). */
+  unanswered(peer: PeerAddress): number {
+    return this.links.get(peer)?.unansweredBytes ?? 0;
   }
 
   close(): void {

@@ -23,8 +23,10 @@ export interface PeerGauge {
   readonly peer: string;
   readonly up: boolean;
   readonly pending: number;
-  /** Its clock minus this node's at the last answer, when measured. */
+  /** Its clock minus this node's when its link opened, when measured. */
   readonly clockSkewSeconds: number | undefined;
+  /** Bytes of requests on its link not yet answered (bounded by the link). */
+  readonly unansweredBytes: number;
 }
 
 /** What the gauges read when scraped. */
@@ -114,8 +116,15 @@ export class PromMetrics implements Metrics {
       this.registry,
       gauges,
       "likes_peer_clock_skew_seconds",
-      "A peer's clock minus this node's, from its last answer (±1 s); past 30 s peers refuse",
+      "A peer's clock minus this node's, measured when its link opened (± half a round trip)",
       (p) => p.clockSkewSeconds,
+    );
+    peerGauge(
+      this.registry,
+      gauges,
+      "likes_peer_link_unanswered_bytes",
+      "Bytes of requests sent on a peer's link and not yet answered: bounded, a stalled peer fails sends past the bound",
+      (p) => p.unansweredBytes,
     );
     this.messages = new client.Counter({
       name: "likes_gossip_messages_total",

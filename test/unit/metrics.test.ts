@@ -21,8 +21,14 @@ function metrics(): PromMetrics {
   const m = new PromMetrics({
     setSize: () => 7,
     peers: () => [
-      { peer: "node1", up: true, pending: 3, clockSkewSeconds: -61.5 },
-      { peer: "127.0.0.1:2", up: false, pending: 9, clockSkewSeconds: undefined },
+      { peer: "node1", up: true, pending: 3, clockSkewSeconds: -61.5, unansweredBytes: 120 },
+      {
+        peer: "127.0.0.1:2",
+        up: false,
+        pending: 9,
+        clockSkewSeconds: undefined,
+        unansweredBytes: 0,
+      },
     ],
   });
   m.requestServed("/like", "POST", 201, 0.002);
