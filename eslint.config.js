@@ -50,7 +50,7 @@ export default tseslint.config(
       "no-console": "error",
     },
   },
-  // The floors of STYLE.md: crdt <- store <- replication <- http, with src/telemetry beside them
+  // The floors of STYLE.md: crdt <- store <- replication <- http and link, with src/telemetry beside them
   // (it may import crdt only); main.ts and node.ts wire everything.
   ...layer("src/crdt/**", ["../**"], "src/crdt is pure and imports nothing of ours"),
   ...layer("src/load/**", ["../**"], "the load generator is a CLI of its own: no other src import"),
@@ -71,8 +71,15 @@ export default tseslint.config(
   ),
   ...layer(
     "src/http/**",
-    [...TELEMETRY_IMPLEMENTATIONS, "../node.js"],
+    [...TELEMETRY_IMPLEMENTATIONS, "**/link/**", "../node.js"],
     "http reports through telemetry/types.ts (and the API-only span helpers)",
+  ),
+  // The peer link is the Transport adapter beside http: it answers errors as the public API
+  // does (http/errors.ts), and nothing of http imports it.
+  ...layer(
+    "src/link/**",
+    [...TELEMETRY_IMPLEMENTATIONS, "**/store/**", "../node.js"],
+    "the peer link reports through telemetry/types.ts (and the API-only span helpers)",
   ),
   {
     // The chart's replication check is a script too (a helm test Pod runs it).

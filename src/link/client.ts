@@ -11,7 +11,15 @@ import { activeTraceparent } from "../telemetry/trace-context.js";
 import { noMetrics, type Metrics } from "../telemetry/types.js";
 import { Connection } from "./connection.js";
 import { openEnvelope, requestEnvelope } from "./envelope.js";
-import { Direction, FrameError, FrameReader, FrameSealer, plainFrame } from "./frames.js";
+import {
+  Direction,
+  FrameError,
+  FrameReader,
+  FrameSealer,
+  MAX_FRAME_BYTES,
+  TAG_BYTES,
+  plainFrame,
+} from "./frames.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
   HandshakeError,
@@ -219,6 +227,12 @@ class ClientLink {
       );
     const id = this.nextId++;
     const payload = requestEnvelope(id, activeTraceparent(), message);
+    if (payload.length + TAG_BYTES > MAX_FRAME_BYTES)
+      return Promise.reject(
+        new PeerRequestError(
+          `a ${request.kind} message of ${payload.length} bytes is past the link's frame limit (${MAX_FRAME_BYTES})`,
+        ),
+      );
     this.metrics.peerBytes("out", message.length);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(

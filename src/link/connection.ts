@@ -2,7 +2,8 @@
 // in one turn of the event loop go out in one socket write; a frame that fails its tag, breaks
 // the framing or cannot be read closes the connection, with nothing of it applied.
 import type { Socket } from "node:net";
-import { FrameError, FrameReader, FrameSealer, MAX_FRAME_BYTES } from "./frames.js";
+import type { FrameReader, FrameSealer} from "./frames.js";
+import { FrameError, MAX_FRAME_BYTES } from "./frames.js";
 
 export interface ConnectionEvents {
   /** One opened frame's payload, in the order sent. */

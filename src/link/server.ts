@@ -15,7 +15,15 @@ import {
 import type { Logger, Metrics } from "../telemetry/types.js";
 import { Connection } from "./connection.js";
 import { errorEnvelope, openEnvelope, replyEnvelope } from "./envelope.js";
-import { Direction, FrameError, FrameReader, FrameSealer, plainFrame } from "./frames.js";
+import {
+  Direction,
+  FrameError,
+  FrameReader,
+  FrameSealer,
+  MAX_FRAME_BYTES,
+  TAG_BYTES,
+  plainFrame,
+} from "./frames.js";
 import {
   HANDSHAKE_TIMEOUT_MS,
   HandshakeError,
@@ -171,8 +179,17 @@ export class LinkServer {
     };
     const answer = (id: number, reply: PeerReply) => {
       const bytes = codec.encode(reply);
+      const payload = replyEnvelope(id, bytes);
+      if (payload.length + TAG_BYTES > MAX_FRAME_BYTES) {
+        refuseRequest(
+          id,
+          reply.kind,
+          new Error(`a reply of ${payload.length} bytes is past the frame limit`),
+        );
+        return;
+      }
       metrics.peerBytes("out", bytes.length);
-      connection.send(replyEnvelope(id, bytes));
+      connection.send(payload);
     };
     const refuseRequest = (id: number, kind: string, error: unknown) => {
       if (error instanceof MalformedMessageError) {

@@ -25,7 +25,8 @@ export class PeerState {
   acked: Map<OriginId, number> = new Map();
   /** Highest own seq sent to it (in flight or acknowledged). */
   pushedUpTo = 0;
-  pushing = false;
+  /** Pushes sent to it and not yet answered: at most PUSH_WINDOW (pusher.ts). */
+  pushesInFlight = 0;
   syncing = false;
   failures = 0;
   retry: Timer | undefined;

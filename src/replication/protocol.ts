@@ -60,6 +60,11 @@ export const PROTOCOL_PATHS = { deltas: "/peer/v2/deltas", sync: "/peer/v2/sync"
 export const RETIRED_PATHS: readonly string[] = ["/peer/v1/deltas", "/peer/v1/sync"];
 export const MAX_PUSH_ENTRIES = 512;
 export const MAX_PAGE_ENTRIES = 5000;
+/**
+ * A page's entries stop past about this many bytes: with the vector's diff, a page stays well
+ * inside the link's 1 MiB frame even when every field is at its 256-byte maximum.
+ */
+export const MAX_PAGE_BYTES = 512 * 1024;
 
 /** A message that failed its guard: rejected whole, with the reason. */
 export class MalformedMessageError extends Error {
@@ -91,19 +96,35 @@ export function answerDeltas(
   };
 }
 
-/** The answer to a sync: one page of what the caller lacks, and our vector as a difference. */
+/** An entry's size in the binary codec, at most (codec.ts): what a page's byte budget counts. */
+function entryBytes(e: Entry): number {
+  return 16 + Buffer.byteLength(e.post) + Buffer.byteLength(e.user) + (e.traceparent ? 25 : 0);
+}
+
+/**
+ * The answer to a sync: one page of what the caller lacks (at most MAX_PAGE_ENTRIES entries and
+ * about MAX_PAGE_BYTES), and our vector as a difference.
+ */
 export function answerSync(self: Sender, request: SyncRequest, store: StoreState): SyncReply {
   const have = store.digest();
   const entries: Entry[] = [];
   let more = false;
+  let bytes = 0;
   for (const range of missingRanges(have, request.vv)) {
     const room = MAX_PAGE_ENTRIES - entries.length;
-    if (room <= 0) {
+    if (room <= 0 || bytes >= MAX_PAGE_BYTES) {
       more = true;
       break;
     }
     const page = store.entries(range, room);
-    entries.push(...page);
+    for (const e of page) {
+      if (bytes >= MAX_PAGE_BYTES) {
+        more = true;
+        break;
+      }
+      entries.push(e);
+      bytes += entryBytes(e);
+    }
     if (page.length === room && range.after + room < range.upTo) more = true;
   }
   return { kind: "sync-reply", ...self, entries, diff: digestDiff(have, request.vv), more };

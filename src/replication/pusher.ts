@@ -1,5 +1,7 @@
-// Eager push of own entries: each new entry goes to every peer within LIKES_PUSH_MS, at once
-// when a push's worth is waiting; one push in flight per peer, so pushes batch under load.
+// Eager push of own entries. A new entry goes to a peer at once when no push to it is in flight;
+// what arrives while one is goes out together when it is answered (latency at low rates, batching
+// at high ones) or after LIKES_PUSH_MS, whichever is first; a full batch goes out at once. At most
+// PUSH_WINDOW pushes are in flight to a peer: past that, what is new waits for their answers.
 import type { Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { pushSpan } from "../telemetry/spans.js";
@@ -8,6 +10,9 @@ import type { PeerState } from "./peer-state.js";
 import type { PeerTable } from "./peer-table.js";
 import type { Clock, Timer, Transport } from "./ports.js";
 import { MAX_PUSH_ENTRIES, type DeltasReply, type Sender } from "./protocol.js";
+
+/** Pushes in flight to one peer at most: with MAX_PUSH_ENTRIES, what a slow peer can hold up. */
+export const PUSH_WINDOW = 4;
 
 export interface PusherDeps {
   readonly self: Sender;
@@ -37,11 +42,15 @@ export class Pusher {
     this.timer = undefined;
   }
 
-  /** A like this node accepted first-hand (committed): push it soon, at once past a batch. */
+  /**
+   * A like this node accepted first-hand (committed): pushed at once to a peer with no push in
+   * flight, with the answer of the one in flight otherwise, at once past a batch.
+   */
   published(entry: Entry): void {
     this.outbox.add(entry);
     const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
-    this.schedule(entry.seq - sent >= MAX_PUSH_ENTRIES ? 0 : this.deps.pushMs);
+    const idle = this.deps.peers.live().some((p) => p.pushesInFlight === 0 && p.up !== false);
+    this.schedule(idle || entry.seq - sent >= MAX_PUSH_ENTRIES ? 0 : this.deps.pushMs);
   }
 
   /** Push now: a writer waits for replicas. */
@@ -78,7 +87,7 @@ export class Pusher {
     this.timer?.cancel();
     this.timer = this.deps.clock.setTimeout(() => {
       this.timer = undefined;
-      this.flush();
+      this.flush(ms > 0);
     }, ms);
   }
 
@@ -86,15 +95,19 @@ export class Pusher {
     return this.deps.store.digest().get(this.deps.self.origin) ?? 0;
   }
 
-  private flush(): void {
+  /** Pushes to each peer what it lacks; `overdue`: entries have waited LIKES_PUSH_MS. */
+  private flush(overdue: boolean): void {
     const { peers, self } = this.deps;
     peers.refresh();
     const own = this.ownSeq();
     for (const peer of peers.live()) {
       // A down peer is probed by its retry timer, not flooded with pushes.
-      if (peer.pushing || peer.up === false) continue;
+      if (peer.up === false || peer.pushesInFlight >= PUSH_WINDOW) continue;
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
-      if (after < own) void this.pushTo(peer, after, own);
+      // With a push in flight, a full or overdue batch goes before its answer; the rest waits.
+      const waiting = own - after;
+      if (waiting > 0 && (peer.pushesInFlight === 0 || overdue || waiting >= MAX_PUSH_ENTRIES))
+        void this.pushTo(peer, after, own);
     }
   }
 
@@ -106,14 +119,14 @@ export class Pusher {
     this.outbox.dropUpTo(peers.pushedEverywhere());
     const last = entries.at(-1);
     if (!last) return;
-    peer.pushing = true;
+    peer.pushesInFlight++;
     peer.pushedUpTo = last.seq;
     try {
       await this.send(peer, entries);
     } catch (error) {
       peers.failed(peer, "push", error);
     } finally {
-      peer.pushing = false;
+      peer.pushesInFlight--;
     }
     // What arrived while this push was in flight goes out now.
     if (peer.up && peer.pushedUpTo < this.ownSeq()) this.schedule(0);

@@ -3,7 +3,9 @@ import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { ConvergenceTracker } from "../../src/replication/convergence.js";
 import { Outbox } from "../../src/replication/outbox.js";
+import { binaryCodec } from "../../src/replication/codec.js";
 import {
+  MAX_PAGE_BYTES,
   MAX_PAGE_ENTRIES,
   MAX_PUSH_ENTRIES,
   answerDeltas,
@@ -110,6 +112,24 @@ describe("protocol answers", () => {
       ]),
     });
     expect(senderHolds).toEqual(new Map([[ORIGIN, 2]]));
+  });
+
+  it("cuts a page of large entries by bytes, so that it fits a link's 1 MiB frame", async () => {
+    const store = MemoryStore.open("b" as NodeName);
+    const big = (seq: number): Entry => ({
+      ...entry(seq),
+      post: `p${"é".repeat(127)}` as PostId,
+      user: "u".repeat(256) as UserId,
+      traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+    });
+    await store.apply(Array.from({ length: 3000 }, (_, i) => big(i + 1)));
+    const page = answerSync(self, { kind: "sync", ...sender, vv: new Map() }, store);
+    expect(page.more).toBe(true);
+    expect(page.entries.length).toBeLessThan(3000);
+    expect(page.entries.map((e) => e.seq)).toEqual(page.entries.map((_, i) => i + 1));
+    const bytes = binaryCodec.encode(page).length;
+    expect(bytes).toBeGreaterThan(MAX_PAGE_BYTES * 0.9);
+    expect(bytes).toBeLessThan(MAX_PAGE_BYTES + 1024);
   });
 
   it("answers a sync with one page of what the caller lacks and says more follow", async () => {
