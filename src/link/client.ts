@@ -4,6 +4,7 @@
 // is in flight and is opened again by the next send; the replication core's retry backoff paces that.
 import net from "node:net";
 import { splitHostPort, type PeerAddress } from "../config.js";
+import { digestDiff, type Digest } from "../crdt/index.js";
 import type { Codec } from "../replication/codec.js";
 import type { Transport } from "../replication/ports.js";
 import type { PeerMessage, PeerRequest, ReplyTo } from "../replication/protocol.js";
@@ -130,6 +131,8 @@ class ClientLink {
   private connection: Connection | undefined;
   private readonly socket: net.Socket;
   private readonly waiting = new Map<number, Waiting>();
+  /** The vector of the last sync sent on this link: the next one goes as a difference from it. */
+  private lastSyncVv: Digest = new Map();
   /** Requests sent before the handshake completed, in order. */
   private queued: Buffer[] = [];
   private nextId = 1;
@@ -198,6 +201,7 @@ class ClientLink {
             payload: (payload) => this.answered(payload),
             drained: () => {},
             closed: (error) => this.close(error ?? new PeerRequestError(`${peer} closed the link`)),
+            bytes: (direction, n) => this.metrics.peerBytes(direction, n),
           },
         );
         this.connection.start();
@@ -218,7 +222,13 @@ class ClientLink {
   request(request: PeerRequest): Promise<PeerMessage> {
     if (this.closed)
       return Promise.reject(new PeerRequestError(`the link to ${this.peer} is closed`));
-    const message = this.codec.encode(request);
+    // Between converged nodes a sync then carries no vector at all, however many origins exist.
+    const vvDiff = request.kind === "sync";
+    const message = this.codec.encode(
+      request.kind === "sync"
+        ? { ...request, vv: digestDiff(request.vv, this.lastSyncVv) }
+        : request,
+    );
     if (this.unansweredBytes + message.length > MAX_UNANSWERED_BYTES)
       return Promise.reject(
         new PeerRequestError(
@@ -226,14 +236,13 @@ class ClientLink {
         ),
       );
     const id = this.nextId++;
-    const payload = requestEnvelope(id, activeTraceparent(), message);
+    const payload = requestEnvelope(id, activeTraceparent(), message, vvDiff);
     if (payload.length + TAG_BYTES > MAX_FRAME_BYTES)
       return Promise.reject(
         new PeerRequestError(
           `a ${request.kind} message of ${payload.length} bytes is past the link's frame limit (${MAX_FRAME_BYTES})`,
         ),
       );
-    this.metrics.peerBytes("out", message.length);
     return new Promise((resolve, reject) => {
       const timer = setTimeout(
         () => this.close(new PeerRequestError(`${this.peer} timed out after ${this.timeoutMs} ms`)),
@@ -243,6 +252,7 @@ class ClientLink {
       const kind = request.kind === "deltas" ? "deltas-reply" : "sync-reply";
       this.waiting.set(id, { kind, bytes: message.length, timer, resolve, reject });
       this.unansweredBytes += message.length;
+      if (request.kind === "sync") this.lastSyncVv = request.vv;
       if (this.connection) this.connection.send(payload);
       else this.queued.push(payload);
     });
@@ -281,7 +291,6 @@ class ClientLink {
       );
       return;
     }
-    this.metrics.peerBytes("in", envelope.message.length);
     try {
       waiting.resolve(this.codec.decode(envelope.message, waiting.kind));
     } catch (error) {

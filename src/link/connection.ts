@@ -2,7 +2,7 @@
 // in one turn of the event loop go out in one socket write; a frame that fails its tag, breaks
 // the framing or cannot be read closes the connection, with nothing of it applied.
 import type { Socket } from "node:net";
-import type { FrameReader, FrameSealer} from "./frames.js";
+import type { FrameReader, FrameSealer } from "./frames.js";
 import { FrameError, MAX_FRAME_BYTES } from "./frames.js";
 
 export interface ConnectionEvents {
@@ -12,6 +12,8 @@ export interface ConnectionEvents {
   drained(): void;
   /** The connection is gone: `error` says why when it did not end cleanly. */
   closed(error: Error | undefined): void;
+  /** Bytes on the wire, frames whole (length, payload, tag). */
+  bytes(direction: "in" | "out", n: number): void;
 }
 
 export class Connection {
@@ -58,7 +60,9 @@ export class Connection {
         this.socket.uncork();
       });
     }
-    this.socket.write(this.sealer.seal(payload));
+    const frame = this.sealer.seal(payload);
+    this.events.bytes("out", frame.length);
+    this.socket.write(frame);
   }
 
   /** Stops reading (a reader that does not keep up) or starts again. */
@@ -85,6 +89,7 @@ export class Connection {
     try {
       if (chunk) this.reader.push(chunk);
       for (let body = this.reader.next(); body; body = this.reader.next()) {
+        this.events.bytes("in", 4 + body.length);
         this.events.payload(this.opener.open(body));
         if (!this.open) return;
       }

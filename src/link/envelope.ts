@@ -1,7 +1,9 @@
 // What a sealed frame of a peer link carries: a request, its reply, or the error that answers it,
 // each tagged with the request's number on that link.
 //
-//   request = 1 id flags:u8 [traceparent:25] message   (flags bit 1: a traceparent follows)
+//   request = 1 id flags:u8 [traceparent:25] message
+//             flags bit 1: a traceparent follows; bit 2: a sync whose vector is a difference
+//             (crdt digestDiff) from the vector of the previous sync on this link
 //   reply   = 2 id message
 //   error   = 3 id code:string message:string
 //
@@ -14,6 +16,7 @@ const REQUEST = 1;
 const REPLY = 2;
 const ERROR = 3;
 const TRACED = 1;
+const VV_DIFF = 2;
 const MAX_CODE_BYTES = 64;
 const MAX_ERROR_TEXT_BYTES = 1024;
 
@@ -22,6 +25,8 @@ export type Envelope =
       readonly type: "request";
       readonly id: number;
       readonly traceparent: string | undefined;
+      /** The message is a sync whose vector is a difference from the link's previous one. */
+      readonly vvDiff: boolean;
       readonly message: Buffer;
     }
   | { readonly type: "reply"; readonly id: number; readonly message: Buffer }
@@ -38,9 +43,10 @@ export function requestEnvelope(
   id: number,
   traceparent: string | undefined,
   message: Buffer,
+  vvDiff = false,
 ): Buffer {
   const w = head(REQUEST, id);
-  w.byte(traceparent === undefined ? 0 : TRACED);
+  w.byte((traceparent === undefined ? 0 : TRACED) | (vvDiff ? VV_DIFF : 0));
   if (traceparent !== undefined) w.traceparent(traceparent);
   return Buffer.concat([w.finish(), message]);
 }
@@ -64,12 +70,14 @@ export function openEnvelope(payload: Buffer): Envelope {
   const id = r.varint();
   if (type === REQUEST) {
     const flags = r.byte();
-    if ((flags & ~TRACED) !== 0) throw new MalformedMessageError("unknown request flags");
+    if ((flags & ~(TRACED | VV_DIFF)) !== 0)
+      throw new MalformedMessageError("unknown request flags");
     const traceparent = flags & TRACED ? r.traceparent() : undefined;
     return {
       type: "request",
       id,
       traceparent,
+      vvDiff: (flags & VV_DIFF) !== 0,
       message: payload.subarray(payload.length - r.remaining()),
     };
   }

@@ -5,6 +5,7 @@
 import { ROOT_CONTEXT, context, propagation } from "@opentelemetry/api";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { errorAnswer } from "../http/errors.js";
+import { patchDigest, type Digest, type OriginId } from "../crdt/index.js";
 import type { Codec } from "../replication/codec.js";
 import { RefusalLog } from "../replication/limits.js";
 import {
@@ -169,6 +170,8 @@ export class LinkServer {
     const { codec, handle, metrics, logger } = this.deps;
     const remote = socket.remoteAddress ?? "unknown";
     let handling = 0;
+    // The vector of the last sync on this link: the next one may come as a difference from it.
+    let lastSyncVv: Digest = new Map();
     let paused = false;
     const throttle = () => {
       const busy =
@@ -188,7 +191,6 @@ export class LinkServer {
         );
         return;
       }
-      metrics.peerBytes("out", bytes.length);
       connection.send(payload);
     };
     const refuseRequest = (id: number, kind: string, error: unknown) => {
@@ -213,17 +215,23 @@ export class LinkServer {
           const envelope = openEnvelope(payload);
           if (envelope.type !== "request")
             throw new FrameError(`a ${envelope.type} frame sent to the server end of a link`);
-          metrics.peerBytes("in", envelope.message.length);
-          const { id, message, traceparent } = envelope;
+          const { id, message, traceparent, vvDiff } = envelope;
           const kind =
             message.length > 0 && ((message[0] as number) & 0x0f) === 2 ? "sync" : "deltas";
           let request: PeerRequest;
           try {
             request = codec.decode(message, kind) as PeerRequest;
           } catch (error) {
+            // A sync lost here would leave the two ends with different vectors to patch.
+            if (vvDiff) throw error;
             refuseRequest(id, kind, error);
             return;
           }
+          if (request.kind === "sync") {
+            const vv = vvDiff ? withoutZeros(patchDigest(lastSyncVv, request.vv)) : request.vv;
+            lastSyncVv = vv;
+            request = { ...request, vv };
+          } else if (vvDiff) throw new FrameError("a vector difference on a push");
           handling++;
           throttle();
           withCaller(traceparent, () => handle(request))
@@ -237,6 +245,7 @@ export class LinkServer {
             });
         },
         drained: () => throttle(),
+        bytes: (direction, n) => metrics.peerBytes(direction, n),
         closed: (error) => {
           if (error instanceof FrameError || error instanceof MalformedMessageError)
             this.refuse(socket, error, "frame");
@@ -245,6 +254,12 @@ export class LinkServer {
     );
     connection.start();
   }
+}
+
+/** A vector without the zero seqs a difference writes for origins it no longer holds. */
+function withoutZeros(vv: Map<OriginId, number>): Map<OriginId, number> {
+  for (const [origin, seq] of vv) if (seq === 0) vv.delete(origin);
+  return vv;
 }
 
 /** Runs `fn` in the caller's trace context when it sent a sampled one. */

@@ -31,6 +31,14 @@ export interface Membership {
 export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (callback, ms) => {
+    // "Now" runs once the work in hand is done (every promise of this turn settled), before
+    // any I/O: a timer of 0 would wait for the next timer tick (≥ 1 ms, more on a busy loop),
+    // and a push on an idle link leaves before the HTTP answer to the like it carries.
+    if (ms <= 0) {
+      let cancelled = false;
+      process.nextTick(() => cancelled || callback());
+      return { cancel: () => (cancelled = true) };
+    }
     const handle = setTimeout(callback, ms);
     handle.unref();
     return { cancel: () => clearTimeout(handle) };

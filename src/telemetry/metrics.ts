@@ -135,7 +135,7 @@ export class PromMetrics implements Metrics {
     this.bytes = presetCounter(
       this.registry,
       "likes_gossip_bytes_total",
-      "Bytes of peer message bodies, by direction",
+      "Bytes of peer link frames (length, payload and tag), by direction",
       "direction",
       ["in", "out"],
     );
