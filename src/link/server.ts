@@ -111,6 +111,8 @@ export class LinkServer {
       socket.destroy();
     }, HANDSHAKE_TIMEOUT_MS);
     timer.unref();
+    // A caller that hangs up during the handshake was not refused: nothing to count or log.
+    socket.once("close", () => clearTimeout(timer));
     const fail = (error: unknown) => {
       clearTimeout(timer);
       socket.off("data", onData);

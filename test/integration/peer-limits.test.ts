@@ -1,18 +1,24 @@
 // What a peer that holds the secret can make a node hold is bounded (replication/limits.ts):
-// each refusal is a 400 that changes nothing, counted in likes_gossip_messages_total.
+// each refusal is an error answer "peer_limit" on its link that changes nothing, counted in
+// likes_gossip_messages_total.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { TestCluster, clusterView } from "../support/cluster.js";
-import { postToPeer } from "../support/peer.js";
+import { RawLink } from "../support/peer.js";
 import { countOf } from "../support/process.js";
 
 const MAX_ORIGINS = 20;
 let cluster: TestCluster;
+let link: RawLink;
 beforeAll(async () => {
   cluster = await TestCluster.start(1, { LIKES_MAX_ORIGINS: String(MAX_ORIGINS) });
+  link = await RawLink.open(cluster.node(0).ports?.peer);
 });
-afterAll(() => cluster.stop());
+afterAll(async () => {
+  link.close();
+  await cluster.stop();
+});
 
 const sender = { node: "buggy" as NodeName, origin: "buggy~1" as OriginId };
 const entry = (origin: string, seq: number, post: string, ts = Date.now()): Entry => ({
@@ -23,12 +29,16 @@ const entry = (origin: string, seq: number, post: string, ts = Date.now()): Entr
   ts,
 });
 
-async function push(entries: Entry[]): Promise<{ status: number; code?: string }> {
-  const body = binaryCodec.encode({ kind: "deltas", ...sender, entries });
-  const res = await postToPeer(cluster.node(0).ports?.peer, "/peer/v2/deltas", body);
-  if (res.status === 200) return { status: 200 };
-  const { error } = (await res.json()) as { error: { code: string } };
-  return { status: res.status, code: error.code };
+/** Pushes on the link: "ok" when applied, else the code of the error that answered it. */
+async function push(entries: Entry[]): Promise<{ ok: true } | { ok: false; code: string }> {
+  const answer = await link.request({ kind: "deltas", ...sender, entries });
+  if (answer.type === "error") return { ok: false, code: answer.code };
+  expect(answer.type).toBe("reply");
+  if (answer.type === "reply")
+    expect(binaryCodec.decode(answer.message, "deltas-reply")).toMatchObject({
+      kind: "deltas-reply",
+    });
+  return { ok: true };
 }
 
 async function rejected(): Promise<number> {
@@ -43,10 +53,10 @@ describe("limits on what a peer can make a node hold", () => {
     const held = (await clusterView(cluster.node(0).adminUrl)).vv;
     const room = MAX_ORIGINS - Object.keys(held).length;
     const fits = Array.from({ length: room }, (_, i) => entry(`o${i}~1`, 1, "origins"));
-    expect(await push(fits)).toEqual({ status: 200 });
+    expect(await push(fits)).toEqual({ ok: true });
     expect(await countOf(cluster.urls[0]!, "origins")).toBe(room);
     const past = [entry("one-more~1", 1, "past"), entry("and-another~1", 1, "past")];
-    expect(await push(past)).toEqual({ status: 400, code: "peer_limit" });
+    expect(await push(past)).toEqual({ ok: false, code: "peer_limit" });
     expect(await countOf(cluster.urls[0]!, "past")).toBe(0);
     expect(Object.keys((await clusterView(cluster.node(0).adminUrl)).vv)).toHaveLength(MAX_ORIGINS);
     expect(await rejected()).toBe(before + 1);
@@ -55,7 +65,7 @@ describe("limits on what a peer can make a node hold", () => {
   it("refuses entries far above the gap of their origin, so nothing is held that cannot replicate", async () => {
     const before = await rejected();
     expect(await push([entry("o0~1", 1_000_000, "gap")])).toEqual({
-      status: 400,
+      ok: false,
       code: "peer_limit",
     });
     expect(await countOf(cluster.urls[0]!, "gap")).toBe(0);
@@ -63,14 +73,16 @@ describe("limits on what a peer can make a node hold", () => {
   });
 
   it("refuses entries stamped over an hour ahead of the node's clock", async () => {
+    const before = await rejected();
     const later = Date.now() + 2 * 60 * 60 * 1000;
     expect(await push([entry("o0~1", 2, "future", later)])).toEqual({
-      status: 400,
+      ok: false,
       code: "peer_limit",
     });
     expect(await countOf(cluster.urls[0]!, "future")).toBe(0);
+    expect(await rejected()).toBe(before + 1);
     // Within the hour is clock skew, and is held.
-    expect(await push([entry("o0~1", 2, "future", Date.now() + 60_000)])).toEqual({ status: 200 });
+    expect(await push([entry("o0~1", 2, "future", Date.now() + 60_000)])).toEqual({ ok: true });
     expect(await countOf(cluster.urls[0]!, "future")).toBe(1);
   });
 });

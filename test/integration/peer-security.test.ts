@@ -1,89 +1,231 @@
-import { request } from "node:http";
+// The peer port (protocol v3) against callers that do not hold the cluster secret, and against
+// ones that do but send what no honest peer would: every refusal closes the link or answers an
+// error, and nothing of it is applied.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import net from "node:net";
+import { MAX_FRAME_BYTES } from "../../src/link/frames.js";
+import { HANDSHAKE_TIMEOUT_MS } from "../../src/link/handshake.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { TestCluster, clusterView } from "../support/cluster.js";
-import { signed } from "../support/peer.js";
-import { countOf } from "../support/process.js";
+import { RawLink } from "../support/peer.js";
+import { countOf, type NodeProcess } from "../support/process.js";
+import { waitFor } from "../support/wait.js";
 
-let cluster: TestCluster;
-let peerUrl: string;
-beforeAll(async () => {
-  cluster = await TestCluster.start(1);
-  peerUrl = `http://127.0.0.1:${cluster.node(0).ports?.peer}`;
-});
-afterAll(() => cluster.stop());
+async function counter(node: NodeProcess, kind: string, result: string): Promise<number> {
+  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
+  const line = new RegExp(
+    `^likes_gossip_messages_total\\{kind="${kind}",result="${result}"\\} (\\d+)`,
+    "m",
+  ).exec(text);
+  return Number(line?.[1] ?? 0);
+}
 
 /**
  * An intruder of its own per test (origin, post): what one test sends, even the push it gets
  * applied, is invisible to the checks of another, so the tests pass in any order.
  */
-function intruderFor(name: string) {
+function intruderFor(cluster: () => TestCluster, name: string) {
   const origin = `${name}~abc` as OriginId;
   const post = `target-${name}` as PostId;
   const entry: Entry = { origin, seq: 1, post, user: "mallory" as UserId, ts: 1_700_000_000_000 };
   const sender = { node: name as NodeName, origin };
-  const push = (...entries: Entry[]) => binaryCodec.encode({ kind: "deltas", ...sender, entries });
   return {
     entry,
     sender,
-    push,
-    deltas: push(entry),
+    /** A push of `entries` (by default the intruder's one entry). */
+    push: (...entries: Entry[]) => ({
+      kind: "deltas" as const,
+      ...sender,
+      entries: entries.length > 0 ? entries : [entry],
+    }),
     /** Nothing this intruder sent was applied. */
     unchanged: async (): Promise<void> => {
-      expect(await countOf(cluster.urls[0]!, post)).toBe(0);
-      expect((await clusterView(cluster.node(0).adminUrl)).vv).not.toHaveProperty(origin);
+      const node = cluster().node(0);
+      expect(await countOf(node.url, post)).toBe(0);
+      for (let seq = 2; seq <= 3; seq++) expect(await countOf(node.url, `${post}-${seq}`)).toBe(0);
+      expect((await clusterView(node.adminUrl)).vv).not.toHaveProperty(origin);
     },
   };
 }
 
-async function send(
-  path: string,
-  body: Buffer,
-  headers: Record<string, string>,
-  contentType = binaryCodec.contentType,
-): Promise<{ status: number; body: unknown; bytes: Buffer }> {
-  const res = await fetch(`${peerUrl}${path}`, {
-    method: "POST",
-    headers: { "content-type": contentType, ...headers },
-    body,
-  });
-  const bytes = Buffer.from(await res.arrayBuffer());
-  const json = res.headers.get("content-type")?.startsWith("application/json") === true;
-  return { status: res.status, body: json ? JSON.parse(bytes.toString()) : undefined, bytes };
+/** A link test's own end: closed after the test whatever happened. */
+const opened: RawLink[] = [];
+async function open(port: number | undefined, options?: Parameters<typeof RawLink.open>[1]) {
+  const link = await RawLink.open(port, options);
+  opened.push(link);
+  return link;
 }
 
-describe("the peer port", () => {
-  it("refuses unsigned, forged and stale requests with 401 and changes nothing", async () => {
-    const { deltas, push, entry, unchanged } = intruderFor("forger");
-    const path = "/peer/v2/deltas";
-    const cases: Record<string, Record<string, string>> = {
-      unsigned: {},
-      "wrong secret": signed(path, deltas, { secret: "not-the-cluster-secret-at-all" }),
-      "signed for another body": signed(path, push({ ...entry, user: "eve" as UserId })),
-      "signed for another path": signed("/peer/v2/sync", deltas),
-      "stale by 60 s": signed(path, deltas, { skewMs: -60_000 }),
-      "from 60 s in the future": signed(path, deltas, { skewMs: 60_000 }),
-      "garbage signature": { "x-likes-timestamp": String(Date.now()), "x-likes-signature": "zz" },
-    };
-    for (const [name, headers] of Object.entries(cases)) {
-      const res = await send(path, deltas, headers);
-      expect(res.status, name).toBe(401);
-      expect(res.body).toMatchObject({ error: { code: "unauthorized" } });
+describe("the peer port, to a caller without the secret", () => {
+  let cluster: TestCluster;
+  beforeAll(async () => {
+    // A node of its own: the refusal log it checks counts every refusal the node ever made.
+    cluster = await TestCluster.start(1);
+  });
+  afterAll(async () => {
+    for (const link of opened.splice(0)) link.close();
+    await cluster.stop();
+  });
+
+  it("closes the link after a wrong proof, counts each, logs one line, and applies nothing", async () => {
+    const node = cluster.node(0);
+    const { push, unchanged } = intruderFor(() => cluster, "outsider");
+    const before = await counter(node, "handshake", "rejected");
+    const attempts = 10;
+    for (let i = 0; i < attempts; i++) {
+      // It cannot check the node's proof; it sends its own (wrong) one and a push behind it.
+      const link = await open(node.ports?.peer, {
+        secret: "not-the-cluster-secret-at-all",
+        checkNode: false,
+      });
+      link.write(link.frame(push()).bytes);
+      await link.closedByNode();
     }
+    expect(await counter(node, "handshake", "rejected")).toBe(before + attempts);
+    // A refusal of another reason logs its own line after those: once it is read, every line
+    // the wrong proofs made has been read too.
+    const v2 = await fetch(`http://127.0.0.1:${node.ports?.peer}/peer/v2/deltas`, {
+      method: "POST",
+      body: "{}",
+    });
+    expect(v2.status).toBe(410);
+    await v2.arrayBuffer();
+    const refused = () => node.lines.filter((l) => l.message === "peer link refused");
+    await waitFor("the v2 refusal's line", () =>
+      refused().some((l) => /HTTP/.test(String(l.reason))),
+    );
+    expect(refused().map((l) => l.reason)).toEqual([
+      expect.stringMatching(/does not hold this cluster's secret/),
+      expect.stringMatching(/HTTP/),
+    ]);
+    await unchanged();
+  });
+});
+
+describe("the peer port, to a caller with the secret", () => {
+  let cluster: TestCluster;
+  let port: number | undefined;
+  beforeAll(async () => {
+    cluster = await TestCluster.start(1);
+    port = cluster.node(0).ports?.peer;
+  });
+  afterAll(async () => {
+    for (const link of opened.splice(0)) link.close();
+    await cluster.stop();
+  });
+  const node = () => cluster.node(0);
+
+  it("applies a correctly sealed push and answers it with the node's vector", async () => {
+    const { push, entry } = intruderFor(() => cluster, "insider");
+    const link = await open(port);
+    const answer = await link.request(push());
+    expect(answer.type).toBe("reply");
+    if (answer.type !== "reply") return;
+    expect(binaryCodec.decode(answer.message, "deltas-reply")).toEqual({
+      kind: "deltas-reply",
+      node: "node1",
+      origin: expect.stringMatching(/^node1~/),
+      vv: new Map([[entry.origin, 1]]),
+    });
+    expect(await countOf(node().url, entry.post)).toBe(1);
+    expect((await clusterView(node().adminUrl)).vv).toHaveProperty(entry.origin, 1);
+  });
+
+  it("closes the link on a frame whose payload or tag was altered, and applies nothing", async () => {
+    const { push, unchanged } = intruderFor(() => cluster, "forger");
+    const before = await counter(node(), "frame", "rejected");
+    // The first byte of the payload (after the length), and the last byte of the tag.
+    for (const at of [4, -1]) {
+      const link = await open(port);
+      const { bytes } = link.frame(push());
+      const forged = Buffer.from(bytes);
+      const i = at < 0 ? forged.length + at : at;
+      forged[i] = (forged[i] as number) ^ 0x01;
+      link.write(forged);
+      await link.closedByNode();
+    }
+    expect(await counter(node(), "frame", "rejected")).toBe(before + 2);
     await unchanged();
   });
 
-  it("rejects signed but malformed messages with 400 and changes nothing", async () => {
-    const { deltas, push, entry, sender, unchanged } = intruderFor("malformer");
-    const bodies: Buffer[] = [
+  it("applies a frame once and closes the link when it comes again", async () => {
+    const { push, entry } = intruderFor(() => cluster, "replayer");
+    const link = await open(port);
+    const { id, bytes } = link.frame(push());
+    link.write(bytes);
+    expect((await link.answer(id)).type).toBe("reply");
+    expect(await countOf(node().url, entry.post)).toBe(1);
+    const before = await counter(node(), "frame", "rejected");
+    link.write(bytes);
+    await link.closedByNode();
+    expect(await counter(node(), "frame", "rejected")).toBe(before + 1);
+  });
+
+  it("closes a link on a frame sealed for another link, and applies nothing", async () => {
+    const { push, unchanged } = intruderFor(() => cluster, "crosser");
+    const sealedFor = await open(port);
+    const other = await open(port);
+    other.write(sealedFor.frame(push()).bytes);
+    await other.closedByNode();
+    await unchanged();
+  });
+
+  it("closes the link on frames out of order, and applies neither", async () => {
+    const { push, entry, unchanged } = intruderFor(() => cluster, "reorderer");
+    const link = await open(port);
+    const first = link.frame(push({ ...entry, seq: 2, post: `${entry.post}-2` as PostId }));
+    const second = link.frame(push({ ...entry, seq: 3, post: `${entry.post}-3` as PostId }));
+    link.write(second.bytes);
+    link.write(first.bytes);
+    await link.closedByNode();
+    await unchanged();
+  });
+
+  it("closes the connection on a frame sent before the proof, and applies nothing", async () => {
+    const { push, unchanged } = intruderFor(() => cluster, "early");
+    // In the proof's place, and ahead of the proof in the same write.
+    const instead = await open(port, { withholdProof: true });
+    instead.write(instead.frame(push()).bytes);
+    await instead.closedByNode();
+    const ahead = await open(port, { withholdProof: true });
+    ahead.write(Buffer.concat([ahead.frame(push()).bytes, ahead.withheldProof as Buffer]));
+    await ahead.closedByNode();
+    await unchanged();
+  });
+
+  it("tells a peer that speaks protocol v2 (HTTP) to upgrade, and applies nothing", async () => {
+    const { push, unchanged } = intruderFor(() => cluster, "elder");
+    const res = await fetch(`http://127.0.0.1:${port}/peer/v2/deltas`, {
+      method: "POST",
+      headers: { "content-type": binaryCodec.contentType },
+      body: binaryCodec.encode(push()),
+    });
+    expect(res.status).toBe(410);
+    expect(res.headers.get("content-type")).toMatch(/^application\/json/);
+    expect(await res.json()).toMatchObject({
+      error: {
+        code: "protocol_version_unsupported",
+        message: expect.stringMatching(/v3[\s\S]*upgraded/),
+      },
+    });
+    await unchanged();
+  });
+
+  it("answers a malformed message under a valid tag with 'malformed', applies nothing, and keeps the link", async () => {
+    const { push, entry, sender, unchanged } = intruderFor(() => cluster, "malformer");
+    const deltas = binaryCodec.encode(push());
+    const sync = binaryCodec.encode({ kind: "sync", ...sender, vv: new Map() });
+    const messages: Buffer[] = [
+      Buffer.alloc(0),
       Buffer.from("{not a message"),
-      Buffer.from(JSON.stringify({ kind: "deltas", ...sender, entries: [entry] })),
-      binaryCodec.encode({ kind: "sync", ...sender, vv: new Map() }),
+      Buffer.from(JSON.stringify(push())),
+      binaryCodec.encode({ kind: "deltas-reply", ...sender, vv: new Map() }),
       Buffer.concat([deltas, Buffer.of(0)]),
       deltas.subarray(0, deltas.length - 1),
-      push(entry, { ...entry, seq: 2, post: "" as PostId }),
-      push({ ...entry, user: "a\u0000b" as UserId }),
+      sync.subarray(0, sync.length - 1),
+      binaryCodec.encode(push(entry, { ...entry, seq: 2, post: "" as PostId })),
+      binaryCodec.encode(push({ ...entry, user: "a\u0000b" as UserId })),
       binaryCodec.encode({
         kind: "deltas",
         node: "x" as NodeName,
@@ -91,96 +233,53 @@ describe("the peer port", () => {
         entries: [],
       }),
     ];
-    for (const body of bodies) {
-      const res = await send("/peer/v2/deltas", body, signed("/peer/v2/deltas", body));
-      expect(res.status, body.toString("hex")).toBe(400);
-      expect(res.body).toMatchObject({ error: { code: "malformed" } });
+    const rejected = async () =>
+      (await counter(node(), "deltas", "rejected")) + (await counter(node(), "sync", "rejected"));
+    const before = await rejected();
+    const link = await open(port);
+    for (const message of messages) {
+      const answer = await link.request(message);
+      expect(answer, message.toString("hex")).toMatchObject({ type: "error", code: "malformed" });
     }
-    const sync = binaryCodec.encode({ kind: "sync", ...sender, vv: new Map() });
-    const badSync = sync.subarray(0, sync.length - 1);
-    expect((await send("/peer/v2/sync", badSync, signed("/peer/v2/sync", badSync))).status).toBe(
-      400,
-    );
-    const json = await send(
-      "/peer/v2/deltas",
-      deltas,
-      signed("/peer/v2/deltas", deltas),
-      "application/json",
-    );
-    expect(json.status).toBe(415);
+    expect(await rejected()).toBe(before + messages.length);
+    // The link is still open and answers a good request.
+    const answer = await link.request({ kind: "sync", ...sender, vv: new Map() });
+    expect(answer.type).toBe("reply");
+    expect(link.closed).toBe(false);
     await unchanged();
   });
 
-  it("tells a peer that speaks protocol v1 to upgrade, and changes nothing", async () => {
-    const { entry, sender, unchanged } = intruderFor("elder");
-    const v1 = "/peer/v1/deltas";
-    const body = Buffer.from(JSON.stringify({ kind: "deltas", ...sender, entries: [entry] }));
-    const res = await send(v1, body, signed(v1, body), "application/json");
-    expect(res.status).toBe(410);
-    expect(res.body).toMatchObject({
-      error: { code: "protocol_version_unsupported", message: expect.stringMatching(/v2/) },
+  it("closes the link on a frame longer than the limit, without waiting for its body", async () => {
+    const { push, unchanged } = intruderFor(() => cluster, "bloater");
+    const before = await counter(node(), "frame", "rejected");
+    const link = await open(port);
+    const header = Buffer.alloc(4);
+    header.writeUInt32BE(MAX_FRAME_BYTES + 1);
+    // Only the length and the start of a push go out: the node must not wait for the rest.
+    link.write(Buffer.concat([header, link.frame(push()).bytes.subarray(4)]));
+    await link.closedByNode();
+    expect(await counter(node(), "frame", "rejected")).toBe(before + 1);
+    await unchanged();
+  });
+
+  it("closes a connection that does not complete the handshake in time, and counts it; not one its caller closed", async () => {
+    const connect = async () => {
+      const socket = net.connect({ host: "127.0.0.1", port: port ?? 0 });
+      socket.on("error", () => {});
+      await new Promise((resolve) => socket.once("connect", resolve));
+      return socket;
+    };
+    const before = await counter(node(), "handshake", "rejected");
+    // One that hangs up at once: not a refusal, whenever its handshake would have run out.
+    const gone = await connect();
+    await new Promise((resolve) => gone.destroy().once("close", resolve));
+    // One that stays and says nothing: refused when its time runs out, after the first's.
+    const silent = await connect();
+    let closed = false;
+    silent.once("close", () => (closed = true));
+    await waitFor("the node to close the silent connection", () => closed, {
+      timeoutMs: HANDSHAKE_TIMEOUT_MS + 5_000,
     });
-    await unchanged();
-  });
-
-  it("refuses a query string with 400, the signature covering the path only", async () => {
-    const { deltas, unchanged } = intruderFor("querier");
-    // Signed for the path; the query would ride along unsigned if it were served.
-    const res = await send("/peer/v2/deltas?x=1", deltas, signed("/peer/v2/deltas", deltas));
-    expect(res.status).toBe(400);
-    expect(res.body).toMatchObject({ error: { code: "invalid_query" } });
-    await unchanged();
-  });
-
-  it("refuses a Content-Encoding with 415 rather than reading it as the message", async () => {
-    const { deltas, unchanged } = intruderFor("encoder");
-    const res = await send("/peer/v2/deltas", deltas, {
-      ...signed("/peer/v2/deltas", deltas),
-      "content-encoding": "gzip",
-    });
-    expect(res.status).toBe(415);
-    expect(res.body).toMatchObject({ error: { code: "unsupported_media_type" } });
-    await unchanged();
-  });
-
-  it("answers 401 to an unsigned 16 MiB push before its body is sent", async () => {
-    // Only the head and 1 KiB of the body go out: an answer proves the node did not wait for the
-    // rest, and the connection is closed rather than read to its end.
-    const { status, closed } = await new Promise<{ status: number; closed: boolean }>(
-      (resolve, reject) => {
-        const req = request(`${peerUrl}/peer/v2/deltas`, {
-          method: "POST",
-          headers: {
-            "content-type": binaryCodec.contentType,
-            "content-length": String(16 * 1024 * 1024),
-          },
-        });
-        req.on("response", (res) => {
-          res.resume();
-          res.on("end", () =>
-            resolve({ status: res.statusCode ?? 0, closed: res.headers.connection === "close" }),
-          );
-        });
-        req.on("error", reject);
-        req.setTimeout(5_000, () => req.destroy(new Error("no answer before the body was sent")));
-        req.write(Buffer.alloc(1024));
-      },
-    );
-    expect(status).toBe(401);
-    expect(closed).toBe(true);
-  });
-
-  it("serves nothing but /peer/v2/*, and applies a correctly signed push", async () => {
-    const { deltas, entry } = intruderFor("insider");
-    expect((await fetch(`${peerUrl}/like`, { method: "POST" })).status).toBe(404);
-    expect((await fetch(`${peerUrl}/peer/v2/deltas`)).status).toBe(405);
-    const res = await send("/peer/v2/deltas", deltas, signed("/peer/v2/deltas", deltas));
-    expect(res.status).toBe(200);
-    expect(binaryCodec.decode(res.bytes, "deltas-reply")).toMatchObject({
-      kind: "deltas-reply",
-      node: "node1",
-      vv: new Map([[entry.origin, 1]]),
-    });
-    expect(await countOf(cluster.urls[0]!, entry.post)).toBe(1);
+    expect(await counter(node(), "handshake", "rejected")).toBe(before + 1);
   });
 });

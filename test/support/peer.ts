@@ -19,6 +19,7 @@ import {
   freshNonce,
   linkKey,
   proofOf,
+  proves,
 } from "../../src/link/handshake.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import type { PeerRequest } from "../../src/replication/protocol.js";
@@ -30,6 +31,16 @@ export interface RawLinkOptions {
   readonly node?: string;
   /** The time the hello claims (ms): a skewed clock. */
   readonly now?: number;
+  /**
+   * Whether to check the node's proof (default true): a caller given the wrong secret cannot,
+   * and sets false to go on and send the node its (wrong) proof.
+   */
+  readonly checkNode?: boolean;
+  /**
+   * Stop before sending this end's proof: it is kept in `withheldProof` (a plain frame), for a
+   * test that sends something else first.
+   */
+  readonly withholdProof?: boolean;
 }
 
 export class RawLink {
@@ -37,23 +48,36 @@ export class RawLink {
   private readonly envelopes: Envelope[] = [];
   private nextId = 1;
   closed = false;
+  /** What the node sent that this end could not open (it then closes the link). */
+  unreadable: Error | undefined;
 
   private constructor(
     private readonly socket: net.Socket,
     /** Seals as the client end of the link. */
     readonly sealer: FrameSealer,
     private readonly opener: FrameSealer,
+    /** This end's proof, as a plain frame, when `withholdProof` kept it back. */
+    readonly withheldProof: Buffer | undefined,
   ) {
     socket.on("data", (chunk: Buffer) => {
-      this.reader.push(chunk);
-      for (let body = this.reader.next(); body; body = this.reader.next())
-        this.envelopes.push(openEnvelope(this.opener.open(body)));
+      try {
+        this.reader.push(chunk);
+        for (let body = this.reader.next(); body; body = this.reader.next())
+          this.envelopes.push(openEnvelope(this.opener.open(body)));
+      } catch (error) {
+        // Thrown from a socket event, it would fail the test run rather than the test.
+        this.unreadable = error instanceof Error ? error : new Error(String(error));
+        socket.destroy();
+      }
     });
     socket.on("close", () => (this.closed = true));
     socket.on("error", () => (this.closed = true));
   }
 
-  /** Connects and completes the handshake; rejects when the node's proof does not check. */
+  /**
+   * Connects and completes the handshake; rejects when the node's proof does not check (unless
+   * `checkNode` is false).
+   */
   static async open(
     port: number | null | undefined,
     options: RawLinkOptions = {},
@@ -78,13 +102,19 @@ export class RawLink {
       socket.on("data", onData);
       socket.once("close", () => reject(new Error("closed during the handshake")));
     });
-    const { nonce: serverNonce } = decodeGreeting(answer, PROOF_BYTES);
-    socket.write(plainFrame(proofOf(secret, "client", nonce, serverNonce)));
+    const { nonce: serverNonce, proof: nodeProof } = decodeGreeting(answer, PROOF_BYTES);
+    if ((options.checkNode ?? true) && !proves(secret, "server", nonce, serverNonce, nodeProof)) {
+      socket.destroy();
+      throw new Error("the node's proof does not check: it does not hold the secret");
+    }
+    const proof = plainFrame(proofOf(secret, "client", nonce, serverNonce));
+    if (!options.withholdProof) socket.write(proof);
     const key = linkKey(secret, nonce, serverNonce);
     return new RawLink(
       socket,
       new FrameSealer(key, Direction.toServer),
       new FrameSealer(key, Direction.toClient),
+      options.withholdProof ? proof : undefined,
     );
   }
 
@@ -108,8 +138,11 @@ export class RawLink {
 
   answer(id: number): Promise<Envelope> {
     return waitFor(`the answer to request ${id}`, () => {
+      const answer = this.envelopes.find((e) => e.id === id);
+      if (answer) return answer;
+      if (this.unreadable) throw this.unreadable;
       if (this.closed) throw new Error("the node closed the link");
-      return this.envelopes.find((e) => e.id === id);
+      return undefined;
     });
   }
 

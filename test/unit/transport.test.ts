@@ -3,6 +3,14 @@ import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { LinkTransport, PeerRequestError } from "../../src/link/client.js";
+import { FrameReader, plainFrame } from "../../src/link/frames.js";
+import {
+  MAX_HANDSHAKE_FRAME,
+  decodeGreeting,
+  encodeAnswer,
+  freshNonce,
+  proofOf,
+} from "../../src/link/handshake.js";
 import { LinkServer } from "../../src/link/server.js";
 import type { PeerAddress, Transport } from "../../src/replication/ports.js";
 import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
@@ -173,3 +181,68 @@ for (const [name, make] of Object.entries(adapters)) {
     });
   });
 }
+
+describe("peer link: the client end of the handshake", () => {
+  // A server that answers the hello with a proof that does not check under the caller's secret,
+  // and records every byte sent to it after the hello.
+  const wrongProofs: Record<string, (clientNonce: Buffer, serverNonce: Buffer) => Buffer> = {
+    "a proof under another secret": (c, s) =>
+      proofOf("another-cluster-secret-0000", "server", c, s),
+    "the client's proof (the right secret, the wrong role)": (c, s) =>
+      proofOf(SECRET, "client", c, s),
+  };
+  for (const [name, wrongProof] of Object.entries(wrongProofs)) {
+    it(`refuses a node that answers with ${name}, and sends it nothing more`, async () => {
+      let afterHello = 0;
+      let connectionClosed!: Promise<void>;
+      const server = net.createServer((socket) => {
+        connectionClosed = new Promise((resolve) => socket.once("close", () => resolve()));
+        socket.on("error", () => socket.destroy());
+        const reader = new FrameReader(MAX_HANDSHAKE_FRAME);
+        let hello: Buffer | undefined;
+        socket.on("data", (chunk: Buffer) => {
+          if (hello) {
+            afterHello += chunk.length;
+            return;
+          }
+          reader.push(chunk);
+          const body = reader.next();
+          if (!body) return;
+          hello = Buffer.from(decodeGreeting(body, 0).nonce);
+          const serverNonce = freshNonce();
+          socket.write(
+            plainFrame(encodeAnswer(serverNonce, wrongProof(hello, serverNonce), "imposter")),
+          );
+        });
+      });
+      await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+      const peer = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+      const skews: number[] = [];
+      const downs: Error[] = [];
+      const transport = new LinkTransport(SECRET, "a", binaryCodec, noMetrics, {
+        down: (_, error) => downs.push(error),
+        clockSkew: (_, skewMs) => skews.push(skewMs),
+      });
+      try {
+        await expect(
+          transport.send(peer, { kind: "sync", ...sender, vv: new Map() }),
+        ).rejects.toMatchObject({
+          name: "HandshakeError",
+          reason: "wrong secret",
+          message: expect.stringMatching(
+            /does not hold this cluster's secret \(LIKES_CLUSTER_SECRET/,
+          ),
+        });
+        await connectionClosed;
+        // Neither its proof nor a request went to a node that did not prove itself.
+        expect(afterHello).toBe(0);
+        // An unproven answer's clock is not believed either.
+        expect(skews).toEqual([]);
+        expect(downs).toHaveLength(1);
+      } finally {
+        transport.close();
+        await new Promise((resolve) => server.close(resolve));
+      }
+    });
+  }
+});
