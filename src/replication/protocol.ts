@@ -61,8 +61,9 @@ export const RETIRED_PATHS: readonly string[] = ["/peer/v1/deltas", "/peer/v1/sy
 export const MAX_PUSH_ENTRIES = 512;
 export const MAX_PAGE_ENTRIES = 5000;
 /**
- * A page's entries stop past about this many bytes: with the vector's diff, a page stays well
- * inside the link's 1 MiB frame even when every field is at its 256-byte maximum.
+ * Bytes of entries a page (a sync reply, or a push of what a peer lacks) holds at most, by
+ * `entryBytes`: with its origin table and vector it stays well below a link frame (1 MiB,
+ * link/frames.ts), which a page of 5000 entries of the largest likes (~2.7 MB) would not.
  */
 export const MAX_PAGE_BYTES = 512 * 1024;
 
@@ -96,46 +97,50 @@ export function answerDeltas(
   };
 }
 
-/** An entry's size in the binary codec, at most (codec.ts): what a page's byte budget counts. */
-function entryBytes(e: Entry): number {
-  return 16 + Buffer.byteLength(e.post) + Buffer.byteLength(e.user) + (e.traceparent ? 25 : 0);
-}
-
-/**
- * The answer to a sync: one page of what the caller lacks (at most MAX_PAGE_ENTRIES entries and
- * about MAX_PAGE_BYTES), and our vector as a difference.
- */
+/** The answer to a sync: one page of what the caller lacks, and our vector as a difference. */
 export function answerSync(self: Sender, request: SyncRequest, store: StoreState): SyncReply {
   const have = store.digest();
-  const entries: Entry[] = [];
-  let more = false;
-  let bytes = 0;
-  for (const range of missingRanges(have, request.vv)) {
-    const room = MAX_PAGE_ENTRIES - entries.length;
-    if (room <= 0 || bytes >= MAX_PAGE_BYTES) {
-      more = true;
-      break;
-    }
-    const page = store.entries(range, room);
-    for (const e of page) {
-      if (bytes >= MAX_PAGE_BYTES) {
-        more = true;
-        break;
-      }
-      entries.push(e);
-      bytes += entryBytes(e);
-    }
-    if (page.length === room && range.after + room < range.upTo) more = true;
-  }
+  const { entries, more } = page(store, have, request.vv, MAX_PAGE_ENTRIES);
   return { kind: "sync-reply", ...self, entries, diff: digestDiff(have, request.vv), more };
 }
 
-/** Up to `limit` entries that `store` holds and a peer holding `theirs` lacks. */
+/** Up to `limit` entries (and MAX_PAGE_BYTES) that `store` holds and a peer holding `theirs` lacks. */
 export function missingEntries(store: StoreState, theirs: Digest, limit: number): Entry[] {
+  return page(store, store.digest(), theirs, limit).entries;
+}
+
+/** An upper bound of an entry's size in the binary codec: flags, seq, Δts, fields, traceparent. */
+export function entryBytes(e: Entry): number {
+  return (
+    21 +
+    Buffer.byteLength(e.post) +
+    Buffer.byteLength(e.user) +
+    (e.traceparent === undefined ? 0 : 25)
+  );
+}
+
+/**
+ * What `have` holds beyond `theirs`, range by range: at most `limit` entries and MAX_PAGE_BYTES
+ * of them (one entry at least), and whether any were left out.
+ */
+function page(
+  store: StoreState,
+  have: Digest,
+  theirs: Digest,
+  limit: number,
+): { entries: Entry[]; more: boolean } {
   const entries: Entry[] = [];
-  for (const range of missingRanges(store.digest(), theirs)) {
-    if (entries.length >= limit) break;
-    entries.push(...store.entries(range, limit - entries.length));
+  let bytes = 0;
+  for (const range of missingRanges(have, theirs)) {
+    const room = limit - entries.length;
+    if (room <= 0) return { entries, more: true };
+    const taken = store.entries(range, room);
+    for (const e of taken) {
+      bytes += entryBytes(e);
+      if (bytes > MAX_PAGE_BYTES && entries.length > 0) return { entries, more: true };
+      entries.push(e);
+    }
+    if (taken.length === room && range.after + room < range.upTo) return { entries, more: true };
   }
-  return entries;
+  return { entries, more: false };
 }
