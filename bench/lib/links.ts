@@ -8,7 +8,6 @@ import net, { type AddressInfo } from "node:net";
 import { WebSocket, WebSocketServer } from "ws";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
-import { PROTOCOL_PATHS } from "../../src/replication/protocol.js";
 import { SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, signatureOf, verify } from "./signing.js";
 import { FrameReader, FrameSealer, MAX_FRAME } from "./frames.js";
 
@@ -120,7 +119,8 @@ function readBody(stream: NodeJS.ReadableStream, done: (body: Buffer) => void): 
 
 // --- HTTP/1.1 -------------------------------------------------------------------------------
 
-const PATH = PROTOCOL_PATHS.deltas;
+// Protocol v2's push path, as the HTTP peer port served it.
+const PATH = "/peer/v2/deltas";
 
 function serveHttp1({ payloads, key }: LinkOptions, signed: boolean): Promise<LinkServer> {
   const secret = key.toString("hex");

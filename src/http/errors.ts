@@ -43,13 +43,6 @@ export class RequestAbortedError extends HttpError {
   }
 }
 
-export class UnauthorizedError extends HttpError {
-  override readonly name = "UnauthorizedError";
-  constructor(reason: string) {
-    super(401, "unauthorized", `request refused: ${reason}`);
-  }
-}
-
 export class NotFoundError extends HttpError {
   override readonly name = "NotFoundError";
   constructor(message: string) {
@@ -63,13 +56,6 @@ export class MethodNotAllowedError extends HttpError {
     super(405, "method_not_allowed", `${method} is not allowed here; use ${allow.join(", ")}`, {
       allow: allow.join(", "),
     });
-  }
-}
-
-export class ProtocolVersionError extends HttpError {
-  override readonly name = "ProtocolVersionError";
-  constructor(message: string) {
-    super(410, "protocol_version_unsupported", message);
   }
 }
 

@@ -2,7 +2,6 @@
 // handshake proves that the caller holds the cluster secret. Nothing but the handshake is read
 // from a connection before that; after it, each request frame is decoded in full, handed to the
 // replication core, and answered on the same link once handled (after the commit that holds it).
-import { ROOT_CONTEXT, context, propagation } from "@opentelemetry/api";
 import net, { type AddressInfo, type Socket } from "node:net";
 import { errorAnswer } from "../http/errors.js";
 import { patchDigest, type Digest, type OriginId } from "../crdt/index.js";
@@ -13,6 +12,7 @@ import {
   type PeerReply,
   type PeerRequest,
 } from "../replication/protocol.js";
+import { withCaller } from "../telemetry/trace-context.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
 import { Connection } from "./connection.js";
 import { errorEnvelope, openEnvelope, replyEnvelope } from "./envelope.js";
@@ -262,10 +262,4 @@ export class LinkServer {
 function withoutZeros(vv: Map<OriginId, number>): Map<OriginId, number> {
   for (const [origin, seq] of vv) if (seq === 0) vv.delete(origin);
   return vv;
-}
-
-/** Runs `fn` in the caller's trace context when it sent a sampled one. */
-function withCaller<T>(traceparent: string | undefined, fn: () => Promise<T>): Promise<T> {
-  if (traceparent === undefined) return fn();
-  return context.with(propagation.extract(ROOT_CONTEXT, { traceparent }), fn);
 }

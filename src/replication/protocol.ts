@@ -54,10 +54,6 @@ export type PeerReply = DeltasReply | SyncReply;
 export type PeerMessage = PeerRequest | PeerReply;
 export type ReplyTo<R extends PeerRequest> = R extends DeltasRequest ? DeltasReply : SyncReply;
 
-// v2: replies carry only what the requester needs (see DeltasReply, SyncReply).
-export const PROTOCOL_PATHS = { deltas: "/peer/v2/deltas", sync: "/peer/v2/sync" } as const;
-/** Paths of earlier protocol versions: a peer still speaking one gets a clear refusal. */
-export const RETIRED_PATHS: readonly string[] = ["/peer/v1/deltas", "/peer/v1/sync"];
 export const MAX_PUSH_ENTRIES = 512;
 export const MAX_PAGE_ENTRIES = 5000;
 /**

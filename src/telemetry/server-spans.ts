@@ -10,7 +10,6 @@ import {
   ROOT_CONTEXT,
   SpanKind,
   SpanStatusCode,
-  TraceFlags,
   context,
   propagation,
   trace,
@@ -66,23 +65,5 @@ export function withServerSpans(
     });
     const active = trace.setSpan(parent, span);
     context.with(active, () => listener(req, res));
-  };
-}
-
-/**
- * Wraps a listener that makes no span of its own (the peer port: its exchanges are traced by
- * the likes.replicate.* spans) so that it runs in the caller's context when that one is
- * sampled: the spans it starts then link to the caller's.
- */
-export function withCallerContext(listener: RequestListener): RequestListener {
-  return (req, res) => {
-    if (req.headers.traceparent === undefined) {
-      listener(req, res);
-      return;
-    }
-    const caller = propagation.extract(ROOT_CONTEXT, req.headers);
-    const sampled = (trace.getSpanContext(caller)?.traceFlags ?? 0) & TraceFlags.SAMPLED;
-    if (sampled) context.with(caller, () => listener(req, res));
-    else listener(req, res);
   };
 }

@@ -1,6 +1,6 @@
 // W3C traceparent <-> OpenTelemetry span context, over @opentelemetry/api alone: entries carry
 // the context of the request that made them, and every node that applies one joins its trace.
-import { context, trace, TraceFlags, type SpanContext } from "@opentelemetry/api";
+import { ROOT_CONTEXT, context, trace, TraceFlags, type SpanContext } from "@opentelemetry/api";
 import { isTraceparent } from "../crdt/index.js";
 
 /** The traceparent of the active span, when it is sampled (an unsampled one is not worth carrying). */
@@ -26,4 +26,14 @@ export function spanContextOf(traceparent: string | undefined): SpanContext | un
 
 export function traceIdOf(traceparent: string | undefined): string | undefined {
   return spanContextOf(traceparent)?.traceId;
+}
+
+/**
+ * Runs `fn` in the context of a caller's sampled span (a peer's push span, carried by its
+ * frame), so that the spans `fn` starts join the caller's trace; as is otherwise.
+ */
+export function withCaller<T>(traceparent: string | undefined, fn: () => T): T {
+  const caller = spanContextOf(traceparent);
+  if (!caller || (caller.traceFlags & TraceFlags.SAMPLED) === 0) return fn();
+  return context.with(trace.setSpanContext(ROOT_CONTEXT, caller), fn);
 }
