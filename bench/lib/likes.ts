@@ -11,6 +11,8 @@ export interface LikesNode {
   readonly name: string;
   readonly http: number;
   readonly admin: number;
+  /** Its own peer port (not a proxy's). */
+  readonly peer: number;
   readonly dataDir: string;
   proc: Proc;
 }
@@ -60,6 +62,7 @@ export class BenchCluster {
         name: `node${i + 1}`,
         http: ports[options.size + i] as number,
         admin: ports[2 * options.size + i] as number,
+        peer: peerPorts[i] as number,
         dataDir,
         proc: undefined as unknown as Proc,
       });

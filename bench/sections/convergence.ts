@@ -1,8 +1,12 @@
 import http from "node:http";
 import { join } from "node:path";
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import { LinkTransport } from "../../src/link/client.js";
+import { binaryCodec } from "../../src/replication/codec.js";
 import {
   BenchCluster,
   REPO,
+  SECRET,
   bucketQuantile,
   buckets,
   metric,
@@ -14,6 +18,9 @@ import { figure, quantile, type Figure } from "../lib/stats.js";
 
 export interface ConvergenceOptions {
   readonly root: string;
+  /** The node binary and likes' main.js to run (Node 24 and its copy, when provisioned). */
+  readonly node: string;
+  readonly main: string;
   readonly rate: number;
   readonly seconds: number;
   readonly partitionSeconds: number;
@@ -33,6 +40,15 @@ export interface ConvergenceResult {
   readonly messagesPerLike: number;
   readonly bytesPerLikePerPeer: number;
   readonly idleBytesPerSecondPerPair: number;
+  /** The same once the nodes hold 1,000 more origins, as after 1,000 restarts. */
+  readonly idleBytesPerSecondPerPairManyOrigins: number;
+  /** One like on the idle cluster: accepted (201) until both other nodes answer it, p50. */
+  readonly idleLikeMs: { p50: number; p99: number };
+  /** Process CPU per like on each of the two nodes that only receive (load on node1 only). */
+  readonly receiverCpuUsPerLike: number;
+  /** Group commits per second per node (the busiest), and likes per commit, during the steady load. */
+  readonly commitsPerSecond: number;
+  readonly likesPerCommit: number;
   /** From healing a 5 s partition of one node (under the same load) to all version vectors equal. */
   readonly healMs: Figure;
 }
@@ -102,16 +118,80 @@ async function gossipTotals(
   return { messages, bytes };
 }
 
+async function perNode(nodes: readonly LikesNode[], name: string): Promise<number[]> {
+  return Promise.all(nodes.map((n) => metric(n, name)));
+}
+
+/** Polls the nodes (0.5 ms apart, not to load them) until each answers the like. */
+async function visibleOn(nodes: readonly LikesNode[], post: string, user: string): Promise<void> {
+  const pending = new Set(nodes);
+  const started = performance.now();
+  while (pending.size > 0 && performance.now() - started < 5000) {
+    for (const node of [...pending]) if (await liked(node, post, user)) pending.delete(node);
+    if (pending.size > 0) await sleep(0.5);
+  }
+}
+
+/** Entries of `count` origins never seen before (seq 1 each): the vector of 1,000 restarts. */
+async function addOrigins(node: LikesNode, count: number): Promise<void> {
+  const transport = new LinkTransport(SECRET, "bench", binaryCodec);
+  const ts = Date.now();
+  try {
+    for (let from = 0; from < count; from += 250) {
+      const entries: Entry[] = [];
+      for (let i = from; i < Math.min(count, from + 250); i++)
+        entries.push({
+          origin: `restarted~${i.toString(36).padStart(8, "0")}` as OriginId,
+          seq: 1,
+          post: `restart-${i}` as PostId,
+          user: "bench" as UserId,
+          ts,
+        });
+      await transport.send(`127.0.0.1:${node.peer}`, {
+        kind: "deltas",
+        node: "bench" as NodeName,
+        origin: "bench~0" as OriginId,
+        entries,
+      });
+    }
+  } finally {
+    transport.close();
+  }
+}
+
+/**
+ * Gossip bytes a second per pair once the cluster has settled for `settleMs`: long enough, after
+ * a change to every vector, for each link to have carried it once (a sync sends its vector as a
+ * difference from the link's previous one).
+ */
+async function idleBytesPerSecondPerPair(
+  nodes: readonly LikesNode[],
+  settleMs = 1000,
+): Promise<number> {
+  await sleep(settleMs);
+  const idleStart = await gossipTotals(nodes);
+  const idleWindow = 5;
+  await sleep(idleWindow * 1000);
+  const idleEnd = await gossipTotals(nodes);
+  return (idleEnd.bytes - idleStart.bytes) / idleWindow / 3;
+}
+
 async function allEqual(nodes: readonly LikesNode[]): Promise<boolean> {
   const views = await Promise.all(nodes.map((n) => view(n)));
   const first = JSON.stringify(Object.entries(views[0]!.vv).sort());
   return views.every((v) => JSON.stringify(Object.entries(v.vv).sort()) === first);
 }
 
-async function startCluster(root: string, proxied: boolean): Promise<BenchCluster> {
+async function startCluster(
+  o: ConvergenceOptions,
+  dir: string,
+  proxied: boolean,
+): Promise<BenchCluster> {
   const cluster = await BenchCluster.start({
     size: 3,
-    root,
+    root: join(o.root, dir),
+    node: o.node,
+    main: o.main,
     proxied,
     env: { OTEL_SDK_DISABLED: "true" },
   });
@@ -142,10 +222,12 @@ export async function convergence(o: ConvergenceOptions): Promise<ConvergenceRes
 }
 
 async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "healMs">> {
-  const cluster = await startCluster(join(o.root, "convergence"), false);
+  const cluster = await startCluster(o, "convergence", false);
   const nodes = cluster.nodes;
   try {
     const before = await gossipTotals(nodes);
+    const commitsBefore = await perNode(nodes, "likes_store_commit_seconds_count");
+    const steadyStarted = performance.now();
     const traffic = load(nodes, o.rate, "steady");
     const probeMs: number[] = [];
     const end = Date.now() + o.seconds * 1000;
@@ -170,8 +252,11 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
       await sleep(40);
     }
     const steady = await traffic.stop();
+    const steadySeconds = (performance.now() - steadyStarted) / 1000;
+    const commitsAfter = await perNode(nodes, "likes_store_commit_seconds_count");
     await until("converged after the steady load", () => allEqual(nodes), 10_000, 20);
     const after = await gossipTotals(nodes);
+    const commits = commitsAfter.map((c, i) => c - (commitsBefore[i] ?? 0));
     const posted = steady.posted + probeMs.length;
     const conv = (
       await Promise.all(nodes.map((n) => buckets(n, "likes_convergence_seconds")))
@@ -180,12 +265,46 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
       [] as [number, number][],
     );
 
+    // Only node1 takes writes: what the two others spend is the cost of receiving.
+    const cpuBefore = await perNode(nodes, "process_cpu_seconds_total");
+    const receiving = load([nodes[0] as LikesNode], o.rate, "receive");
+    await sleep(o.seconds * 1000);
+    const received = await receiving.stop();
+    await until("converged after the receiving load", () => allEqual(nodes), 10_000, 20);
+    const cpuAfter = await perNode(nodes, "process_cpu_seconds_total");
+    const receiverCpuUsPerLike =
+      ((cpuAfter[1]! - cpuBefore[1]! + cpuAfter[2]! - cpuBefore[2]!) / 2 / received.posted) * 1e6;
+
     // Idle: converged, no writes; only anti-entropy talks.
-    await sleep(1000);
-    const idleStart = await gossipTotals(nodes);
-    const idleWindow = 5;
-    await sleep(idleWindow * 1000);
-    const idleEnd = await gossipTotals(nodes);
+    const idleBytes = await idleBytesPerSecondPerPair(nodes);
+
+    // One like at a time on the idle cluster.
+    const idleLikeMs: number[] = [];
+    for (let k = 0; k < 60; k++) {
+      const origin = nodes[k % 3] as LikesNode;
+      const post = `idle-${k}`;
+      const res = await request(
+        origin.http,
+        "POST",
+        "/like",
+        JSON.stringify({ post, user: "idle" }),
+      );
+      const acked = performance.now();
+      if (res.status !== 201) continue;
+      await visibleOn(
+        nodes.filter((n) => n !== origin),
+        post,
+        "idle",
+      );
+      idleLikeMs.push(performance.now() - acked);
+      await sleep(50);
+    }
+
+    // As after 1,000 restarts: 1,000 more origins in every vector.
+    await addOrigins(nodes[0] as LikesNode, 1000);
+    await until("1,000 origins everywhere", () => allEqual(nodes), 30_000, 20);
+    // Each node syncs with one of its two peers a second: after 12 s every link has synced since.
+    const manyOriginsIdleBytes = await idleBytesPerSecondPerPair(nodes, 12_000);
 
     return {
       rate: o.rate,
@@ -203,7 +322,12 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
       },
       messagesPerLike: (after.messages - before.messages) / posted,
       bytesPerLikePerPeer: (after.bytes - before.bytes) / posted / (nodes.length - 1),
-      idleBytesPerSecondPerPair: (idleEnd.bytes - idleStart.bytes) / idleWindow / 3,
+      idleBytesPerSecondPerPair: idleBytes,
+      idleBytesPerSecondPerPairManyOrigins: manyOriginsIdleBytes,
+      idleLikeMs: { p50: quantile(idleLikeMs, 0.5), p99: quantile(idleLikeMs, 0.99) },
+      receiverCpuUsPerLike,
+      commitsPerSecond: Math.max(...commits) / steadySeconds,
+      likesPerCommit: (posted * nodes.length) / commits.reduce((a, b) => a + b, 0),
     };
   } finally {
     await cluster.stop();
@@ -212,7 +336,7 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
 
 /** A 5 s partition of node3 under load, then the time from healing to equal vectors. */
 async function heal(o: ConvergenceOptions): Promise<{ healMs: Figure; errors: number }> {
-  const cluster = await startCluster(join(o.root, "partition"), true);
+  const cluster = await startCluster(o, "partition", true);
   const nodes = cluster.nodes;
   const healMs: number[] = [];
   let errors = 0;
