@@ -10,7 +10,7 @@ import type { Sender } from "./protocol.js";
 
 /** Backoff of a failing peer: the first retry after this, doubling up to the max. */
 export const DEFAULT_RETRY_BASE_MS = 50;
-export const DEFAULT_RETRY_MAX_MS = 1000;
+export const DEFAULT_RETRY_MAX_MS = 500;
 /** A skew worth a log line: it shifts every lag figure, and past an hour entries are refused. */
 const SKEW_WARN_MS = 10_000;
 const SKEW_LOG_EVERY_MS = 60_000;
