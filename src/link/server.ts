@@ -101,6 +101,8 @@ export class LinkServer {
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
     socket.setNoDelay(true);
+    // A caller that vanished without a FIN (a pod gone with its node) is found by TCP keep-alive.
+    socket.setKeepAlive(true, 10_000);
     socket.on("error", () => socket.destroy());
     const reader = new FrameReader(MAX_HANDSHAKE_FRAME);
     const clientNonce: Buffer[] = [];
