@@ -1,4 +1,5 @@
 // The composition root: one likes node (store, replication, three HTTP ports) from a config.
+import { ROOT_CONTEXT, context } from "@opentelemetry/api";
 import type { Config } from "./config.js";
 import { nodeNameOf } from "./crdt/index.js";
 import { adminListener } from "./http/admin.js";
@@ -44,7 +45,17 @@ export class LikesNode {
     private readonly onFatal: (reason: string) => void,
   ) {
     const faults = (this.faults = config.faults
-      ? new Faults(systemClock, Math.random, logger, () => this.replicator.faultsChanged())
+      ? new Faults(
+          {
+            now: () => systemClock.now(),
+            // A fault's expiry belongs to no request: not to the trace of the PUT that set it.
+            setTimeout: (callback, ms) =>
+              systemClock.setTimeout(() => context.with(ROOT_CONTEXT, callback), ms),
+          },
+          Math.random,
+          logger,
+          () => this.replicator.faultsChanged(),
+        )
       : undefined);
     this.metrics = new PromMetrics({
       ...(faults ? { faults: () => faults.list() } : {}),

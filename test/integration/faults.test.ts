@@ -120,7 +120,18 @@ describe("fault injection (LIKES_FAULTS=enabled)", () => {
     expect(await (await fetch(`${n1.adminUrl}/faults`)).json()).toEqual({ faults: [] });
     expect(await metric(n1, "likes_fault_active")).toBe(0);
     expect(n1.lines.some((l) => l.message === "fault started")).toBe(true);
-    expect(n1.lines.some((l) => l.message === "fault ended")).toBe(true);
+    expect(n1.lines.some((l) => l.message === "fault ended" && l.why === "cleared")).toBe(true);
+    // A fault with "for" ends by itself, and says so.
+    await putFault(n1, "*", { pause: "pushes", for: "300ms" });
+    expect(await metric(n1, "likes_fault_active", { peer: "*", kind: "pause" })).toBe(1);
+    await waitFor(
+      "the fault to expire",
+      async () => (await metric(n1, "likes_fault_active")) === 0,
+    );
+    expect(await (await fetch(`${n1.adminUrl}/faults`)).json()).toEqual({ faults: [] });
+    const expired = n1.lines.find((l) => l.message === "fault ended" && l.why === "expired");
+    expect(expired).toMatchObject({ peer: "*", kind: "pause" });
+    expect(expired?.trace_id).toBeUndefined();
   });
 
   it("a cut node's count stops moving, and catches up after DELETE", async () => {
