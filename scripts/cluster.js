@@ -2,6 +2,7 @@
 // Starts a local cluster of likes nodes on 127.0.0.1 (`npm run cluster -- --nodes N`).
 // Node i (1-based) listens on 8079+i (public), 7945+i (peer) and 9463+i (admin), keeps its data
 // in .data/node<i>, and all share a cluster secret generated once into .data/cluster-secret.
+// Fault injection is on (LIKES_FAULTS=enabled): make fault-partition, make fault-clear.
 // Ctrl-C (or SIGTERM) stops every node gracefully.
 import { spawn } from "node:child_process";
 import { randomBytes } from "node:crypto";
@@ -44,6 +45,8 @@ const children = nodes.map((node, i) => {
       LIKES_PEERS: peers.join(","),
       LIKES_DATA_DIR: `.data/${node.name}`,
       LIKES_CLUSTER_SECRET: secret,
+      // A local cluster is for trying things: /faults on the admin port (make fault-partition).
+      LIKES_FAULTS: "enabled",
     },
   });
   const prefix = `\x1b[${colors[i % colors.length]}m${node.name.padEnd(7)}\x1b[0m| `;

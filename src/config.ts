@@ -43,6 +43,8 @@ export interface Config {
   readonly kubernetes: Readonly<Record<string, string>>;
   /** K8S_POD_IP: this node's own address, never one of its peers under DNS membership. */
   readonly podIp: string | undefined;
+  /** LIKES_FAULTS=enabled: the admin port's /faults injects faults in the peer link (tests only). */
+  readonly faults: boolean;
 }
 
 /** A bad configuration value: the message names the variable, and the node does not start. */
@@ -125,6 +127,13 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
       `must be refuse or refill (got ${JSON.stringify(onCorruption)})`,
     );
 
+  const faults = read("LIKES_FAULTS") ?? "disabled";
+  if (faults !== "enabled" && faults !== "disabled")
+    throw new ConfigError(
+      "LIKES_FAULTS",
+      `must be enabled or disabled (got ${JSON.stringify(faults)})`,
+    );
+
   const logLevel = read("LOG_LEVEL") ?? "info";
   if (!["error", "warn", "info", "debug"].includes(logLevel))
     throw new ConfigError(
@@ -154,6 +163,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
     samplerFromEnv: read("OTEL_TRACES_SAMPLER") !== undefined,
     kubernetes: Object.freeze(kubernetesAttributes(read)),
     podIp: read("K8S_POD_IP"),
+    faults: faults === "enabled",
   });
 }
 

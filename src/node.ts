@@ -1,4 +1,5 @@
 // The composition root: one likes node (store, replication, three HTTP ports) from a config.
+import { ROOT_CONTEXT, context } from "@opentelemetry/api";
 import type { Config } from "./config.js";
 import { nodeNameOf } from "./crdt/index.js";
 import { adminListener } from "./http/admin.js";
@@ -8,6 +9,7 @@ import { LinkTransport } from "./link/client.js";
 import { LinkServer } from "./link/server.js";
 import { binaryCodec } from "./replication/codec.js";
 import { DnsMembership, localAddresses } from "./replication/dns-membership.js";
+import { Faults } from "./replication/faults.js";
 import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
@@ -32,6 +34,8 @@ export class LikesNode {
   private readonly sqlite: SqliteStore;
   readonly replicator: Replicator;
   readonly metrics: PromMetrics;
+  /** LIKES_FAULTS=enabled: the faults the admin port's /faults injects in the peer link. */
+  private readonly faults: Faults | undefined;
   ports: NodePorts = { http: 0, peer: null, admin: 0 };
 
   private constructor(
@@ -40,7 +44,21 @@ export class LikesNode {
     /** Told when the node cannot go on (a corrupt store with LIKES_ON_CORRUPTION=refill). */
     private readonly onFatal: (reason: string) => void,
   ) {
+    const faults = (this.faults = config.faults
+      ? new Faults(
+          {
+            now: () => systemClock.now(),
+            // A fault's expiry belongs to no request: not to the trace of the PUT that set it.
+            setTimeout: (callback, ms) =>
+              systemClock.setTimeout(() => context.with(ROOT_CONTEXT, callback), ms),
+          },
+          Math.random,
+          logger,
+          () => this.replicator.faultsChanged(),
+        )
+      : undefined);
     this.metrics = new PromMetrics({
+      ...(faults ? { faults: () => faults.list() } : {}),
       setSize: () => this.store.setSize(),
       peers: () =>
         this.replicator.view().peers.map((p) => ({
@@ -95,6 +113,8 @@ export class LikesNode {
           down: (peer, error) => this.replicator.linkDown(peer, error),
           clockSkew: (peer, skewMs) => this.replicator.clockSkew(peer, skewMs),
         },
+        undefined,
+        faults,
       );
     this.replicator = new Replicator({
       store: this.store,
@@ -109,6 +129,7 @@ export class LikesNode {
       syncMs: config.syncMs,
       limits: { ...DEFAULT_PEER_LIMITS, maxOrigins: config.maxOrigins },
       metrics: this.metrics,
+      ...(faults ? { pushPaused: (peer: string | undefined) => faults.pushesPaused(peer) } : {}),
     });
   }
 
@@ -128,7 +149,7 @@ export class LikesNode {
   }
 
   private async listen(): Promise<void> {
-    const { config, store, replicator, logger, metrics } = this;
+    const { config, store, replicator, logger, metrics, faults } = this;
     const app = createPublicApp({
       nodeName: config.nodeName,
       origin: store.origin,
@@ -161,6 +182,7 @@ export class LikesNode {
         handle: (r) => replicator.handle(r),
         logger,
         metrics,
+        ...(faults ? { refusesFrom: (node: string) => faults.refusesFrom(node) } : {}),
       });
       peer = await this.linkServer.listen(config.peerPort, config.host);
     }
@@ -170,11 +192,12 @@ export class LikesNode {
           cluster: () => replicator.view(),
           metrics: (accept) => metrics.render(accept),
           logger,
+          ...(faults ? { faults } : {}),
         }),
         { untraced: new Set(["/metrics"]) },
       ),
       config.adminPort,
-      ["GET", "HEAD"],
+      faults ? ["GET", "HEAD", "PUT", "DELETE"] : ["GET", "HEAD"],
     );
     await this.dns?.start();
     replicator.start();
@@ -186,6 +209,13 @@ export class LikesNode {
     this.ports = { http, peer, admin };
     this.ready = true;
     const previous = this.sqlite.previousOrigin;
+    if (faults)
+      logger.warn(
+        "fault injection is on (LIKES_FAULTS=enabled): anyone who reaches the admin port can partition this node",
+        {
+          admin,
+        },
+      );
     if (previous !== undefined && nodeNameOf(previous) !== config.nodeName)
       logger.warn(
         "the data directory was another node's: its likes are kept, new ones are this node's",
@@ -231,6 +261,7 @@ export class LikesNode {
     ]);
     clearTimeout(grace);
     this.replicator.stop();
+    this.faults?.stop();
     await drained;
     await this.linkServer?.close();
     this.dns?.stop();

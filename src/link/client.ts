@@ -6,8 +6,10 @@ import net from "node:net";
 import { splitHostPort, type PeerAddress } from "../config.js";
 import { digestDiff, type Digest } from "../crdt/index.js";
 import type { Codec } from "../replication/codec.js";
+import type { OutgoingFault } from "../replication/faults.js";
 import type { Transport } from "../replication/ports.js";
 import type { PeerMessage, PeerRequest, ReplyTo } from "../replication/protocol.js";
+import { markFault } from "../telemetry/spans.js";
 import { activeTraceparent } from "../telemetry/trace-context.js";
 import { noMetrics, type Metrics } from "../telemetry/types.js";
 import { Connection } from "./connection.js";
@@ -62,6 +64,24 @@ export interface LinkEvents {
   clockSkew(peer: PeerAddress, skewMs: number): void;
 }
 
+/** The faults of LIKES_FAULTS=enabled, as the link asks them (replication/faults.ts). */
+export interface LinkFaults {
+  /** What happens to a message to `peer` (its node name; undefined before its first answer). */
+  outgoing(peer: string | undefined): OutgoingFault;
+  /** Whether links `peer` opens to this node are refused. */
+  refusesFrom(peer: string): boolean;
+}
+
+/** The longest a dropped message's send takes to fail: a lost message is seen as a late one. */
+const DROP_WAIT_MS = 50;
+
+/** A send that failed because of an injected fault (LIKES_FAULTS): the peer is unharmed. */
+export class FaultError extends PeerRequestError {
+  constructor(message: string) {
+    super(message, "fault");
+  }
+}
+
 interface Waiting {
   readonly kind: PeerMessage["kind"];
   readonly bytes: number;
@@ -72,6 +92,8 @@ interface Waiting {
 
 export class LinkTransport implements Transport {
   private readonly links = new Map<PeerAddress, ClientLink>();
+  /** Each peer's node name, from its handshake answer. */
+  private readonly names = new Map<PeerAddress, string>();
 
   constructor(
     private readonly secret: string,
@@ -80,9 +102,11 @@ export class LinkTransport implements Transport {
     private readonly metrics: Pick<Metrics, "peerMessage" | "peerBytes"> = noMetrics,
     private readonly events: LinkEvents = { down: () => {}, clockSkew: () => {} },
     private readonly timeoutMs = REQUEST_TIMEOUT_MS,
+    private readonly faults: LinkFaults | undefined = undefined,
   ) {}
 
   async send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>> {
+    if (this.faults) await this.injectFaults(peer, request.kind);
     let link = this.links.get(peer);
     if (!link || link.closed) {
       link = new ClientLink(
@@ -99,6 +123,7 @@ export class LinkTransport implements Transport {
           },
           clockSkew: (_, skewMs) => this.events.clockSkew(peer, skewMs),
         },
+        (name) => this.names.set(peer, name),
       );
       this.links.set(peer, link);
     }
@@ -109,6 +134,26 @@ export class LinkTransport implements Transport {
     } catch (error) {
       this.metrics.peerMessage(request.kind, "error");
       throw error;
+    }
+  }
+
+  /** Delays a message, or fails its send, as the faults set for its peer say. */
+  private async injectFaults(peer: PeerAddress, kind: PeerRequest["kind"]): Promise<void> {
+    const name = this.names.get(peer);
+    const fault = (this.faults as LinkFaults).outgoing(name);
+    const what = fault.cut ? "cut" : fault.drop ? "dropped" : fault.delayMs > 0 ? "delayed" : "";
+    if (what === "") return;
+    markFault(what, { delay_ms: fault.delayMs });
+    // A dropped message fails as a lost one would, late (but not as late as a timeout).
+    const wait = fault.cut
+      ? 0
+      : fault.drop
+        ? Math.min(fault.delayMs || DROP_WAIT_MS, DROP_WAIT_MS)
+        : fault.delayMs;
+    if (wait > 0) await new Promise((resolve) => setTimeout(resolve, wait));
+    if (fault.cut || fault.drop) {
+      this.metrics.peerMessage(kind, "error");
+      throw new FaultError(`${what} by a fault (LIKES_FAULTS) on the link to ${name ?? peer}`);
     }
   }
 
@@ -145,6 +190,7 @@ class ClientLink {
     private readonly metrics: Pick<Metrics, "peerBytes">,
     private readonly timeoutMs: number,
     private readonly events: LinkEvents,
+    named: (node: string) => void = () => {},
   ) {
     const { host, port } = splitHostPort(peer);
     const socket = (this.socket = net.connect({ host, port, noDelay: true }));
@@ -189,6 +235,7 @@ class ClientLink {
         clearTimeout(timer);
         socket.off("data", onData);
         socket.off("error", onError);
+        named(answer.node);
         this.events.clockSkew(peer, Math.round(answer.time - (sentAt + Date.now()) / 2));
         socket.write(plainFrame(proofOf(secret, "client", nonce, answer.nonce)));
         const key = linkKey(secret, nonce, answer.nonce);

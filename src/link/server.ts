@@ -58,6 +58,8 @@ export interface LinkServerDeps {
   readonly handle: (request: PeerRequest) => Promise<PeerReply>;
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, "peerMessage" | "peerBytes">;
+  /** LIKES_FAULTS: whether links from a node are refused now (a cut "in" or "both"). */
+  readonly refusesFrom?: (node: string) => boolean;
 }
 
 export class LinkServer {
@@ -108,6 +110,7 @@ export class LinkServer {
     const clientNonce: Buffer[] = [];
     const serverNonce = freshNonce();
     let first = true;
+    let caller = "";
     const timer = setTimeout(() => {
       this.refuse(socket, new HandshakeError("no handshake within 5 s", "malformed"), "timeout");
       socket.destroy();
@@ -143,6 +146,13 @@ export class LinkServer {
         for (let body = reader.next(); body; body = reader.next()) {
           if (clientNonce.length === 0) {
             const hello = decodeGreeting(body, 0);
+            if (this.deps.refusesFrom?.(hello.node)) {
+              // A cut by an injected fault: the caller sees its link close, as in a partition.
+              clearTimeout(timer);
+              socket.destroy();
+              return;
+            }
+            caller = hello.node;
             clientNonce.push(Buffer.from(hello.nonce));
             const proof = proofOf(this.deps.secret, "server", hello.nonce, serverNonce);
             socket.write(plainFrame(encodeAnswer(serverNonce, proof, this.deps.node)));
@@ -160,7 +170,7 @@ export class LinkServer {
           clearTimeout(timer);
           socket.off("data", onData);
           // Frames after the proof, already read, stay in the reader for the link.
-          this.open(socket, linkKey(this.deps.secret, nonce, serverNonce), reader);
+          this.open(socket, linkKey(this.deps.secret, nonce, serverNonce), reader, caller);
           return;
         }
       } catch (error) {
@@ -170,7 +180,7 @@ export class LinkServer {
     socket.on("data", onData);
   }
 
-  private open(socket: Socket, key: Buffer, reader: FrameReader): void {
+  private open(socket: Socket, key: Buffer, reader: FrameReader, caller: string): void {
     const { codec, handle, metrics, logger } = this.deps;
     const remote = socket.remoteAddress ?? "unknown";
     let handling = 0;
@@ -216,6 +226,11 @@ export class LinkServer {
       reader,
       {
         payload: (payload) => {
+          // A cut set while the link is open ends it, as a partition would.
+          if (this.deps.refusesFrom?.(caller)) {
+            socket.destroy();
+            return;
+          }
           const envelope = openEnvelope(payload);
           if (envelope.type !== "request")
             throw new FrameError(`a ${envelope.type} frame sent to the server end of a link`);

@@ -152,7 +152,7 @@ export class AntiEntropy {
 
   private async pushMissing(peer: PeerState): Promise<void> {
     // A peer that is pulling pages from us gets them that way; pushing them too doubles the work.
-    if (peer.pullingUntil > this.deps.clock.now()) return;
+    if (peer.pullingUntil > this.deps.clock.now() || this.deps.pusher.paused(peer)) return;
     for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
       const entries = missingEntries(this.deps.store, peer.acked, MAX_PAGE_ENTRIES);
       if (entries.length === 0) return;

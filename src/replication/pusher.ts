@@ -21,6 +21,8 @@ export interface PusherDeps {
   readonly clock: Clock;
   readonly peers: PeerTable;
   readonly pushMs: number;
+  /** LIKES_FAULTS: whether pushes to a peer (by node name) are paused; anti-entropy still pulls. */
+  readonly pushPaused?: (peer: string | undefined) => boolean;
 }
 
 export class Pusher {
@@ -58,6 +60,11 @@ export class Pusher {
     this.schedule(0);
   }
 
+  /** Whether pushes to a peer are paused by an injected fault. */
+  paused(peer: PeerState): boolean {
+    return this.deps.pushPaused?.(peer.node) ?? false;
+  }
+
   /** Sends entries to a peer inside a push span, and learns from the reply what it holds. */
   async send(peer: PeerState, entries: readonly Entry[]): Promise<DeltasReply> {
     const { self, transport, peers } = this.deps;
@@ -74,6 +81,8 @@ export class Pusher {
    * node's catch-up still comes from one peer at a time.
    */
   async greet(peer: PeerState): Promise<void> {
+    // Paused pushes send nothing, not even this: anti-entropy finds the peer instead.
+    if (this.paused(peer)) return;
     try {
       await this.send(peer, []);
     } catch (error) {
@@ -102,7 +111,7 @@ export class Pusher {
     const own = this.ownSeq();
     for (const peer of peers.live()) {
       // A down peer is probed by its retry timer, not flooded with pushes.
-      if (peer.up === false || peer.pushesInFlight >= PUSH_WINDOW) continue;
+      if (peer.up === false || peer.pushesInFlight >= PUSH_WINDOW || this.paused(peer)) continue;
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
       // With a push in flight, a full or overdue batch goes before its answer; the rest waits.
       const waiting = own - after;

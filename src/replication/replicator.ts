@@ -51,6 +51,8 @@ export interface ReplicatorDeps {
   /** Retry backoff of a failing peer: base doubling up to max (ms). */
   readonly retryBaseMs?: number;
   readonly retryMaxMs?: number;
+  /** LIKES_FAULTS: whether this node's pushes to a peer (by node name) are paused. */
+  readonly pushPaused?: (peer: string | undefined) => boolean;
 }
 
 /**
@@ -107,6 +109,7 @@ export class Replicator {
       clock,
       peers,
       pushMs: deps.pushMs,
+      ...(deps.pushPaused === undefined ? {} : { pushPaused: deps.pushPaused }),
     });
     this.antiEntropy = new AntiEntropy({
       self: this.self,
@@ -171,6 +174,11 @@ export class Replicator {
       acks = await this.waiters.wait(entry.seq, required, timeoutMs);
     }
     return { isNew: true, acks, required };
+  }
+
+  /** Injected faults changed: what a paused push held back goes out now. */
+  faultsChanged(): void {
+    this.pusher.now();
   }
 
   /** A peer's clock minus this node's, as the transport measured it when its link opened. */

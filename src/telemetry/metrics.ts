@@ -33,6 +33,8 @@ export interface PeerGauge {
 export interface Gauges {
   readonly setSize: () => number;
   readonly peers: () => readonly PeerGauge[];
+  /** The injected faults in force (LIKES_FAULTS=enabled), by peer (node name or *) and kind. */
+  readonly faults?: () => readonly { readonly peer: string; readonly kind: string }[];
 }
 
 /**
@@ -83,6 +85,18 @@ export class PromMetrics implements Metrics {
         this.set(gauges.setSize());
       },
     });
+    const faults = gauges.faults;
+    if (faults)
+      new client.Gauge({
+        name: "likes_fault_active",
+        help: "1 for each injected fault in force (LIKES_FAULTS=enabled), by peer and kind",
+        labelNames: ["peer", "kind"] as const,
+        registers,
+        collect() {
+          this.reset();
+          for (const { peer, kind } of faults()) this.set({ peer, kind }, 1);
+        },
+      });
     this.lag = new client.Histogram({
       name: "likes_replication_lag_seconds",
       help: "Receiver clock minus the origin's acceptance time of each entry applied here",

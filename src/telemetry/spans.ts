@@ -93,3 +93,19 @@ export function recordApplied(entries: readonly Entry[], path: ReplicationPath, 
     span.end();
   }
 }
+
+/**
+ * An injected fault (LIKES_FAULTS) on a message sent inside the active span (a push): its
+ * attributes as likes.fault.*, and an event named for what the fault did (delayed, dropped, cut).
+ */
+export function markFault(
+  what: string,
+  attributes: Readonly<Record<string, number | boolean>>,
+): void {
+  const span = trace.getActiveSpan();
+  if (!span?.isRecording()) return;
+  const prefixed: Record<string, number | boolean | string> = { "likes.fault.kind": what };
+  for (const [key, value] of Object.entries(attributes)) prefixed[`likes.fault.${key}`] = value;
+  span.setAttributes(prefixed);
+  span.addEvent(`likes.fault.${what}`, prefixed);
+}

@@ -154,6 +154,8 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
     expect(likesImage.map((p) => p.object.kind).sort()).toEqual(["Pod", "StatefulSet"]);
     for (const pod of likesImage)
       expect(pod.spec.containers[0]?.imagePullPolicy, pod.where).toBe("Never");
+    // A local cluster to try things on: /faults is on (README, "Fault injection").
+    expect(r.env("LIKES_FAULTS")).toBe("enabled");
   });
 
   it("observability off: no Jaeger, Prometheus or Grafana, and tracing off", () => {

@@ -2,6 +2,7 @@ import net, { type AddressInfo } from "node:net";
 import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
+import { Faults, parseFaultRequest } from "../../src/replication/faults.js";
 import { LinkTransport, PeerRequestError } from "../../src/link/client.js";
 import { FrameReader, plainFrame } from "../../src/link/frames.js";
 import {
@@ -245,4 +246,109 @@ describe("peer link: the client end of the handshake", () => {
       }
     });
   }
+});
+
+describe("injected faults on the peer link (LIKES_FAULTS)", () => {
+  const logger = silentLogger;
+  const clock = { now: () => Date.now(), setTimeout: () => ({ cancel: () => {} }) };
+
+  async function link(random = () => 0.5) {
+    const faultsA = new Faults(clock, random, logger);
+    const faultsB = new Faults(clock, random, logger);
+    const seen: PeerRequest[] = [];
+    const server = new LinkServer({
+      secret: SECRET,
+      node: "b",
+      codec: binaryCodec,
+      handle: (request) => {
+        seen.push(request);
+        return Promise.resolve({
+          kind: "deltas-reply",
+          node: "b" as NodeName,
+          origin: "b~2" as OriginId,
+          vv: new Map(),
+        });
+      },
+      logger,
+      metrics: noMetrics,
+      refusesFrom: (node) => faultsB.refusesFrom(node),
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    const transport = new LinkTransport(
+      SECRET,
+      "a",
+      binaryCodec,
+      noMetrics,
+      undefined,
+      undefined,
+      faultsA,
+    );
+    const peer = `127.0.0.1:${port}`;
+    const push = () => transport.send(peer, { kind: "deltas", ...sender, entries: [entry] });
+    const set = (faults: Faults, name: string, body: unknown) =>
+      faults.set(parseFaultRequest(name, body));
+    return {
+      faultsA,
+      faultsB,
+      seen,
+      push,
+      set,
+      close: async () => {
+        transport.close();
+        await server.close();
+      },
+    };
+  }
+
+  it("a cut out fails sends at once, by name once the peer answered, and sends nothing", async () => {
+    const l = await link();
+    try {
+      await l.push(); // the handshake tells the link the peer's name
+      l.set(l.faultsA, "b", { cut: "out" });
+      const started = Date.now();
+      await expect(l.push()).rejects.toMatchObject({ code: "fault" });
+      expect(Date.now() - started).toBeLessThan(40);
+      expect(l.seen).toHaveLength(1);
+      l.faultsA.clear();
+      await l.push();
+      expect(l.seen).toHaveLength(2);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("a cut in refuses the peer's link, open or new, until cleared", async () => {
+    const l = await link();
+    try {
+      await l.push();
+      l.set(l.faultsB, "a", { cut: "in" });
+      await expect(l.push()).rejects.toThrow(PeerRequestError); // the open link closes
+      await expect(l.push()).rejects.toThrow(PeerRequestError); // a new one is refused
+      expect(l.seen).toHaveLength(1);
+      l.faultsB.clear();
+      await l.push();
+      expect(l.seen).toHaveLength(2);
+    } finally {
+      await l.close();
+    }
+  });
+
+  it("a drop fails the send late, without sending; a delay sends late", async () => {
+    const l = await link();
+    try {
+      l.set(l.faultsA, "*", { drop: 1 });
+      let started = Date.now();
+      await expect(l.push()).rejects.toThrow(/dropped by a fault/);
+      expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+      expect(l.seen).toEqual([]);
+      l.faultsA.clear();
+      l.set(l.faultsA, "*", { delay: { ms: 120 } });
+      started = Date.now();
+      await l.push();
+      expect(Date.now() - started).toBeGreaterThanOrEqual(115);
+      expect(l.seen).toHaveLength(1);
+    } finally {
+      await l.close();
+    }
+  });
 });
