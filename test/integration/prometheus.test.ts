@@ -66,7 +66,15 @@ describe.skipIf(!hasPrometheus)(
     let traffic: NodeJS.Timeout | undefined;
 
     beforeAll(async () => {
-      cluster = await TestCluster.start(3);
+      // Faults on, and one in force (a delay towards a node that does not exist, harmless), so
+      // that the dashboards' fault annotation has a series to show.
+      cluster = await TestCluster.start(3, { LIKES_FAULTS: "enabled" });
+      const fault = await fetch(`${cluster.node(0).adminUrl}/faults/nobody`, {
+        method: "PUT",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ delay: { ms: 1 } }),
+      });
+      expect(fault.status).toBe(200);
       dir = mkdtempSync(join(tmpdir(), "likes-prometheus-"));
       // The shipped make-dev config, pointed at this cluster's admin ports, scraped every second.
       const config = parseYaml(

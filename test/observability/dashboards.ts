@@ -27,6 +27,8 @@ export const EXPORTED_METRICS: Readonly<Record<string, MetricType>> = Object.fre
   likes_convergence_seconds: "histogram",
   likes_replication_pending: "gauge",
   likes_peer_up: "gauge",
+  // Only with LIKES_FAULTS=enabled: the dashboards' fault annotation.
+  likes_fault_active: "gauge",
   likes_gossip_messages_total: "counter",
   likes_gossip_bytes_total: "counter",
   likes_store_commit_seconds: "histogram",
@@ -91,6 +93,7 @@ export interface Dashboard {
   title?: string;
   schemaVersion?: number;
   panels?: Panel[];
+  annotations?: { list?: { name?: string; expr?: string; [key: string]: unknown }[] };
   [key: string]: unknown;
 }
 
@@ -174,10 +177,13 @@ export function allPanelIds(dashboard: Dashboard): (number | undefined)[] {
   return ids;
 }
 
-/** Every PromQL query of every dashboard, for running them against a real Prometheus. */
+/**
+ * Every PromQL query of every dashboard, its Prometheus annotations included (as the panel
+ * "annotation: <name>"), for running them against a real Prometheus.
+ */
 export function panelQueries(dir: string = DASHBOARDS_DIR): PanelQuery[] {
-  return loadDashboards(dir).flatMap(({ dashboard }) =>
-    listPanels(dashboard).flatMap((p) =>
+  return loadDashboards(dir).flatMap(({ dashboard }) => [
+    ...listPanels(dashboard).flatMap((p) =>
       p.targets
         .filter((t) => t.expr !== "")
         .map((t) => ({
@@ -187,7 +193,15 @@ export function panelQueries(dir: string = DASHBOARDS_DIR): PanelQuery[] {
           expr: t.expr,
         })),
     ),
-  );
+    ...(dashboard.annotations?.list ?? [])
+      .filter((a) => typeof a.expr === "string" && a.expr !== "")
+      .map((a) => ({
+        dashboardUid: dashboard.uid ?? "",
+        panelTitle: `annotation: ${a.name ?? ""}`,
+        refId: "annotation",
+        expr: a.expr as string,
+      })),
+  ]);
 }
 
 export function loadDatasources(dir: string = DATASOURCES_DIR): ProvisionedDatasource[] {
