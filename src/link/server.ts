@@ -235,8 +235,8 @@ export class LinkServer {
           if (envelope.type !== "request")
             throw new FrameError(`a ${envelope.type} frame sent to the server end of a link`);
           const { id, message, traceparent, vvDiff } = envelope;
-          const kind =
-            message.length > 0 && ((message[0] as number) & 0x0f) === 2 ? "sync" : "deltas";
+          // A request is a push or a sync; anything else fails decode as a push.
+          const kind = codec.kindOf(message) === "sync" ? "sync" : "deltas";
           let request: PeerRequest;
           try {
             request = codec.decode(message, kind) as PeerRequest;

@@ -20,6 +20,8 @@ export interface Codec {
   encode(message: PeerMessage): Buffer;
   /** Throws MalformedMessageError for anything that is not a valid message of that kind. */
   decode(bytes: Buffer, kind: PeerMessage["kind"]): PeerMessage;
+  /** The kind a message says it is, unchecked (decode checks it); undefined if none. */
+  kindOf(bytes: Buffer): PeerMessage["kind"] | undefined;
 }
 
 // The first byte: format version in the high nibble, message kind in the low one.
@@ -30,6 +32,7 @@ const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
   "deltas-reply": 3,
   "sync-reply": 4,
 };
+const KINDS = Object.keys(KIND_CODE) as PeerMessage["kind"][];
 // Entry flags: what follows the flags byte, and which way ts moved from the previous entry.
 const TRACED = 1;
 const SEQ_GIVEN = 2;
@@ -61,6 +64,11 @@ const MIN_PAIR_BYTES = 2;
  */
 export const binaryCodec: Codec = {
   contentType: "application/vnd.likes.peer.v2",
+  kindOf(bytes) {
+    const tag = bytes[0];
+    if (tag === undefined || (tag & 0xf0) !== FORMAT) return undefined;
+    return KINDS.find((kind) => KIND_CODE[kind] === (tag & 0x0f));
+  },
   encode(message) {
     const w = new WireWriter();
     w.byte(FORMAT | KIND_CODE[message.kind]);
