@@ -7,6 +7,8 @@ const POST_SCRIPT = fileURLToPath(new URL("../../../bench/post.lua", import.meta
 
 export interface WrkResult {
   readonly rps: number;
+  /** Requests completed (answered, whatever the status). */
+  readonly requests: number;
   readonly p50Ms: number;
   readonly p99Ms: number;
   readonly errors: number;
@@ -36,6 +38,7 @@ export async function wrk(
   if (post) args.push("--", tag);
   const { stdout } = await run("wrk", args, { timeout: (seconds + 30) * 1000 });
   const rps = Number(/Requests\/sec:\s+([\d.]+)/.exec(stdout)?.[1]);
+  const requests = Number(/(\d+) requests in/.exec(stdout)?.[1]);
   const p50 = latency(/\s50%\s+([\d.]+)(us|ms|s)/.exec(stdout));
   const p99 = latency(/\s99%\s+([\d.]+)(us|ms|s)/.exec(stdout));
   const non2xx = Number(/Non-2xx or 3xx responses:\s+(\d+)/.exec(stdout)?.[1] ?? 0);
@@ -44,8 +47,9 @@ export async function wrk(
   );
   const errors =
     non2xx + (socketErrors ? socketErrors.slice(1).reduce((n, x) => n + Number(x), 0) : 0);
-  if (!Number.isFinite(rps)) throw new Error(`cannot read wrk output:\n${stdout}`);
-  return { rps, p50Ms: p50, p99Ms: p99, errors };
+  if (!Number.isFinite(rps) || !Number.isFinite(requests))
+    throw new Error(`cannot read wrk output:\n${stdout}`);
+  return { rps, requests, p50Ms: p50, p99Ms: p99, errors };
 }
 
 function latency(match: RegExpExecArray | null): number {

@@ -2,7 +2,7 @@ import { join } from "node:path";
 import { freePort } from "../../test/support/tcp-proxy.js";
 import { BenchCluster, REPO } from "../lib/likes.js";
 import { startOtlpSink } from "../lib/otlp-sink.js";
-import { Proc, waitForPort } from "../lib/proc.js";
+import { Proc, cpuSeconds, waitForPort } from "../lib/proc.js";
 import { figure, ratio, type Figure } from "../lib/stats.js";
 import { wrk, type WrkResult } from "../lib/wrk.js";
 
@@ -16,26 +16,64 @@ export interface ThroughputOptions {
   readonly connections: number;
 }
 
-type TargetName = "M" | "R" | "likes" | "likes-notrace";
+export type TargetName = "M" | "R" | "likes" | "likes-notrace" | "one";
+
+export interface TargetFigures {
+  readonly rps: Figure;
+  readonly p50Ms: Figure;
+  readonly p99Ms: Figure;
+  /** CPU µs per request of the process that took the load. */
+  readonly cpuUs: Figure;
+  /** CPU µs per request of every process of the target (a cluster's nodes; R's Redis). */
+  readonly cpuUsAll: Figure;
+}
 
 export interface ThroughputResult {
   readonly label: string;
-  readonly post: Record<TargetName, { rps: Figure; p50Ms: Figure; p99Ms: Figure }>;
-  readonly get: Record<TargetName, { rps: Figure; p50Ms: Figure; p99Ms: Figure }>;
+  readonly post: Record<TargetName, TargetFigures>;
+  readonly get: Record<TargetName, TargetFigures>;
   readonly ratios: {
     readonly likesOverR: Figure;
     readonly likesOverM: Figure;
+    readonly oneOverM: Figure;
     readonly tracingOverOff: Figure;
+    readonly getTracingOverOff: Figure;
     readonly getLikesOverM: Figure;
     readonly getLikesOverR: Figure;
+  };
+}
+
+interface Target {
+  readonly port: number;
+  /** The process that takes the load first, then the others of the target. */
+  readonly pids: readonly (number | undefined)[];
+}
+
+interface Run extends WrkResult {
+  readonly cpuUs: number;
+  readonly cpuUsAll: number;
+}
+
+/** One wrk run with the CPU its target's processes used over it, per request. */
+async function measured(target: Target, options: Parameters<typeof wrk>[1]): Promise<Run> {
+  const before = target.pids.map(cpuSeconds);
+  const result = await wrk(target.port, options);
+  const used = target.pids.map((pid, i) => cpuSeconds(pid) - (before[i] as number));
+  const per = (seconds: number) => (seconds * 1e6) / Math.max(1, result.requests);
+  return {
+    ...result,
+    cpuUs: per(used[0] as number),
+    cpuUsAll: per(used.reduce((a, b) => a + b, 0)),
   };
 }
 
 /**
  * POST /like and GET /likes on four targets, round-robin within each round so that the noise
  * of the machine falls on all of them alike: express+Map (M), express+Redis SADD (R), likes as
- * deployed (3 nodes, tracing at the default sampler exporting to a sink) and likes without
- * tracing. Load goes to one node of each cluster; its two peers receive the pushes.
+ * deployed (3 nodes, tracing at the default sampler exporting to a sink), likes without
+ * tracing, and one likes node as deployed but without peers (the node's own cost, apart from
+ * replication's). Load goes to one node of each cluster; its two peers receive the pushes.
+ * Beside each rate: the CPU per request of the loaded process and of all the target's processes.
  */
 export async function throughput(o: ThroughputOptions): Promise<ThroughputResult> {
   const sink = await startOtlpSink();
@@ -77,23 +115,40 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
     main: o.likesMain,
     env: { OTEL_SDK_DISABLED: "true" },
   });
-  const targets: Record<TargetName, number> = {
-    M: m.port,
-    R: r.port,
-    likes: traced.nodes[0]!.http,
-    "likes-notrace": untraced.nodes[0]!.http,
+  const one = await BenchCluster.start({
+    size: 1,
+    root: join(o.root, `${o.label}-one`),
+    node: o.node,
+    main: o.likesMain,
+    env: clusterEnv,
+  });
+  const cluster = (c: BenchCluster): Target => ({
+    port: c.nodes[0]!.http,
+    pids: c.nodes.map((n) => n.proc.pid),
+  });
+  const targets: Record<TargetName, Target> = {
+    M: { port: m.port, pids: [m.proc.pid] },
+    R: { port: r.port, pids: [r.proc.pid, redis.pid] },
+    likes: cluster(traced),
+    "likes-notrace": cluster(untraced),
+    one: cluster(one),
   };
-  const post: Record<string, WrkResult[]> = {};
-  const get: Record<string, WrkResult[]> = {};
+  const post: Record<string, Run[]> = {};
+  const get: Record<string, Run[]> = {};
   try {
     for (let round = 0; round < o.rounds; round++)
-      for (const [name, port] of Object.entries(targets)) {
+      for (const [name, target] of Object.entries(targets)) {
         const tag = `${o.label}-${round}`;
         (post[name] ??= []).push(
-          await wrk(port, { seconds: o.seconds, connections: o.connections, post: true, tag }),
+          await measured(target, {
+            seconds: o.seconds,
+            connections: o.connections,
+            post: true,
+            tag,
+          }),
         );
         (get[name] ??= []).push(
-          await wrk(port, {
+          await measured(target, {
             seconds: Math.max(1, Math.floor(o.seconds / 2)),
             connections: o.connections,
             post: false,
@@ -105,19 +160,24 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
     await Promise.all([
       traced.stop(),
       untraced.stop(),
+      one.stop(),
       m.proc.stop(),
       r.proc.stop(),
       redis.stop(),
       sink.close(),
     ]);
   }
-  const rps = (name: string, from: Record<string, WrkResult[]>) =>
-    (from[name] ?? []).map((x) => x.rps);
-  const summary = (from: Record<string, WrkResult[]>, name: string) => ({
-    rps: figure(rps(name, from)),
-    p50Ms: figure((from[name] ?? []).map((x) => x.p50Ms)),
-    p99Ms: figure((from[name] ?? []).map((x) => x.p99Ms)),
-  });
+  const rps = (name: string, from: Record<string, Run[]>) => (from[name] ?? []).map((x) => x.rps);
+  const summary = (from: Record<string, Run[]>, name: string): TargetFigures => {
+    const of = (pick: (run: Run) => number) => figure((from[name] ?? []).map(pick));
+    return {
+      rps: of((x) => x.rps),
+      p50Ms: of((x) => x.p50Ms),
+      p99Ms: of((x) => x.p99Ms),
+      cpuUs: of((x) => x.cpuUs),
+      cpuUsAll: of((x) => x.cpuUsAll),
+    };
+  };
   const names = Object.keys(targets) as TargetName[];
   return {
     label: o.label,
@@ -126,7 +186,9 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
     ratios: {
       likesOverR: ratio(rps("likes", post), rps("R", post)),
       likesOverM: ratio(rps("likes", post), rps("M", post)),
+      oneOverM: ratio(rps("one", post), rps("M", post)),
       tracingOverOff: ratio(rps("likes", post), rps("likes-notrace", post)),
+      getTracingOverOff: ratio(rps("likes", get), rps("likes-notrace", get)),
       getLikesOverM: ratio(rps("likes", get), rps("M", get)),
       getLikesOverR: ratio(rps("likes", get), rps("R", get)),
     },
