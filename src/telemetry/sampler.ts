@@ -1,6 +1,7 @@
 // The default trace sampler: a rate limit on new traces, parent-based.
 import type { Attributes, Context, Link, SpanKind } from "@opentelemetry/api";
 import { tracing } from "@opentelemetry/sdk-node";
+import { ADMITTED_ROOT } from "./root-admission.js";
 
 /**
  * Samples at most `perSecond` new traces a second (a token bucket holding one second's worth):
@@ -23,23 +24,34 @@ export class RateLimitedSampler implements tracing.Sampler {
     this.last = now();
   }
 
-  shouldSample(
-    _context: Context,
-    _traceId: string,
-    _name: string,
-    _kind: SpanKind,
-    _attributes: Attributes,
-    _links: Link[],
-  ): tracing.SamplingResult {
+  /** Takes a token for a new trace, if one is left. */
+  admit(): boolean {
     const now = this.now();
     this.tokens = Math.min(
       this.capacity,
       this.tokens + ((now - this.last) * this.perSecond) / 1000,
     );
     this.last = now;
-    if (this.tokens < 1) return { decision: tracing.SamplingDecision.NOT_RECORD };
+    if (this.tokens < 1) return false;
     this.tokens -= 1;
-    return { decision: tracing.SamplingDecision.RECORD_AND_SAMPLED };
+    return true;
+  }
+
+  shouldSample(
+    context: Context,
+    _traceId: string,
+    _name: string,
+    _kind: SpanKind,
+    _attributes: Attributes,
+    _links: Link[],
+  ): tracing.SamplingResult {
+    // A request that server-spans.ts admitted already holds its token.
+    const sampled = context.getValue(ADMITTED_ROOT) === true || this.admit();
+    return {
+      decision: sampled
+        ? tracing.SamplingDecision.RECORD_AND_SAMPLED
+        : tracing.SamplingDecision.NOT_RECORD,
+    };
   }
 
   toString(): string {
@@ -47,7 +59,14 @@ export class RateLimitedSampler implements tracing.Sampler {
   }
 }
 
-/** The node's default: a sampled caller's trace is always followed; new traces are rate-limited. */
-export function defaultSampler(perSecond: number): tracing.Sampler {
-  return new tracing.ParentBasedSampler({ root: new RateLimitedSampler(perSecond) });
+/**
+ * The node's default: a sampled caller's trace is always followed; new traces are rate-limited,
+ * by `root`, which also admits requests before their span (root-admission.ts).
+ */
+export function defaultSampler(perSecond: number): {
+  readonly sampler: tracing.Sampler;
+  readonly root: RateLimitedSampler;
+} {
+  const root = new RateLimitedSampler(perSecond);
+  return { sampler: new tracing.ParentBasedSampler({ root }), root };
 }

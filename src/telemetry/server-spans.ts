@@ -15,6 +15,7 @@ import {
   trace,
 } from "@opentelemetry/api";
 import type { RequestListener } from "node:http";
+import { admitRoot } from "./root-admission.js";
 
 const tracer = trace.getTracer("likes-http");
 
@@ -36,8 +37,15 @@ export function withServerSpans(
       listener(req, res);
       return;
     }
+    // A request that starts no trace (no caller's traceparent) and that the rate limit turns
+    // away gets no span at all: nothing about it would be recorded.
+    const root = req.headers.traceparent === undefined ? admitRoot(ROOT_CONTEXT) : ROOT_CONTEXT;
+    if (root === undefined) {
+      listener(req, res);
+      return;
+    }
     const method = req.method ?? "GET";
-    const parent = propagation.extract(ROOT_CONTEXT, req.headers);
+    const parent = propagation.extract(root, req.headers);
     const span = tracer.startSpan(method, { kind: SpanKind.SERVER }, parent);
     // Not sampled: nothing under it would be either (every sampler we configure is parent-based),
     // and the likes' spans are only started under a recording span; so no context to carry.

@@ -2,6 +2,7 @@
 import { getNodeAutoInstrumentations } from "@opentelemetry/auto-instrumentations-node";
 import { resourceFromAttributes } from "@opentelemetry/resources";
 import { NodeSDK } from "@opentelemetry/sdk-node";
+import { setRootAdmission } from "./root-admission.js";
 import { defaultSampler } from "./sampler.js";
 
 export interface TracingOptions {
@@ -29,10 +30,13 @@ export interface Tracing {
  * "none" (metrics are prom-client's, logs go to stdout).
  */
 export function startTracing(options: TracingOptions): Tracing {
+  // The spec's default sampler samples everything; a ratio's cost grows with the load. Unless
+  // OTEL_TRACES_SAMPLER chooses, new traces are rate-limited (sampler.ts), and the rate limit
+  // turns a request away before its span exists (root-admission.ts).
+  const sampling = options.samplerFromEnv ? undefined : defaultSampler(options.tracesPerSecond);
+  if (sampling) setRootAdmission(() => sampling.root.admit());
   const sdk = new NodeSDK({
-    // The spec's default sampler samples everything; a ratio's cost grows with the load. Unless
-    // OTEL_TRACES_SAMPLER chooses, new traces are rate-limited (sampler.ts).
-    ...(options.samplerFromEnv ? {} : { sampler: defaultSampler(options.tracesPerSecond) }),
+    ...(sampling ? { sampler: sampling.sampler } : {}),
     resource: resourceFromAttributes({
       "service.name": "likes",
       "service.instance.id": options.nodeName,

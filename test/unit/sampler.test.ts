@@ -2,6 +2,7 @@ import { ROOT_CONTEXT, SpanKind, TraceFlags, trace } from "@opentelemetry/api";
 import { tracing } from "@opentelemetry/sdk-node";
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
+import { ADMITTED_ROOT } from "../../src/telemetry/root-admission.js";
 import { RateLimitedSampler, defaultSampler } from "../../src/telemetry/sampler.js";
 
 const TRACE_ID = "0af7651916cd43dd8448eb211c80319c";
@@ -70,6 +71,19 @@ describe("RateLimitedSampler", () => {
     );
   });
 
+  it("shares its tokens with admit(), and samples an admitted root without taking another", () => {
+    const s = onClock(2);
+    expect(s.sampler.admit()).toBe(true);
+    expect(s.sample()).toBe(true);
+    expect(s.sample()).toBe(false);
+    expect(s.sampler.admit()).toBe(false);
+    // Admitted before its span: sampled though no token is left.
+    expect(sampledAt(s.sampler, ROOT_CONTEXT.setValue(ADMITTED_ROOT, true))).toBe(true);
+    s.advance(500);
+    expect(sampledAt(s.sampler, ROOT_CONTEXT.setValue(ADMITTED_ROOT, true))).toBe(true);
+    expect(s.sample()).toBe(true);
+  });
+
   it("refuses a rate that is not positive", () => {
     expect(() => new RateLimitedSampler(0)).toThrow(RangeError);
     expect(() => new RateLimitedSampler(Number.NaN)).toThrow(RangeError);
@@ -86,7 +100,7 @@ describe("defaultSampler", () => {
     });
 
   it("follows a caller's decision, whatever the rate has left", () => {
-    const sampler = defaultSampler(1);
+    const { sampler } = defaultSampler(1);
     expect(sampledAt(sampler)).toBe(true);
     expect(sampledAt(sampler)).toBe(false);
     expect(sampledAt(sampler, parent(TraceFlags.SAMPLED))).toBe(true);
