@@ -1,6 +1,7 @@
 // The public port (DESIGN §4): the express app of every route, and in front of it the
-// express-free path for plain POST /like (fast-like.ts). The listener this returns decides which
-// of the two serves a request; both answer through respond.ts and read through body.ts.
+// express-free path for plain POST /like and GET /likes (fast-path.ts). The listener this
+// returns decides which of the two serves a request; both answer through respond.ts, read
+// through body.ts and take their answers from the same functions here.
 import { trace } from "@opentelemetry/api";
 import express, {
   type NextFunction,
@@ -21,7 +22,7 @@ import {
   NotReadyError,
   UnsupportedMediaTypeError,
 } from "./errors.js";
-import { isPlainLike, serveLike, type Answer } from "./fast-like.js";
+import { isPlainLike, isPlainRead, serveLike, serveRead, type Answer } from "./fast-path.js";
 import { sendError, sendJson } from "./respond.js";
 import {
   BODY_LIMIT_BYTES,
@@ -55,14 +56,14 @@ export interface PublicAppDeps {
 }
 
 export interface PublicAppOptions {
-  /** Serve plain `POST /like` requests without express (fast-like.ts); on unless tests compare. */
-  readonly fastLike?: boolean;
+  /** Serve plain `POST /like` and `GET /likes` without express (fast-path.ts); on unless tests compare. */
+  readonly fastPaths?: boolean;
 }
 
 /** The public API of DESIGN §4: the seed's heartbeat, likes, counts and probes. */
 export function createPublicApp(
   deps: PublicAppDeps,
-  options: PublicAppOptions = { fastLike: true },
+  options: PublicAppOptions = { fastPaths: true },
 ): RequestListener {
   const app = express();
   app.disable("x-powered-by");
@@ -110,25 +111,30 @@ export function createPublicApp(
     sendJson(res, answer.status, answer.body);
   });
 
-  route("get", "/likes", (req, res) => {
-    onlyKnown(req.query, ["post", "detail", "limit", "cursor", "user"]);
-    const post = requiredPost(req.query);
-    const user = queryField(req.query, "user") as UserId | undefined;
-    const detail = booleanParam(req.query, "detail");
+  const readLikes = (query: Query): Answer => {
+    onlyKnown(query, ["post", "detail", "limit", "cursor", "user"]);
+    const post = requiredPost(query);
+    const user = queryField(query, "user") as UserId | undefined;
+    const detail = booleanParam(query, "detail");
     const body: Record<string, unknown> = { post, likes: deps.store.count(post) };
     if (user !== undefined) body.liked = deps.store.liked(post, user);
     if (detail) {
-      const limit = pageLimit(req.query);
-      const page = deps.store.users(post, decodeCursor(req.query), limit + 1);
+      const limit = pageLimit(query);
+      const page = deps.store.users(post, decodeCursor(query), limit + 1);
       const users = page.slice(0, limit);
       const last = users.at(-1);
       body.users = users;
       body.next = page.length > limit && last !== undefined ? encodeCursor(last) : null;
-    } else if (req.query.limit !== undefined || req.query.cursor !== undefined) {
-      pageLimit(req.query);
-      decodeCursor(req.query);
+    } else if (query.limit !== undefined || query.cursor !== undefined) {
+      pageLimit(query);
+      decodeCursor(query);
     }
-    sendJson(res, 200, body);
+    return { status: 200, body };
+  };
+
+  route("get", "/likes", (req, res) => {
+    const answer = readLikes(req.query);
+    sendJson(res, answer.status, answer.body);
   });
 
   route("get", "/counts", (req, res) => {
@@ -161,8 +167,14 @@ export function createPublicApp(
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     sendError(res, error, deps.logger, { method: req.method, path: req.path });
   });
-  if (!options.fastLike) return app;
+  if (!options.fastPaths) return app;
   return (req, res) => {
+    if (isPlainRead(req)) {
+      const started = performance.now();
+      serveRead(req, res, readLikes, deps.logger);
+      observe?.("/likes", "GET", res.statusCode, (performance.now() - started) / 1000);
+      return;
+    }
     if (!isPlainLike(req)) {
       app(req, res);
       return;

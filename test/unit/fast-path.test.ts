@@ -1,5 +1,6 @@
-// The express-free POST /like path must answer exactly as the express route does: the same
-// status, Content-Type and body for every request, plain or not, and the same effect on the store.
+// The express-free POST /like and GET /likes paths must answer exactly as the express routes do:
+// the same status, Content-Type and body for every request, plain or not, and the same effect
+// on the store.
 import { Agent, request } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -12,8 +13,8 @@ let express: App;
 const agent = new Agent({ keepAlive: false });
 beforeAll(async () => {
   [fast, express] = await Promise.all([
-    startApp({ fastLike: true }),
-    startApp({ fastLike: false }),
+    startApp({ fastPaths: true }),
+    startApp({ fastPaths: false }),
   ]);
 });
 afterAll(async () => {
@@ -22,6 +23,7 @@ afterAll(async () => {
 });
 
 interface Sent {
+  method?: "GET" | "POST";
   path: string;
   headers: Record<string, string>;
   body: Buffer;
@@ -33,9 +35,9 @@ interface Answer {
   body: unknown;
 }
 
-function send(app: App, { path, headers, body }: Sent): Promise<Answer> {
+function send(app: App, { method = "POST", path, headers, body }: Sent): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${app.url}${path}`, { method: "POST", headers, agent }, (res) => {
+    const req = request(`${app.url}${path}`, { method, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () =>
@@ -124,4 +126,58 @@ it("serves likes on the fast path: repeat likes are 200, new ones 201", async ()
   expect(await send(fast, sent)).toMatchObject({ status: 201, body: { new: true } });
   expect(await send(fast, sent)).toMatchObject({ status: 200, body: { new: false } });
   expect(fast.store.liked("fast-post" as PostId, "fast-user" as UserId)).toBe(true);
+});
+
+const readValue = fc.oneof(
+  fc.constantFrom("p1", "p2", "read-post", "", "true", "false", "1", "0", "10", "1000", "-1"),
+  fc.constantFrom("%zz", "%C3%BC", "%FF", "a%20b", "eyJ1IjoiYSJ9", "x".repeat(300)),
+  fc.string({ maxLength: 8 }).map(encodeURIComponent),
+);
+const readKey = fc.constantFrom("post", "detail", "limit", "cursor", "user", "other", "", "%zz");
+const readPath = fc.oneof(
+  {
+    weight: 6,
+    arbitrary: fc
+      .array(fc.tuple(readKey, readValue), { maxLength: 5 })
+      .map(
+        (pairs) =>
+          `/likes${pairs.length === 0 ? "" : "?"}${pairs.map(([k, v]) => `${k}=${v}`).join("&")}`,
+      ),
+  },
+  {
+    weight: 1,
+    arbitrary: fc.constantFrom(
+      "/likes?",
+      "/likes?post",
+      "/likes/?post=p1",
+      "/LIKES?post=p1",
+      "/likes?post=p1&post=p2",
+    ),
+  },
+);
+
+it("answers every GET /likes as the express route does", async () => {
+  // Both stores hold the same likes, enough for a page and a cursor.
+  for (let i = 0; i < 12; i++) {
+    const sent: Sent = {
+      path: "/like",
+      headers: { "content-type": "application/json" },
+      body: Buffer.from(JSON.stringify({ post: "read-post", user: `u${i}` })),
+    };
+    await Promise.all([send(fast, sent), send(express, sent)]);
+  }
+  await fc.assert(
+    fc.asyncProperty(readPath, async (p) => {
+      const sent: Sent = { method: "GET", path: p, headers: {}, body: Buffer.alloc(0) };
+      expect(await send(fast, sent)).toEqual(await send(express, sent));
+    }),
+    { numRuns: 400 },
+  );
+  const page = await send(fast, {
+    method: "GET",
+    path: "/likes?post=read-post&detail=true&limit=5",
+    headers: {},
+    body: Buffer.alloc(0),
+  });
+  expect(page).toMatchObject({ status: 200, body: { post: "read-post", likes: 12 } });
 });

@@ -1,0 +1,95 @@
+// POST /like and GET /likes without express, for the requests almost every client sends.
+//
+// Express and its router were most of the CPU of a like (profiled with `node --cpu-prof` under
+// the benchmark's load), and half of a read's. This path serves the plain cases only: a like at
+// exactly `/like`, `Content-Type: application/json` (optionally `; charset=utf-8`), a
+// Content-Length within the limit, no Content-Encoding, no chunking; a read of exactly `GET
+// /likes`. Everything else goes to the express app. Both read the body, the query and the like,
+// and answer, through the same functions (body.ts, validation.ts, respond.ts, and the app's
+// own answers); test/unit/fast-path.test.ts checks that they answer alike.
+import { trace } from "@opentelemetry/api";
+import type { IncomingMessage, ServerResponse } from "node:http";
+import type { Logger } from "../telemetry/types.js";
+import { decodeJson, readBody } from "./body.js";
+import { sendError, sendJson } from "./respond.js";
+import { BODY_LIMIT_BYTES, parseQuery, type Query } from "./validation.js";
+
+export interface Answer {
+  readonly status: number;
+  readonly body: unknown;
+}
+
+const PLAIN_JSON = new Set([
+  "application/json",
+  "application/json; charset=utf-8",
+  "application/json;charset=utf-8",
+]);
+const LIKE_FIELDS = { method: "POST", path: "/like" } as const;
+const READ_FIELDS = { method: "GET", path: "/likes" } as const;
+
+/** Whether a request is the plain case this path serves, decided from its head alone. */
+export function isPlainLike(req: IncomingMessage): boolean {
+  const url = req.url;
+  if (req.method !== "POST" || url === undefined) return false;
+  if (url !== "/like" && !url.startsWith("/like?")) return false;
+  const headers = req.headers;
+  if (headers["transfer-encoding"] !== undefined || headers["content-encoding"] !== undefined)
+    return false;
+  const type = headers["content-type"];
+  if (type === undefined || !PLAIN_JSON.has(type.toLowerCase())) return false;
+  const length = headers["content-length"];
+  return (
+    length !== undefined && /^[1-9]\d{0,5}$/.test(length) && Number(length) <= BODY_LIMIT_BYTES
+  );
+}
+
+/** Whether a request is a read this path serves: `GET /likes` with any query. */
+export function isPlainRead(req: IncomingMessage): boolean {
+  const url = req.url;
+  return (
+    req.method === "GET" && url !== undefined && (url === "/likes" || url.startsWith("/likes?"))
+  );
+}
+
+/** The request's query, parsed as the express app parses it; its server span named by route. */
+function routed(req: IncomingMessage, method: string, route: string): Query {
+  const span = trace.getActiveSpan();
+  if (span?.isRecording()) {
+    span.updateName(`${method} ${route}`);
+    span.setAttribute("http.route", route);
+  }
+  const url = req.url ?? "";
+  const mark = url.indexOf("?");
+  return parseQuery(mark === -1 ? undefined : url.slice(mark + 1));
+}
+
+/** Serves a request that `isPlainLike` accepted with what `accept` returns, or its error. */
+export async function serveLike(
+  req: IncomingMessage,
+  res: ServerResponse,
+  accept: (query: Query, body: unknown) => Promise<Answer>,
+  logger: Logger,
+): Promise<void> {
+  try {
+    const query = routed(req, "POST", "/like");
+    const answer = await accept(query, decodeJson(await readBody(req, BODY_LIMIT_BYTES)));
+    sendJson(res, answer.status, answer.body);
+  } catch (error) {
+    sendError(res, error, logger, LIKE_FIELDS);
+  }
+}
+
+/** Serves a request that `isPlainRead` accepted with what `read` answers, or its error. */
+export function serveRead(
+  req: IncomingMessage,
+  res: ServerResponse,
+  read: (query: Query) => Answer,
+  logger: Logger,
+): void {
+  try {
+    const answer = read(routed(req, "GET", "/likes"));
+    sendJson(res, answer.status, answer.body);
+  } catch (error) {
+    sendError(res, error, logger, READ_FIELDS);
+  }
+}
