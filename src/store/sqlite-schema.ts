@@ -105,6 +105,7 @@ export function prepare(db: Database.Database) {
       "INSERT INTO counts (post, n) VALUES (?, ?) ON CONFLICT (post) DO UPDATE SET n = n + excluded.n",
     ),
     postId: db.prepare("SELECT id FROM posts WHERE post_id = ?").pluck(),
+    countOf: db.prepare("SELECT n FROM counts WHERE post = ?").pluck(),
     addPost: db.prepare("INSERT INTO posts (post_id) VALUES (?)"),
     addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
     originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
@@ -127,9 +128,6 @@ export function prepare(db: Database.Database) {
          WHERE e.dot > (? << ${SEQ_BITS}) | ? AND e.dot <= (? << ${SEQ_BITS}) | ? ORDER BY e.dot LIMIT ?`,
       )
       .raw(),
-    count: db
-      .prepare("SELECT c.n FROM posts p JOIN counts c ON c.post = p.id WHERE p.post_id = ?")
-      .pluck(),
     liked: db
       .prepare(
         "SELECT 1 FROM likes WHERE post = (SELECT id FROM posts WHERE post_id = ?) AND user_id = ?",

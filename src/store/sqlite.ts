@@ -47,6 +47,14 @@ export class SqliteStore extends LogStore {
   private readonly postIds = new Map<PostId, number>();
   /** New likes per post id in the running transaction: one count update per post, not per like. */
   private readonly countDeltas = new Map<number, number>();
+  /**
+   * Committed counts by post id, for reads: a count is read far more often than it changes
+   * (GET /likes), and a cached one costs a map lookup instead of a query. Moved by the deltas
+   * of a commit once it succeeded (a rolled-back one moves nothing); as bounded as the post ids.
+   */
+  private readonly counts = new Map<number, number>();
+  /** Posts read while nobody had liked them (no id): counted 0 without a query until liked. */
+  private readonly unliked = new Set<PostId>();
   private size: number;
 
   private checkpointer: Checkpointer | undefined;
@@ -168,6 +176,10 @@ export class SqliteStore extends LogStore {
         if (this.size !== sizeBefore) this.sql.saveSize.run(String(this.size));
         return result;
       })();
+      for (const [post, n] of this.countDeltas) {
+        const cached = this.counts.get(post);
+        if (cached !== undefined) this.counts.set(post, cached + n);
+      }
       this.health.succeeded();
       return result;
     } catch (error) {
@@ -254,7 +266,24 @@ export class SqliteStore extends LogStore {
   }
 
   count(post: PostId): number {
-    return this.read(() => (this.sql.count.get(post) as number | undefined) ?? 0);
+    const id = this.postIds.get(post);
+    const cached = id === undefined ? undefined : this.counts.get(id);
+    if (cached !== undefined) return cached;
+    if (id === undefined && this.unliked.has(post)) return 0;
+    return this.read(() => {
+      const known = id ?? (this.sql.postId.get(post) as number | undefined);
+      // A post nobody liked has no id: counting it must not make one.
+      if (known === undefined) {
+        if (this.unliked.size >= POST_CACHE_SIZE) this.unliked.clear();
+        this.unliked.add(post);
+        return 0;
+      }
+      const n = (this.sql.countOf.get(known) as number | undefined) ?? 0;
+      if (this.counts.size >= POST_CACHE_SIZE) this.counts.clear();
+      this.counts.set(known, n);
+      if (id === undefined) this.rememberPost(post, known);
+      return n;
+    });
   }
 
   liked(post: PostId, user: UserId): boolean {
@@ -286,10 +315,15 @@ export class SqliteStore extends LogStore {
       id =
         (this.sql.postId.get(post) as number | undefined) ??
         Number(this.sql.addPost.run(post).lastInsertRowid);
-      if (this.postIds.size >= POST_CACHE_SIZE) this.postIds.clear();
-      this.postIds.set(post, id);
+      this.unliked.delete(post);
+      this.rememberPost(post, id);
     }
     return id;
+  }
+
+  private rememberPost(post: PostId, id: number): void {
+    if (this.postIds.size >= POST_CACHE_SIZE) this.postIds.clear();
+    this.postIds.set(post, id);
   }
 }
 

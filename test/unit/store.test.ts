@@ -101,6 +101,12 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.count(post("unknown"))).toBe(0);
       expect(store.setSize()).toBe(2);
       expect(store.digest().get(store.origin)).toBe(2);
+      // Counted while nobody liked it, then liked by a write and by a peer's entry.
+      await store.accept(like("unknown", "u"), 1003);
+      expect(store.count(post("unknown"))).toBe(1);
+      expect(store.count(post("later"))).toBe(0);
+      await store.apply([{ ...remoteEntry(1), post: post("later") }]);
+      expect(store.count(post("later"))).toBe(1);
     });
 
     it("shares one commit between concurrent writes and keeps each one's answer", async () => {
@@ -242,10 +248,12 @@ for (const [name, make] of Object.entries(adapters)) {
           const sizeBefore = store.setSize();
           const results = together
             ? await Promise.all(tagged.map((b) => store.apply(b)))
-            : await tagged.reduce<Promise<ApplyResult[]>>(
-                async (done, b) => [...(await done), await store.apply(b)],
-                Promise.resolve([]),
-              );
+            : await tagged.reduce<Promise<ApplyResult[]>>(async (done, b) => {
+                const before = await done;
+                // Counts read between commits are cached: the next commits must move them.
+                for (const p of ["p", "q", "r"]) store.count(post(tag + p));
+                return [...before, await store.apply(b)];
+              }, Promise.resolve([]));
           expect(results).toEqual(plans);
           expect(store.setSize() - sizeBefore).toBe(likes.size);
           for (const p of ["p", "q", "r"])
@@ -364,6 +372,18 @@ describe("the SQLite store", () => {
 
   it("rolls back a failed commit whole, and forgets the post ids it made", async () => {
     const store = openAt(newDir());
+    // Counts read before the failed commit are cached; the rollback (which forgets the post
+    // ids) must not move them, nor make a post liked since it was counted read as unliked.
+    expect(store.count(post("read"))).toBe(0);
+    await store.accept(like("read", "a"), 1);
+    expect(store.count(post("read"))).toBe(1);
+    await expect(
+      Promise.all([
+        store.accept(like("read", "b"), 1),
+        store.apply([{ ...remoteEntry(MAX_SEQ + 1), post: post("read") }]),
+      ]),
+    ).rejects.toThrow();
+    expect(store.count(post("read"))).toBe(1);
     // Past MAX_SEQ the peer guard would have refused the entry; here it fails the commit.
     const tooFar = { ...remoteEntry(MAX_SEQ + 1), post: post("fresh") };
     const results = await Promise.allSettled([
@@ -372,10 +392,10 @@ describe("the SQLite store", () => {
     ]);
     expect(results.map((r) => r.status)).toEqual(["rejected", "rejected"]);
     expect(isEntry(tooFar)).toBe(false);
-    expect(store.setSize()).toBe(0);
+    expect(store.setSize()).toBe(1);
     expect(store.count(post("fresh"))).toBe(0);
-    expect(store.digest().get(store.origin) ?? 0).toBe(0);
-    expect((await store.accept(like("fresh", "a"), 2)).entry?.seq).toBe(1);
+    expect(store.digest().get(store.origin) ?? 0).toBe(1);
+    expect((await store.accept(like("fresh", "a"), 2)).entry?.seq).toBe(2);
     expect(store.count(post("fresh"))).toBe(1);
     expect(store.users(post("fresh"), undefined, 10)).toEqual(["a"]);
     await store.close();
