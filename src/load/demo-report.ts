@@ -56,6 +56,8 @@ export interface DemoSummary {
   readonly maxLinksDown: number;
   /** p99 of likes_replication_lag_seconds over every receiver, per phase, in ms. */
   readonly lagP99Ms: Readonly<Record<Phase, number | null>>;
+  /** p99 of likes_convergence_seconds over every origin, per phase, in ms. */
+  readonly convergenceP99Ms: Readonly<Record<Phase, number | null>>;
   /** Every node held what any node held at the heal, within the deadline. */
   readonly converged: boolean;
   /** From the heal until then, ms. */
@@ -105,6 +107,7 @@ export function demoSummaryText(s: DemoSummary, reachable: Reachable): string {
     `  max pending       ${s.maxPending.total}${links ? ` (${links})` : ""}`,
     `  max set spread    ${s.maxSetSizeSpread} likes between nodes; links down at most ${s.maxLinksDown}`,
     `  lag p99           steady ${lag(s.lagP99Ms.steady)}, cut ${lag(s.lagP99Ms.cut)}, after the heal ${lag(s.lagP99Ms.heal)}`,
+    `  convergence p99   steady ${lag(s.convergenceP99Ms.steady)}, cut ${lag(s.convergenceP99Ms.cut)}, after the heal ${lag(s.convergenceP99Ms.heal)}   (likes_convergence_seconds)`,
     `  converged         ${s.converged ? `yes, ${seconds(s.convergeMs)} after the heal` : "NO, not by the deadline"}   (every node holds what any held at the heal)`,
     `  settled           ${s.settled ? `yes, vectors equal and nothing pending ${seconds(s.settleMs)} after the load stopped` : "NO, vectors differ or entries pending"}`,
     `  lost              ${s.lost}   (${s.readBack.checked} reads of ${s.likes.distinct} acknowledged likes × ${s.nodes.length} nodes${s.lost > 0 ? `; missing ${s.nodes.map((n) => `${n.name} ${n.missing}`).join(", ")}` : ""})`,

@@ -370,6 +370,7 @@ export class Scenario {
       maxSetSizeSpread: this.steps.maxSetSizeSpread,
       maxLinksDown: this.steps.maxLinksDown,
       lagP99Ms: this.steps.lagP99ByPhase(),
+      convergenceP99Ms: this.steps.convergenceP99ByPhase(),
       converged: r.convergeMs !== null,
       convergeMs: round(r.convergeMs),
       settled: r.settleMs !== null,

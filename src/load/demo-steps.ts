@@ -30,6 +30,7 @@ const ms = (seconds: number | undefined): string =>
 export class StepRecorder {
   private readonly previous = new Map<string, NodeMetrics>();
   private readonly lagByPhase = new Map<Phase, Histogram[]>();
+  private readonly convergenceByPhase = new Map<Phase, Histogram[]>();
   /** The most entries pending at one step, over every link; and per link. */
   maxPendingTotal = 0;
   readonly maxPendingByLink = new Map<string, number>();
@@ -51,6 +52,7 @@ export class StepRecorder {
     const sizes: string[] = [];
     const pending: string[] = [];
     const lags: Histogram[] = [];
+    const convergences: Histogram[] = [];
     let pendingTotal = 0;
     let down = 0;
     let synced = 0;
@@ -77,6 +79,7 @@ export class StepRecorder {
       // A node's first read holds everything since it started: only later steps count.
       if (before) {
         lags.push(histogramDelta(before.lag, metrics.lag));
+        convergences.push(histogramDelta(before.convergence, metrics.convergence));
         synced += (metrics.applied.sync ?? 0) - (before.applied.sync ?? 0);
       }
       this.previous.set(name, metrics);
@@ -90,15 +93,19 @@ export class StepRecorder {
         Math.max(...setSizes) - Math.min(...setSizes),
       );
     const lag = histogramSum(lags);
-    const list = this.lagByPhase.get(phase) ?? [];
-    list.push(lag);
-    this.lagByPhase.set(phase, list);
+    const convergence = histogramSum(convergences);
+    for (const [byPhase, h] of [
+      [this.lagByPhase, lag],
+      [this.convergenceByPhase, convergence],
+    ] as const)
+      byPhase.set(phase, [...(byPhase.get(phase) ?? []), h]);
     return [
       `${(elapsedMs / 1000).toFixed(0).padStart(4)}s ${phase.padEnd(6)}`,
       `acked ${acknowledged}`,
       `| set ${sizes.join(" ")}`,
       `| pending ${pending.length ? pending.join(" ") : "0"}`,
       `| lag p99 ${ms(histogramQuantile(0.99, lag))} (${lag.count} applied, ${synced} by sync)`,
+      `| convergence p99 ${ms(histogramQuantile(0.99, convergence))}`,
       `| links down ${down}`,
       ...(faults.length ? [`| fault ${[...new Set(faults)].join(" ")}`] : []),
     ].join(" ");
@@ -106,11 +113,20 @@ export class StepRecorder {
 
   /** The p99 replication lag of each phase, in ms (what the dashboards' lag p99 panel shows). */
   lagP99ByPhase(): Record<Phase, number | null> {
-    const result = {} as Record<Phase, number | null>;
-    for (const phase of PHASES) {
-      const q = histogramQuantile(0.99, histogramSum(this.lagByPhase.get(phase) ?? []));
-      result[phase] = q === undefined ? null : Math.round(q * 1000 * 10) / 10;
-    }
-    return result;
+    return p99ByPhase(this.lagByPhase);
   }
+
+  /** The p99 of likes_convergence_seconds of each phase, in ms. */
+  convergenceP99ByPhase(): Record<Phase, number | null> {
+    return p99ByPhase(this.convergenceByPhase);
+  }
+}
+
+function p99ByPhase(byPhase: ReadonlyMap<Phase, Histogram[]>): Record<Phase, number | null> {
+  const result = {} as Record<Phase, number | null>;
+  for (const phase of PHASES) {
+    const q = histogramQuantile(0.99, histogramSum(byPhase.get(phase) ?? []));
+    result[phase] = q === undefined ? null : Math.round(q * 1000 * 10) / 10;
+  }
+  return result;
 }

@@ -45,6 +45,8 @@ export interface NodeMetrics {
   readonly faults: readonly string[];
   /** likes_replication_lag_seconds over every origin and path. */
   readonly lag: Histogram;
+  /** likes_convergence_seconds: on the origin, accepted → acknowledged by every peer. */
+  readonly convergence: Histogram;
   /** Entries applied (likes_replication_lag_seconds_count) by path: push, sync. */
   readonly applied: Readonly<Record<string, number>>;
 }
@@ -77,12 +79,6 @@ function byLabel(samples: readonly Sample[], name: string, label: string): Map<s
 
 export function nodeMetricsOf(text: string): NodeMetrics {
   const samples = parseExposition(text);
-  const lagByLe = new Map<number, number>();
-  for (const s of samples)
-    if (s.name === "likes_replication_lag_seconds_bucket") {
-      const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
-      lagByLe.set(le, (lagByLe.get(le) ?? 0) + s.value);
-    }
   const applied = Object.fromEntries(
     byLabel(samples, "likes_replication_lag_seconds_count", "path"),
   );
@@ -97,12 +93,22 @@ export function nodeMetricsOf(text: string): NodeMetrics {
     faults: samples
       .filter((s) => s.name === "likes_fault_active" && s.value === 1)
       .map((s) => `${s.labels.peer ?? "?"} ${s.labels.kind ?? "?"}`),
-    lag: {
-      buckets: [...lagByLe].sort(([a], [b]) => a - b),
-      count: Object.values(applied).reduce((n, c) => n + c, 0),
-    },
+    lag: histogramOf(samples, "likes_replication_lag_seconds"),
+    convergence: histogramOf(samples, "likes_convergence_seconds"),
     applied,
   };
+}
+
+/** A histogram's buckets and count, summed over its other labels. */
+function histogramOf(samples: readonly Sample[], name: string): Histogram {
+  const byLe = new Map<number, number>();
+  let count = 0;
+  for (const s of samples)
+    if (s.name === `${name}_bucket`) {
+      const le = s.labels.le === "+Inf" ? Infinity : Number(s.labels.le);
+      byLe.set(le, (byLe.get(le) ?? 0) + s.value);
+    } else if (s.name === `${name}_count`) count += s.value;
+  return { buckets: [...byLe].sort(([a], [b]) => a - b), count };
 }
 
 /** The histogram of what was observed between two reads of the same node. */

@@ -33,6 +33,9 @@ likes_replication_lag_seconds_bucket{le="0.01",origin="node3",path="sync"} 0
 likes_replication_lag_seconds_bucket{le="0.1",origin="node3",path="sync"} 0
 likes_replication_lag_seconds_bucket{le="+Inf",origin="node3",path="sync"} 10
 likes_replication_lag_seconds_count{origin="node3",path="sync"} 10
+likes_convergence_seconds_bucket{le="1"} 3
+likes_convergence_seconds_bucket{le="+Inf"} 4
+likes_convergence_seconds_count 4
 `;
 
 describe("what the demo reads of /metrics", () => {
@@ -54,6 +57,13 @@ describe("what the demo reads of /metrics", () => {
     expect(m.up.get("node3")).toBe(0);
     expect(m.faults).toEqual(["* cut"]);
     expect(m.applied).toEqual({ push: 10, sync: 10 });
+    expect(m.convergence).toEqual({
+      buckets: [
+        [1, 3],
+        [Infinity, 4],
+      ],
+      count: 4,
+    });
     expect(m.lag).toEqual({
       buckets: [
         [0.01, 8],
@@ -140,6 +150,10 @@ describe("the step lines", () => {
     up: new Map([["node3", pending > 0 ? 0 : 1]]),
     faults: [],
     lag: { buckets: [[0.01, lagCount] as const, [Infinity, lagCount] as const], count: lagCount },
+    convergence: {
+      buckets: [[1, lagCount] as const, [Infinity, lagCount] as const],
+      count: lagCount,
+    },
     applied: { push: lagCount },
   });
 
@@ -164,6 +178,8 @@ describe("the step lines", () => {
     expect(steps.maxLinksDown).toBe(1);
     expect(steps.lagP99ByPhase().cut).toBeGreaterThan(0);
     expect(steps.lagP99ByPhase().drain).toBeNull();
+    expect(steps.convergenceP99ByPhase().cut).toBeGreaterThan(0);
+    expect(line).toContain("convergence p99");
   });
 });
 
