@@ -75,9 +75,12 @@ export class LocalCluster {
     });
     const cluster = new LocalCluster(dir, members);
     // Should the demo end abruptly (an exception, a closed pipe on its stdout), its nodes end
-    // with it: 'exit' handlers run synchronously, so a signal is all that can be sent.
+    // with it: 'exit' handlers run synchronously, so a signal is all that can be sent (the
+    // directory can go at once: a node's open files outlive their names).
     process.once("exit", () => {
+      if (cluster.stopped) return;
       for (const m of members) if (m.exitCode === undefined) m.child.kill("SIGTERM");
+      rmSync(dir, { recursive: true, force: true });
     });
     try {
       await cluster.ready();
@@ -116,8 +119,11 @@ export class LocalCluster {
     }
   }
 
+  stopped = false;
+
   /** SIGTERM (graceful), SIGKILL past the deadline; removes the directory unless `keep`. */
   async stop(keep = false): Promise<void> {
+    this.stopped = true;
     await Promise.all(
       this.members.map(
         (m) =>

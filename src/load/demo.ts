@@ -102,6 +102,14 @@ async function main(options: DemoOptions): Promise<number> {
   }
 }
 
+// A reader that went away (`make demo | head`): end quietly. The exit stops what the demo
+// started; a cut in force on a running cluster ends by its own expiry.
+for (const stream of [process.stdout, process.stderr])
+  stream.on("error", (error: NodeJS.ErrnoException) => {
+    if (error.code === "EPIPE") process.exit(1);
+    throw error;
+  });
+
 let options: DemoOptions;
 try {
   options = parseDemoOptions(process.argv.slice(2));
