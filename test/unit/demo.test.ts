@@ -1,10 +1,12 @@
 // The pure parts of the guided scenario (make demo): its options, what it reads of a node's
 // /metrics, the lag quantile, the vector checks of convergence, the acknowledged likes it reads
 // back, and the step lines.
+import { readFileSync } from "node:fs";
+import { fileURLToPath } from "node:url";
 import { describe, expect, it } from "vitest";
 import { AckedLikes } from "../../src/load/acked-likes.js";
 import { covers, joinVectors, sameVector } from "../../src/load/demo-nodes.js";
-import { parseDemoOptions } from "../../src/load/demo-options.js";
+import { DEMO_HELP, parseDemoOptions } from "../../src/load/demo-options.js";
 import { StepRecorder } from "../../src/load/demo-steps.js";
 import {
   histogramDelta,
@@ -224,6 +226,29 @@ describe("the demo's options", () => {
     for (const [args, message] of bad) {
       expect(() => parseDemoOptions(args), args.join(" ")).toThrow(UsageError);
       expect(() => parseDemoOptions(args), args.join(" ")).toThrow(message);
+    }
+  });
+
+  it("documents every option it accepts in --help and docs/demo.md, and accepts every one", () => {
+    const optionLines = DEMO_HELP.split("\n").filter((line) => /^ {2}-/.test(line));
+    const documented = optionLines.flatMap((line) =>
+      [...line.matchAll(/--([a-z-]+)/g)].map((m) => m[1] ?? ""),
+    );
+    expect(documented.length).toBeGreaterThan(15);
+    const doc = readFileSync(fileURLToPath(new URL("../../docs/demo.md", import.meta.url)), "utf8");
+    for (const name of documented) {
+      const value =
+        name.endsWith("url") || ["grafana", "jaeger", "prometheus"].includes(name)
+          ? "http://x"
+          : name === "json" || name === "help"
+            ? undefined
+            : "1s";
+      try {
+        parseDemoOptions(value === undefined ? [`--${name}`] : [`--${name}`, value]);
+      } catch (error) {
+        expect(String(error), name).not.toContain("Unknown option");
+      }
+      if (name !== "help") expect(doc, `docs/demo.md names --${name}`).toContain(`\`--${name}\``);
     }
   });
 });
