@@ -13,6 +13,8 @@ export type ClusterMode = "auto" | "running" | "start";
 
 export interface DemoOptions {
   readonly urls: readonly string[];
+  /** No --url: the URLs are the make dev nodes' (only then may auto start a cluster). */
+  readonly devNodes: boolean;
   readonly adminUrls: readonly string[];
   readonly cluster: ClusterMode;
   /** The node to cut off, by name. */
@@ -53,9 +55,9 @@ Options (default in brackets):
   --url <url>               public URL of each node, repeat or comma-separate [make dev nodes]
   --admin-url <url>         admin URL of each node, in the same order as --url [make dev: :9464…]
   --nodes <n>               without --url: how many make dev nodes [3]
-  --cluster <mode>          auto: the nodes at the URLs, or a cluster started here when none
-                            answers; running: never start one; start: always start one (the
-                            make dev ports must be free) [auto]
+  --cluster <mode>          auto: the nodes at the URLs, or, without --url, a cluster started
+                            here when none answers; running: never start one; start: always
+                            start one (the make dev ports must be free) [auto]
   --cut-node <name>         the node to cut off [node3]
   --rate <n>                requests a second, likes and reads together [100]
   --steady <d>              phase 1, steady load before the cut [10s]
@@ -144,7 +146,8 @@ export function parseDemoOptions(argv: readonly string[]): DemoOptions {
   if (urls.length > 0 && cluster === "start")
     throw new UsageError("--cluster start: starts the make dev nodes; it takes no --url");
   if (urls.length === 1) throw new UsageError("--url: a cut needs at least 2 nodes");
-  if (urls.length === 0) {
+  const devNodes = urls.length === 0;
+  if (devNodes) {
     urls = Array.from({ length: nodes }, (_, i) => `http://127.0.0.1:${DEV_FIRST_PORT + i}`);
     adminUrls = Array.from(
       { length: nodes },
@@ -156,6 +159,7 @@ export function parseDemoOptions(argv: readonly string[]): DemoOptions {
     throw new UsageError(`--cut-node: "${cutNode}" is not a node name (1-63 of A-Za-z0-9._-)`);
   return Object.freeze({
     urls: Object.freeze(urls),
+    devNodes,
     adminUrls: Object.freeze(adminUrls),
     cluster,
     cutNode,

@@ -32,7 +32,8 @@ async function findCluster(
   options: DemoOptions,
   say: (line: string) => void,
 ): Promise<{ nodes: DemoNode[]; started: LocalCluster | undefined }> {
-  if (options.cluster === "auto") {
+  // With --url the user named the nodes: auto starts nothing in their place.
+  if (options.cluster === "auto" && options.devNodes) {
     const probes = await Promise.all(options.urls.map((u) => probe(u, PROBE_TIMEOUT_MS)));
     const up = probes.filter((p) => p.node !== undefined);
     if (up.length > 0 && up.length < probes.length)

@@ -198,6 +198,11 @@ describe("the demo's options", () => {
       "http://127.0.0.1:9465",
       "http://127.0.0.1:9466",
     ]);
+    expect(o.devNodes).toBe(true);
+    expect(
+      parseDemoOptions(["--url=http://a:1,http://b:1", "--admin-url=http://a:2,http://b:2"])
+        .devNodes,
+    ).toBe(false);
     expect([o.cluster, o.cutNode, o.rate, o.steadyMs, o.cutMs, o.afterMs]).toEqual([
       "auto",
       "node3",
