@@ -199,5 +199,14 @@ describe("make demo on a fresh machine", () => {
     ]);
     expect(code).toBe(1);
     expect(stderr).toContain("http://127.0.0.1:1 does not answer (ECONNREFUSED)");
+    // auto, the default, starts a cluster only in place of the make dev nodes, never of the
+    // nodes named with --url.
+    const auto = await runDemo([
+      "--url=http://127.0.0.1:1,http://127.0.0.1:2",
+      "--admin-url=http://127.0.0.1:3,http://127.0.0.1:4",
+    ]);
+    expect(auto.code).toBe(1);
+    expect(auto.stderr).toContain("http://127.0.0.1:1 does not answer (ECONNREFUSED)");
+    expect(auto.stdout).not.toContain("starting");
   });
 });
