@@ -74,7 +74,8 @@ export function parseDuration(option: string, text: string): number {
   return Number(m[1]) * (UNIT_MS[m[2] ?? "s"] ?? 1000);
 }
 
-function number(
+/** A number option within bounds; a UsageError naming the option otherwise. */
+export function numberOption(
   option: string,
   text: string,
   { min, max, integer = false }: { min: number; max: number; integer?: boolean },
@@ -88,16 +89,18 @@ function number(
   return value;
 }
 
-function baseUrl(text: string): string {
+/** A base URL (no query, no trailing slash); a UsageError naming the option otherwise. */
+export function baseUrl(text: string, option = "url"): string {
   let url: URL;
   try {
     url = new URL(text.trim());
   } catch {
-    throw new UsageError(`--url: "${text}" is not a URL (like http://127.0.0.1:8080)`);
+    throw new UsageError(`--${option}: "${text}" is not a URL (like http://127.0.0.1:8080)`);
   }
   if (url.protocol !== "http:" && url.protocol !== "https:")
-    throw new UsageError(`--url: "${text}" is not an http:// or https:// URL`);
-  if (url.search || url.hash) throw new UsageError(`--url: "${text}" has a query or fragment`);
+    throw new UsageError(`--${option}: "${text}" is not an http:// or https:// URL`);
+  if (url.search || url.hash)
+    throw new UsageError(`--${option}: "${text}" has a query or fragment`);
   return url.href.replace(/\/+$/, "");
 }
 
@@ -129,10 +132,10 @@ export function parseOptions(argv: readonly string[]): LoadOptions {
   } catch (error) {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
-  const nodes = number("nodes", values.nodes, { min: 1, max: 20, integer: true });
+  const nodes = numberOption("nodes", values.nodes, { min: 1, max: 20, integer: true });
   const given = (values.url ?? []).flatMap((u) => u.split(",")).filter((u) => u.trim() !== "");
   const urls = given.length
-    ? given.map(baseUrl)
+    ? given.map((u) => baseUrl(u))
     : Array.from({ length: nodes }, (_, i) => `http://127.0.0.1:${DEV_FIRST_PORT + i}`);
   const durationMs = parseDuration("duration", values.duration);
   const timeoutMs = parseDuration("timeout", values.timeout);
@@ -141,19 +144,23 @@ export function parseOptions(argv: readonly string[]): LoadOptions {
   if (probeTimeoutMs <= 0) throw new UsageError("--probe-timeout: must be more than 0");
   return Object.freeze({
     urls: Object.freeze(urls),
-    rate: number("rate", values.rate, { min: 0.1, max: 100_000 }),
+    rate: numberOption("rate", values.rate, { min: 0.1, max: 100_000 }),
     durationMs: durationMs === 0 ? undefined : durationMs,
-    posts: number("posts", values.posts, { min: 1, max: 1_000_000, integer: true }),
-    zipfExponent: number("zipf", values.zipf, { min: 0, max: 10 }),
-    users: number("users", values.users, { min: 1, max: 100_000_000, integer: true }),
-    readShare: number("reads", values.reads, { min: 0, max: 1 }),
-    concurrency: number("concurrency", values.concurrency, { min: 1, max: 10_000, integer: true }),
+    posts: numberOption("posts", values.posts, { min: 1, max: 1_000_000, integer: true }),
+    zipfExponent: numberOption("zipf", values.zipf, { min: 0, max: 10 }),
+    users: numberOption("users", values.users, { min: 1, max: 100_000_000, integer: true }),
+    readShare: numberOption("reads", values.reads, { min: 0, max: 1 }),
+    concurrency: numberOption("concurrency", values.concurrency, {
+      min: 1,
+      max: 10_000,
+      integer: true,
+    }),
     timeoutMs,
     probeTimeoutMs,
     seed:
       values.seed === undefined
         ? undefined
-        : number("seed", values.seed, { min: 0, max: 2 ** 32 - 1, integer: true }),
+        : numberOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1, integer: true }),
     progressMs:
       values.progress === undefined ? undefined : parseDuration("progress", values.progress),
     json: values.json,

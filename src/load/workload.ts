@@ -11,6 +11,8 @@ export interface LoadRequest {
   /** Path and query, to append to a target's base URL. */
   readonly path: string;
   readonly body?: string;
+  /** A like's pair, the body's fields (what a caller that checks acknowledged likes needs). */
+  readonly like?: { readonly post: string; readonly user: string };
   /** Index of the target URL. */
   readonly target: number;
 }
@@ -46,8 +48,15 @@ export class Workload {
     const target = this.n++ % this.shape.targets;
     const post = this.post();
     if (this.random() >= this.shape.readShare) {
-      const body = JSON.stringify({ post, user: this.user() });
-      return { kind: "like", method: "POST", path: "/like", body, target };
+      const like = { post, user: this.user() };
+      return {
+        kind: "like",
+        method: "POST",
+        path: "/like",
+        body: JSON.stringify(like),
+        like,
+        target,
+      };
     }
     const kind = READ_KINDS[Math.floor(this.random() * READ_KINDS.length)] ?? "count";
     const p = encodeURIComponent(post);
