@@ -103,7 +103,7 @@ export class Starting {
     const { config, logger } = this;
     if (config.clusterSecret === undefined || config.snapshotThreshold === undefined) return;
     if (!this.dir.isEmpty) return;
-    const peers = shuffled(await this.peers());
+    const peers = await this.peers();
     if (peers.length === 0) return;
     this.reason = "the node is looking for a peer to install a snapshot from";
     const transport = new LinkTransport(
@@ -114,9 +114,16 @@ export class Starting {
       undefined,
       BOOTSTRAP_REQUEST_TIMEOUT_MS,
     );
+    const probe = new LinkTransport(
+      config.clusterSecret,
+      config.nodeName,
+      binaryCodec,
+      this.metrics,
+    );
     try {
       const outcome = await bootstrapFromSnapshot({
         transport,
+        probe,
         peers,
         // Its own origin comes with its store; the requests need one, used for nothing else.
         self: { node: config.nodeName, origin: originId(config.nodeName, randomIncarnation()) },
@@ -130,6 +137,7 @@ export class Starting {
       if (outcome.installed) this.snapshot = outcome;
     } finally {
       transport.close();
+      probe.close();
       this.reason = "the node is starting";
     }
   }
@@ -166,14 +174,4 @@ export class Starting {
 function installing(p: BootstrapProgress): string {
   const percent = Math.floor((100 * p.received) / p.bytes);
   return `installing a snapshot from ${p.peer}: ${p.received} of ${p.bytes} bytes (${percent}%)`;
-}
-
-/** Peers in a random order: joining nodes spread over them. */
-function shuffled<T>(items: readonly T[]): T[] {
-  const copy = [...items];
-  for (let i = copy.length - 1; i > 0; i--) {
-    const j = Math.floor(Math.random() * (i + 1));
-    [copy[i], copy[j]] = [copy[j] as T, copy[i] as T];
-  }
-  return copy;
 }

@@ -1,6 +1,6 @@
 // The joining end of a snapshot bootstrap: a node that starts with an empty data directory asks
-// its peers, one after another, for a snapshot of a store that holds more than the threshold,
-// reads it in chunks (a few in flight), and has it checked and installed. Any failure leaves the
+// its peers what they hold, then the one that holds the most (above the threshold) for a
+// snapshot, reads it in chunks (a few in flight), and has it checked and installed. Any failure leaves the
 // directory empty and moves on to the next peer; with none, the node starts empty and catches up
 // by anti-entropy as before.
 import { SnapshotRefusedError } from "../store/index.js";
@@ -32,7 +32,10 @@ export interface BootstrapProgress {
 }
 
 export interface BootstrapDeps {
+  /** For the snapshot's requests: their timeout allows for a peer copying a large store. */
   readonly transport: Transport;
+  /** For the first question to each peer, answered at once: a short timeout. */
+  readonly probe: Transport;
   readonly peers: readonly PeerAddress[];
   /** Who asks: the node's name and a throwaway origin (its own comes with its store). */
   readonly self: Sender;
@@ -55,9 +58,40 @@ export type BootstrapOutcome =
       readonly seconds: number;
     };
 
-/** Installs a snapshot from the first peer that has one worth it; or none. */
+/**
+ * Asks every peer at once what it holds (a snapshot-begin no store can meet: answered at once,
+ * no copy made, on `probe`, whose requests time out fast, so that a peer that is down or hung
+ * delays the start by that much only); then installs a snapshot from the peer that holds the
+ * most, if more than the threshold, or the next one if that fails; or none.
+ */
 export async function bootstrapFromSnapshot(deps: BootstrapDeps): Promise<BootstrapOutcome> {
-  for (const peer of deps.peers) {
+  const held = await Promise.all(
+    deps.peers.map(async (peer) => {
+      try {
+        const reply = await deps.probe.send(peer, {
+          kind: "snapshot-begin",
+          ...deps.self,
+          minEntries: Number.MAX_SAFE_INTEGER,
+        });
+        return { peer, entries: reply.entryCount };
+      } catch (error) {
+        deps.logger.info("no snapshot from this peer: unreachable", {
+          peer,
+          error: String(error),
+        });
+        return { peer, entries: -1 };
+      }
+    }),
+  );
+  const worth = held
+    .filter((p) => p.entries > deps.threshold)
+    .sort((a, b) => b.entries - a.entries);
+  if (worth.length === 0 && held.some((p) => p.entries >= 0))
+    deps.logger.info("no peer holds more entries than the snapshot threshold", {
+      threshold: deps.threshold,
+      held: Object.fromEntries(held.map((p) => [p.peer, p.entries])),
+    });
+  for (const { peer } of worth) {
     const outcome = await fromPeer(deps, peer);
     if (outcome.installed) return outcome;
   }

@@ -345,10 +345,17 @@ describe("snapshot bootstrap", () => {
     };
   }
 
+  /** A peer's answers; the probe (a begin no store can meet) is answered as a peer would. */
   function transport(
     answer: (peer: string, request: PeerRequest) => Promise<PeerMessage>,
+    held: (peer: string) => number = () => 70,
   ): Transport {
-    return { send: (peer, request) => answer(peer, request) as never };
+    return {
+      send: (peer, request) =>
+        (request.kind === "snapshot-begin" && request.minEntries === Number.MAX_SAFE_INTEGER
+          ? answer(peer, request).then(() => ({ ...beginReply(0), id: 0, entryCount: held(peer) }))
+          : answer(peer, request)) as never,
+    };
   }
 
   const beginReply = (bytes: number): SnapshotBeginReply => ({
@@ -356,19 +363,23 @@ describe("snapshot bootstrap", () => {
     ...peerSelf,
     id: 4,
     bytes,
-    entryCount: 7,
+    entryCount: 70,
     sha256: Buffer.alloc(32),
     vv: new Map(),
   });
 
-  it("goes past an unreachable peer, and writes every chunk in order before installing", async () => {
+  it("asks the peer holding the most, past an unreachable one, and writes every chunk in order before installing", async () => {
     const bytes = 2 * MAX_SNAPSHOT_CHUNK + 3;
     const sink = recordingSink();
-    const outcome = await bootstrapFromSnapshot({
-      transport: transport((peer, request) => {
+    const asked: string[] = [];
+    const t = transport(
+      (peer, request) => {
         if (peer === "down:1") return Promise.reject(new Error("refused"));
         if (request.kind === "snapshot-begin") {
-          expect(request.minEntries).toBe(11);
+          if (request.minEntries !== Number.MAX_SAFE_INTEGER) {
+            asked.push(peer);
+            expect(request.minEntries).toBe(11);
+          }
           return Promise.resolve(beginReply(bytes));
         }
         if (request.kind !== "snapshot-chunk") throw new Error("unexpected");
@@ -380,8 +391,13 @@ describe("snapshot bootstrap", () => {
           offset: request.offset,
           data: Buffer.alloc(length),
         });
-      }),
-      peers: ["down:1", "up:2"],
+      },
+      (peer) => (peer === "most:3" ? 90 : peer === "few:4" ? 10 : 70),
+    );
+    const outcome = await bootstrapFromSnapshot({
+      transport: t,
+      probe: t,
+      peers: ["down:1", "up:2", "most:3", "few:4"],
       self,
       threshold: 10,
       open: () => Promise.resolve(sink),
@@ -389,7 +405,9 @@ describe("snapshot bootstrap", () => {
       logger: silentLogger,
       metrics: noMetrics,
     });
-    expect(outcome).toMatchObject({ installed: true, peer: "up:2", bytes, entries: 7 });
+    // The most ahead first; the one at the threshold never.
+    expect(asked).toEqual(["most:3"]);
+    expect(outcome).toMatchObject({ installed: true, peer: "most:3", bytes, entries: 70 });
     expect(sink.events).toEqual([
       "write 0",
       `write ${MAX_SNAPSHOT_CHUNK}`,
@@ -401,21 +419,23 @@ describe("snapshot bootstrap", () => {
   it("refuses a chunk of another snapshot, offset or length, and installs nothing", async () => {
     for (const wrong of [{ id: 5 }, { offset: 1 }, { data: Buffer.alloc(2) }]) {
       const sink = recordingSink();
-      const outcome = await bootstrapFromSnapshot({
-        transport: transport((_peer, request) =>
-          Promise.resolve(
-            request.kind === "snapshot-begin"
-              ? beginReply(10)
-              : {
-                  kind: "snapshot-chunk-reply",
-                  ...peerSelf,
-                  id: 4,
-                  offset: 0,
-                  data: Buffer.alloc(10),
-                  ...wrong,
-                },
-          ),
+      const t = transport((_peer, request) =>
+        Promise.resolve(
+          request.kind === "snapshot-begin"
+            ? beginReply(10)
+            : {
+                kind: "snapshot-chunk-reply",
+                ...peerSelf,
+                id: 4,
+                offset: 0,
+                data: Buffer.alloc(10),
+                ...wrong,
+              },
         ),
+      );
+      const outcome = await bootstrapFromSnapshot({
+        transport: t,
+        probe: t,
         peers: ["up:2"],
         self,
         threshold: 10,
