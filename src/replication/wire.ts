@@ -161,10 +161,10 @@ export class WireReader {
     return hex;
   }
 
-  /** `n` bytes as they are, copied (the frame's buffer is not kept alive by them). */
+  /** `n` bytes as they are: a view of the message's buffer, not a copy. */
   raw(n: number): Buffer {
     const start = this.pos;
-    return Buffer.from(this.buf.subarray(start, this.take(n)));
+    return this.buf.subarray(start, this.take(n));
   }
 
   remaining(): number {
