@@ -5,6 +5,7 @@ import { mkdtempSync, readdirSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
+import { ConfigError, DEFAULT_SNAPSHOT_THRESHOLD, loadConfig } from "../../src/config.js";
 import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import type { Clock, Transport } from "../../src/replication/ports.js";
@@ -446,6 +447,24 @@ describe("snapshot bootstrap", () => {
       });
       expect(outcome.installed).toBe(false);
       expect(sink.events).toEqual(["abort"]);
+    }
+  });
+});
+
+describe("LIKES_SNAPSHOT_THRESHOLD", () => {
+  it("defaults to 100,000, takes a count or off, and refuses anything else naming the variable", () => {
+    expect(DEFAULT_SNAPSHOT_THRESHOLD).toBe(100_000);
+    expect(loadConfig({}, "n").snapshotThreshold).toBe(100_000);
+    expect(loadConfig({ LIKES_SNAPSHOT_THRESHOLD: "0" }, "n").snapshotThreshold).toBe(0);
+    expect(loadConfig({ LIKES_SNAPSHOT_THRESHOLD: "2500000" }, "n").snapshotThreshold).toBe(
+      2_500_000,
+    );
+    expect(loadConfig({ LIKES_SNAPSHOT_THRESHOLD: "off" }, "n").snapshotThreshold).toBeUndefined();
+    for (const bad of ["-1", "1e6", "lots", "OFF", "9007199254740992"]) {
+      expect(() => loadConfig({ LIKES_SNAPSHOT_THRESHOLD: bad }, "n")).toThrow(ConfigError);
+      expect(() => loadConfig({ LIKES_SNAPSHOT_THRESHOLD: bad }, "n")).toThrow(
+        /LIKES_SNAPSHOT_THRESHOLD must be an integer from 0 to \d+ or off/,
+      );
     }
   });
 });
