@@ -6,6 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TEST_SECRET, clusterView } from "../support/cluster.js";
+import { OtlpReceiver, SPAN_KIND } from "../support/otlp-receiver.js";
 import { freePorts } from "../support/tcp-proxy.js";
 import { NodeProcess, countOf, postLike } from "../support/process.js";
 import { SEED_ORIGIN, SnapshotPeer, seedDataDir } from "../support/snapshot-peer.js";
@@ -17,8 +18,11 @@ const THRESHOLD = "10000";
 let root: string;
 const running: NodeProcess[] = [];
 let fake: SnapshotPeer | undefined;
+let receiver: OtlpReceiver | undefined;
 
 afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
   await Promise.all(running.splice(0).map((n) => n.kill("SIGKILL")));
   await fake?.stop();
   fake = undefined;
@@ -226,5 +230,32 @@ describe("snapshot bootstrap", () => {
     ).toBe(1);
     expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();
     expect(existsSync(join(dir, "b", "likes.db.snapshot"))).toBe(false);
+  });
+
+  it("traces the bootstrap: one likes.snapshot span with the peer, bytes and entries", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    receiver = await OtlpReceiver.start();
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: fake.address,
+      OTEL_SDK_DISABLED: "false",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+    });
+    const bytes = await metric(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" });
+    const span = await waitFor("the snapshot's span", () =>
+      receiver?.spans.find((s) => s.name === "likes.snapshot"),
+    );
+    expect(span.kind).toBe(SPAN_KIND.CLIENT);
+    expect(span.parentSpanId).toBe("");
+    expect(span.attributes).toMatchObject({
+      "likes.peer": fake.address,
+      "likes.snapshot.bytes": bytes,
+      "likes.snapshot.entries": LIKES,
+    });
+    expect(receiver.spans.filter((s) => s.name === "likes.snapshot")).toHaveLength(1);
   });
 });
