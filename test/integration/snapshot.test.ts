@@ -232,6 +232,33 @@ describe("snapshot bootstrap", () => {
     expect(existsSync(join(dir, "b", "likes.db.snapshot"))).toBe(false);
   });
 
+  it("starts empty, with nothing of the snapshot left, when the serving peer goes away mid-snapshot", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    const peer = (fake = await SnapshotPeer.start(join(dir, "peer")));
+    let stopped: Promise<void> | undefined;
+    peer.hook = (offset, data) => {
+      if (offset < 512 * 1024) return data;
+      // The peer dies with chunks in flight: its links close, nothing more is answered.
+      stopped ??= peer.stop();
+      return new Promise<Buffer>(() => {});
+    };
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: peer.address,
+    });
+    fake = undefined;
+    await stopped;
+    expect(
+      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "failed" }),
+    ).toBe(1);
+    expect(b.lines.some((l) => l.message === "snapshot failed")).toBe(true);
+    expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();
+    expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+    expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
+  });
+
   it("traces the bootstrap: one likes.snapshot span with the peer, bytes and entries", async () => {
     const dir = freshRoot();
     await seedDataDir(join(dir, "peer"), LIKES);
