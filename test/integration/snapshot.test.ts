@@ -78,11 +78,26 @@ describe("snapshot bootstrap", () => {
     await seedDataDir(join(dir, "a"), LIKES);
     const a = await start({ LIKES_NODE_NAME: "nodeA", LIKES_DATA_DIR: join(dir, "a") });
     const aOrigin = (await clusterView(a.adminUrl)).origin;
+    // Likes keep arriving at A while B copies its store and installs it.
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        if ((await postLike(a.url, "meanwhile", `w-${written}`)).status === 201) written++;
+      }
+    })();
     const b = await start({
       LIKES_NODE_NAME: "nodeB",
       LIKES_DATA_DIR: join(dir, "b"),
       LIKES_PEERS: `127.0.0.1:${a.ports?.peer}`,
     });
+    writing = false;
+    await writer;
+    expect(written).toBeGreaterThan(0);
+    await waitFor(
+      "B to hold every like written to A meanwhile",
+      async () => (await countOf(b.url, "meanwhile")) === written,
+    );
     // Listening means installed: every seeded like is held at once, by snapshot.
     const view = await clusterView(b.adminUrl);
     expect(view.vv[SEED_ORIGIN]).toBe(LIKES);
