@@ -12,14 +12,21 @@ import { stopAll } from "./lib/proc.js";
 import { fmt, show } from "./lib/stats.js";
 import { convergence, type ConvergenceResult } from "./sections/convergence.js";
 import { noPeers } from "./sections/no-peers.js";
-import { catchUp, size, type CatchUpResult, type SizeResult } from "./sections/storage.js";
+import {
+  catchUp,
+  size,
+  snapshotJoin,
+  type CatchUpResult,
+  type SizeResult,
+  type SnapshotJoinResult,
+} from "./sections/storage.js";
 import { throughput, type ThroughputResult } from "./sections/throughput.js";
 
 const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     "no-node24": { type: "boolean", default: false },
-    only: { type: "string", default: "throughput,convergence,catchup,size,nopeers" },
+    only: { type: "string", default: "throughput,convergence,catchup,snapshot,size,nopeers" },
   },
 });
 const smoke = values.smoke;
@@ -32,6 +39,7 @@ const plan = smoke
       convSeconds: 2,
       partition: 1,
       catchUp: 20_000,
+      snapshotJoin: 20_000,
       sizes: [20_000],
       noPeersMultiple: 1.5,
       node24: false,
@@ -43,6 +51,7 @@ const plan = smoke
       convSeconds: 10,
       partition: 5,
       catchUp: 1_000_000,
+      snapshotJoin: 5_000_000,
       sizes: [1_000_000, 5_000_000],
       noPeersMultiple: 3,
       node24: !values["no-node24"],
@@ -240,6 +249,18 @@ async function main(): Promise<void> {
       `${show(c.likesPerSecond, 0)} likes/s (${fmt(c.seconds.median)} s)`,
       "≥ 100k likes/s",
       c.likesPerSecond.median >= 100_000,
+    ]);
+  }
+
+  if (only.has("snapshot")) {
+    log(`an empty node joins ${plan.snapshotJoin} likes by snapshot`);
+    const j: SnapshotJoinResult = await snapshotJoin(root, plan.snapshotJoin, plan.rounds);
+    results.snapshotJoin = j;
+    goals.push([
+      `empty node joins ${j.likes.toLocaleString("en-US")} likes by snapshot (ready, all likes)`,
+      `${show(j.seconds)} s (${fmt(j.bytes / 1e6, 0)} MB)`,
+      "≤ 10 s",
+      j.seconds.median <= 10,
     ]);
   }
 

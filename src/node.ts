@@ -4,7 +4,6 @@ import type { Config } from "./config.js";
 import { nodeNameOf } from "./crdt/index.js";
 import { adminListener } from "./http/admin.js";
 import { createPublicApp } from "./http/public-app.js";
-import { HttpServer } from "./http/server.js";
 import { LinkTransport } from "./link/client.js";
 import { LinkServer } from "./link/server.js";
 import { binaryCodec } from "./replication/codec.js";
@@ -14,7 +13,10 @@ import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 import { StaticMembership, systemClock, type Membership } from "./replication/ports.js";
 import { Replicator } from "./replication/replicator.js";
 import { SqliteStore, type Store } from "./store/index.js";
-import { PromMetrics } from "./telemetry/metrics.js";
+import { PromMetrics, type PeerGauge } from "./telemetry/metrics.js";
+import { isSnapshotRequest } from "./replication/protocol.js";
+import { SnapshotSource } from "./replication/snapshot-source.js";
+import { Starting } from "./starting.js";
 import { withServerSpans } from "./telemetry/server-spans.js";
 import type { Logger } from "./telemetry/types.js";
 
@@ -26,7 +28,9 @@ export interface NodePorts {
 
 export class LikesNode {
   private ready = false;
-  private readonly servers: HttpServer[] = [];
+  /** The public and admin ports, open since before the store (starting.ts). */
+  private readonly starting: Starting;
+  private snapshots: SnapshotSource | undefined;
   private transport: LinkTransport | undefined;
   private linkServer: LinkServer | undefined;
   private dns: DnsMembership | undefined;
@@ -35,7 +39,7 @@ export class LikesNode {
   readonly replicator: Replicator;
   readonly metrics: PromMetrics;
   /** LIKES_FAULTS=enabled: the faults the admin port's /faults injects in the peer link. */
-  private readonly faults: Faults | undefined;
+  readonly faults: Faults | undefined;
   ports: NodePorts = { http: 0, peer: null, admin: 0 };
 
   private constructor(
@@ -43,7 +47,10 @@ export class LikesNode {
     private readonly logger: Logger,
     /** Told when the node cannot go on (a corrupt store with LIKES_ON_CORRUPTION=refill). */
     private readonly onFatal: (reason: string) => void,
+    started: Starting,
   ) {
+    this.metrics = started.metrics;
+    this.starting = started;
     const faults = (this.faults = config.faults
       ? new Faults(
           {
@@ -57,25 +64,14 @@ export class LikesNode {
           () => this.replicator.faultsChanged(),
         )
       : undefined);
-    this.metrics = new PromMetrics({
-      ...(faults ? { faults: () => faults.list() } : {}),
-      setSize: () => this.store.setSize(),
-      peers: () =>
-        this.replicator.view().peers.map((p) => ({
-          peer: p.node ?? p.address,
-          // Not yet contacted counts as up: only a failed exchange says otherwise.
-          up: p.up !== false,
-          pending: p.pending,
-          clockSkewSeconds: p.clockSkewMs === null ? undefined : p.clockSkewMs / 1000,
-          unansweredBytes: this.transport?.unanswered(p.address) ?? 0,
-        })),
-    });
     const dataDir = config.dataDir;
     this.store = this.sqlite = SqliteStore.open({
       dataDir,
+      directory: started.directory,
+      integrityChecked: started.snapshot !== undefined,
       nodeName: config.nodeName,
       fsync: config.fsync,
-      metrics: this.metrics,
+      metrics: started.metrics,
       onCorruption: config.onCorruption,
       onCheckpointFailure: (error) =>
         logger.warn("background WAL checkpoints stopped; commits checkpoint again", { error }),
@@ -133,12 +129,30 @@ export class LikesNode {
     });
   }
 
+  /**
+   * Starts a node: the public and admin ports first (not ready until the end), the data
+   * directory, a snapshot bootstrap when it is empty (bootstrap.ts), then the store, the peer
+   * link and replication.
+   */
   static async start(
     config: Config,
     logger: Logger,
     onFatal: (reason: string) => void = () => {},
   ): Promise<LikesNode> {
-    const node = new LikesNode(config, logger, onFatal);
+    let node: LikesNode | undefined;
+    const metrics = new PromMetrics({
+      ...(config.faults ? { faults: () => node?.faults?.list() ?? [] } : {}),
+      setSize: () => node?.store.setSize() ?? 0,
+      peers: () => node?.peerGauges() ?? [],
+    });
+    const starting = await Starting.listen(config, logger, metrics);
+    try {
+      await starting.bootstrap();
+      node = new LikesNode(config, logger, onFatal, starting);
+    } catch (error) {
+      await starting.close();
+      throw error;
+    }
     try {
       await node.listen();
     } catch (error) {
@@ -146,6 +160,17 @@ export class LikesNode {
       throw error;
     }
     return node;
+  }
+
+  private peerGauges(): PeerGauge[] {
+    return this.replicator.view().peers.map((p) => ({
+      peer: p.node ?? p.address,
+      // Not yet contacted counts as up: only a failed exchange says otherwise.
+      up: p.up !== false,
+      pending: p.pending,
+      clockSkewSeconds: p.clockSkewMs === null ? undefined : p.clockSkewMs / 1000,
+      unansweredBytes: this.transport?.unanswered(p.address) ?? 0,
+    }));
   }
 
   private async listen(): Promise<void> {
@@ -164,29 +189,32 @@ export class LikesNode {
       notReady: () => this.notReadyBecause(),
       logger,
     });
-    const serve = (
-      listener: ConstructorParameters<typeof HttpServer>[0],
-      port: number,
-      methods: readonly string[],
-    ) => {
-      const server = new HttpServer(listener, methods);
-      this.servers.push(server);
-      return server.listen(port, config.host);
-    };
     let peer: number | null = null;
     if (config.clusterSecret !== undefined) {
+      const snapshots = (this.snapshots = new SnapshotSource({
+        self: { node: config.nodeName, origin: store.origin },
+        entries: () => {
+          let n = 0;
+          for (const seq of store.digest().values()) n += seq;
+          return n;
+        },
+        make: () => this.sqlite.snapshot(),
+        clock: systemClock,
+        logger,
+        metrics,
+      }));
       this.linkServer = new LinkServer({
         secret: config.clusterSecret,
         node: config.nodeName,
         codec: binaryCodec,
-        handle: (r) => replicator.handle(r),
+        handle: (r) => (isSnapshotRequest(r) ? snapshots.answer(r) : replicator.handle(r)),
         logger,
         metrics,
         ...(faults ? { refusesFrom: (node: string) => faults.refusesFrom(node) } : {}),
       });
       peer = await this.linkServer.listen(config.peerPort, config.host);
     }
-    const admin = await serve(
+    this.starting.adminPort.serve(
       withServerSpans(
         adminListener({
           cluster: () => replicator.view(),
@@ -196,24 +224,21 @@ export class LikesNode {
         }),
         { untraced: new Set(["/metrics"]) },
       ),
-      config.adminPort,
-      faults ? ["GET", "HEAD", "PUT", "DELETE"] : ["GET", "HEAD"],
     );
     await this.dns?.start();
     replicator.start();
-    const http = await serve(
+    this.starting.publicPort.serve(
       withServerSpans(app, { untraced: new Set(["/healthz", "/readyz"]) }),
-      config.httpPort,
-      ["GET", "HEAD", "POST"],
     );
-    this.ports = { http, peer, admin };
+    this.ports = { http: this.starting.publicPort.port, peer, admin: this.starting.adminPort.port };
+    this.starting.done();
     this.ready = true;
     const previous = this.sqlite.previousOrigin;
     if (faults)
       logger.warn(
         "fault injection is on (LIKES_FAULTS=enabled): anyone who reaches the admin port can partition this node",
         {
-          admin,
+          admin: this.ports.admin,
         },
       );
     if (previous !== undefined && nodeNameOf(previous) !== config.nodeName)
@@ -224,6 +249,15 @@ export class LikesNode {
           origin: store.origin,
         },
       );
+    const snapshot = this.starting.snapshot;
+    if (snapshot)
+      logger.info("snapshot installed; catching up by anti-entropy", {
+        peer: snapshot.peer,
+        bytes: snapshot.bytes,
+        entries: snapshot.entries,
+        seconds: snapshot.seconds,
+        origin: store.origin,
+      });
     logger.info("listening", {
       origin: store.origin,
       previous: previous ?? null,
@@ -251,9 +285,7 @@ export class LikesNode {
    */
   async stop(deadlineMs = 4000): Promise<void> {
     this.ready = false;
-    const drained = Promise.all(
-      [...this.servers].reverse().map((server) => server.close(deadlineMs)),
-    );
+    const drained = this.starting.close(deadlineMs);
     let grace: NodeJS.Timeout | undefined;
     await Promise.race([
       drained,
@@ -264,6 +296,7 @@ export class LikesNode {
     this.faults?.stop();
     await drained;
     await this.linkServer?.close();
+    await this.snapshots?.stop();
     this.dns?.stop();
     this.transport?.close();
     await this.store.close();

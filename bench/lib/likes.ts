@@ -70,6 +70,8 @@ export class BenchCluster {
     const cluster = new BenchCluster(nodes, proxies, options, peerPorts);
     for (let i = 0; i < nodes.length; i++) cluster.launch(i);
     await Promise.all(nodes.map((n) => waitForPort(n.http)));
+    // The ports open before the store: a node serves once it says it is ready.
+    await Promise.all(nodes.map((n) => waitForReady(n.http)));
     return cluster;
   }
 
@@ -117,6 +119,23 @@ export class BenchCluster {
 export interface ClusterView {
   vv: Record<string, number>;
   peers: { up: boolean | null; pending: number }[];
+}
+
+/** Polls a node's /readyz until it answers 200. */
+export async function waitForReady(http: number, timeoutMs = 600_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  while (!(await isReady(http))) {
+    if (Date.now() > deadline) throw new Error(`port ${http} not ready within ${timeoutMs} ms`);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+  }
+}
+
+export async function isReady(http: number): Promise<boolean> {
+  try {
+    return (await fetch(`http://127.0.0.1:${http}/readyz`)).ok;
+  } catch {
+    return false;
+  }
 }
 
 export async function view(node: LikesNode): Promise<ClusterView> {

@@ -3,8 +3,9 @@ import { cpSync, readFileSync, readdirSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { figure, type Figure } from "../lib/stats.js";
-import { BenchCluster, REPO, view } from "../lib/likes.js";
-import { until } from "../lib/proc.js";
+import { freePorts } from "../../test/support/tcp-proxy.js";
+import { BenchCluster, REPO, SECRET, isReady, metric, view, type LikesNode } from "../lib/likes.js";
+import { Proc, until } from "../lib/proc.js";
 import { wrk } from "../lib/wrk.js";
 
 /** Writes `count` likes of one foreign origin into a fresh data directory (a child process). */
@@ -54,7 +55,8 @@ export async function catchUp(root: string, count: number, rounds: number): Prom
     const cluster = await BenchCluster.start({
       size: 3,
       root: join(root, `catchup-${round}`),
-      env: { OTEL_SDK_DISABLED: "true" },
+      // The log replayed entry by entry: no snapshot (snapshotJoin measures that).
+      env: { OTEL_SDK_DISABLED: "true", LIKES_SNAPSHOT_THRESHOLD: "off" },
       dataDirs: [a, join(root, "catchup-b"), undefined],
     });
     try {
@@ -76,6 +78,83 @@ export async function catchUp(root: string, count: number, rounds: number): Prom
     seconds: figure(seconds),
     likesPerSecond: figure(seconds.map((s) => count / s)),
   };
+}
+
+export interface SnapshotJoinResult {
+  readonly likes: number;
+  /** From the empty node's launch until it is ready and holds every like. */
+  readonly seconds: Figure;
+  /** The snapshot's size. */
+  readonly bytes: number;
+}
+
+/**
+ * An empty node joins two nodes that hold `count` likes (already serving) by snapshot: seconds
+ * from its launch until `/readyz` answers 200 and its vector equals theirs. Each round is a new
+ * empty node; a round that did not install a snapshot fails the run.
+ */
+export async function snapshotJoin(
+  root: string,
+  count: number,
+  rounds: number,
+): Promise<SnapshotJoinResult> {
+  const a = join(root, "join-a");
+  seed(a, count);
+  cloneAsNewNode(a, join(root, "join-b"), "node2");
+  const cluster = await BenchCluster.start({
+    size: 2,
+    root: join(root, "join"),
+    env: { OTEL_SDK_DISABLED: "true" },
+    dataDirs: [a, join(root, "join-b")],
+  });
+  const seconds: number[] = [];
+  let bytes = 0;
+  try {
+    const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
+    for (let round = 0; round < rounds; round++) {
+      const [http, admin, peer] = (await freePorts(3)) as [number, number, number];
+      const node: LikesNode = {
+        name: `joiner${round}`,
+        http,
+        admin,
+        peer,
+        dataDir: join(root, `join-${round}`),
+        proc: undefined as unknown as Proc,
+      };
+      const started = performance.now();
+      node.proc = new Proc(node.name, process.execPath, [join(REPO, "dist/main.js")], {
+        LIKES_NODE_NAME: node.name,
+        LIKES_HOST: "127.0.0.1",
+        LIKES_HTTP_PORT: String(http),
+        LIKES_PEER_PORT: String(peer),
+        LIKES_ADMIN_PORT: String(admin),
+        LIKES_PEERS: cluster.nodes.map((n) => `127.0.0.1:${n.peer}`).join(","),
+        LIKES_DATA_DIR: node.dataDir,
+        LIKES_CLUSTER_SECRET: SECRET,
+        LOG_LEVEL: "warn",
+        OTEL_SDK_DISABLED: "true",
+        // The default (100,000), or less for the smoke run's small store.
+        LIKES_SNAPSHOT_THRESHOLD: String(Math.min(100_000, Math.floor(count / 2))),
+      });
+      try {
+        await until(
+          "the empty node to be ready with every like",
+          async () => (await isReady(http)) && (await view(node)).vv["writer~bench0"] === target,
+          600_000,
+          20,
+        );
+        seconds.push((performance.now() - started) / 1000);
+        if ((await metric(node, "likes_snapshots_total", 'role="install",result="ok"')) !== 1)
+          throw new Error(`${node.name} did not install a snapshot:\n${node.proc.output}`);
+        bytes = await metric(node, "likes_snapshot_bytes_total", 'direction="in"');
+      } finally {
+        await node.proc.stop();
+      }
+    }
+  } finally {
+    await cluster.stop();
+  }
+  return { likes: count, seconds: figure(seconds), bytes };
 }
 
 export interface SizeResult {

@@ -3,6 +3,7 @@
 // The public, peer and admin ports all answer through `errorAnswer` (respond.ts writes it).
 
 import { PeerLimitError } from "../replication/limits.js";
+import { SnapshotGoneError } from "../replication/snapshot-source.js";
 import { StorageFullError, StoreCorruptError } from "../store/types.js";
 
 type Headers = Readonly<Record<string, string>>;
@@ -113,6 +114,8 @@ function fromBelow(error: unknown): HttpError | undefined {
     return new HttpError(503, "storage_corrupt", error.message);
   // A peer's message past what this node holds for a peer (replication/limits.ts).
   if (error instanceof PeerLimitError) return new HttpError(400, "peer_limit", error.message);
+  // A chunk of a snapshot removed (read to its end, idle, or the node restarted).
+  if (error instanceof SnapshotGoneError) return new HttpError(410, "snapshot_gone", error.message);
   return undefined;
 }
 

@@ -5,7 +5,7 @@ import net from "node:net";
 import { splitHostPort, type PeerAddress } from "../config.js";
 import { digestDiff, type Digest } from "../crdt/index.js";
 import type { Codec } from "../replication/codec.js";
-import type { PeerMessage, PeerRequest } from "../replication/protocol.js";
+import { replyKindOf, type PeerMessage, type PeerRequest } from "../replication/protocol.js";
 import { activeTraceparent } from "../telemetry/trace-context.js";
 import type { Metrics } from "../telemetry/types.js";
 import { Connection } from "./connection.js";
@@ -192,7 +192,7 @@ export class ClientLink {
         this.timeoutMs,
       );
       timer.unref();
-      const kind = request.kind === "deltas" ? "deltas-reply" : "sync-reply";
+      const kind = replyKindOf(request.kind);
       this.waiting.set(id, { kind, bytes: message.length, timer, resolve, reject });
       this.unansweredBytes += message.length;
       if (request.kind === "sync") this.lastSyncVv = request.vv;

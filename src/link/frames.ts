@@ -21,25 +21,45 @@ export class FrameError extends Error {
 export class FrameReader {
   private buffered: Buffer = Buffer.alloc(0);
   private at = 0;
+  /**
+   * Chunks not yet joined to `buffered`: joined once a frame is whole, so that a large frame
+   * read in many socket chunks is copied once, not once per chunk (quadratic in its size).
+   */
+  private pending: Buffer[] = [];
+  private pendingBytes = 0;
 
   constructor(public maxBytes: number) {}
 
   push(chunk: Buffer): void {
-    const rest = this.buffered.length - this.at;
-    this.buffered = rest === 0 ? chunk : Buffer.concat([this.buffered.subarray(this.at), chunk]);
-    this.at = 0;
+    this.pending.push(chunk);
+    this.pendingBytes += chunk.length;
   }
 
   /** The next whole frame's body, or undefined; throws FrameError for an oversized one. */
   next(): Buffer | undefined {
-    if (this.buffered.length - this.at < 4) return undefined;
+    if (!this.holds(4)) return undefined;
     const length = this.buffered.readUInt32BE(this.at);
     if (length > this.maxBytes)
       throw new FrameError(`a frame of ${length} bytes (at most ${this.maxBytes})`);
-    if (this.buffered.length - this.at - 4 < length) return undefined;
+    if (!this.holds(4 + length)) return undefined;
     const body = this.buffered.subarray(this.at + 4, this.at + 4 + length);
     this.at += 4 + length;
     return body;
+  }
+
+  /** Whether `n` bytes are there; if so, they are contiguous in `buffered` from `at`. */
+  private holds(n: number): boolean {
+    const rest = this.buffered.length - this.at;
+    if (rest >= n) return true;
+    if (rest + this.pendingBytes < n) return false;
+    this.buffered =
+      rest === 0 && this.pending.length === 1
+        ? (this.pending[0] as Buffer)
+        : Buffer.concat([this.buffered.subarray(this.at), ...this.pending]);
+    this.at = 0;
+    this.pending = [];
+    this.pendingBytes = 0;
+    return true;
   }
 }
 

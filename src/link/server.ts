@@ -9,6 +9,7 @@ import type { Codec } from "../replication/codec.js";
 import { RefusalLog } from "../replication/limits.js";
 import {
   MalformedMessageError,
+  isRequestKind,
   type PeerReply,
   type PeerRequest,
 } from "../replication/protocol.js";
@@ -235,8 +236,9 @@ export class LinkServer {
           if (envelope.type !== "request")
             throw new FrameError(`a ${envelope.type} frame sent to the server end of a link`);
           const { id, message, traceparent, vvDiff } = envelope;
-          // A request is a push or a sync; anything else fails decode as a push.
-          const kind = codec.kindOf(message) === "sync" ? "sync" : "deltas";
+          // A request of any request kind; anything else fails decode as a push.
+          const said = codec.kindOf(message);
+          const kind = said !== undefined && isRequestKind(said) ? said : "deltas";
           let request: PeerRequest;
           try {
             request = codec.decode(message, kind) as PeerRequest;

@@ -11,7 +11,13 @@ import {
   type PostId,
   type UserId,
 } from "../crdt/index.js";
-import { MAX_PAGE_ENTRIES, MalformedMessageError, type PeerMessage } from "./protocol.js";
+import {
+  MAX_PAGE_ENTRIES,
+  MAX_SNAPSHOT_CHUNK,
+  MalformedMessageError,
+  SHA256_BYTES,
+  type PeerMessage,
+} from "./protocol.js";
 import { WireReader, WireWriter } from "./wire.js";
 
 /** Turns messages into bytes and back; the byte counts feed the gossip metrics. */
@@ -31,6 +37,10 @@ const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
   sync: 2,
   "deltas-reply": 3,
   "sync-reply": 4,
+  "snapshot-begin": 5,
+  "snapshot-begin-reply": 6,
+  "snapshot-chunk": 7,
+  "snapshot-chunk-reply": 8,
 };
 const KINDS = Object.keys(KIND_CODE) as PeerMessage["kind"][];
 // Entry flags: what follows the flags byte, and which way ts moved from the previous entry.
@@ -52,6 +62,8 @@ const MIN_PAIR_BYTES = 2;
  *
  *   message = tag:u8 origins:(n, id×n) node:id sender:origin-index body
  *   deltas: entries · sync, deltas-reply: digest · sync-reply: more:u8 entries diff:digest
+ *   snapshot-begin: min-entries · snapshot-begin-reply: id bytes entries sha256:32 digest
+ *   snapshot-chunk: id offset · snapshot-chunk-reply: id offset data:(length, bytes)
  *   entries = (groups, (origin-index, count, entry×count)×groups)
  *   entry   = flags:u8 [seq] |Δts| post user [traceparent:25 bytes]
  *   digest  = (n, (origin-index, seq)×n)
@@ -89,6 +101,29 @@ export const binaryCodec: Codec = {
         w.byte(message.more ? 1 : 0);
         writeEntries(w, message.entries, table);
         writeDigest(w, message.diff, table);
+        break;
+      case "snapshot-begin":
+        w.varint(message.minEntries);
+        break;
+      case "snapshot-begin-reply":
+        if (message.sha256.length !== SHA256_BYTES) throw new RangeError("not a SHA-256 digest");
+        w.varint(message.id);
+        w.varint(message.bytes);
+        w.varint(message.entryCount);
+        w.raw(message.sha256);
+        writeDigest(w, message.vv, table);
+        break;
+      case "snapshot-chunk":
+        w.varint(message.id);
+        w.varint(message.offset);
+        break;
+      case "snapshot-chunk-reply":
+        if (message.data.length > MAX_SNAPSHOT_CHUNK)
+          throw new RangeError(`a snapshot chunk of ${message.data.length} bytes`);
+        w.varint(message.id);
+        w.varint(message.offset);
+        w.varint(message.data.length);
+        w.raw(message.data);
         break;
     }
     return w.finish();
@@ -180,6 +215,32 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
       if (more > 1) throw new MalformedMessageError("more must be 0 or 1");
       const entries = readEntries(r, origins, MAX_PAGE_ENTRIES);
       message = { kind, ...sender, entries, diff: readDigest(r, origins), more: more === 1 };
+      break;
+    }
+    case "snapshot-begin":
+      message = { kind, ...sender, minEntries: r.varint() };
+      break;
+    case "snapshot-begin-reply": {
+      const id = r.varint();
+      const bytes = r.varint();
+      const entryCount = r.varint();
+      const sha256 = r.raw(SHA256_BYTES);
+      if (id === 0 && bytes !== 0) throw new MalformedMessageError("bytes of no snapshot");
+      message = { kind, ...sender, id, bytes, entryCount, sha256, vv: readDigest(r, origins) };
+      break;
+    }
+    case "snapshot-chunk":
+      message = { kind, ...sender, id: r.varint(), offset: r.varint() };
+      break;
+    case "snapshot-chunk-reply": {
+      const id = r.varint();
+      const offset = r.varint();
+      const length = r.varint();
+      if (length > MAX_SNAPSHOT_CHUNK)
+        throw new MalformedMessageError(
+          `a snapshot chunk of more than ${MAX_SNAPSHOT_CHUNK} bytes`,
+        );
+      message = { kind, ...sender, id, offset, data: r.raw(length) };
       break;
     }
   }

@@ -49,10 +49,83 @@ export interface SyncReply extends Sender {
   readonly more: boolean;
 }
 
-export type PeerRequest = DeltasRequest | SyncRequest;
-export type PeerReply = DeltasReply | SyncReply;
+/**
+ * Bootstrap of an empty node (snapshot.ts): asks for a consistent copy of the store, made only
+ * if the receiver holds at least `minEntries` entries (the caller's threshold).
+ */
+export interface SnapshotBeginRequest extends Sender {
+  readonly kind: "snapshot-begin";
+  readonly minEntries: number;
+}
+
+/**
+ * A snapshot ready to be read in chunks (`id` > 0), or none (`id` 0: the receiver holds fewer
+ * entries than asked, or serves too many snapshots already). `vv` is what the copy covers,
+ * `sha256` the digest of its `bytes` bytes.
+ */
+export interface SnapshotBeginReply extends Sender {
+  readonly kind: "snapshot-begin-reply";
+  readonly id: number;
+  readonly bytes: number;
+  /** Entries the copy holds (what its vector covers). */
+  readonly entryCount: number;
+  readonly sha256: Buffer;
+  readonly vv: Digest;
+}
+
+/** The bytes of snapshot `id` from `offset` on (at most MAX_SNAPSHOT_CHUNK of them). */
+export interface SnapshotChunkRequest extends Sender {
+  readonly kind: "snapshot-chunk";
+  readonly id: number;
+  readonly offset: number;
+}
+
+export interface SnapshotChunkReply extends Sender {
+  readonly kind: "snapshot-chunk-reply";
+  readonly id: number;
+  readonly offset: number;
+  readonly data: Buffer;
+}
+
+/** The requests the replication core answers (the replicator); snapshots are answered beside it. */
+export type ReplicationRequest = DeltasRequest | SyncRequest;
+export type SnapshotRequest = SnapshotBeginRequest | SnapshotChunkRequest;
+export type PeerRequest = ReplicationRequest | SnapshotRequest;
+export type PeerReply = DeltasReply | SyncReply | SnapshotBeginReply | SnapshotChunkReply;
 export type PeerMessage = PeerRequest | PeerReply;
-export type ReplyTo<R extends PeerRequest> = R extends DeltasRequest ? DeltasReply : SyncReply;
+export type ReplyTo<R extends PeerRequest> = R extends DeltasRequest
+  ? DeltasReply
+  : R extends SyncRequest
+    ? SyncReply
+    : R extends SnapshotBeginRequest
+      ? SnapshotBeginReply
+      : SnapshotChunkReply;
+
+const REPLY_KIND: Readonly<Record<PeerRequest["kind"], PeerReply["kind"]>> = {
+  deltas: "deltas-reply",
+  sync: "sync-reply",
+  "snapshot-begin": "snapshot-begin-reply",
+  "snapshot-chunk": "snapshot-chunk-reply",
+};
+
+/** The kind of the reply to a request of `kind`. */
+export function replyKindOf(kind: PeerRequest["kind"]): PeerReply["kind"] {
+  return REPLY_KIND[kind];
+}
+
+/** Whether a message kind is a request's (the server end of a link decodes only those). */
+export function isRequestKind(kind: PeerMessage["kind"]): kind is PeerRequest["kind"] {
+  return kind in REPLY_KIND;
+}
+
+export function isSnapshotRequest(request: PeerRequest): request is SnapshotRequest {
+  return request.kind === "snapshot-begin" || request.kind === "snapshot-chunk";
+}
+
+/** Bytes of a snapshot chunk at most: with its envelope well below a link frame (1 MiB). */
+export const MAX_SNAPSHOT_CHUNK = 512 * 1024;
+/** SHA-256 digests are 32 bytes. */
+export const SHA256_BYTES = 32;
 
 export const MAX_PUSH_ENTRIES = 512;
 export const MAX_PAGE_ENTRIES = 5000;

@@ -23,7 +23,7 @@ import {
   answerSync,
   type DeltasRequest,
   type PeerReply,
-  type PeerRequest,
+  type ReplicationRequest,
   type Sender,
   type SyncRequest,
 } from "./protocol.js";
@@ -205,7 +205,7 @@ export class Replicator {
   }
 
   /** Answers a peer's request. */
-  handle(request: PeerRequest): Promise<PeerReply> {
+  handle(request: ReplicationRequest): Promise<PeerReply> {
     return request.kind === "deltas"
       ? this.onDeltas(request)
       : Promise.resolve(this.onSync(request));

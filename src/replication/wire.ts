@@ -63,6 +63,13 @@ export class WireWriter {
     this.pos += this.buf.write(value.slice(53, 55), this.pos, "hex");
   }
 
+  /** Bytes as they are (their length is the reader's to know). */
+  raw(value: Uint8Array): void {
+    this.room(value.length);
+    this.buf.set(value, this.pos);
+    this.pos += value.length;
+  }
+
   finish(): Buffer {
     return this.buf.subarray(0, this.pos);
   }
@@ -152,6 +159,12 @@ export class WireReader {
       hex += HEX[this.buf[start + i] as number] as string;
     }
     return hex;
+  }
+
+  /** `n` bytes as they are: a view of the message's buffer, not a copy. */
+  raw(n: number): Buffer {
+    const start = this.pos;
+    return this.buf.subarray(start, this.take(n));
   }
 
   remaining(): number {

@@ -80,6 +80,11 @@ export class DataDirectory {
     return join(this.path, DB_FILE);
   }
 
+  /** Whether the directory holds no database: a new node's (a snapshot may be installed in it). */
+  get isEmpty(): boolean {
+    return !existsSync(this.dbFile);
+  }
+
   /** Whether the store found corruption at run time in an earlier life of this directory. */
   get markedCorrupt(): boolean {
     return existsSync(join(this.path, CORRUPT_MARK));

@@ -5,3 +5,12 @@ export { SqliteStore } from "./sqlite.js";
 export type { SqliteStoreOptions } from "./sqlite-options.js";
 export type { StorageCondition } from "./storage-health.js";
 export { SchemaVersionError } from "./sqlite-schema.js";
+export {
+  MAX_SNAPSHOT_BYTES,
+  SnapshotDownload,
+  SnapshotRefusedError,
+  StoreSnapshot,
+  removeStaleSnapshots,
+  type SnapshotPromise,
+} from "./snapshot.js";
+export { DataDirectory } from "./data-dir.js";

@@ -1,10 +1,18 @@
 // What a SQLite store is opened with: its directory, durability, and what it tells the node.
 import type { NodeName } from "../crdt/index.js";
 import type { Metrics } from "../telemetry/types.js";
+import type { DataDirectory } from "./data-dir.js";
 import type { StorageCondition } from "./storage-health.js";
 
 export interface SqliteStoreOptions {
   readonly dataDir: string;
+  /** The data directory already held (a snapshot bootstrap takes it first); opened otherwise. */
+  readonly directory?: DataDirectory;
+  /**
+   * The database was checked page by page moments ago (a snapshot just installed): the start
+   * skips its own integrity check, which would read every page again.
+   */
+  readonly integrityChecked?: boolean;
   readonly nodeName: NodeName;
   /** `always`: synchronous=FULL, a commit survives power loss; `normal`: it survives kill -9. */
   readonly fsync: "normal" | "always";

@@ -160,7 +160,7 @@ export function startIncarnation(
   return { origin, previous };
 }
 
-export function loadVersionVector(sql: Statements): VersionVector {
+export function loadVersionVector(sql: Pick<Statements, "origins" | "ahead">): VersionVector {
   const vv = VersionVector.from(new Map(sql.origins.all() as [OriginId, number][]));
   // Entries that arrived above a gap: few, and they must wait for it to fill.
   for (const [origin, seq] of sql.ahead.all() as [OriginId, number][]) vv.add({ origin, seq });

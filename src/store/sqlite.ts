@@ -21,6 +21,7 @@ import type { SqliteStoreOptions } from "./sqlite-options.js";
 import { StorageHealth, type StorageCondition } from "./storage-health.js";
 import { DataDirectoryError, StorageFullError, StoreCorruptError } from "./types.js";
 import { LogStore } from "./log-store.js";
+import { StoreSnapshot, removeStaleSnapshots } from "./snapshot.js";
 import {
   META,
   checkIntegrity,
@@ -80,8 +81,10 @@ export class SqliteStore extends LogStore {
    * start leaves behind nothing it created.
    */
   static open(options: SqliteStoreOptions): SqliteStore {
-    const dir = DataDirectory.open(options.dataDir);
+    const dir = options.directory ?? DataDirectory.open(options.dataDir);
     try {
+      // What a killed snapshot download or a served copy left: never a database.
+      removeStaleSnapshots(dir.path);
       try {
         return SqliteStore.openIn(dir, options);
       } catch (error) {
@@ -118,7 +121,7 @@ export class SqliteStore extends LogStore {
       const layout = prepareLayout(db);
       if (dir.markedCorrupt) throw new StoreCorruptError(dir.path, "found corrupt while running");
       // Every page of the file, read once: a few seconds at millions of likes (README).
-      if (!isNew) checkIntegrity(layout, dir.path);
+      if (!isNew && options.integrityChecked !== true) checkIntegrity(layout, dir.path);
       checkLayout(db, layout, file);
       const sql = { ...layout, ...prepare(db) };
       const { origin, previous } = startIncarnation(sql, options.nodeName);
@@ -155,6 +158,18 @@ export class SqliteStore extends LogStore {
       db.close();
       throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;
     }
+  }
+
+  /**
+   * A consistent copy of the database for a joining node (snapshot.ts), made with SQLite's
+   * online backup in steps between which the event loop runs; writes on this connection while
+   * it runs are carried into the copy, so it is the store as of the backup's end.
+   */
+  snapshot(): Promise<StoreSnapshot> {
+    this.health.check();
+    return StoreSnapshot.make(this.dir.path, async (path) => {
+      await this.db.backup(path);
+    });
   }
 
   /** Whether the store can take writes; while the disk is full, tries one small write a second. */

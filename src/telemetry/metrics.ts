@@ -4,7 +4,14 @@ import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
 import { recordApplied } from "./spans.js";
 import { traceIdOf } from "./trace-context.js";
-import type { Metrics, OwnEntry, PeerMessageResult, ReplicationPath } from "./types.js";
+import type {
+  Metrics,
+  OwnEntry,
+  PeerMessageResult,
+  ReplicationPath,
+  SnapshotResult,
+  SnapshotRole,
+} from "./types.js";
 
 export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;
 export const PROMETHEUS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
@@ -16,6 +23,8 @@ const LAG_BUCKETS = [
 /** Distinct `origin` label values at most (node names); the rest are counted as "other". */
 export const MAX_ORIGIN_LABELS = 64;
 const OTHER_ORIGINS = "other";
+// A snapshot: under a second for a small store, a minute or more for tens of millions of likes.
+const SNAPSHOT_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
 /** A peer as the peer gauges show it, labelled by node name (its address until it answers). */
@@ -51,6 +60,9 @@ export class PromMetrics implements Metrics {
   private readonly messages;
   private readonly bytes;
   private readonly commit;
+  private readonly snapshots;
+  private readonly snapshotBytesTotal;
+  private readonly snapshotDuration;
   private readonly originLabels = new Set<string>();
 
   constructor(gauges: Gauges) {
@@ -159,6 +171,28 @@ export class PromMetrics implements Metrics {
       buckets: LATENCY_BUCKETS,
       registers,
     });
+    this.snapshots = new client.Counter({
+      name: "likes_snapshots_total",
+      help: "Snapshots installed here (role install) or served to a joining node (role serve), by result",
+      labelNames: ["role", "result"] as const,
+      registers,
+    });
+    for (const role of ["install", "serve"])
+      for (const result of ["ok", "refused", "failed"]) this.snapshots.inc({ role, result }, 0);
+    this.snapshotBytesTotal = presetCounter(
+      this.registry,
+      "likes_snapshot_bytes_total",
+      "Bytes of snapshot chunks received (in) or sent (out)",
+      "direction",
+      ["in", "out"],
+    );
+    this.snapshotDuration = new client.Histogram({
+      name: "likes_snapshot_duration_seconds",
+      help: "From asking for a snapshot to installing it (install), or from making one to its last chunk (serve)",
+      labelNames: ["role"] as const,
+      buckets: SNAPSHOT_BUCKETS,
+      registers,
+    });
   }
 
   requestServed(route: string, method: string, code: number, seconds: number): void {
@@ -210,6 +244,15 @@ export class PromMetrics implements Metrics {
     if (traceId)
       this.convergence.observe({ labels: {}, value: seconds, exemplarLabels: exemplar(traceId) });
     else this.convergence.observe({ labels: {}, value: seconds });
+  }
+
+  snapshotBytes(direction: "in" | "out", bytes: number): void {
+    this.snapshotBytesTotal.inc({ direction }, bytes);
+  }
+
+  snapshotEnded(role: SnapshotRole, result: SnapshotResult, seconds: number): void {
+    this.snapshots.inc({ role, result });
+    if (result === "ok") this.snapshotDuration.observe({ role }, seconds);
   }
 
   /** The exposition a scraper asked for: OpenMetrics (with exemplars) or Prometheus text. */

@@ -109,3 +109,26 @@ export function markFault(
   span.setAttributes(prefixed);
   span.addEvent(`likes.fault.${what}`, prefixed);
 }
+
+/** What a snapshot's span tells once known: its size and the entries it holds. */
+export type SnapshotAttributes = (bytes: number, entries: number) => void;
+
+/**
+ * A snapshot bootstrap (one span per snapshot asked of a peer): a trace of its own, with the
+ * peer, and the bytes and entries once the peer has said them.
+ */
+export function snapshotSpan<T>(
+  peer: string,
+  fn: (attributes: SnapshotAttributes) => Promise<T>,
+): Promise<T> {
+  const span = tracer.startSpan(
+    "likes.snapshot",
+    { kind: SpanKind.CLIENT, root: true, attributes: { "likes.peer": peer } },
+    context.active(),
+  );
+  return inSpan(span, () =>
+    fn((bytes, entries) =>
+      span.setAttributes({ "likes.snapshot.bytes": bytes, "likes.snapshot.entries": entries }),
+    ),
+  );
+}

@@ -24,6 +24,11 @@ export type ReplicationPath = "push" | "sync";
 /** A peer message sent (ok, error), or received and refused (rejected). */
 export type PeerMessageResult = "ok" | "error" | "rejected";
 
+/** How a snapshot ended: installed or served whole, refused (bad bytes), or failed (I/O, link). */
+export type SnapshotResult = "ok" | "refused" | "failed";
+/** Which end of a snapshot: the joining node installs it, a peer serves it. */
+export type SnapshotRole = "install" | "serve";
+
 /** An own entry, as the convergence metric needs it. */
 export type OwnEntry = Pick<Entry, "seq" | "ts" | "traceparent">;
 
@@ -46,6 +51,10 @@ export interface Metrics {
   entriesApplied(entries: readonly Entry[], path: ReplicationPath, now: number): void;
   /** An own entry is now held by every known peer, `seconds` after it was accepted. */
   entryConverged(entry: OwnEntry, seconds: number): void;
+  /** Bytes of snapshot chunks received (in, a joining node) or sent (out, a serving peer). */
+  snapshotBytes(direction: "in" | "out", bytes: number): void;
+  /** A snapshot ended, `seconds` after it began. */
+  snapshotEnded(role: SnapshotRole, result: SnapshotResult, seconds: number): void;
 }
 
 /** Metrics that record nothing: for unit tests and the simulation. */
@@ -57,4 +66,6 @@ export const noMetrics: Metrics = {
   peerBytes: () => {},
   entriesApplied: () => {},
   entryConverged: () => {},
+  snapshotBytes: () => {},
+  snapshotEnded: () => {},
 };

@@ -98,6 +98,7 @@ describe("a node process", () => {
       ["LIKES_NODE_NAME", "bad name"],
       ["LIKES_PUSH_MS", "-1"],
       ["LIKES_TRACES_PER_SECOND", "0"],
+      ["LIKES_SNAPSHOT_THRESHOLD", "lots"],
       ["LOG_LEVEL", "loud"],
     ] as const) {
       const { code, stderr } = await runToExit({ [name]: value, LIKES_DATA_DIR: dataDir() });

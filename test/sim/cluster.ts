@@ -8,7 +8,11 @@ import {
   type UserId,
 } from "../../src/crdt/index.js";
 import { StaticMembership, type PeerAddress, type Random } from "../../src/replication/ports.js";
-import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
+import {
+  isSnapshotRequest,
+  type PeerReply,
+  type PeerRequest,
+} from "../../src/replication/protocol.js";
 import { Replicator, type Consistency } from "../../src/replication/replicator.js";
 import { MemoryDisk, MemoryStore } from "../../src/store/index.js";
 import { silentLogger } from "../../src/telemetry/types.js";
@@ -62,6 +66,9 @@ class SimNode implements Endpoint {
   }
 
   handle(request: PeerRequest): Promise<PeerReply> {
+    // Snapshots are files of the SQLite store: the simulated nodes neither serve nor ask one.
+    if (isSnapshotRequest(request))
+      return Promise.reject(new Error("the simulation serves no snapshots"));
     return this.replicator.handle(request);
   }
 }

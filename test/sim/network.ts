@@ -1,6 +1,11 @@
 import { binaryCodec } from "../../src/replication/codec.js";
 import type { PeerAddress, Random, Transport } from "../../src/replication/ports.js";
-import type { PeerReply, PeerRequest, ReplyTo } from "../../src/replication/protocol.js";
+import {
+  replyKindOf,
+  type PeerReply,
+  type PeerRequest,
+  type ReplyTo,
+} from "../../src/replication/protocol.js";
 import type { Scheduler } from "./scheduler.js";
 
 /** A node as the network sees it: reachable while `alive`, answering through `handle`. */
@@ -73,7 +78,7 @@ export class SimNetwork {
         settled = true;
         reject(new Error(`${to} timed out`));
       }, TIMEOUT_MS);
-      const replyKind = request.kind === "deltas" ? "deltas-reply" : "sync-reply";
+      const replyKind = replyKindOf(request.kind);
       const deliver = () => {
         const target = this.endpoints.get(to);
         if (!target || !target.alive || !this.connected(from.address, to)) return;

@@ -1,0 +1,36 @@
+// What the public and admin ports answer while a node starts (its store not open yet, or a
+// snapshot being installed): alive, not ready and why, and the metrics; nothing else.
+import type { RequestListener } from "node:http";
+import type { Logger } from "../telemetry/types.js";
+import { NotReadyError } from "./errors.js";
+import { sendError, sendJson } from "./respond.js";
+
+export interface StartingDeps {
+  /** Why the node is not ready yet. */
+  readonly reason: () => string;
+  /** The admin port's metrics exposition; the public port has none. */
+  readonly metrics?: (accept: string | undefined) => Promise<{ contentType: string; body: string }>;
+  readonly logger: Logger;
+}
+
+export function startingListener(deps: StartingDeps): RequestListener {
+  return (req, res) => {
+    const path = (req.url ?? "").split("?")[0] ?? "";
+    const get = req.method === "GET" || req.method === "HEAD";
+    if (get && path === "/healthz" && !deps.metrics) return sendJson(res, 200, { status: "ok" });
+    if (get && path === "/metrics" && deps.metrics) {
+      deps.metrics(req.headers.accept).then(
+        ({ contentType, body }) => {
+          res.writeHead(200, {
+            "content-type": contentType,
+            "content-length": Buffer.byteLength(body),
+          });
+          res.end(body);
+        },
+        (error: unknown) => sendError(res, error, deps.logger, { path }),
+      );
+      return;
+    }
+    sendError(res, new NotReadyError(deps.reason()), deps.logger, { path });
+  };
+}

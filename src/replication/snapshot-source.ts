@@ -1,0 +1,194 @@
+// The serving end of a snapshot bootstrap: answers snapshot-begin with a consistent copy of the
+// store (made only when this node holds at least what the caller asks for), and snapshot-chunk
+// with its bytes. Copies take disk: at most MAX_SERVING at a time, each removed once read to its
+// end, when its caller goes quiet for IDLE_MS, or when the node stops.
+import type { Digest } from "../crdt/index.js";
+import type { Logger, Metrics } from "../telemetry/types.js";
+import type { Clock, Timer } from "./ports.js";
+import {
+  MAX_SNAPSHOT_CHUNK,
+  MalformedMessageError,
+  type Sender,
+  type SnapshotBeginReply,
+  type SnapshotBeginRequest,
+  type SnapshotChunkReply,
+  type SnapshotChunkRequest,
+  type SnapshotRequest,
+} from "./protocol.js";
+
+/** A copy being served: what the store's snapshot (store/snapshot.ts) provides. */
+export interface ServedSnapshot {
+  readonly bytes: number;
+  readonly sha256: Buffer;
+  readonly vv: Digest;
+  readonly entryCount: number;
+  read(offset: number, length: number): Promise<Buffer>;
+  remove(): Promise<void>;
+}
+
+/** Snapshots served at once: each is a copy of the whole store on this node's disk. */
+export const MAX_SERVING = 2;
+/** A copy nobody asked a chunk of for this long is removed (its caller gave up or died). */
+export const IDLE_MS = 30_000;
+
+/** A chunk asked of a snapshot this node does not serve (any more): the caller starts again. */
+export class SnapshotGoneError extends Error {
+  override readonly name = "SnapshotGoneError";
+}
+
+export interface SnapshotSourceDeps {
+  readonly self: Sender;
+  /** Entries this node holds now (the sum of its vector). */
+  readonly entries: () => number;
+  /** Makes a consistent copy of the store. */
+  readonly make: () => Promise<ServedSnapshot>;
+  readonly clock: Clock;
+  readonly logger: Logger;
+  readonly metrics: Pick<Metrics, "snapshotBytes" | "snapshotEnded">;
+}
+
+interface Serving {
+  readonly snapshot: ServedSnapshot;
+  readonly caller: string;
+  readonly startedAt: number;
+  sent: number;
+  reading: number;
+  idle: Timer | undefined;
+}
+
+export class SnapshotSource {
+  private readonly serving = new Map<number, Serving>();
+  /** Copies being made: they count against MAX_SERVING too. */
+  private making = 0;
+  private nextId = 1;
+  private stopped = false;
+
+  constructor(private readonly deps: SnapshotSourceDeps) {}
+
+  answer(request: SnapshotRequest): Promise<SnapshotBeginReply | SnapshotChunkReply> {
+    return request.kind === "snapshot-begin" ? this.begin(request) : this.chunk(request);
+  }
+
+  /** Removes every copy (the node is stopping). */
+  async stop(): Promise<void> {
+    this.stopped = true;
+    await Promise.all([...this.serving.keys()].map((id) => this.end(id, "failed")));
+  }
+
+  private async begin(request: SnapshotBeginRequest): Promise<SnapshotBeginReply> {
+    const { self, logger } = this.deps;
+    const held = this.deps.entries();
+    const none = { kind: "snapshot-begin-reply", ...self, id: 0, bytes: 0 } as const;
+    const noSnapshot = { ...none, entryCount: held, sha256: Buffer.alloc(32), vv: new Map() };
+    if (held < request.minEntries) return noSnapshot;
+    if (this.stopped || this.serving.size + this.making >= MAX_SERVING) {
+      logger.warn("snapshot refused: serving as many as allowed", {
+        caller: request.node,
+        serving: this.serving.size + this.making,
+      });
+      return noSnapshot;
+    }
+    this.making++;
+    const startedAt = this.deps.clock.now();
+    let snapshot: ServedSnapshot;
+    try {
+      snapshot = await this.deps.make();
+    } catch (error) {
+      this.deps.metrics.snapshotEnded("serve", "failed", 0);
+      logger.error("could not make a snapshot", { caller: request.node, error: String(error) });
+      throw error;
+    } finally {
+      this.making--;
+    }
+    if (this.stopped) {
+      await snapshot.remove();
+      return noSnapshot;
+    }
+    const id = this.nextId++;
+    this.serving.set(id, {
+      snapshot,
+      caller: request.node,
+      startedAt,
+      sent: 0,
+      reading: 0,
+      idle: undefined,
+    });
+    this.touch(id);
+    logger.info("serving a snapshot", {
+      caller: request.node,
+      id,
+      bytes: snapshot.bytes,
+      entries: snapshot.entryCount,
+      ms: this.deps.clock.now() - startedAt,
+    });
+    return {
+      ...none,
+      id,
+      bytes: snapshot.bytes,
+      entryCount: snapshot.entryCount,
+      sha256: snapshot.sha256,
+      vv: snapshot.vv,
+    };
+  }
+
+  private async chunk(request: SnapshotChunkRequest): Promise<SnapshotChunkReply> {
+    const serving = this.serving.get(request.id);
+    if (!serving) throw new SnapshotGoneError(`no snapshot ${request.id} is served here`);
+    const { snapshot } = serving;
+    if (request.offset >= snapshot.bytes)
+      throw new MalformedMessageError(
+        `offset ${request.offset} is past the snapshot's ${snapshot.bytes} bytes`,
+      );
+    this.touch(request.id);
+    serving.reading++;
+    let data: Buffer;
+    try {
+      data = await snapshot.read(request.offset, MAX_SNAPSHOT_CHUNK);
+    } finally {
+      serving.reading--;
+    }
+    serving.sent += data.length;
+    this.deps.metrics.snapshotBytes("out", data.length);
+    // Every byte sent once (a caller reads each chunk once, in any order): the copy is done.
+    if (serving.sent >= snapshot.bytes && serving.reading === 0) await this.end(request.id, "ok");
+    return {
+      kind: "snapshot-chunk-reply",
+      ...this.deps.self,
+      id: request.id,
+      offset: request.offset,
+      data,
+    };
+  }
+
+  private touch(id: number): void {
+    const serving = this.serving.get(id);
+    if (!serving) return;
+    serving.idle?.cancel();
+    serving.idle = this.deps.clock.setTimeout(() => {
+      if (serving.reading > 0) return this.touch(id);
+      this.deps.logger.warn("snapshot abandoned by its caller; removed", {
+        caller: serving.caller,
+        id,
+        sent: serving.sent,
+      });
+      void this.end(id, "failed");
+    }, IDLE_MS);
+  }
+
+  private async end(id: number, result: "ok" | "failed"): Promise<void> {
+    const serving = this.serving.get(id);
+    if (!serving) return;
+    this.serving.delete(id);
+    serving.idle?.cancel();
+    this.deps.metrics.snapshotEnded(
+      "serve",
+      result,
+      (this.deps.clock.now() - serving.startedAt) / 1000,
+    );
+    try {
+      await serving.snapshot.remove();
+    } catch (error) {
+      this.deps.logger.warn("could not remove a served snapshot", { id, error: String(error) });
+    }
+  }
+}

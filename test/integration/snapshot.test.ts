@@ -1,0 +1,303 @@
+// Snapshot bootstrap with real processes: an empty node joins a node that holds many likes by
+// installing a snapshot of its store, keeps its own origin and goes on by anti-entropy; a kill
+// mid-snapshot leaves nothing half-installed; a damaged or cut snapshot is refused.
+import { existsSync, mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterEach, describe, expect, it } from "vitest";
+import { TEST_SECRET, clusterView } from "../support/cluster.js";
+import { OtlpReceiver, SPAN_KIND } from "../support/otlp-receiver.js";
+import { freePorts } from "../support/tcp-proxy.js";
+import { NodeProcess, countOf, postLike } from "../support/process.js";
+import { SEED_ORIGIN, SnapshotPeer, seedDataDir } from "../support/snapshot-peer.js";
+import { waitFor } from "../support/wait.js";
+
+const LIKES = 50_000;
+const THRESHOLD = "10000";
+
+let root: string;
+const running: NodeProcess[] = [];
+let fake: SnapshotPeer | undefined;
+let receiver: OtlpReceiver | undefined;
+
+afterEach(async () => {
+  await receiver?.close();
+  receiver = undefined;
+  await Promise.all(running.splice(0).map((n) => n.kill("SIGKILL")));
+  await fake?.stop();
+  fake = undefined;
+  if (root) rmSync(root, { recursive: true, force: true });
+});
+
+function freshRoot(): string {
+  root = mkdtempSync(join(tmpdir(), "likes-snapshot-"));
+  return root;
+}
+
+async function start(env: Record<string, string>): Promise<NodeProcess> {
+  const node = await NodeProcess.start({
+    LIKES_HTTP_PORT: "0",
+    LIKES_ADMIN_PORT: "0",
+    LIKES_PEER_PORT: "0",
+    LIKES_CLUSTER_SECRET: TEST_SECRET,
+    LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
+    ...env,
+  });
+  running.push(node);
+  return node;
+}
+
+/** The sum of a node's samples of `name` whose labels include every one given. */
+async function metric(
+  adminUrl: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  let sum = 0;
+  for (const line of text.split("\n")) {
+    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)/.exec(line);
+    if (!match || match[1] !== name) continue;
+    const set = match[2] ?? "";
+    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`)))
+      sum += Number(match[3]);
+  }
+  return sum;
+}
+
+/** The files a data directory holds besides the lock. */
+function filesOf(dir: string): string[] {
+  return readdirSync(dir)
+    .filter((name) => !name.startsWith("likes.lock"))
+    .sort();
+}
+
+describe("snapshot bootstrap", () => {
+  it("installs a peer's snapshot into an empty node, which keeps its own origin and catches up the rest", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "a"), LIKES);
+    const a = await start({ LIKES_NODE_NAME: "nodeA", LIKES_DATA_DIR: join(dir, "a") });
+    const aOrigin = (await clusterView(a.adminUrl)).origin;
+    // Likes keep arriving at A while B copies its store and installs it.
+    let writing = true;
+    let written = 0;
+    const writer = (async () => {
+      while (writing) {
+        if ((await postLike(a.url, "meanwhile", `w-${written}`)).status === 201) written++;
+      }
+    })();
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: `127.0.0.1:${a.ports?.peer}`,
+    });
+    writing = false;
+    await writer;
+    expect(written).toBeGreaterThan(0);
+    await waitFor(
+      "B to hold every like written to A meanwhile",
+      async () => (await countOf(b.url, "meanwhile")) === written,
+    );
+    // Listening means installed: every seeded like is held at once, by snapshot.
+    const view = await clusterView(b.adminUrl);
+    expect(view.vv[SEED_ORIGIN]).toBe(LIKES);
+    expect(await countOf(b.url, "post-7")).toBe(LIKES / 100);
+    expect(
+      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "ok" }),
+    ).toBe(1);
+    expect(
+      await metric(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" }),
+    ).toBeGreaterThan(0);
+    expect(await metric(a.adminUrl, "likes_snapshots_total", { role: "serve", result: "ok" })).toBe(
+      1,
+    );
+    expect(
+      b.lines.some((l) => l.message === "snapshot installed; catching up by anti-entropy"),
+    ).toBe(true);
+    // Its own origin: not the serving node's, not carried over from the snapshot's file.
+    expect(view.origin.startsWith("nodeB~")).toBe(true);
+    expect(view.origin).not.toBe(aOrigin);
+    expect(
+      b.lines.some(
+        (l) =>
+          l.message ===
+          "the data directory was another node's: its likes are kept, new ones are this node's",
+      ),
+    ).toBe(false);
+    expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+    // What arrives afterwards, both ways, by the ordinary replication.
+    expect((await postLike(a.url, "after", "u-a")).status).toBe(201);
+    expect((await postLike(b.url, "after", "u-b")).status).toBe(201);
+    for (const node of [a, b])
+      await waitFor(
+        `${node.url} to hold both new likes`,
+        async () => (await countOf(node.url, "after")) === 2,
+      );
+    const bOwn = (await clusterView(a.adminUrl)).vv[view.origin];
+    expect(bOwn).toBe(1);
+    // The served copy is gone from the serving node's directory.
+    await waitFor("the served copy to be removed", () =>
+      filesOf(join(dir, "a")).every((name) => name.startsWith("likes.db")),
+    );
+  });
+
+  it("starts empty and catches up by anti-entropy when no peer holds more than the threshold", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "a"), 2_000);
+    const a = await start({ LIKES_NODE_NAME: "nodeA", LIKES_DATA_DIR: join(dir, "a") });
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: `127.0.0.1:${a.ports?.peer}`,
+    });
+    expect(await metric(b.adminUrl, "likes_snapshots_total", { role: "install" })).toBe(0);
+    await waitFor(
+      "the empty node to catch up",
+      async () => (await clusterView(b.adminUrl)).vv[SEED_ORIGIN] === 2_000,
+    );
+  });
+
+  it("is not ready while installing, and a kill mid-snapshot leaves no database; the next start installs it whole", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    // The first two chunks go out; the rest wait until the test lets them.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    fake.hook = async (offset, data) => {
+      if (offset >= 2 * 512 * 1024) await held;
+      return data;
+    };
+    const [http, admin] = await freePorts(2);
+    const env = {
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_HTTP_PORT: String(http),
+      LIKES_ADMIN_PORT: String(admin),
+      LIKES_PEER_PORT: "0",
+      LIKES_CLUSTER_SECRET: TEST_SECRET,
+      LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
+      LIKES_PEERS: fake.address,
+    };
+    const first = new NodeProcess(env);
+    running.push(first);
+    const reason = await waitFor("the node to say it is installing", async () => {
+      const res = await fetch(`http://127.0.0.1:${http}/readyz`);
+      if (res.status !== 503) return undefined;
+      const body = (await res.json()) as { error: { message: string } };
+      return /installing a snapshot from .*: \d+ of \d+ bytes/.test(body.error.message)
+        ? body.error.message
+        : undefined;
+    });
+    expect(reason).toContain(fake.address);
+    expect((await fetch(`http://127.0.0.1:${http}/healthz`)).status).toBe(200);
+    expect((await fetch(`http://127.0.0.1:${http}/likes?post=post-1`)).status).toBe(503);
+    expect(
+      await metric(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", { direction: "in" }),
+    ).toBe(2 * 512 * 1024);
+    await first.kill("SIGKILL");
+    running.splice(running.indexOf(first), 1);
+    // Half a download under its own name, never at the database's path.
+    expect(filesOf(join(dir, "b"))).toEqual(["likes.db.snapshot"]);
+    release();
+    const second = await start(env);
+    expect((await clusterView(second.adminUrl)).vv[SEED_ORIGIN]).toBe(LIKES);
+    expect(await countOf(second.url, "post-99")).toBe(LIKES / 100);
+    expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
+  });
+
+  it("refuses a snapshot whose bytes were damaged, and starts empty with nothing of it", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    fake.hook = (offset, data) => {
+      if (offset !== 512 * 1024) return data;
+      const damaged = Buffer.from(data);
+      damaged[1000] = (damaged[1000] as number) ^ 0xff;
+      return damaged;
+    };
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: fake.address,
+    });
+    expect(
+      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "refused" }),
+    ).toBe(1);
+    const refusal = b.lines.find((l) => l.message === "snapshot refused");
+    expect(String(refusal?.error)).toContain("checksum mismatch");
+    expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();
+    expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
+  });
+
+  it("refuses a snapshot cut short", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    fake.hook = (offset, data) => (offset >= 512 * 1024 ? data.subarray(0, data.length - 1) : data);
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: fake.address,
+    });
+    expect(
+      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "refused" }),
+    ).toBe(1);
+    expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();
+    expect(existsSync(join(dir, "b", "likes.db.snapshot"))).toBe(false);
+  });
+
+  it("starts empty, with nothing of the snapshot left, when the serving peer goes away mid-snapshot", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    const peer = (fake = await SnapshotPeer.start(join(dir, "peer")));
+    let stopped: Promise<void> | undefined;
+    peer.hook = (offset, data) => {
+      if (offset < 512 * 1024) return data;
+      // The peer dies with chunks in flight: its links close, nothing more is answered.
+      stopped ??= peer.stop();
+      return new Promise<Buffer>(() => {});
+    };
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: peer.address,
+    });
+    fake = undefined;
+    await stopped;
+    expect(
+      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "failed" }),
+    ).toBe(1);
+    expect(b.lines.some((l) => l.message === "snapshot failed")).toBe(true);
+    expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();
+    expect((await fetch(`${b.url}/readyz`)).status).toBe(200);
+    expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
+  });
+
+  it("traces the bootstrap: one likes.snapshot span with the peer, bytes and entries", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    receiver = await OtlpReceiver.start();
+    const b = await start({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_PEERS: fake.address,
+      OTEL_SDK_DISABLED: "false",
+      OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
+      OTEL_BSP_SCHEDULE_DELAY: "100",
+    });
+    const bytes = await metric(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" });
+    const span = await waitFor("the snapshot's span", () =>
+      receiver?.spans.find((s) => s.name === "likes.snapshot"),
+    );
+    expect(span.kind).toBe(SPAN_KIND.CLIENT);
+    expect(span.parentSpanId).toBe("");
+    expect(span.attributes).toMatchObject({
+      "likes.peer": fake.address,
+      "likes.snapshot.bytes": bytes,
+      "likes.snapshot.entries": LIKES,
+    });
+    expect(receiver.spans.filter((s) => s.name === "likes.snapshot")).toHaveLength(1);
+  });
+});
