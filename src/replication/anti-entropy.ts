@@ -1,7 +1,7 @@
 // Anti-entropy: every LIKES_SYNC_MS (jittered) one random peer is sent this node's version
 // vector; its answer carries pages of what this node lacks, which are pulled to the end (a
 // catch-up), and then what the peer lacks is pushed to it.
-import { patchDigest, type Entry } from "../crdt/index.js";
+import { patchDigest, type Entry, type OriginId } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger, Metrics, ReplicationPath } from "../telemetry/types.js";
 import { PeerLimitError, checkEntries, type PeerLimits, type RefusalLog } from "./limits.js";
@@ -48,8 +48,11 @@ export class AntiEntropy {
   private running = false;
   /** The peer a catch-up pulls page after page from, if one does. */
   private source: PeerState | undefined;
-  /** Peers that refused a windowed page (an older version): paged one page at a time. */
-  private readonly windowless = new WeakSet<PeerState>();
+  /**
+   * Peers that refused a windowed page (an older build), by the incarnation that refused: they
+   * are paged one page at a time until they restart (maybe upgraded, as a new incarnation).
+   */
+  private readonly windowless = new WeakMap<PeerState, OriginId | undefined>();
   private readonly catchUp: CatchUpDeps;
 
   constructor(private readonly deps: AntiEntropyDeps) {
@@ -116,7 +119,7 @@ export class AntiEntropy {
         if (this.source !== undefined && this.source !== peer) break;
         this.source = peer;
         pulling = true;
-        if (this.windowless.has(peer)) continue;
+        if (this.windowless.has(peer) && this.windowless.get(peer) === peer.origin) continue;
         try {
           await pullWindows(
             this.catchUp,
@@ -127,7 +130,7 @@ export class AntiEntropy {
           );
         } catch (error) {
           if (!(error instanceof WindowsUnsupportedError)) throw error;
-          this.windowless.add(peer);
+          this.windowless.set(peer, peer.origin);
           this.deps.logger.info("peer pages one page at a time", { peer: peer.label });
         }
         if (!this.running) break;

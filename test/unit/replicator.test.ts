@@ -251,6 +251,36 @@ describe("replicator", () => {
     for (const node of [a, b, c]) node.replicator.stop();
   });
 
+  it("ends a catch-up on stop(), sending nothing more and keeping what arrived", async () => {
+    const { scheduler, node } = simNetwork(13);
+    let syncs = 0;
+    const a = node("a", []);
+    const c = node("c", ["a"], {
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind === "sync") syncs++;
+          return inner.send(to, request);
+        },
+      }),
+    });
+    const likes = 30 * MAX_PAGE_ENTRIES;
+    await Promise.all([a.store.apply(bulk(likes)), scheduler.runUntil(scheduler.now() + 1)]);
+    a.replicator.start();
+    c.replicator.start();
+    // Stopped once its first batch is committed, while the next pages are in flight.
+    for (let t = 0; c.store.setSize() <= MAX_PAGE_ENTRIES && t < 10_000; t += 1)
+      await scheduler.runUntil(scheduler.now() + 1);
+    const held = c.store.setSize();
+    expect(held).toBeGreaterThan(MAX_PAGE_ENTRIES);
+    c.replicator.stop();
+    const asked = syncs;
+    await scheduler.runUntil(scheduler.now() + 5000);
+    expect(syncs).toBe(asked);
+    expect(c.store.setSize()).toBeGreaterThanOrEqual(held);
+    expect(c.store.setSize()).toBeLessThan(likes);
+    a.replicator.stop();
+  });
+
   it("pages one page at a time from a peer that refuses windowed pages (an older version)", async () => {
     const { scheduler, node } = simNetwork(3);
     let refused = 0;
