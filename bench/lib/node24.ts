@@ -7,6 +7,8 @@ export interface Runtime {
   readonly label: string;
   readonly node: string;
   readonly likesMain: string;
+  /** bench/gen.ts built, next to a better-sqlite3 built for this runtime. */
+  readonly gen: string;
 }
 
 const root = join(REPO, ".cache/node24");
@@ -62,10 +64,17 @@ export function provisionNode24(): Runtime {
   }
   rmSync(join(app, "dist"), { recursive: true, force: true });
   cpSync(join(REPO, "dist"), join(app, "dist"), { recursive: true });
+  rmSync(join(app, "dist-bench"), { recursive: true, force: true });
+  cpSync(join(REPO, "dist-bench"), join(app, "dist-bench"), { recursive: true });
   const version = execFileSync(
     node,
     ["-e", "require('better-sqlite3'); process.stdout.write(process.version)"],
     { cwd: app, encoding: "utf8" },
   );
-  return { label: `Node ${version}`, node, likesMain: join(app, "dist/main.js") };
+  return {
+    label: `Node ${version}`,
+    node,
+    likesMain: join(app, "dist/main.js"),
+    gen: join(app, "dist-bench/bench/gen.js"),
+  };
 }

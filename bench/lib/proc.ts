@@ -6,6 +6,7 @@ import { connect } from "node:net";
 export class Proc {
   private readonly exited: Promise<number | null>;
   output = "";
+  hasExited = false;
 
   constructor(
     readonly name: string,
@@ -22,7 +23,12 @@ export class Proc {
     };
     child.stdout?.on("data", keep);
     child.stderr?.on("data", keep);
-    this.exited = new Promise((resolve) => child.once("exit", resolve));
+    this.exited = new Promise((resolve) =>
+      child.once("exit", (code) => {
+        this.hasExited = true;
+        resolve(code);
+      }),
+    );
     running.add(this);
   }
 

@@ -1,20 +1,42 @@
 import { execFileSync } from "node:child_process";
-import { cpSync, readFileSync, readdirSync, statSync } from "node:fs";
+import { cpSync, readFileSync, readdirSync, rmSync, statSync } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { figure, type Figure } from "../lib/stats.js";
+import { figure, ratio, type Figure } from "../lib/stats.js";
 import { freePorts } from "../../test/support/tcp-proxy.js";
 import { BenchCluster, REPO, SECRET, isReady, metric, view, type LikesNode } from "../lib/likes.js";
+import type { Runtime } from "../lib/node24.js";
 import { Proc, until } from "../lib/proc.js";
 import { wrk } from "../lib/wrk.js";
 
-/** Writes `count` likes of one foreign origin into a fresh data directory (a child process). */
-export function seed(dataDir: string, count: number): number {
-  const start = performance.now();
-  execFileSync(process.execPath, [join(REPO, "dist-bench/bench/gen.js"), dataDir, String(count)], {
-    stdio: "inherit",
-  });
-  return performance.now() - start;
+export interface SeedOptions {
+  /** The runtime that runs the generator (its better-sqlite3 is built for it). */
+  readonly runtime?: Pick<Runtime, "node" | "gen">;
+  /** The seq of the first like written (the likes are the same in every run for a seq). */
+  readonly first?: number;
+  /** Likes per apply (one commit each). */
+  readonly batch?: number;
+}
+
+/**
+ * Writes `count` likes of one foreign origin into a data directory (a child process) with the
+ * store's own apply; returns the applies' time alone, in ms.
+ */
+export function seed(dataDir: string, count: number, options: SeedOptions = {}): number {
+  const { runtime, first = 1, batch = 20_000 } = options;
+  const out = execFileSync(
+    runtime?.node ?? process.execPath,
+    [
+      runtime?.gen ?? join(REPO, "dist-bench/bench/gen.js"),
+      dataDir,
+      String(count),
+      "seeded",
+      String(first),
+      String(batch),
+    ],
+    { encoding: "utf8", stdio: ["ignore", "pipe", "inherit"] },
+  );
+  return (JSON.parse(out) as { applyMs: number }).applyMs;
 }
 
 /** A copy of a data directory that is a different node: same likes, its own origin. */
@@ -34,6 +56,18 @@ function diskBytes(dir: string): number {
 function rssBytes(pid: number | undefined): number {
   const status = readFileSync(`/proc/${pid}/status`, "utf8");
   return Number(/VmRSS:\s+(\d+) kB/.exec(status)?.[1]) * 1024;
+}
+
+/** What a node holds of the benchmark's origin; undefined while a busy node cannot answer. */
+async function heldBy(node: LikesNode): Promise<number | undefined> {
+  try {
+    return (await view(node)).vv["writer~bench0"];
+  } catch (error) {
+    // A commit of 100,000 entries on a loaded machine can hold the node's event loop past its
+    // admin server's keep-alive timeout (5 s), which then resets the poll's connection.
+    if (node.proc.hasExited) throw error;
+    return undefined;
+  }
 }
 
 export interface CatchUpResult {
@@ -63,7 +97,7 @@ export async function catchUp(root: string, count: number, rounds: number): Prom
       const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
       const ms = await until(
         "the empty node to catch up",
-        async () => (await view(cluster.nodes[2]!)).vv["writer~bench0"] === target,
+        async () => (await heldBy(cluster.nodes[2]!)) === target,
         600_000,
         20,
       );
@@ -80,8 +114,89 @@ export async function catchUp(root: string, count: number, rounds: number): Prom
   };
 }
 
+export interface IncrementalCatchUpResult {
+  readonly runtime: string;
+  /** Likes the behind node holds already, and the likes it lacks. */
+  readonly held: number;
+  readonly likes: number;
+  readonly seconds: Figure;
+  readonly likesPerSecond: Figure;
+  /** The store's own apply of the same likes into a copy of the behind node's directory. */
+  readonly rawLikesPerSecond: Figure;
+  /** likesPerSecond / rawLikesPerSecond, round by round. */
+  readonly ratio: Figure;
+}
+
+/** Likes per commit of the raw insert: as many as a catch-up commits at once (anti-entropy.ts). */
+const RAW_BATCH = 100_000;
+
+/**
+ * A node that holds `held` likes and missed the next `missing` (as one that was down while its
+ * peers took them) restarts next to two nodes that hold them all; likes/s until its vector
+ * equals theirs. In the same round, the store's raw insert rate: the same likes applied by the
+ * store itself, in batches, into a copy of the behind node's directory, on the same runtime.
+ */
+export async function incrementalCatchUp(o: {
+  readonly root: string;
+  readonly held: number;
+  readonly missing: number;
+  readonly rounds: number;
+  readonly runtime: Runtime;
+}): Promise<IncrementalCatchUpResult> {
+  const { root, held, missing, runtime } = o;
+  const behind = join(root, "inc-behind");
+  const full = join(root, "inc-a");
+  seed(behind, held, { runtime });
+  cloneAsNewNode(behind, full, "node1");
+  seed(full, missing, { runtime, first: held + 1 });
+  cloneAsNewNode(full, join(root, "inc-b"), "node2");
+  const target = held + missing;
+  const seconds: number[] = [];
+  const raw: number[] = [];
+  for (let round = 0; round < o.rounds; round++) {
+    const rawDir = join(root, `inc-raw-${round}`);
+    cpSync(behind, rawDir, { recursive: true });
+    const applyMs = seed(rawDir, missing, { runtime, first: held + 1, batch: RAW_BATCH });
+    rmSync(rawDir, { recursive: true, force: true });
+    raw.push(missing / (applyMs / 1000));
+    const restarted = join(root, `inc-c-${round}`);
+    cpSync(behind, restarted, { recursive: true });
+    const cluster = await BenchCluster.start({
+      size: 3,
+      root: join(root, `inc-${round}`),
+      node: runtime.node,
+      main: runtime.likesMain,
+      env: { OTEL_SDK_DISABLED: "true" },
+      dataDirs: [full, join(root, "inc-b"), restarted],
+    });
+    try {
+      const ms = await until(
+        "the behind node to catch up",
+        async () => (await heldBy(cluster.nodes[2]!)) === target,
+        600_000,
+        20,
+      );
+      seconds.push(ms / 1000);
+    } finally {
+      await cluster.stop();
+      rmSync(restarted, { recursive: true, force: true });
+    }
+  }
+  const rates = seconds.map((s) => missing / s);
+  return {
+    runtime: runtime.label,
+    held,
+    likes: missing,
+    seconds: figure(seconds),
+    likesPerSecond: figure(rates),
+    rawLikesPerSecond: figure(raw),
+    ratio: ratio(rates, raw),
+  };
+}
+
 export interface SnapshotJoinResult {
   readonly likes: number;
+  readonly runtime: string;
   /** From the empty node's launch until it is ready and holds every like. */
   readonly seconds: Figure;
   /** The snapshot's size. */
@@ -97,6 +212,7 @@ export async function snapshotJoin(
   root: string,
   count: number,
   rounds: number,
+  runtime?: Pick<Runtime, "label" | "node" | "likesMain">,
 ): Promise<SnapshotJoinResult> {
   const a = join(root, "join-a");
   seed(a, count);
@@ -104,6 +220,7 @@ export async function snapshotJoin(
   const cluster = await BenchCluster.start({
     size: 2,
     root: join(root, "join"),
+    ...(runtime ? { node: runtime.node, main: runtime.likesMain } : {}),
     env: { OTEL_SDK_DISABLED: "true" },
     dataDirs: [a, join(root, "join-b")],
   });
@@ -122,20 +239,25 @@ export async function snapshotJoin(
         proc: undefined as unknown as Proc,
       };
       const started = performance.now();
-      node.proc = new Proc(node.name, process.execPath, [join(REPO, "dist/main.js")], {
-        LIKES_NODE_NAME: node.name,
-        LIKES_HOST: "127.0.0.1",
-        LIKES_HTTP_PORT: String(http),
-        LIKES_PEER_PORT: String(peer),
-        LIKES_ADMIN_PORT: String(admin),
-        LIKES_PEERS: cluster.nodes.map((n) => `127.0.0.1:${n.peer}`).join(","),
-        LIKES_DATA_DIR: node.dataDir,
-        LIKES_CLUSTER_SECRET: SECRET,
-        LOG_LEVEL: "warn",
-        OTEL_SDK_DISABLED: "true",
-        // The default (100,000), or less for the smoke run's small store.
-        LIKES_SNAPSHOT_THRESHOLD: String(Math.min(100_000, Math.floor(count / 2))),
-      });
+      node.proc = new Proc(
+        node.name,
+        runtime?.node ?? process.execPath,
+        [runtime?.likesMain ?? join(REPO, "dist/main.js")],
+        {
+          LIKES_NODE_NAME: node.name,
+          LIKES_HOST: "127.0.0.1",
+          LIKES_HTTP_PORT: String(http),
+          LIKES_PEER_PORT: String(peer),
+          LIKES_ADMIN_PORT: String(admin),
+          LIKES_PEERS: cluster.nodes.map((n) => `127.0.0.1:${n.peer}`).join(","),
+          LIKES_DATA_DIR: node.dataDir,
+          LIKES_CLUSTER_SECRET: SECRET,
+          LOG_LEVEL: "warn",
+          OTEL_SDK_DISABLED: "true",
+          // The default (100,000), or less for the smoke run's small store.
+          LIKES_SNAPSHOT_THRESHOLD: String(Math.min(100_000, Math.floor(count / 2))),
+        },
+      );
       try {
         await until(
           "the empty node to be ready with every like",
@@ -154,7 +276,12 @@ export async function snapshotJoin(
   } finally {
     await cluster.stop();
   }
-  return { likes: count, seconds: figure(seconds), bytes };
+  return {
+    likes: count,
+    runtime: runtime?.label ?? `Node ${process.version}`,
+    seconds: figure(seconds),
+    bytes,
+  };
 }
 
 export interface SizeResult {

@@ -1,7 +1,7 @@
 // Anti-entropy: every LIKES_SYNC_MS (jittered) one random peer is sent this node's version
 // vector; its answer carries pages of what this node lacks, which are pulled to the end (a
 // catch-up), and then what the peer lacks is pushed to it.
-import { patchDigest, type Entry } from "../crdt/index.js";
+import { patchDigest, type Entry, type OriginId } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import type { Logger, Metrics, ReplicationPath } from "../telemetry/types.js";
 import { PeerLimitError, checkEntries, type PeerLimits, type RefusalLog } from "./limits.js";
@@ -9,11 +9,9 @@ import type { PeerState } from "./peer-state.js";
 import type { PeerTable } from "./peer-table.js";
 import type { Clock, Random, Timer, Transport } from "./ports.js";
 import { MAX_PAGE_ENTRIES, missingEntries, type Sender } from "./protocol.js";
+import { WindowsUnsupportedError, pullWindows, type CatchUpDeps } from "./catch-up.js";
 import type { Pusher } from "./pusher.js";
 
-// Entries a catch-up holds before it applies them in one commit (twenty pages; 10 and 40 measured
-// slower or no faster with bench/sections/storage.ts's catch-up at 1M likes).
-const CATCH_UP_BATCH = 20 * MAX_PAGE_ENTRIES;
 // Pages of missing entries pushed after one sync, before yielding to the next round.
 const MAX_PUSH_PAGES_PER_SYNC = 4;
 
@@ -48,10 +46,21 @@ export async function applyFromPeer(
 export class AntiEntropy {
   private timer: Timer | undefined;
   private running = false;
-  /** A sync is pulling page after page (a catch-up). */
-  private pulling = false;
+  /** The peer a catch-up pulls page after page from, if one does. */
+  private source: PeerState | undefined;
+  /**
+   * Peers that refused a windowed page (an older build), by the incarnation that refused: they
+   * are paged one page at a time until they restart (maybe upgraded, as a new incarnation).
+   */
+  private readonly windowless = new WeakMap<PeerState, OriginId | undefined>();
+  private readonly catchUp: CatchUpDeps;
 
-  constructor(private readonly deps: AntiEntropyDeps) {}
+  constructor(private readonly deps: AntiEntropyDeps) {
+    this.catchUp = {
+      ...deps,
+      apply: (entries, from) => applyFromPeer(deps, entries, "sync", from),
+    };
+  }
 
   start(): void {
     this.running = true;
@@ -76,59 +85,57 @@ export class AntiEntropy {
       const peer = candidates[Math.floor(random() * candidates.length)];
       // While a catch-up pulls page after page from one peer, pulling the same pages from
       // another would only double the work.
-      if (peer && !this.pulling) void this.syncWith(peer);
+      if (peer && !this.source) void this.syncWith(peer);
       // Jitter keeps nodes from syncing in lockstep.
       this.schedule(syncMs * (0.75 + random() / 2));
     }, ms);
   }
 
   /**
-   * One exchange: pull what we lack (all pages), then push what the peer lacks. In a catch-up
-   * the next page is asked for before the pages held are applied, and they are applied up to
-   * CATCH_UP_BATCH entries at a time: a commit costs about one write per page of the tree it
-   * touches, so one commit of twenty pages is far cheaper than twenty.
+   * One exchange: pull what we lack, then push what the peer lacks. The first page comes from
+   * a plain sync, which also tells the peer's vector; when more follow (a catch-up), the rest
+   * is pulled in windows with pages in flight while others commit (catch-up.ts), then a plain
+   * sync again picks up what the peer took meanwhile. A catch-up runs from one peer at a time:
+   * a sync with another that finds more to pull takes its first page only.
    */
   async syncWith(peer: PeerState): Promise<void> {
     if (peer.syncing || !this.running) return;
     const { self, store, transport, peers } = this.deps;
     peer.syncing = true;
-    const asked = new Map(store.digest());
-    const ask = () => {
-      const vv = new Map(asked);
-      const reply = transport.send(peer.address, { kind: "sync", ...self, vv });
-      reply.catch(() => undefined); // awaited below; not left unhandled if we stop before
-      return { vv, reply };
-    };
-    let held: Entry[] = [];
-    let from: Sender | undefined; // the sender of the entries held
     let failed = false;
-    const applyHeld = async () => {
-      const entries = held;
-      held = [];
-      if (entries.length > 0 && from) await applyFromPeer(this.deps, entries, "sync", from);
-    };
+    let pulling = false;
     try {
-      let next = ask();
       for (;;) {
-        const sent = next.vv;
-        const reply = await next.reply;
-        from = reply;
-        this.pulling = reply.more;
+        // What we have received is what we claim: a plain page is committed before the next.
+        const vv = store.digest();
+        const reply = await transport.send(peer.address, { kind: "sync", ...self, vv });
         // The reply holds only where the peer's vector differs from the one we sent.
-        peers.contacted(peer, reply, patchDigest(sent, reply.diff));
+        const theirs = patchDigest(vv, reply.diff);
+        peers.contacted(peer, reply, theirs);
         if (peer.isSelf) return;
-        checkEntries(reply.entries, asked, this.deps.clock.now(), this.deps.limits);
-        for (const e of reply.entries) {
-          held.push(e);
-          if (e.seq === (asked.get(e.origin) ?? 0) + 1) asked.set(e.origin, e.seq);
+        checkEntries(reply.entries, vv, this.deps.clock.now(), this.deps.limits);
+        await applyFromPeer(this.deps, reply.entries, "sync", reply);
+        if (!reply.more || !this.running) break;
+        if (this.source !== undefined && this.source !== peer) break;
+        this.source = peer;
+        pulling = true;
+        if (this.windowless.has(peer) && this.windowless.get(peer) === peer.origin) continue;
+        try {
+          await pullWindows(
+            this.catchUp,
+            peer,
+            theirs,
+            new Map(store.digest()),
+            () => this.running,
+          );
+        } catch (error) {
+          if (!(error instanceof WindowsUnsupportedError)) throw error;
+          this.windowless.set(peer, peer.origin);
+          this.deps.logger.info("peer pages one page at a time", { peer: peer.label });
         }
-        const more = reply.more && this.running;
-        if (more) next = ask();
-        if (more && held.length < CATCH_UP_BATCH) continue;
-        await applyHeld();
-        await this.pushMissing(peer);
-        if (!more) break;
+        if (!this.running) break;
       }
+      await this.pushMissing(peer);
     } catch (error) {
       if (error instanceof PeerLimitError) {
         this.deps.metrics.peerMessage("sync-reply", "rejected");
@@ -137,13 +144,10 @@ export class AntiEntropy {
       peers.failed(peer, "sync", error);
       failed = true;
     } finally {
-      // What arrived is valid whatever happened after: keep it.
-      await applyHeld().catch((error: unknown) => peers.failed(peer, "sync", error));
       peer.syncing = false;
-      const wasPulling = this.pulling;
-      this.pulling = false;
+      if (this.source === peer) this.source = undefined;
       // A catch-up whose source failed goes on from another peer now, not at a random round.
-      if (failed && wasPulling) {
+      if (failed && pulling && this.running) {
         const next = peers.live().find((p) => p !== peer && p.up !== false && !p.syncing);
         if (next) void this.syncWith(next);
       }

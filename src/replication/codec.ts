@@ -61,7 +61,9 @@ const MIN_PAIR_BYTES = 2;
  * The compact binary form of peer messages (format 2):
  *
  *   message = tag:u8 origins:(n, id×n) node:id sender:origin-index body
- *   deltas: entries · sync, deltas-reply: digest · sync-reply: more:u8 entries diff:digest
+ *   deltas: entries · sync: digest [window] · deltas-reply: digest
+ *   sync-reply: more:u8 entries diff:digest
+ *   window  = origin-index after upTo-after   (a catch-up's page: one origin's seqs, after < upTo)
  *   snapshot-begin: min-entries · snapshot-begin-reply: id bytes entries sha256:32 digest
  *   snapshot-chunk: id offset · snapshot-chunk-reply: id offset data:(length, bytes)
  *   entries = (groups, (origin-index, count, entry×count)×groups)
@@ -94,6 +96,17 @@ export const binaryCodec: Codec = {
         writeEntries(w, message.entries, table);
         break;
       case "sync":
+        writeDigest(w, message.vv, table);
+        // Only a catch-up's windowed page writes it: a plain sync is byte for byte as before.
+        if (message.window) {
+          const { origin, after, upTo } = message.window;
+          if (!isSeq(upTo) || after < 0 || after >= upTo)
+            throw new RangeError(`window ${origin} ${after}..${upTo} cannot be encoded`);
+          w.varint(table.get(origin) as number);
+          w.varint(after);
+          w.varint(upTo - after);
+        }
+        break;
       case "deltas-reply":
         writeDigest(w, message.vv, table);
         break;
@@ -148,6 +161,7 @@ function originTable(message: PeerMessage): Map<OriginId, number> {
   if ("entries" in message) for (const entry of message.entries) add(entry.origin);
   if ("vv" in message) for (const origin of message.vv.keys()) add(origin);
   if ("diff" in message) for (const origin of message.diff.keys()) add(origin);
+  if ("window" in message && message.window) add(message.window.origin);
   return table;
 }
 
@@ -206,7 +220,19 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
     case "deltas":
       message = { kind, ...sender, entries: readEntries(r, origins, MAX_PAGE_ENTRIES) };
       break;
-    case "sync":
+    case "sync": {
+      const vv = readDigest(r, origins);
+      if (r.remaining() === 0) {
+        message = { kind, ...sender, vv };
+        break;
+      }
+      const origin = originAt(origins, r.varint());
+      const after = r.varint();
+      const upTo = after + r.varint();
+      if (upTo === after || !isSeq(upTo)) throw new MalformedMessageError("bad window");
+      message = { kind, ...sender, vv, window: { origin, after, upTo } };
+      break;
+    }
     case "deltas-reply":
       message = { kind, ...sender, vv: readDigest(r, origins) };
       break;

@@ -7,6 +7,7 @@ import {
   type Entry,
   type NodeName,
   type OriginId,
+  type SeqRange,
 } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 
@@ -22,10 +23,15 @@ export interface DeltasRequest extends Sender {
   readonly entries: readonly Entry[];
 }
 
-/** Anti-entropy: the caller's version vector. */
+/**
+ * Anti-entropy: the caller's version vector. A catch-up that keeps several pages in flight
+ * names each page's `window` (one origin's seqs): the page then holds only entries of it, and
+ * `vv` stays what the caller holds, whatever pages are still on their way.
+ */
 export interface SyncRequest extends Sender {
   readonly kind: "sync";
   readonly vv: Digest;
+  readonly window?: SeqRange;
 }
 
 /**
@@ -166,16 +172,24 @@ export function answerDeltas(
   };
 }
 
-/** The answer to a sync: one page of what the caller lacks, and our vector as a difference. */
+/**
+ * The answer to a sync: one page of what the caller lacks (of its window, when it names one),
+ * and our vector as a difference. With a window, `more` says that the page stopped before the
+ * window's end (at the byte bound): what lies beyond the window the caller asks for itself.
+ */
 export function answerSync(self: Sender, request: SyncRequest, store: StoreState): SyncReply {
   const have = store.digest();
-  const { entries, more } = page(store, have, request.vv, MAX_PAGE_ENTRIES);
+  const w = request.window;
+  const ranges = w
+    ? [{ origin: w.origin, after: w.after, upTo: Math.min(w.upTo, have.get(w.origin) ?? 0) }]
+    : missingRanges(have, request.vv);
+  const { entries, more } = page(store, ranges, MAX_PAGE_ENTRIES);
   return { kind: "sync-reply", ...self, entries, diff: digestDiff(have, request.vv), more };
 }
 
 /** Up to `limit` entries (and MAX_PAGE_BYTES) that `store` holds and a peer holding `theirs` lacks. */
 export function missingEntries(store: StoreState, theirs: Digest, limit: number): Entry[] {
-  return page(store, store.digest(), theirs, limit).entries;
+  return page(store, missingRanges(store.digest(), theirs), limit).entries;
 }
 
 /** An upper bound of an entry's size in the binary codec: flags, seq, Δts, fields, traceparent. */
@@ -189,18 +203,18 @@ export function entryBytes(e: Entry): number {
 }
 
 /**
- * What `have` holds beyond `theirs`, range by range: at most `limit` entries and MAX_PAGE_BYTES
- * of them (one entry at least), and whether any were left out.
+ * The entries of `ranges` (held ranges: every seq in them is stored), range by range: at most
+ * `limit` entries and MAX_PAGE_BYTES of them (one entry at least), and whether any were left out.
  */
 function page(
   store: StoreState,
-  have: Digest,
-  theirs: Digest,
+  ranges: readonly SeqRange[],
   limit: number,
 ): { entries: Entry[]; more: boolean } {
   const entries: Entry[] = [];
   let bytes = 0;
-  for (const range of missingRanges(have, theirs)) {
+  for (const range of ranges) {
+    if (range.upTo <= range.after) continue;
     const room = limit - entries.length;
     if (room <= 0) return { entries, more: true };
     const taken = store.entries(range, room);

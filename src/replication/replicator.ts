@@ -240,8 +240,9 @@ export class Replicator {
   private onSync(request: SyncRequest): PeerReply {
     const reply = answerSync(this.self, request, this.store);
     const peer = this.heardFrom(request, request.vv);
-    // While it pulls page after page from us, pushing it the same pages would double the work.
-    if (peer && reply.more) peer.pullingUntil = this.clock.now() + this.syncMs;
+    // While it pulls page after page from us (it asks for more, or for a catch-up's window),
+    // pushing it the same pages would double the work.
+    if (peer && (reply.more || request.window)) peer.pullingUntil = this.clock.now() + this.syncMs;
     return reply;
   }
 

@@ -13,6 +13,7 @@ import {
   type UserId,
 } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
+import { WireWriter } from "../../src/replication/wire.js";
 import {
   MAX_PAGE_ENTRIES,
   MalformedMessageError,
@@ -91,6 +92,14 @@ const sender = { node: nodeName, origin };
 const message: fc.Arbitrary<PeerMessage> = fc.oneof(
   fc.record({ kind: fc.constant("deltas" as const), ...sender, entries }),
   fc.record({ kind: fc.constant("sync" as const), ...sender, vv: digest }),
+  fc.record({
+    kind: fc.constant("sync" as const),
+    ...sender,
+    vv: digest,
+    window: fc
+      .tuple(origin, fc.integer({ min: 0, max: MAX_SEQ - 1 }), fc.integer({ min: 1, max: MAX_SEQ }))
+      .map(([o, after, n]) => ({ origin: o, after, upTo: Math.min(MAX_SEQ, after + n) })),
+  }),
   fc.record({ kind: fc.constant("deltas-reply" as const), ...sender, vv: digest }),
   fc.record({
     kind: fc.constant("sync-reply" as const),
@@ -199,6 +208,20 @@ describe("binary peer codec", () => {
       });
     expect(binaryCodec.decode(syncAt(MAX_SEQ), "sync")).toMatchObject({ kind: "sync" });
     reject(syncAt(MAX_SEQ + 1), "sync", /bad seq in a digest/);
+    // A window is one origin's seqs after..upTo, after < upTo ≤ MAX_SEQ: after the vector,
+    // the origin's index (0, the sender's), after, and upTo − after.
+    const windowed = (after: number, length: number) => {
+      const w = new WireWriter();
+      w.varint(0);
+      w.varint(after);
+      w.varint(length);
+      return Buffer.concat([syncAt(1), w.finish()]);
+    };
+    expect(binaryCodec.decode(windowed(3, 6), "sync")).toMatchObject({
+      window: { origin: "node1~k3j2h4g5f6", after: 3, upTo: 9 },
+    });
+    reject(windowed(3, 0), "sync", /bad window/);
+    reject(windowed(MAX_SEQ, 1), "sync", /bad window/);
     const withField = (user: string) =>
       binaryCodec.encode({
         ...push(0),

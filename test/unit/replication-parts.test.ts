@@ -154,6 +154,30 @@ describe("protocol answers", () => {
     });
   });
 
+  it("answers a catch-up's windowed sync with that window only, and more when it stopped short", async () => {
+    const store = MemoryStore.open("b" as NodeName);
+    await store.apply(Array.from({ length: 30 }, (_, i) => entry(i + 1)));
+    const ask = (after: number, upTo: number) =>
+      answerSync(
+        self,
+        {
+          kind: "sync",
+          ...sender,
+          vv: new Map([[ORIGIN, 2]]),
+          window: { origin: ORIGIN, after, upTo },
+        },
+        store,
+      );
+    const inside = ask(10, 20);
+    expect(inside.entries.map((e) => e.seq)).toEqual(Array.from({ length: 10 }, (_, i) => 11 + i));
+    expect(inside.more).toBe(false);
+    // The diff is against the vector sent (what the caller holds), not the window.
+    expect(inside.diff).toEqual(new Map([[ORIGIN, 30]]));
+    // Past what this node holds, the page ends where its holding does.
+    expect(ask(25, 40).entries.map((e) => e.seq)).toEqual([26, 27, 28, 29, 30]);
+    expect(ask(30, 40).entries).toEqual([]);
+  });
+
   it("cuts a page of large likes by bytes, so that it fits in one link frame", async () => {
     const store = MemoryStore.open("b" as NodeName);
     const large = (seq: number): Entry => ({
