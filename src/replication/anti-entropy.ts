@@ -3,6 +3,7 @@
 // catch-up), and then what the peer lacks is pushed to it.
 import { patchDigest, type Entry, type OriginId } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
+import { syncSpan } from "../telemetry/spans.js";
 import type { Logger, Metrics, ReplicationPath } from "../telemetry/types.js";
 import { PeerLimitError, checkEntries, type PeerLimits, type RefusalLog } from "./limits.js";
 import type { PeerState } from "./peer-state.js";
@@ -108,13 +109,25 @@ export class AntiEntropy {
       for (;;) {
         // What we have received is what we claim: a plain page is committed before the next.
         const vv = store.digest();
-        const reply = await transport.send(peer.address, { kind: "sync", ...self, vv });
-        // The reply holds only where the peer's vector differs from the one we sent.
-        const theirs = patchDigest(vv, reply.diff);
-        peers.contacted(peer, reply, theirs);
-        if (peer.isSelf) return;
-        checkEntries(reply.entries, vv, this.deps.clock.now(), this.deps.limits);
-        await applyFromPeer(this.deps, reply.entries, "sync", reply);
+        const page = await syncSpan(
+          peer.label,
+          async () => {
+            const reply = await transport.send(peer.address, { kind: "sync", ...self, vv });
+            // The reply holds only where the peer's vector differs from the one we sent.
+            const theirs = patchDigest(vv, reply.diff);
+            peers.contacted(peer, reply, theirs);
+            if (peer.isSelf) return undefined;
+            checkEntries(reply.entries, vv, this.deps.clock.now(), this.deps.limits);
+            await applyFromPeer(this.deps, reply.entries, "sync", reply);
+            return { reply, theirs };
+          },
+          (p) => ({
+            "likes.entries": p?.reply.entries.length ?? 0,
+            "likes.more": p?.reply.more ?? false,
+          }),
+        );
+        if (page === undefined) return;
+        const { reply, theirs } = page;
         if (!reply.more || !this.running) break;
         if (this.source !== undefined && this.source !== peer) break;
         this.source = peer;

@@ -1,5 +1,6 @@
 // The spans of a like's journey, over @opentelemetry/api only (a no-op without an SDK, as in
-// the simulation). See DESIGN §6: likes.store, likes.replicate.push, likes.replicate.apply.
+// the simulation). See DESIGN §6: likes.store, likes.replicate.push, likes.replicate.apply; and
+// likes.replicate.sync, an anti-entropy exchange.
 // The first two wrap work of the store and the replication core; the apply spans are made by
 // the Metrics port's entriesApplied (telemetry/metrics.ts).
 import { context, SpanKind, SpanStatusCode, trace, type Link, type Span } from "@opentelemetry/api";
@@ -67,6 +68,33 @@ export function pushSpan<T>(
 }
 
 /**
+ * One anti-entropy exchange with a peer (its first page, and the entries that page brought): a
+ * CLIENT span of its own trace, sampled like a new request. The apply spans of the entries it
+ * brought link to it, and an injected fault that acted on its request marks it (markFault).
+ * `describe` names what came back, once it has.
+ */
+export function syncSpan<T>(
+  peer: string,
+  fn: () => Promise<T>,
+  describe: (result: T) => Readonly<Record<string, number | boolean>>,
+): Promise<T> {
+  const span = tracer.startSpan("likes.replicate.sync", {
+    kind: SpanKind.CLIENT,
+    root: true,
+    attributes: { "likes.peer": peer },
+  });
+  if (!span.isRecording()) {
+    span.end();
+    return fn();
+  }
+  return inSpan(span, async () => {
+    const result = await fn();
+    span.setAttributes(describe(result));
+    return result;
+  });
+}
+
+/**
  * On the receiver, per sampled entry: a consumer span that is a child of the entry's own
  * context (the like's server span), linked to the batch that carried it.
  */
@@ -95,7 +123,7 @@ export function recordApplied(entries: readonly Entry[], path: ReplicationPath, 
 }
 
 /**
- * An injected fault (LIKES_FAULTS) on a message sent inside the active span (a push): its
+ * An injected fault (LIKES_FAULTS) on a message sent inside the active span (a push, a sync): its
  * attributes as likes.fault.*, and an event named for what the fault did (delayed, dropped, cut).
  */
 export function markFault(

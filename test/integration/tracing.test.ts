@@ -25,7 +25,7 @@ afterEach(async () => {
 });
 
 /** Tracing on, exported quickly; node2 speaks http/json, the others http/protobuf. */
-async function tracedCluster(): Promise<TestCluster> {
+async function tracedCluster(env: Record<string, string> = {}): Promise<TestCluster> {
   receiver = await OtlpReceiver.start();
   return TestCluster.start(
     3,
@@ -34,6 +34,7 @@ async function tracedCluster(): Promise<TestCluster> {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: "100",
       LOG_LEVEL: "debug",
+      ...env,
     },
     (i) => ({ OTEL_EXPORTER_OTLP_PROTOCOL: i === 1 ? "http/json" : "http/protobuf" }),
   );
@@ -161,6 +162,54 @@ describe("tracing a like across the cluster", () => {
     cluster.heal(2);
     const spans = await traceOfLike(client.traceId, ["node2", "node3"]);
     expectJoinedTrace(spans, client);
+  });
+});
+
+describe("tracing injected faults", () => {
+  it("marks the push and the sync whose messages a fault cut, and the like still joins its trace", async () => {
+    cluster = await tracedCluster({ LIKES_FAULTS: "enabled" });
+    const cut = await fetch(`${cluster.node(2).adminUrl}/faults/%2A`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ cut: "both" }),
+    });
+    expect(cut.status).toBe(200);
+    const client = clientContext();
+    expect(await likeWithTrace(cluster.urls[2]!, "cut", "carol", client.header)).toBe(201);
+
+    // node3's push of the like: in the like's trace, marked as cut.
+    const push = await waitFor("a push span marked as cut", () =>
+      receiver!
+        .trace(client.traceId)
+        .find(
+          (s) => s.name === "likes.replicate.push" && s.attributes["likes.fault.kind"] === "cut",
+        ),
+    );
+    expect(instance(push)).toBe("node3");
+    // node3's anti-entropy rounds: each a trace of its own, marked as cut too.
+    const sync = await waitFor("a sync span of node3 marked as cut", () =>
+      receiver!.spans.find(
+        (s) =>
+          s.name === "likes.replicate.sync" &&
+          instance(s) === "node3" &&
+          s.attributes["likes.fault.kind"] === "cut",
+      ),
+    );
+    expect(sync.kind).toBe(SPAN_KIND.CLIENT);
+    expect(sync.parentSpanId).toBe("");
+    expect(sync.attributes["likes.peer"]).toEqual(expect.any(String));
+
+    // Healed, the like reaches both peers, in its own trace.
+    expect((await fetch(`${cluster.node(2).adminUrl}/faults`, { method: "DELETE" })).status).toBe(
+      200,
+    );
+    const spans = await traceOfLike(client.traceId, ["node1", "node2"]);
+    expect(
+      spans
+        .filter((s) => s.name === "likes.replicate.apply")
+        .map(instance)
+        .sort(),
+    ).toEqual(["node1", "node2"]);
   });
 });
 
