@@ -17,7 +17,7 @@ import {
   NotFoundError,
   UnsupportedMediaTypeError,
 } from "./errors.js";
-import { sendError, sendJson } from "./respond.js";
+import { sendError, sendJson, sendMetrics, type MetricsRenderer } from "./respond.js";
 
 /** What /faults reads and changes (replication/faults.ts's Faults). */
 export interface FaultsAdmin {
@@ -29,7 +29,7 @@ export interface FaultsAdmin {
 export interface AdminDeps {
   readonly cluster: () => ClusterView;
   /** The metrics exposition for an Accept header. */
-  readonly metrics: (accept: string | undefined) => Promise<{ contentType: string; body: string }>;
+  readonly metrics: MetricsRenderer;
   readonly logger: Logger;
   /** LIKES_FAULTS=enabled only: without it /faults answers 404. */
   readonly faults?: FaultsAdmin;
@@ -57,16 +57,7 @@ export function adminListener(deps: AdminDeps): RequestListener {
       if (req.method !== "GET" && req.method !== "HEAD")
         throw new MethodNotAllowedError(req.method ?? "", ALLOW);
       if (path === "/cluster") return sendJson(res, 200, deps.cluster());
-      deps.metrics(req.headers.accept).then(
-        ({ contentType, body }) => {
-          res.writeHead(200, {
-            "content-type": contentType,
-            "content-length": Buffer.byteLength(body),
-          });
-          res.end(body);
-        },
-        (error: unknown) => sendError(res, error, deps.logger, fields),
-      );
+      sendMetrics(res, deps.metrics, deps.logger, fields);
     } catch (error) {
       sendError(res, error, deps.logger, fields);
     }

@@ -16,6 +16,30 @@ export function sendJson(res: ServerResponse, status: number, body: unknown): vo
   res.end(text);
 }
 
+/** A metrics exposition, rendered for the scraper's Accept header. */
+export type MetricsRenderer = (
+  accept: string | undefined,
+) => Promise<{ contentType: string; body: string }>;
+
+/** Answers a scrape with the exposition `render` makes, or its error. */
+export function sendMetrics(
+  res: ServerResponse,
+  render: MetricsRenderer,
+  logger: Logger,
+  fields?: LogFields,
+): void {
+  render(res.req.headers.accept).then(
+    ({ contentType, body }) => {
+      res.writeHead(200, {
+        "content-type": contentType,
+        "content-length": Buffer.byteLength(body),
+      });
+      res.end(body);
+    },
+    (error: unknown) => sendError(res, error, logger, fields),
+  );
+}
+
 /** Answers an error through `errorAnswer`; an error it does not know is a bug, logged, a 500. */
 export function sendError(
   res: ServerResponse,

@@ -3,13 +3,13 @@
 import type { RequestListener } from "node:http";
 import type { Logger } from "../telemetry/types.js";
 import { NotReadyError } from "./errors.js";
-import { sendError, sendJson } from "./respond.js";
+import { sendError, sendJson, sendMetrics, type MetricsRenderer } from "./respond.js";
 
 export interface StartingDeps {
   /** Why the node is not ready yet. */
   readonly reason: () => string;
   /** The admin port's metrics exposition; the public port has none. */
-  readonly metrics?: (accept: string | undefined) => Promise<{ contentType: string; body: string }>;
+  readonly metrics?: MetricsRenderer;
   readonly logger: Logger;
 }
 
@@ -19,16 +19,7 @@ export function startingListener(deps: StartingDeps): RequestListener {
     const get = req.method === "GET" || req.method === "HEAD";
     if (get && path === "/healthz" && !deps.metrics) return sendJson(res, 200, { status: "ok" });
     if (get && path === "/metrics" && deps.metrics) {
-      deps.metrics(req.headers.accept).then(
-        ({ contentType, body }) => {
-          res.writeHead(200, {
-            "content-type": contentType,
-            "content-length": Buffer.byteLength(body),
-          });
-          res.end(body);
-        },
-        (error: unknown) => sendError(res, error, deps.logger, { path }),
-      );
+      sendMetrics(res, deps.metrics, deps.logger, { path });
       return;
     }
     sendError(res, new NotReadyError(deps.reason()), deps.logger, { path });
