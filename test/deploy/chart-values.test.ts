@@ -47,6 +47,15 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
       expect(r().env("OTEL_TRACES_SAMPLER")).toBeUndefined();
       expect(r().env("LIKES_TRACES_PER_SECOND")).toBe("10");
       expect(r().env("LIKES_FAULTS")).toBeUndefined();
+      expect(r().env("LIKES_SNAPSHOT_THRESHOLD")).toBeUndefined();
+    });
+
+    it("passes the snapshot threshold as the node reads it: off, or a number of entries", () => {
+      const env = (set: string) =>
+        new Release(set, helmTemplate(["--set", set])).env("LIKES_SNAPSHOT_THRESHOLD");
+      expect(env("snapshot.threshold=off")).toBe("off");
+      expect(env("snapshot.threshold=0")).toBe("0");
+      expect(env("snapshot.threshold=5000000")).toBe("5000000");
     });
 
     it("agrees on ports: env, container, Prometheus annotations", () => {
@@ -202,6 +211,8 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
     expect(r.env("OTEL_TRACES_SAMPLER")).toBe("parentbased_traceidratio");
     expect(r.env("OTEL_TRACES_SAMPLER_ARG")).toBe("0.25");
     expect(r.env("LIKES_TRACES_PER_SECOND")).toBe("3");
+    // A number as the node reads it, not as Helm prints a float (2e+06).
+    expect(r.env("LIKES_SNAPSHOT_THRESHOLD")).toBe("2000000");
     expect(r.env("LIKES_FAULTS")).toBe("enabled");
     expect(r.env("LOG_LEVEL")).toBe("debug");
     expect(pod.annotations["example.test/owner"]).toBe("team-likes");

@@ -35,6 +35,7 @@ describe.skipIf(!HELM)(`Helm chart ${CHART}${helmSkipNote}`, () => {
     ["replicas=5", "Additional property replicas is not allowed"],
     ["load.rate=0", "load.rate: Must be greater than 0"],
     ["load.duration=30", "load.duration: Invalid type. Expected: string, given: integer"],
+    ["snapshot.threshold=never", "snapshot.threshold: Must validate one and only one schema"],
   ])("refuses --set %s with a message naming the value", (set, message) => {
     const result = helm(["template", "likes", CHART, "--set", set]);
     expect(result.status, result.output).not.toBe(0);
