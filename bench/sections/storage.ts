@@ -70,6 +70,17 @@ async function heldBy(node: LikesNode): Promise<number | undefined> {
   }
 }
 
+/** Seconds until `node` holds the benchmark's origin up to `target` (polled every 20 ms). */
+async function secondsUntilHolds(node: LikesNode, target: number | undefined, who: string) {
+  const ms = await until(
+    `${who} to catch up`,
+    async () => (await heldBy(node)) === target,
+    600_000,
+    20,
+  );
+  return ms / 1000;
+}
+
 export interface CatchUpResult {
   readonly likes: number;
   readonly seconds: Figure;
@@ -95,14 +106,8 @@ export async function catchUp(root: string, count: number, rounds: number): Prom
     });
     try {
       const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
-      const ms = await until(
-        "the empty node to catch up",
-        async () => (await heldBy(cluster.nodes[2]!)) === target,
-        600_000,
-        20,
-      );
       // The node was already exchanging while this process noticed it was up: time from its start.
-      seconds.push(ms / 1000);
+      seconds.push(await secondsUntilHolds(cluster.nodes[2]!, target, "the empty node"));
     } finally {
       await cluster.stop();
     }
@@ -170,13 +175,7 @@ export async function incrementalCatchUp(o: {
       dataDirs: [full, join(root, "inc-b"), restarted],
     });
     try {
-      const ms = await until(
-        "the behind node to catch up",
-        async () => (await heldBy(cluster.nodes[2]!)) === target,
-        600_000,
-        20,
-      );
-      seconds.push(ms / 1000);
+      seconds.push(await secondsUntilHolds(cluster.nodes[2]!, target, "the behind node"));
     } finally {
       await cluster.stop();
       rmSync(restarted, { recursive: true, force: true });
