@@ -8,6 +8,7 @@ import { afterAll, beforeAll, beforeEach, describe, expect, it } from "vitest";
 import { setRootAdmission } from "../../src/telemetry/root-admission.js";
 import { RateLimitedSampler } from "../../src/telemetry/sampler.js";
 import { withServerSpans } from "../../src/telemetry/server-spans.js";
+import { waitFor } from "../support/wait.js";
 
 const TRACE_ID = "0af7651916cd43dd8448eb211c80319c";
 const CALLER = "b7ad6b7169203331";
@@ -67,10 +68,16 @@ async function get(traceparent?: string): Promise<string> {
   const res = await fetch(`${base}/x`, {
     headers: traceparent === undefined ? {} : { traceparent },
   });
-  const body = await res.text();
-  // The span ends on the response's 'close', which may follow the body by a turn.
-  await new Promise((resolve) => setTimeout(resolve, 0));
-  return body;
+  return res.text();
+}
+
+/** The finished spans, once `count` have ended (a span ends on its response's 'close'). */
+function finished(count: number) {
+  return waitFor(`${count} finished spans`, async () => {
+    await provider.forceFlush();
+    const spans = exporter.getFinishedSpans();
+    return spans.length >= count ? spans : undefined;
+  });
 }
 
 describe("withServerSpans under the rate limit", () => {
@@ -80,8 +87,7 @@ describe("withServerSpans under the rate limit", () => {
     expect(served).toBe(5);
     expect(started).toBe(2);
     expect(recording).toEqual(["true", "true", "false", "false", "false"]);
-    await provider.forceFlush();
-    expect(exporter.getFinishedSpans()).toHaveLength(2);
+    expect(await finished(2)).toHaveLength(2);
   });
 
   it("follows a sampled caller with no token left, and never samples an unsampled one", async () => {
@@ -90,8 +96,7 @@ describe("withServerSpans under the rate limit", () => {
     expect(await get(sampled)).toBe("true");
     now += 10_000;
     expect(await get(`00-${TRACE_ID}-${CALLER}-00`)).toBe("false");
-    await provider.forceFlush();
-    const child = exporter.getFinishedSpans().find((s) => s.spanContext().traceId === TRACE_ID);
+    const child = (await finished(3)).find((s) => s.spanContext().traceId === TRACE_ID);
     expect(child?.parentSpanContext?.spanId).toBe(CALLER);
     // The unsampled caller took no token: two new traces are still admitted.
     expect([await get(), await get(), await get()]).toEqual(["true", "true", "false"]);
