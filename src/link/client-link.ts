@@ -22,6 +22,7 @@ import {
 import {
   HANDSHAKE_TIMEOUT_MS,
   HandshakeError,
+  LINK_VERSION,
   MAX_HANDSHAKE_FRAME,
   PROOF_BYTES,
   decodeGreeting,
@@ -116,7 +117,7 @@ export class ClientLink {
       try {
         if (chunk.toString("latin1", 0, 5) === "HTTP/")
           throw new HandshakeError(
-            `${peer} answers HTTP: it speaks peer protocol v2 and must be upgraded to v3`,
+            `${peer} answers HTTP: it speaks peer protocol v2 and must be upgraded to v${LINK_VERSION}`,
             "protocol version",
           );
         reader.push(chunk);

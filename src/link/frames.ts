@@ -1,11 +1,15 @@
 // The frames of a peer link: `length:u32be body` on a byte stream; after the handshake every body
 // ends in a MAC tag under the connection's key over the direction, the frame's number and the
 // payload, so that a frame cannot be forged, replayed or reordered within or across connections.
-import { createHmac, timingSafeEqual } from "node:crypto";
+// The tag is AES-256-GCM's GMAC (NIST SP 800-38D): the payload authenticated, nothing encrypted,
+// under a nonce made of the direction and the frame's number, which never repeats under one key
+// (a key is the connection's own). On AES-NI it runs at gigabytes a second where HMAC-SHA256
+// ran near 200 MB/s, which a snapshot's hundreds of megabytes paid on both ends.
+import { createCipheriv, timingSafeEqual } from "node:crypto";
 
 /** The largest frame body: a sync page is cut by bytes (protocol.ts) to fit well below it. */
 export const MAX_FRAME_BYTES = 1024 * 1024;
-// Truncated to 128 bits as in RFC 4868: the tag counts against the bytes per like.
+/** GCM's full tag: 128 bits. */
 export const TAG_BYTES = 16;
 
 /** A frame that breaks the framing or fails its tag: the link is closed, nothing applied. */
@@ -77,13 +81,15 @@ export const Direction = { toServer: 0, toClient: 1 } as const;
 /** One direction of a link: seals outgoing frames, or opens incoming ones, counting them. */
 export class FrameSealer {
   private seq = 0n;
-  private readonly header = Buffer.alloc(9);
+  /** GCM's 96-bit nonce: `direction:u8 0:u24 seq:u64be`. */
+  private readonly nonce = Buffer.alloc(12);
 
   constructor(
+    /** 32 bytes: the connection's key (handshake.ts). */
     private readonly key: Buffer,
     direction: number,
   ) {
-    this.header[0] = direction;
+    this.nonce[0] = direction;
   }
 
   /** `length:u32be payload tag`, as one buffer for one socket write. */
@@ -106,11 +112,10 @@ export class FrameSealer {
   }
 
   private tag(payload: Buffer): Buffer {
-    this.header.writeBigUInt64BE(this.seq++, 1);
-    return createHmac("sha256", this.key)
-      .update(this.header)
-      .update(payload)
-      .digest()
-      .subarray(0, TAG_BYTES);
+    this.nonce.writeBigUInt64BE(this.seq++, 4);
+    const gmac = createCipheriv("aes-256-gcm", this.key, this.nonce, { authTagLength: TAG_BYTES });
+    gmac.setAAD(payload);
+    gmac.final();
+    return gmac.getAuthTag();
   }
 }

@@ -15,7 +15,8 @@ import {
   MAX_PAGE_ENTRIES,
   MAX_SNAPSHOT_CHUNK,
   MalformedMessageError,
-  SHA256_BYTES,
+  CHECKSUM_BYTES,
+  MAX_PROBLEM_BYTES,
   type PeerMessage,
 } from "./protocol.js";
 import { WireReader, WireWriter } from "./wire.js";
@@ -41,6 +42,8 @@ const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
   "snapshot-begin-reply": 6,
   "snapshot-chunk": 7,
   "snapshot-chunk-reply": 8,
+  "snapshot-end": 9,
+  "snapshot-end-reply": 10,
 };
 const KINDS = Object.keys(KIND_CODE) as PeerMessage["kind"][];
 // Entry flags: what follows the flags byte, and which way ts moved from the previous entry.
@@ -64,8 +67,9 @@ const MIN_PAIR_BYTES = 2;
  *   deltas: entries · sync: digest [window] · deltas-reply: digest
  *   sync-reply: more:u8 entries diff:digest
  *   window  = origin-index after upTo-after   (a catch-up's page: one origin's seqs, after < upTo)
- *   snapshot-begin: min-entries · snapshot-begin-reply: id bytes entries sha256:32 digest
+ *   snapshot-begin: min-entries · snapshot-begin-reply: id bytes entries digest
  *   snapshot-chunk: id offset · snapshot-chunk-reply: id offset data:(length, bytes)
+ *   snapshot-end: id · snapshot-end-reply: id checksum:32 problem
  *   entries = (groups, (origin-index, count, entry×count)×groups)
  *   entry   = flags:u8 [seq] |Δts| post user [traceparent:25 bytes]
  *   digest  = (n, (origin-index, seq)×n)
@@ -119,11 +123,9 @@ export const binaryCodec: Codec = {
         w.varint(message.minEntries);
         break;
       case "snapshot-begin-reply":
-        if (message.sha256.length !== SHA256_BYTES) throw new RangeError("not a SHA-256 digest");
         w.varint(message.id);
         w.varint(message.bytes);
         w.varint(message.entryCount);
-        w.raw(message.sha256);
         writeDigest(w, message.vv, table);
         break;
       case "snapshot-chunk":
@@ -137,6 +139,18 @@ export const binaryCodec: Codec = {
         w.varint(message.offset);
         w.varint(message.data.length);
         w.raw(message.data);
+        break;
+      case "snapshot-end":
+        w.varint(message.id);
+        break;
+      case "snapshot-end-reply":
+        if (message.checksum.length !== CHECKSUM_BYTES)
+          throw new RangeError("not a snapshot checksum");
+        if (Buffer.byteLength(message.problem) > MAX_PROBLEM_BYTES)
+          throw new RangeError(`a problem of more than ${MAX_PROBLEM_BYTES} bytes`);
+        w.varint(message.id);
+        w.raw(message.checksum);
+        w.string(message.problem);
         break;
     }
     return w.finish();
@@ -250,9 +264,8 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
       const id = r.varint();
       const bytes = r.varint();
       const entryCount = r.varint();
-      const sha256 = r.raw(SHA256_BYTES);
       if (id === 0 && bytes !== 0) throw new MalformedMessageError("bytes of no snapshot");
-      message = { kind, ...sender, id, bytes, entryCount, sha256, vv: readDigest(r, origins) };
+      message = { kind, ...sender, id, bytes, entryCount, vv: readDigest(r, origins) };
       break;
     }
     case "snapshot-chunk":
@@ -267,6 +280,15 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
           `a snapshot chunk of more than ${MAX_SNAPSHOT_CHUNK} bytes`,
         );
       message = { kind, ...sender, id, offset, data: r.raw(length) };
+      break;
+    }
+    case "snapshot-end":
+      message = { kind, ...sender, id: r.varint() };
+      break;
+    case "snapshot-end-reply": {
+      const id = r.varint();
+      const checksum = r.raw(CHECKSUM_BYTES);
+      message = { kind, ...sender, id, checksum, problem: r.id(MAX_PROBLEM_BYTES) };
       break;
     }
   }

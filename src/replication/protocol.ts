@@ -66,8 +66,7 @@ export interface SnapshotBeginRequest extends Sender {
 
 /**
  * A snapshot ready to be read in chunks (`id` > 0), or none (`id` 0: the receiver holds fewer
- * entries than asked, or serves too many snapshots already). `vv` is what the copy covers,
- * `sha256` the digest of its `bytes` bytes.
+ * entries than asked, or serves too many snapshots already). `vv` is what the copy covers.
  */
 export interface SnapshotBeginReply extends Sender {
   readonly kind: "snapshot-begin-reply";
@@ -75,7 +74,6 @@ export interface SnapshotBeginReply extends Sender {
   readonly bytes: number;
   /** Entries the copy holds (what its vector covers). */
   readonly entryCount: number;
-  readonly sha256: Buffer;
   readonly vv: Digest;
 }
 
@@ -93,11 +91,33 @@ export interface SnapshotChunkReply extends Sender {
   readonly data: Buffer;
 }
 
+/**
+ * Asked once every chunk of snapshot `id` arrived: answered once the serving node has checked
+ * its copy (off its event loop, while the chunks were read), which it then removes.
+ */
+export interface SnapshotEndRequest extends Sender {
+  readonly kind: "snapshot-end";
+  readonly id: number;
+}
+
+/**
+ * The copy's checksum (SNAPSHOT_CHECKSUM over its `bytes` bytes) and what SQLite's quick_check
+ * found wrong in it: `problem` is empty for a sound copy, else the first problems, cut to
+ * MAX_PROBLEM_BYTES.
+ */
+export interface SnapshotEndReply extends Sender {
+  readonly kind: "snapshot-end-reply";
+  readonly id: number;
+  readonly checksum: Buffer;
+  readonly problem: string;
+}
+
 /** The requests the replication core answers (the replicator); snapshots are answered beside it. */
 export type ReplicationRequest = DeltasRequest | SyncRequest;
-export type SnapshotRequest = SnapshotBeginRequest | SnapshotChunkRequest;
+export type SnapshotRequest = SnapshotBeginRequest | SnapshotChunkRequest | SnapshotEndRequest;
+export type SnapshotReply = SnapshotBeginReply | SnapshotChunkReply | SnapshotEndReply;
 export type PeerRequest = ReplicationRequest | SnapshotRequest;
-export type PeerReply = DeltasReply | SyncReply | SnapshotBeginReply | SnapshotChunkReply;
+export type PeerReply = DeltasReply | SyncReply | SnapshotReply;
 export type PeerMessage = PeerRequest | PeerReply;
 export type ReplyTo<R extends PeerRequest> = R extends DeltasRequest
   ? DeltasReply
@@ -105,13 +125,16 @@ export type ReplyTo<R extends PeerRequest> = R extends DeltasRequest
     ? SyncReply
     : R extends SnapshotBeginRequest
       ? SnapshotBeginReply
-      : SnapshotChunkReply;
+      : R extends SnapshotChunkRequest
+        ? SnapshotChunkReply
+        : SnapshotEndReply;
 
 const REPLY_KIND: Readonly<Record<PeerRequest["kind"], PeerReply["kind"]>> = {
   deltas: "deltas-reply",
   sync: "sync-reply",
   "snapshot-begin": "snapshot-begin-reply",
   "snapshot-chunk": "snapshot-chunk-reply",
+  "snapshot-end": "snapshot-end-reply",
 };
 
 /** The kind of the reply to a request of `kind`. */
@@ -125,13 +148,19 @@ export function isRequestKind(kind: PeerMessage["kind"]): kind is PeerRequest["k
 }
 
 export function isSnapshotRequest(request: PeerRequest): request is SnapshotRequest {
-  return request.kind === "snapshot-begin" || request.kind === "snapshot-chunk";
+  return (
+    request.kind === "snapshot-begin" ||
+    request.kind === "snapshot-chunk" ||
+    request.kind === "snapshot-end"
+  );
 }
 
 /** Bytes of a snapshot chunk at most: with its envelope well below a link frame (1 MiB). */
 export const MAX_SNAPSHOT_CHUNK = 512 * 1024;
-/** SHA-256 digests are 32 bytes. */
-export const SHA256_BYTES = 32;
+/** A snapshot's checksum: SHA-512/256 (store/snapshot.ts), 32 bytes. */
+export const CHECKSUM_BYTES = 32;
+/** What a snapshot-end reply says of a damaged copy, at most. */
+export const MAX_PROBLEM_BYTES = 200;
 
 export const MAX_PUSH_ENTRIES = 512;
 export const MAX_PAGE_ENTRIES = 5000;

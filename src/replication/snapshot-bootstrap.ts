@@ -1,6 +1,7 @@
 // The joining end of a snapshot bootstrap: a node that starts with an empty data directory asks
 // its peers what they hold, then the one that holds the most (above the threshold) for a
-// snapshot, reads it in chunks (a few in flight), and has it checked and installed. Any failure leaves the
+// snapshot, reads it in chunks (a few in flight), asks the peer for the copy's checksum and
+// soundness, and has it checked and installed. Any failure leaves the
 // directory empty and moves on to the next peer; with none, the node starts empty and catches up
 // by anti-entropy as before.
 import { SnapshotRefusedError } from "../store/index.js";
@@ -20,8 +21,11 @@ export const CHUNKS_IN_FLIGHT = 4;
 /** Where a snapshot's bytes go: a download in the data directory (store/snapshot.ts). */
 export interface SnapshotSink {
   write(offset: number, data: Buffer): Promise<void>;
-  /** Checks what was written against what was promised and installs it; refused, removes it. */
-  install(): Promise<void>;
+  /**
+   * Checks what was written against the promised size and the serving node's checksum and
+   * installs it; refused, removes it.
+   */
+  install(checksum: Buffer): Promise<void>;
   abort(): Promise<void>;
 }
 
@@ -41,7 +45,7 @@ export interface BootstrapDeps {
   readonly self: Sender;
   /** A snapshot is worth it only from a peer that holds more entries than this. */
   readonly threshold: number;
-  readonly open: (promised: { bytes: number; sha256: Buffer }) => Promise<SnapshotSink>;
+  readonly open: (promised: { bytes: number }) => Promise<SnapshotSink>;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, "snapshotBytes" | "snapshotEnded">;
@@ -129,9 +133,17 @@ async function fromPeer(deps: BootstrapDeps, peer: PeerAddress): Promise<Bootstr
     });
     let sink: SnapshotSink | undefined;
     try {
-      sink = await deps.open({ bytes: begin.bytes, sha256: begin.sha256 });
+      sink = await deps.open({ bytes: begin.bytes });
       await download(deps, peer, begin, sink);
-      await sink.install();
+      // The serving node checked its copy while the chunks came: its checksum, and whether
+      // SQLite's quick_check found it sound (a check this node would run only after the last
+      // byte, seconds on its critical path).
+      const end = await transport.send(peer, { kind: "snapshot-end", ...self, id: begin.id });
+      if (end.id !== begin.id)
+        throw new SnapshotRefusedError(`the end of snapshot ${end.id}, asked ${begin.id}`);
+      if (end.problem)
+        throw new SnapshotRefusedError(`the serving peer found its copy damaged: ${end.problem}`);
+      await sink.install(end.checksum);
     } catch (error) {
       await sink?.abort();
       const refused = error instanceof SnapshotRefusedError;

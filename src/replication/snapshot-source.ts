@@ -1,11 +1,13 @@
 // The serving end of a snapshot bootstrap: answers snapshot-begin with a consistent copy of the
-// store (made only when this node holds at least what the caller asks for), and snapshot-chunk
-// with its bytes. Copies take disk: at most MAX_SERVING at a time, each removed once read to its
-// end, when its caller goes quiet for IDLE_MS, or when the node stops.
+// store (made only when this node holds at least what the caller asks for), snapshot-chunk with
+// its bytes, and snapshot-end with its checksum and soundness, checked while the chunks were
+// read. Copies take disk: at most MAX_SERVING at a time, each removed once its end is answered,
+// when its caller goes quiet for IDLE_MS, or when the node stops.
 import type { Digest } from "../crdt/index.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
 import type { Clock, Timer } from "./ports.js";
 import {
+  MAX_PROBLEM_BYTES,
   MAX_SNAPSHOT_CHUNK,
   MalformedMessageError,
   type Sender,
@@ -13,13 +15,23 @@ import {
   type SnapshotBeginRequest,
   type SnapshotChunkReply,
   type SnapshotChunkRequest,
+  type SnapshotEndReply,
+  type SnapshotEndRequest,
+  type SnapshotReply,
   type SnapshotRequest,
 } from "./protocol.js";
+
+/** What the check of a copy found: its checksum, and its problems (none when sound). */
+export interface CopyVerdict {
+  readonly checksum: Buffer;
+  readonly problems: readonly string[];
+}
 
 /** A copy being served: what the store's snapshot (store/snapshot.ts) provides. */
 export interface ServedSnapshot {
   readonly bytes: number;
-  readonly sha256: Buffer;
+  /** The check of the copy, begun when it was made. */
+  readonly verdict: Promise<CopyVerdict>;
   readonly vv: Digest;
   readonly entryCount: number;
   read(offset: number, length: number): Promise<Buffer>;
@@ -65,8 +77,15 @@ export class SnapshotSource {
 
   constructor(private readonly deps: SnapshotSourceDeps) {}
 
-  answer(request: SnapshotRequest): Promise<SnapshotBeginReply | SnapshotChunkReply> {
-    return request.kind === "snapshot-begin" ? this.begin(request) : this.chunk(request);
+  answer(request: SnapshotRequest): Promise<SnapshotReply> {
+    switch (request.kind) {
+      case "snapshot-begin":
+        return this.begin(request);
+      case "snapshot-chunk":
+        return this.chunk(request);
+      case "snapshot-end":
+        return this.finish(request);
+    }
   }
 
   /** Removes every copy (the node is stopping). */
@@ -79,7 +98,7 @@ export class SnapshotSource {
     const { self, logger } = this.deps;
     const held = this.deps.entries();
     const none = { kind: "snapshot-begin-reply", ...self, id: 0, bytes: 0 } as const;
-    const noSnapshot = { ...none, entryCount: held, sha256: Buffer.alloc(32), vv: new Map() };
+    const noSnapshot = { ...none, entryCount: held, vv: new Map() };
     if (held < request.minEntries) return noSnapshot;
     if (this.stopped || this.serving.size + this.making >= MAX_SERVING) {
       logger.warn("snapshot refused: serving as many as allowed", {
@@ -126,7 +145,6 @@ export class SnapshotSource {
       id,
       bytes: snapshot.bytes,
       entryCount: snapshot.entryCount,
-      sha256: snapshot.sha256,
       vv: snapshot.vv,
     };
   }
@@ -149,14 +167,49 @@ export class SnapshotSource {
     }
     serving.sent += data.length;
     this.deps.metrics.snapshotBytes("out", data.length);
-    // Every byte sent once (a caller reads each chunk once, in any order): the copy is done.
-    if (serving.sent >= snapshot.bytes && serving.reading === 0) await this.end(request.id, "ok");
     return {
       kind: "snapshot-chunk-reply",
       ...this.deps.self,
       id: request.id,
       offset: request.offset,
       data,
+    };
+  }
+
+  /** The copy's checksum and soundness, once checked; then the copy is removed. */
+  private async finish(request: SnapshotEndRequest): Promise<SnapshotEndReply> {
+    const serving = this.serving.get(request.id);
+    if (!serving) throw new SnapshotGoneError(`no snapshot ${request.id} is served here`);
+    this.touch(request.id);
+    serving.reading++;
+    let verdict: CopyVerdict;
+    try {
+      verdict = await serving.snapshot.verdict;
+    } catch (error) {
+      this.deps.logger.error("could not check a served snapshot", {
+        caller: serving.caller,
+        id: request.id,
+        error: String(error),
+      });
+      await this.end(request.id, "failed");
+      throw error;
+    } finally {
+      serving.reading--;
+    }
+    const problem = describeProblems(verdict.problems);
+    if (problem)
+      this.deps.logger.error("a served snapshot failed its check: this node's store is damaged", {
+        caller: serving.caller,
+        id: request.id,
+        problems: verdict.problems.slice(0, 10),
+      });
+    await this.end(request.id, problem ? "failed" : "ok");
+    return {
+      kind: "snapshot-end-reply",
+      ...this.deps.self,
+      id: request.id,
+      checksum: verdict.checksum,
+      problem,
     };
   }
 
@@ -191,4 +244,11 @@ export class SnapshotSource {
       this.deps.logger.warn("could not remove a served snapshot", { id, error: String(error) });
     }
   }
+}
+
+/** Problems as one line of printable ASCII of at most MAX_PROBLEM_BYTES; empty for none. */
+export function describeProblems(problems: readonly string[]): string {
+  if (problems.length === 0) return "";
+  const line = problems.join("; ").replace(/[^\x20-\x7e]/g, "?");
+  return line.length > MAX_PROBLEM_BYTES ? `${line.slice(0, MAX_PROBLEM_BYTES - 3)}...` : line;
 }

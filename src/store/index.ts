@@ -7,6 +7,7 @@ export type { StorageCondition } from "./storage-health.js";
 export { SchemaVersionError } from "./sqlite-schema.js";
 export {
   MAX_SNAPSHOT_BYTES,
+  SNAPSHOT_CHECKSUM,
   SnapshotDownload,
   SnapshotRefusedError,
   StoreSnapshot,

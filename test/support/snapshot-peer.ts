@@ -58,7 +58,7 @@ export class SnapshotPeer {
         const snapshot = await store.snapshot();
         const served: ServedSnapshot = {
           bytes: snapshot.bytes,
-          sha256: snapshot.sha256,
+          verdict: snapshot.verdict,
           vv: snapshot.vv,
           entryCount: snapshot.entryCount,
           read: async (offset, length) => {

@@ -1,7 +1,7 @@
 // Snapshot bootstrap parts: the peer messages, the served copy, the checked download and its
 // install, and the joining end's checks of what a peer sends.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync } from "node:fs";
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -16,6 +16,7 @@ import {
   type PeerRequest,
   type SnapshotBeginReply,
   type SnapshotChunkReply,
+  type SnapshotEndReply,
 } from "../../src/replication/protocol.js";
 import {
   bootstrapFromSnapshot,
@@ -24,15 +25,18 @@ import {
 import {
   MAX_SERVING,
   SnapshotGoneError,
+  describeProblems,
   SnapshotSource,
   type ServedSnapshot,
 } from "../../src/replication/snapshot-source.js";
 import {
+  SNAPSHOT_CHECKSUM,
   SnapshotDownload,
   SnapshotRefusedError,
   SqliteStore,
   type StoreSnapshot,
 } from "../../src/store/index.js";
+import { checkCopy } from "../../src/store/snapshot.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { SEED_ORIGIN, seedDataDir } from "../support/snapshot-peer.js";
 
@@ -66,14 +70,10 @@ async function snapshotOf(likes: number): Promise<{ snapshot: StoreSnapshot; byt
   }
 }
 
-const sha = (bytes: Buffer) => createHash("sha256").update(bytes).digest();
+const sha = (bytes: Buffer) => createHash(SNAPSHOT_CHECKSUM).update(bytes).digest();
 
-async function download(
-  target: string,
-  bytes: Buffer,
-  promised = { bytes: bytes.length, sha256: sha(bytes) },
-) {
-  const d = await SnapshotDownload.start(target, promised);
+async function download(target: string, bytes: Buffer) {
+  const d = await SnapshotDownload.start(target, { bytes: bytes.length });
   for (let offset = 0; offset < bytes.length; offset += MAX_SNAPSHOT_CHUNK)
     await d.write(offset, bytes.subarray(offset, offset + MAX_SNAPSHOT_CHUNK));
   return d;
@@ -91,7 +91,6 @@ describe("snapshot messages", () => {
         id: 3,
         bytes: 123_456_789,
         entryCount: 5_000_000,
-        sha256: randomBytes(32),
         vv: new Map([[SEED_ORIGIN, 5_000_000]]),
       },
       { kind: "snapshot-chunk", ...self, id: 3, offset: 524_288 },
@@ -101,6 +100,15 @@ describe("snapshot messages", () => {
         id: 3,
         offset: 524_288,
         data: randomBytes(MAX_SNAPSHOT_CHUNK),
+      },
+      { kind: "snapshot-end", ...self, id: 3 },
+      { kind: "snapshot-end-reply", ...peerSelf, id: 3, checksum: randomBytes(32), problem: "" },
+      {
+        kind: "snapshot-end-reply",
+        ...peerSelf,
+        id: 3,
+        checksum: randomBytes(32),
+        problem: describeProblems(["*** in database main ***", `page 7: ${"x".repeat(300)}`]),
       },
     ];
     for (const message of messages)
@@ -127,7 +135,6 @@ describe("snapshot messages", () => {
       id: 0,
       bytes: 5,
       entryCount: 0,
-      sha256: Buffer.alloc(32),
       vv: new Map(),
     });
     expect(() => binaryCodec.decode(none, "snapshot-begin-reply")).toThrow(/bytes of no snapshot/);
@@ -139,10 +146,10 @@ describe("snapshot download", () => {
     const { snapshot, bytes } = await snapshotOf(20_000);
     expect(snapshot.entryCount).toBe(20_000);
     expect(snapshot.vv.get(SEED_ORIGIN)).toBe(20_000);
-    expect(snapshot.sha256).toEqual(sha(bytes));
+    expect(await snapshot.verdict).toEqual({ checksum: sha(bytes), problems: [] });
     await snapshot.remove();
     const target = dir();
-    await (await download(target, bytes)).install();
+    await (await download(target, bytes)).install(sha(bytes));
     expect(leftovers(target)).toEqual(["likes.db"]);
     const store = SqliteStore.open({
       dataDir: target,
@@ -164,45 +171,64 @@ describe("snapshot download", () => {
     const { snapshot, bytes } = await snapshotOf(2_000);
     await snapshot.remove();
     const target = dir();
-    const d = await SnapshotDownload.start(target, { bytes: bytes.length, sha256: sha(bytes) });
+    const d = await SnapshotDownload.start(target, { bytes: bytes.length });
     await expect(d.write(10, bytes.subarray(10, 20))).rejects.toThrow(SnapshotRefusedError);
     await expect(d.write(0, Buffer.concat([bytes, Buffer.alloc(1)]))).rejects.toThrow(
       /past the snapshot/,
     );
     await d.write(0, bytes.subarray(0, bytes.length - 1));
-    await expect(d.install()).rejects.toThrow(/truncated/);
+    await expect(d.install(sha(bytes))).rejects.toThrow(/truncated/);
     expect(leftovers(target)).toEqual([]);
   });
 
-  it("refuses bytes whose checksum differs, and bytes that are not a database whatever their checksum", async () => {
+  it("refuses bytes whose checksum differs from the peer's, and bytes that are not a database whatever their checksum", async () => {
     const { snapshot, bytes } = await snapshotOf(2_000);
     await snapshot.remove();
     const target = dir();
     const damaged = Buffer.from(bytes);
     damaged[damaged.length >> 1] = (damaged[damaged.length >> 1] as number) ^ 1;
-    const d = await download(target, damaged, { bytes: bytes.length, sha256: sha(bytes) });
-    await expect(d.install()).rejects.toThrow(/checksum mismatch/);
+    await expect((await download(target, damaged)).install(sha(bytes))).rejects.toThrow(
+      /checksum mismatch/,
+    );
     expect(leftovers(target)).toEqual([]);
     const noise = randomBytes(bytes.length);
-    await expect((await download(target, noise)).install()).rejects.toThrow(SnapshotRefusedError);
+    await expect((await download(target, noise)).install(sha(noise))).rejects.toThrow(
+      SnapshotRefusedError,
+    );
     expect(leftovers(target)).toEqual([]);
+  });
+
+  it("checks a served copy off the event loop: a sound one, one whose b-tree pages are damaged, and one that is no database", async () => {
+    const { snapshot, bytes } = await snapshotOf(2_000);
+    await snapshot.remove();
+    const served = dir();
     // A database file whose header is sound but whose b-tree pages are not: quick_check finds it.
     const inner = Buffer.from(bytes);
     for (let page = 1; page * 16384 < inner.length; page++)
       inner.fill(0xee, page * 16384, page * 16384 + 12);
-    await expect((await download(target, inner)).install()).rejects.toThrow(SnapshotRefusedError);
-    expect(leftovers(target)).toEqual([]);
+    const noise = randomBytes(bytes.length);
+    for (const [name, content] of [
+      ["sound.db", bytes],
+      ["inner.db", inner],
+      ["noise.db", noise],
+    ] as const) {
+      writeFileSync(join(served, name), content);
+      const verdict = await checkCopy(join(served, name)).verdict;
+      expect(verdict.checksum).toEqual(sha(content));
+      if (content === bytes) expect(verdict.problems).toEqual([]);
+      else expect(describeProblems(verdict.problems)).toMatch(/./);
+    }
   });
 
   it("is never started over a database, and refuses a size it could not hold", async () => {
     const target = dir();
     await seedDataDir(target, 10);
-    await expect(
-      SnapshotDownload.start(target, { bytes: 100, sha256: Buffer.alloc(32) }),
-    ).rejects.toThrow(/holds a database/);
-    await expect(
-      SnapshotDownload.start(dir(), { bytes: 2 ** 50, sha256: Buffer.alloc(32) }),
-    ).rejects.toThrow(/past the limit/);
+    await expect(SnapshotDownload.start(target, { bytes: 100 })).rejects.toThrow(
+      /holds a database/,
+    );
+    await expect(SnapshotDownload.start(dir(), { bytes: 2 ** 50 })).rejects.toThrow(
+      /past the limit/,
+    );
   });
 });
 
@@ -228,7 +254,7 @@ function fakeSnapshot(size: number): ServedSnapshot & { removed: boolean } {
   const bytes = randomBytes(size);
   return {
     bytes: size,
-    sha256: sha(bytes),
+    verdict: Promise.resolve({ checksum: sha(bytes), problems: [] }),
     vv: new Map([[SEED_ORIGIN, 7]]),
     entryCount: 7,
     removed: false,
@@ -267,7 +293,7 @@ describe("snapshot source", () => {
     expect(made.every((s) => s.removed)).toBe(true);
   });
 
-  it("serves chunks of a copy, removes it once read to its end or left idle, and refuses bad ids and offsets", async () => {
+  it("serves chunks of a copy, removes it once its end is answered or left idle, and refuses bad ids and offsets", async () => {
     const clock = manualClock();
     const made: ReturnType<typeof fakeSnapshot>[] = [];
     const source = new SnapshotSource({
@@ -308,6 +334,15 @@ describe("snapshot source", () => {
       offset: 0,
     })) as SnapshotChunkReply;
     expect(first.data.length).toBe(MAX_SNAPSHOT_CHUNK);
+    expect(made[0]?.removed).toBe(false);
+    const end = await source.answer({ kind: "snapshot-end", ...self, id: begin.id });
+    expect(end).toEqual({
+      kind: "snapshot-end-reply",
+      ...peerSelf,
+      id: begin.id,
+      checksum: (await made[0]?.verdict)?.checksum,
+      problem: "",
+    });
     expect(made[0]?.removed).toBe(true);
     await expect(
       source.answer({ kind: "snapshot-chunk", ...self, id: begin.id, offset: 0 }),
@@ -335,8 +370,8 @@ describe("snapshot bootstrap", () => {
         events.push(`write ${offset}`);
         return Promise.resolve();
       },
-      install: () => {
-        events.push("install");
+      install: (checksum) => {
+        events.push(`install ${checksum.toString("hex", 0, 2)}`);
         return Promise.resolve();
       },
       abort: () => {
@@ -365,8 +400,15 @@ describe("snapshot bootstrap", () => {
     id: 4,
     bytes,
     entryCount: 70,
-    sha256: Buffer.alloc(32),
     vv: new Map(),
+  });
+
+  const endReply = (problem: string): SnapshotEndReply => ({
+    kind: "snapshot-end-reply",
+    ...peerSelf,
+    id: 4,
+    checksum: Buffer.alloc(32, 7),
+    problem,
   });
 
   it("asks the peer holding the most, past an unreachable one, and writes every chunk in order before installing", async () => {
@@ -383,6 +425,7 @@ describe("snapshot bootstrap", () => {
           }
           return Promise.resolve(beginReply(bytes));
         }
+        if (request.kind === "snapshot-end") return Promise.resolve(endReply(""));
         if (request.kind !== "snapshot-chunk") throw new Error("unexpected");
         const length = Math.min(MAX_SNAPSHOT_CHUNK, bytes - request.offset);
         return Promise.resolve({
@@ -413,8 +456,40 @@ describe("snapshot bootstrap", () => {
       "write 0",
       `write ${MAX_SNAPSHOT_CHUNK}`,
       `write ${2 * MAX_SNAPSHOT_CHUNK}`,
-      "install",
+      "install 0707",
     ]);
+  });
+
+  it("installs nothing when the serving peer found its copy damaged", async () => {
+    const sink = recordingSink();
+    const t = transport((_peer, request) =>
+      Promise.resolve(
+        request.kind === "snapshot-begin"
+          ? beginReply(10)
+          : request.kind === "snapshot-end"
+            ? endReply("page 3: btreeInitPage() returns error code 11")
+            : {
+                kind: "snapshot-chunk-reply",
+                ...peerSelf,
+                id: 4,
+                offset: 0,
+                data: Buffer.alloc(10),
+              },
+      ),
+    );
+    const outcome = await bootstrapFromSnapshot({
+      transport: t,
+      probe: t,
+      peers: ["up:2"],
+      self,
+      threshold: 10,
+      open: () => Promise.resolve(sink),
+      clock: manualClock(),
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    expect(outcome.installed).toBe(false);
+    expect(sink.events).toEqual(["write 0", "abort"]);
   });
 
   it("refuses a chunk of another snapshot, offset or length, and installs nothing", async () => {
