@@ -2,6 +2,7 @@
 // the dashboards. An applied batch also makes its apply spans here, so it is reported once.
 import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
+import { HotHistogram, type HistogramSeries } from "./histogram.js";
 import { recordApplied } from "./spans.js";
 import { traceIdOf } from "./trace-context.js";
 import type {
@@ -75,13 +76,13 @@ export class PromMetrics implements Metrics {
       labelNames: ["route", "code"] as const,
       registers,
     });
-    this.duration = new client.Histogram({
-      name: "http_request_duration_seconds",
-      help: "Public API request duration",
-      labelNames: ["route", "method", "code"] as const,
-      buckets: LATENCY_BUCKETS,
-      registers,
-    });
+    this.duration = new HotHistogram(
+      "http_request_duration_seconds",
+      "Public API request duration",
+      ["route", "method", "code"],
+      LATENCY_BUCKETS,
+      this.registry,
+    );
     this.accepted = presetCounter(
       this.registry,
       "likes_accepted_total",
@@ -109,21 +110,20 @@ export class PromMetrics implements Metrics {
           for (const { peer, kind } of faults()) this.set({ peer, kind }, 1);
         },
       });
-    this.lag = new client.Histogram({
-      name: "likes_replication_lag_seconds",
-      help: "Receiver clock minus the origin's acceptance time of each entry applied here",
-      labelNames: ["origin", "path"] as const,
-      buckets: LAG_BUCKETS,
-      enableExemplars: true,
-      registers,
-    });
-    this.convergence = new client.Histogram({
-      name: "likes_convergence_seconds",
-      help: "On the origin: from accepting a like until every known peer acknowledged it",
-      buckets: LAG_BUCKETS,
-      enableExemplars: true,
-      registers,
-    });
+    this.lag = new HotHistogram(
+      "likes_replication_lag_seconds",
+      "Receiver clock minus the origin's acceptance time of each entry applied here",
+      ["origin", "path"],
+      LAG_BUCKETS,
+      this.registry,
+    );
+    this.convergence = new HotHistogram(
+      "likes_convergence_seconds",
+      "On the origin: from accepting a like until every known peer acknowledged it",
+      [],
+      LAG_BUCKETS,
+      this.registry,
+    ).seriesOf({});
     peerGauge(
       this.registry,
       gauges,
@@ -188,7 +188,7 @@ export class PromMetrics implements Metrics {
     );
     this.snapshotDuration = new client.Histogram({
       name: "likes_snapshot_duration_seconds",
-      help: "From asking for a snapshot to installing it (install), or from making one to its last chunk (serve)",
+      help: "From asking for a snapshot to installing it (install), or from making one to answering its end (serve)",
       labelNames: ["role"] as const,
       buckets: SNAPSHOT_BUCKETS,
       registers,
@@ -219,12 +219,15 @@ export class PromMetrics implements Metrics {
   /** Lag of each applied entry, with its trace id as exemplar; and its apply span. */
   entriesApplied(entries: readonly Entry[], path: ReplicationPath, now: number): void {
     recordApplied(entries, path, now);
+    // Entries come in runs of one origin (a page, a push): its series is looked up once a run.
+    let origin: string | undefined;
+    let series: HistogramSeries | undefined;
     for (const entry of entries) {
-      const labels = { origin: this.originLabel(nodeNameOf(entry.origin)), path };
-      const value = Math.max(0, now - entry.ts) / 1000;
-      const traceId = traceIdOf(entry.traceparent);
-      if (traceId) this.lag.observe({ labels, value, exemplarLabels: exemplar(traceId) });
-      else this.lag.observe({ labels, value });
+      if (entry.origin !== origin || !series) {
+        origin = entry.origin;
+        series = this.lag.seriesOf({ origin: this.originLabel(nodeNameOf(entry.origin)), path });
+      }
+      series.observe(Math.max(0, now - entry.ts) / 1000, traceIdOf(entry.traceparent));
     }
   }
 
@@ -240,10 +243,7 @@ export class PromMetrics implements Metrics {
   }
 
   entryConverged(entry: OwnEntry, seconds: number): void {
-    const traceId = traceIdOf(entry.traceparent);
-    if (traceId)
-      this.convergence.observe({ labels: {}, value: seconds, exemplarLabels: exemplar(traceId) });
-    else this.convergence.observe({ labels: {}, value: seconds });
+    this.convergence.observe(seconds, traceIdOf(entry.traceparent));
   }
 
   snapshotBytes(direction: "in" | "out", bytes: number): void {
@@ -298,11 +298,6 @@ function peerGauge(
       }
     },
   });
-}
-
-/** Exemplar labels: prom-client types them with the metric's own label names, wrongly. */
-function exemplar<T extends string>(traceId: string): client.LabelValues<T> {
-  return { trace_id: traceId } as client.LabelValues<string>;
 }
 
 /**
