@@ -28,6 +28,13 @@ const OTHER_ORIGINS = "other";
 const SNAPSHOT_BUCKETS = [0.1, 0.25, 0.5, 1, 2.5, 5, 10, 20, 30, 60, 120, 300];
 const LATENCY_BUCKETS = [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
 
+/** A route, method and code's requests: counted until the next scrape, timed at once. */
+interface ServedSeries {
+  readonly counterLabels: { readonly route: string; readonly code: string };
+  unscraped: number;
+  readonly duration: HistogramSeries;
+}
+
 /** A peer as the peer gauges show it, labelled by node name (its address until it answers). */
 export interface PeerGauge {
   readonly peer: string;
@@ -53,7 +60,6 @@ export interface Gauges {
  */
 export class PromMetrics implements Metrics {
   readonly registry = new client.Registry<client.OpenMetricsContentType>();
-  private readonly requests;
   private readonly duration;
   private readonly accepted;
   private readonly lag;
@@ -65,16 +71,28 @@ export class PromMetrics implements Metrics {
   private readonly snapshotBytesTotal;
   private readonly snapshotDuration;
   private readonly originLabels = new Set<string>();
+  /** Each route, method and code served: what a request adds to, found by one lookup. */
+  private readonly served = new Map<string, ServedSeries>();
 
   constructor(gauges: Gauges) {
     this.registry.setContentType(OPENMETRICS_CONTENT_TYPE);
     const registers = [this.registry];
     client.collectDefaultMetrics({ register: this.registry });
-    this.requests = new client.Counter({
+    const served = this.served;
+    new client.Counter({
       name: "likes_requests_total",
       help: "Public API requests by route and status code",
       labelNames: ["route", "code"] as const,
       registers,
+      // Requests are counted in `served` and added here when scraped: an increment a request
+      // costs prom-client's label hashing.
+      collect() {
+        for (const series of served.values())
+          if (series.unscraped > 0) {
+            this.inc(series.counterLabels, series.unscraped);
+            series.unscraped = 0;
+          }
+      },
     });
     this.duration = new HotHistogram(
       "http_request_duration_seconds",
@@ -196,8 +214,19 @@ export class PromMetrics implements Metrics {
   }
 
   requestServed(route: string, method: string, code: number, seconds: number): void {
-    this.requests.inc({ route, code: String(code) });
-    this.duration.observe({ route, method, code: String(code) }, seconds);
+    const key = `${code} ${method} ${route}`;
+    let series = this.served.get(key);
+    if (!series) {
+      const labels = { route, method, code: String(code) };
+      series = {
+        counterLabels: { route, code: labels.code },
+        unscraped: 0,
+        duration: this.duration.seriesOf(labels),
+      };
+      this.served.set(key, series);
+    }
+    series.unscraped++;
+    series.duration.observe(seconds);
   }
 
   likeAccepted(isNew: boolean): void {
