@@ -63,8 +63,16 @@ export class PeerTable {
     return [...this.peers.values()].filter((p) => !p.isSelf);
   }
 
+  /** Called for each incoming request: a loop, not live()'s copy of the table. */
   byOrigin(origin: string): PeerState | undefined {
-    return this.live().find((p) => p.origin === origin);
+    for (const peer of this.peers.values()) if (!peer.isSelf && peer.origin === origin) return peer;
+    return undefined;
+  }
+
+  /** Whether a peer that is not this node passes `test`; without copying the table. */
+  some(test: (peer: PeerState) => boolean): boolean {
+    for (const peer of this.peers.values()) if (!peer.isSelf && test(peer)) return true;
+    return false;
   }
 
   /** Lowest seq of `origin` that every peer is known to hold (Infinity without peers). */

@@ -51,7 +51,7 @@ export class Pusher {
   published(entry: Entry): void {
     this.outbox.add(entry);
     const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
-    const idle = this.deps.peers.live().some((p) => p.pushesInFlight === 0 && p.up !== false);
+    const idle = this.deps.peers.some(idleAndUp);
     this.schedule(idle || entry.seq - sent >= MAX_PUSH_ENTRIES ? 0 : this.deps.pushMs);
   }
 
@@ -140,4 +140,9 @@ export class Pusher {
     // What arrived while this push was in flight goes out now.
     if (peer.up && peer.pushedUpTo < this.ownSeq()) this.schedule(0);
   }
+}
+
+/** A peer a push would go to at once: none in flight, and not known to be down. */
+function idleAndUp(peer: PeerState): boolean {
+  return peer.pushesInFlight === 0 && peer.up !== false;
 }
