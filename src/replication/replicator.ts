@@ -134,7 +134,12 @@ export class Replicator {
     this.antiEntropy.start();
     this.pusher.start();
     this.peers.start({
-      added: (peer) => void this.pusher.greet(peer),
+      // Greeted, then synced with at once: a node that starts behind (restarted, or new)
+      // pulls what it lacks as soon as a peer answers, not at its first random round.
+      added: (peer) =>
+        void this.pusher
+          .greet(peer)
+          .then(() => (peer.up === true ? this.antiEntropy.syncWith(peer) : undefined)),
       back: (peer) => void this.antiEntropy.syncWith(peer),
       retry: (peer) => void this.antiEntropy.syncWith(peer),
       changed: () => this.settle(),

@@ -392,6 +392,20 @@ describe("replicator", () => {
     a.replicator.stop();
   });
 
+  it("pulls what it lacks from a peer as soon as its greeting is answered, not at its first random round", async () => {
+    const { scheduler, node } = simNetwork(7);
+    // Rounds a minute apart: the first would come long after the test's 100 ms.
+    const a = node("a", ["b"], { syncMs: 60_000 });
+    const b = node("b", ["a"], { syncMs: 60_000 });
+    await Promise.all([b.store.apply(bulk(7)), scheduler.runUntil(scheduler.now() + 1)]);
+    b.replicator.start();
+    a.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 100);
+    expect(a.store.digest().get("old~1" as OriginId)).toBe(7);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
   it("greets its peers at start: both know the other is up before any write or sync", async () => {
     const { scheduler, a, b } = twoNodes();
     const first: string[] = [];
