@@ -4,6 +4,7 @@
 // read. Copies take disk: at most MAX_SERVING at a time, each removed once its end is answered,
 // when its caller goes quiet for IDLE_MS, or when the node stops.
 import type { Digest } from "../crdt/index.js";
+import type { CopyVerdict } from "../store/index.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
 import type { Clock, Timer } from "./ports.js";
 import {
@@ -20,12 +21,6 @@ import {
   type SnapshotReply,
   type SnapshotRequest,
 } from "./protocol.js";
-
-/** What the check of a copy found: its checksum, and its problems (none when sound). */
-export interface CopyVerdict {
-  readonly checksum: Buffer;
-  readonly problems: readonly string[];
-}
 
 /** A copy being served: what the store's snapshot (store/snapshot.ts) provides. */
 export interface ServedSnapshot {

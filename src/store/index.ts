@@ -7,11 +7,11 @@ export type { StorageCondition } from "./storage-health.js";
 export { SchemaVersionError } from "./sqlite-schema.js";
 export {
   MAX_SNAPSHOT_BYTES,
-  SNAPSHOT_CHECKSUM,
   SnapshotDownload,
   SnapshotRefusedError,
   StoreSnapshot,
   removeStaleSnapshots,
   type SnapshotPromise,
 } from "./snapshot.js";
+export { SNAPSHOT_CHECKSUM, checkCopy, type CopyVerdict } from "./copy-check.js";
 export { DataDirectory } from "./data-dir.js";

@@ -32,11 +32,11 @@ import {
 import {
   SNAPSHOT_CHECKSUM,
   SnapshotDownload,
+  checkCopy,
   SnapshotRefusedError,
   SqliteStore,
   type StoreSnapshot,
 } from "../../src/store/index.js";
-import { checkCopy } from "../../src/store/snapshot.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { SEED_ORIGIN, seedDataDir } from "../support/snapshot-peer.js";
 
@@ -403,6 +403,20 @@ describe("snapshot bootstrap", () => {
     vv: new Map(),
   });
 
+  /** A bootstrap from the one peer `up:2`, with a threshold of 10. */
+  const fromOnePeer = (t: Transport, sink: SnapshotSink) =>
+    bootstrapFromSnapshot({
+      transport: t,
+      probe: t,
+      peers: ["up:2"],
+      self,
+      threshold: 10,
+      open: () => Promise.resolve(sink),
+      clock: manualClock(),
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+
   const endReply = (problem: string): SnapshotEndReply => ({
     kind: "snapshot-end-reply",
     ...peerSelf,
@@ -477,17 +491,7 @@ describe("snapshot bootstrap", () => {
               },
       ),
     );
-    const outcome = await bootstrapFromSnapshot({
-      transport: t,
-      probe: t,
-      peers: ["up:2"],
-      self,
-      threshold: 10,
-      open: () => Promise.resolve(sink),
-      clock: manualClock(),
-      logger: silentLogger,
-      metrics: noMetrics,
-    });
+    const outcome = await fromOnePeer(t, sink);
     expect(outcome.installed).toBe(false);
     expect(sink.events).toEqual(["write 0", "abort"]);
   });
@@ -509,17 +513,7 @@ describe("snapshot bootstrap", () => {
               },
         ),
       );
-      const outcome = await bootstrapFromSnapshot({
-        transport: t,
-        probe: t,
-        peers: ["up:2"],
-        self,
-        threshold: 10,
-        open: () => Promise.resolve(sink),
-        clock: manualClock(),
-        logger: silentLogger,
-        metrics: noMetrics,
-      });
+      const outcome = await fromOnePeer(t, sink);
       expect(outcome.installed).toBe(false);
       expect(sink.events).toEqual(["abort"]);
     }
