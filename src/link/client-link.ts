@@ -5,6 +5,7 @@ import net from "node:net";
 import { splitHostPort, type PeerAddress } from "../config.js";
 import { digestDiff, type Digest } from "../crdt/index.js";
 import type { Codec } from "../replication/codec.js";
+import { ReceivedStrings, SentStrings, StringTableError } from "../replication/link-strings.js";
 import { replyKindOf, type PeerMessage, type PeerRequest } from "../replication/protocol.js";
 import { activeTraceparent } from "../telemetry/trace-context.js";
 import type { Metrics } from "../telemetry/types.js";
@@ -78,6 +79,9 @@ export class ClientLink {
   /** Requests sent before the handshake completed, in order. */
   private queued: Buffer[] = [];
   private nextId = 1;
+  /** The names each direction has carried (requests out, replies in): sent once per link. */
+  private readonly sentNames = new SentStrings();
+  private readonly receivedNames = new ReceivedStrings();
 
   constructor(
     private readonly peer: PeerAddress,
@@ -172,6 +176,7 @@ export class ClientLink {
       request.kind === "sync"
         ? { ...request, vv: digestDiff(request.vv, this.lastSyncVv) }
         : request,
+      this.sentNames,
     );
     if (this.unansweredBytes + message.length > MAX_UNANSWERED_BYTES)
       return Promise.reject(
@@ -197,6 +202,7 @@ export class ClientLink {
       this.waiting.set(id, { kind, bytes: message.length, timer, resolve, reject });
       this.unansweredBytes += message.length;
       if (request.kind === "sync") this.lastSyncVv = request.vv;
+      this.sentNames.sent();
       if (this.connection) this.connection.send(payload);
       else this.queued.push(payload);
     });
@@ -236,9 +242,11 @@ export class ClientLink {
       return;
     }
     try {
-      waiting.resolve(this.codec.decode(envelope.message, waiting.kind));
+      waiting.resolve(this.codec.decode(envelope.message, waiting.kind, this.receivedNames));
     } catch (error) {
       waiting.reject(new PeerRequestError(`reply from ${this.peer} unreadable: ${String(error)}`));
+      // The names of later replies could no longer be read: the link closes.
+      if (error instanceof StringTableError) throw error;
     }
   }
 }

@@ -1,4 +1,4 @@
-// The peer port (protocol v4): a TCP server whose connections each become a peer link once the
+// The peer port (protocol v5): a TCP server whose connections each become a peer link once the
 // handshake proves that the caller holds the cluster secret. Nothing but the handshake is read
 // from a connection before that; after it, each request frame is decoded in full, handed to the
 // replication core, and answered on the same link once handled (after the commit that holds it).
@@ -7,6 +7,7 @@ import { errorAnswer } from "../http/errors.js";
 import { patchDigest, type Digest, type OriginId } from "../crdt/index.js";
 import type { Codec } from "../replication/codec.js";
 import { RefusalLog } from "../replication/limits.js";
+import { ReceivedStrings, SentStrings, StringTableError } from "../replication/link-strings.js";
 import {
   MalformedMessageError,
   isRequestKind,
@@ -187,6 +188,9 @@ export class LinkServer {
     let handling = 0;
     // The vector of the last sync on this link: the next one may come as a difference from it.
     let lastSyncVv: Digest = new Map();
+    // The names each direction has carried (requests in, replies out): sent once per link.
+    const receivedNames = new ReceivedStrings();
+    const sentNames = new SentStrings();
     let paused = false;
     const throttle = () => {
       const busy =
@@ -196,7 +200,7 @@ export class LinkServer {
       paused = busy;
     };
     const answer = (id: number, reply: PeerReply) => {
-      const bytes = codec.encode(reply);
+      const bytes = codec.encode(reply, sentNames);
       const payload = replyEnvelope(id, bytes);
       if (payload.length + TAG_BYTES > MAX_FRAME_BYTES) {
         refuseRequest(
@@ -206,6 +210,7 @@ export class LinkServer {
         );
         return;
       }
+      sentNames.sent();
       connection.send(payload);
     };
     const refuseRequest = (id: number, kind: string, error: unknown) => {
@@ -241,10 +246,11 @@ export class LinkServer {
           const kind = said !== undefined && isRequestKind(said) ? said : "deltas";
           let request: PeerRequest;
           try {
-            request = codec.decode(message, kind) as PeerRequest;
+            request = codec.decode(message, kind, receivedNames) as PeerRequest;
           } catch (error) {
-            // A sync lost here would leave the two ends with different vectors to patch.
-            if (vvDiff) throw error;
+            // A sync lost here would leave the two ends with different vectors to patch, and
+            // names not read, different tables.
+            if (vvDiff || error instanceof StringTableError) throw error;
             refuseRequest(id, kind, error);
             return;
           }

@@ -1,8 +1,6 @@
-// The peer protocol's binary format (v2): messages to bytes and back, every decode fully
+// The peer protocol's binary format (v3): messages to bytes and back, every decode fully
 // checked before anything is applied.
 import {
-  isNodeName,
-  isOriginId,
   isSeq,
   MAX_SEQ,
   type Digest,
@@ -19,20 +17,28 @@ import {
   MAX_PROBLEM_BYTES,
   type PeerMessage,
 } from "./protocol.js";
+import { ReceivedStrings, SentStrings } from "./link-strings.js";
 import { WireReader, WireWriter } from "./wire.js";
 
 /** Turns messages into bytes and back; the byte counts feed the gossip metrics. */
 export interface Codec {
   readonly contentType: string;
-  encode(message: PeerMessage): Buffer;
-  /** Throws MalformedMessageError for anything that is not a valid message of that kind. */
-  decode(bytes: Buffer, kind: PeerMessage["kind"]): PeerMessage;
+  /**
+   * `names`: what this direction of a link has named before (link-strings.ts); without it the
+   * message names everything itself. Call `names.sent()` once the bytes go out.
+   */
+  encode(message: PeerMessage, names?: SentStrings): Buffer;
+  /**
+   * Throws MalformedMessageError for anything that is not a valid message of that kind, and its
+   * StringTableError when `names` can no longer follow the sender's.
+   */
+  decode(bytes: Buffer, kind: PeerMessage["kind"], names?: ReceivedStrings): PeerMessage;
   /** The kind a message says it is, unchecked (decode checks it); undefined if none. */
   kindOf(bytes: Buffer): PeerMessage["kind"] | undefined;
 }
 
 // The first byte: format version in the high nibble, message kind in the low one.
-const FORMAT = 0x20;
+const FORMAT = 0x30;
 const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
   deltas: 1,
   sync: 2,
@@ -51,19 +57,15 @@ const TRACED = 1;
 const SEQ_GIVEN = 2;
 const TS_BACK = 4;
 const KNOWN_FLAGS = TRACED | SEQ_GIVEN | TS_BACK;
-// Node names are at most 63 characters, incarnations 32.
-const MAX_NODE_BYTES = 63;
-const MAX_ORIGIN_BYTES = 96;
-// Least bytes of an origin id (`a~b` and its length), an entry (flags, ts, two 1-byte fields),
-// a digest pair or a group header: bounds a count before anything is allocated for it.
-const MIN_ORIGIN_BYTES = 4;
+// Least bytes of an entry (flags, ts, two 1-byte fields), a digest pair or a group header:
+// bounds a count before anything is allocated for it.
 const MIN_ENTRY_BYTES = 6;
 const MIN_PAIR_BYTES = 2;
 
 /**
- * The compact binary form of peer messages (format 2):
+ * The compact binary form of peer messages (format 3):
  *
- *   message = tag:u8 origins:(n, id×n) node:id sender:origin-index body
+ *   message = tag:u8 names:(2n + reset, id×n) node:index sender:index body
  *   deltas: entries · sync: digest [window] · deltas-reply: digest
  *   sync-reply: more:u8 entries diff:digest
  *   window  = origin-index after upTo-after   (a catch-up's page: one origin's seqs, after < upTo)
@@ -74,26 +76,26 @@ const MIN_PAIR_BYTES = 2;
  *   entry   = flags:u8 [seq] |Δts| post user [traceparent:25 bytes]
  *   digest  = (n, (origin-index, seq)×n)
  *
- * Integers are unsigned LEB128 varints, ids and fields a varint byte length then UTF-8. Every
- * origin id is written once, in the table, and named by its index after that. Consecutive
+ * Integers are unsigned LEB128 varints, ids and fields a varint byte length then UTF-8. Node
+ * names and origin ids are written once, in the table of the link's direction (link-strings.ts:
+ * a message adds the ones it names first, or starts the table anew when `reset`), and named by
+ * their index in it after that; a message encoded alone names all its own. Consecutive
  * entries of one origin form a group; inside it a seq is written only when it is not the
  * previous one plus one (SEQ_GIVEN), and ts as the distance from the previous entry's (both
  * start at 0 in each group), TS_BACK when it went down.
  */
 export const binaryCodec: Codec = {
-  contentType: "application/vnd.likes.peer.v2",
+  contentType: "application/vnd.likes.peer.v3",
   kindOf(bytes) {
     const tag = bytes[0];
     if (tag === undefined || (tag & 0xf0) !== FORMAT) return undefined;
     return KINDS.find((kind) => KIND_CODE[kind] === (tag & 0x0f));
   },
-  encode(message) {
+  encode(message, names = new SentStrings()) {
     const w = new WireWriter();
     w.byte(FORMAT | KIND_CODE[message.kind]);
-    const table = originTable(message);
-    w.varint(table.size);
-    for (const origin of table.keys()) w.string(origin);
-    w.string(message.node);
+    const table = names.write(w, namesOf(message));
+    w.varint(table.get(message.node) as number);
     w.varint(table.get(message.origin) as number);
     switch (message.kind) {
       case "deltas":
@@ -155,9 +157,9 @@ export const binaryCodec: Codec = {
     }
     return w.finish();
   },
-  decode(bytes, kind) {
+  decode(bytes, kind, names = new ReceivedStrings()) {
     try {
-      return readMessage(new WireReader(bytes), kind);
+      return readMessage(new WireReader(bytes), kind, names);
     } catch (error) {
       // The reader throws only MalformedMessageError; anything else is still the input's fault.
       if (error instanceof MalformedMessageError) throw error;
@@ -166,20 +168,24 @@ export const binaryCodec: Codec = {
   },
 };
 
-/** Every origin the message names, the sender's first, each once, with its index. */
-function originTable(message: PeerMessage): Map<OriginId, number> {
-  const table = new Map<OriginId, number>([[message.origin, 0]]);
-  const add = (origin: OriginId) => {
-    if (!table.has(origin)) table.set(origin, table.size);
-  };
-  if ("entries" in message) for (const entry of message.entries) add(entry.origin);
-  if ("vv" in message) for (const origin of message.vv.keys()) add(origin);
-  if ("diff" in message) for (const origin of message.diff.keys()) add(origin);
-  if ("window" in message && message.window) add(message.window.origin);
-  return table;
+/** Every name the message holds, each once: the sender's node name and origin first. */
+function namesOf(message: PeerMessage): string[] {
+  const names = new Set<string>([message.node, message.origin]);
+  if ("entries" in message) {
+    let last: OriginId | undefined;
+    for (const { origin } of message.entries) if (origin !== last) names.add((last = origin));
+  }
+  if ("vv" in message) for (const origin of message.vv.keys()) names.add(origin);
+  if ("diff" in message) for (const origin of message.diff.keys()) names.add(origin);
+  if ("window" in message && message.window) names.add(message.window.origin);
+  return [...names];
 }
 
-function writeEntries(w: WireWriter, entries: readonly Entry[], table: Map<OriginId, number>) {
+function writeEntries(
+  w: WireWriter,
+  entries: readonly Entry[],
+  table: ReadonlyMap<string, number>,
+) {
   const starts: number[] = [];
   for (let i = 0; i < entries.length; i++)
     if (i === 0 || entries[i]?.origin !== entries[i - 1]?.origin) starts.push(i);
@@ -211,7 +217,7 @@ function writeEntries(w: WireWriter, entries: readonly Entry[], table: Map<Origi
   }
 }
 
-function writeDigest(w: WireWriter, digest: Digest, table: Map<OriginId, number>) {
+function writeDigest(w: WireWriter, digest: Digest, table: ReadonlyMap<string, number>) {
   w.varint(digest.size);
   for (const [origin, seq] of digest) {
     w.varint(table.get(origin) as number);
@@ -219,16 +225,17 @@ function writeDigest(w: WireWriter, digest: Digest, table: Map<OriginId, number>
   }
 }
 
-function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
+function readMessage(
+  r: WireReader,
+  kind: PeerMessage["kind"],
+  origins: ReceivedStrings,
+): PeerMessage {
   const tag = r.byte();
-  if (tag !== (FORMAT | KIND_CODE[kind]))
-    throw new MalformedMessageError(
-      (tag & 0xf0) === FORMAT ? `expected kind ${kind}` : "not a message of peer format 2",
-    );
-  const origins = readOrigins(r);
-  const node = r.id(MAX_NODE_BYTES);
-  if (!isNodeName(node)) throw new MalformedMessageError("bad node");
-  const sender = { node, origin: originAt(origins, r.varint()) };
+  if ((tag & 0xf0) !== FORMAT) throw new MalformedMessageError("not a message of peer format 3");
+  // A message of another kind than expected still adds its names: the sender's table has them.
+  origins.read(r);
+  if (tag !== (FORMAT | KIND_CODE[kind])) throw new MalformedMessageError(`expected kind ${kind}`);
+  const sender = { node: origins.node(r.varint()), origin: origins.origin(r.varint()) };
   let message: PeerMessage;
   switch (kind) {
     case "deltas":
@@ -240,7 +247,7 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
         message = { kind, ...sender, vv };
         break;
       }
-      const origin = originAt(origins, r.varint());
+      const origin = origins.origin(r.varint());
       const after = r.varint();
       const upTo = after + r.varint();
       if (upTo === after || !isSeq(upTo)) throw new MalformedMessageError("bad window");
@@ -296,31 +303,11 @@ function readMessage(r: WireReader, kind: PeerMessage["kind"]): PeerMessage {
   return message;
 }
 
-function readOrigins(r: WireReader): OriginId[] {
-  const n = r.count(MIN_ORIGIN_BYTES);
-  const origins: OriginId[] = [];
-  const seen = new Set<string>();
-  for (let i = 0; i < n; i++) {
-    const origin = r.id(MAX_ORIGIN_BYTES);
-    if (!isOriginId(origin)) throw new MalformedMessageError("bad origin");
-    if (seen.has(origin)) throw new MalformedMessageError("origin listed twice");
-    seen.add(origin);
-    origins.push(origin);
-  }
-  return origins;
-}
-
-function originAt(origins: readonly OriginId[], index: number): OriginId {
-  const origin = origins[index];
-  if (origin === undefined) throw new MalformedMessageError("origin index out of range");
-  return origin;
-}
-
-function readEntries(r: WireReader, origins: readonly OriginId[], limit: number): Entry[] {
+function readEntries(r: WireReader, origins: ReceivedStrings, limit: number): Entry[] {
   const groups = r.count(MIN_PAIR_BYTES + MIN_ENTRY_BYTES);
   const entries: Entry[] = [];
   for (let g = 0; g < groups; g++) {
-    const origin = originAt(origins, r.varint());
+    const origin = origins.origin(r.varint());
     const n = r.count(MIN_ENTRY_BYTES);
     if (n === 0) throw new MalformedMessageError("empty group");
     if (entries.length + n > limit) throw new MalformedMessageError(`more than ${limit} entries`);
@@ -351,11 +338,11 @@ function readEntries(r: WireReader, origins: readonly OriginId[], limit: number)
   return entries;
 }
 
-function readDigest(r: WireReader, origins: readonly OriginId[]): Map<OriginId, number> {
+function readDigest(r: WireReader, origins: ReceivedStrings): Map<OriginId, number> {
   const n = r.count(MIN_PAIR_BYTES);
   const digest = new Map<OriginId, number>();
   for (let i = 0; i < n; i++) {
-    const origin = originAt(origins, r.varint());
+    const origin = origins.origin(r.varint());
     if (digest.has(origin)) throw new MalformedMessageError("origin twice in a digest");
     const seq = r.varint();
     if (seq > MAX_SEQ) throw new MalformedMessageError("bad seq in a digest");

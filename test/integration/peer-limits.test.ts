@@ -3,7 +3,6 @@
 // likes_gossip_messages_total.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
-import { binaryCodec } from "../../src/replication/codec.js";
 import { TestCluster, clusterView } from "../support/cluster.js";
 import { RawLink } from "../support/peer.js";
 import { countOf } from "../support/process.js";
@@ -35,7 +34,7 @@ async function push(entries: Entry[]): Promise<{ ok: true } | { ok: false; code:
   if (answer.type === "error") return { ok: false, code: answer.code };
   expect(answer.type).toBe("reply");
   if (answer.type === "reply")
-    expect(binaryCodec.decode(answer.message, "deltas-reply")).toMatchObject({
+    expect(link.reply(answer.id)).toMatchObject({
       kind: "deltas-reply",
     });
   return { ok: true };

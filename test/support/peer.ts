@@ -22,7 +22,8 @@ import {
   proves,
 } from "../../src/link/handshake.js";
 import { binaryCodec } from "../../src/replication/codec.js";
-import type { PeerRequest } from "../../src/replication/protocol.js";
+import { ReceivedStrings, SentStrings } from "../../src/replication/link-strings.js";
+import type { PeerMessage, PeerRequest } from "../../src/replication/protocol.js";
 import { TEST_SECRET } from "./cluster.js";
 import { waitFor } from "./wait.js";
 
@@ -46,6 +47,11 @@ export interface RawLinkOptions {
 export class RawLink {
   private readonly reader = new FrameReader(MAX_FRAME_BYTES);
   private readonly envelopes: Envelope[] = [];
+  /** The names each direction has carried, as a node's end of the link keeps them. */
+  private readonly sentNames = new SentStrings();
+  private readonly replyNames = new ReceivedStrings();
+  /** Replies, decoded in the order they came (as names must be), by request id. */
+  private readonly replies = new Map<number, PeerMessage | Error>();
   private nextId = 1;
   closed = false;
   /** What the node sent that this end could not open (it then closes the link). */
@@ -62,8 +68,12 @@ export class RawLink {
     socket.on("data", (chunk: Buffer) => {
       try {
         this.reader.push(chunk);
-        for (let body = this.reader.next(); body; body = this.reader.next())
-          this.envelopes.push(openEnvelope(this.opener.open(body)));
+        for (let body = this.reader.next(); body; body = this.reader.next()) {
+          const envelope = openEnvelope(this.opener.open(body));
+          this.envelopes.push(envelope);
+          if (envelope.type === "reply")
+            this.replies.set(envelope.id, this.decode(envelope.message));
+        }
       } catch (error) {
         // Thrown from a socket event, it would fail the test run rather than the test.
         this.unreadable = error instanceof Error ? error : new Error(String(error));
@@ -118,9 +128,27 @@ export class RawLink {
     );
   }
 
+  /**
+   * A message as this link carries it (names it sent before by their index), to be sent next:
+   * messages must go out in the order they were encoded.
+   */
+  encode(message: PeerMessage): Buffer {
+    const bytes = binaryCodec.encode(message, this.sentNames);
+    this.sentNames.sent();
+    return bytes;
+  }
+
+  /** The decoded reply to request `id` (its envelope answered). */
+  reply(id: number): PeerMessage {
+    const reply = this.replies.get(id);
+    if (reply === undefined) throw new Error(`no reply to request ${id}`);
+    if (reply instanceof Error) throw reply;
+    return reply;
+  }
+
   /** The sealed frame of a request, numbered in turn, and its id. */
   frame(request: PeerRequest | Buffer, traceparent?: string): { id: number; bytes: Buffer } {
-    const message = Buffer.isBuffer(request) ? request : binaryCodec.encode(request);
+    const message = Buffer.isBuffer(request) ? request : this.encode(request);
     const id = this.nextId++;
     return { id, bytes: this.sealer.seal(requestEnvelope(id, traceparent, message)) };
   }
@@ -153,5 +181,15 @@ export class RawLink {
 
   close(): void {
     this.socket.destroy();
+  }
+
+  private decode(message: Buffer): PeerMessage | Error {
+    try {
+      const kind = binaryCodec.kindOf(message);
+      if (kind === undefined) throw new Error("a reply of no known kind");
+      return binaryCodec.decode(message, kind, this.replyNames);
+    } catch (error) {
+      return error instanceof Error ? error : new Error(String(error));
+    }
   }
 }

@@ -1,0 +1,100 @@
+// The names a message carries (node names and origin ids), each sent once per direction of a
+// peer link and by its index after that: a push of one like then names its sender and origin in
+// two bytes, not in some thirty. Both ends of a direction keep the same table, because frames
+// arrive in the order they were sent and a message adds its new names before anything else.
+import { isNodeName, isOriginId, type NodeName, type OriginId } from "../crdt/index.js";
+import { MalformedMessageError } from "./protocol.js";
+import type { WireReader, WireWriter } from "./wire.js";
+
+/** The names one direction of a link keeps at most; a message past it starts a new table. */
+export const MAX_LINK_STRINGS = 4096;
+// Node names are at most 63 bytes, origin ids 96.
+const MAX_NAME_BYTES = 96;
+// A 1-character node name and its length.
+const MIN_NAME_BYTES = 2;
+const NODE = 1;
+const ORIGIN = 2;
+
+/**
+ * A message whose names cannot be read. The two ends' tables may differ from here on, so the
+ * link closes, where any other malformed message is refused alone.
+ */
+export class StringTableError extends MalformedMessageError {}
+
+/** What the sending end of a direction has named, and what the message it encoded last adds. */
+export class SentStrings {
+  private readonly known = new Map<string, number>();
+  private pending: { readonly reset: boolean; readonly added: readonly string[] } | undefined;
+
+  /**
+   * Writes the table section of a message naming `names` (each once) and returns their indexes.
+   * The table changes only when `sent()` says the message went out.
+   */
+  write(w: WireWriter, names: readonly string[]): Map<string, number> {
+    let added = names.filter((name) => !this.known.has(name));
+    const reset = this.known.size + added.length > MAX_LINK_STRINGS;
+    if (reset) added = [...names];
+    const base = reset ? 0 : this.known.size;
+    const index = new Map<string, number>();
+    added.forEach((name, i) => index.set(name, base + i));
+    if (!reset)
+      for (const name of names)
+        if (!index.has(name)) index.set(name, this.known.get(name) as number);
+    w.varint(added.length * 2 + (reset ? 1 : 0));
+    for (const name of added) w.string(name);
+    this.pending = { reset, added };
+    return index;
+  }
+
+  /** The message encoded last went out: the other end now holds its names. */
+  sent(): void {
+    if (!this.pending) return;
+    if (this.pending.reset) this.known.clear();
+    for (const name of this.pending.added) this.known.set(name, this.known.size);
+    this.pending = undefined;
+  }
+}
+
+/** What the sending end of a direction has named, as the receiving end read it. */
+export class ReceivedStrings {
+  private names: string[] = [];
+  private kinds: number[] = [];
+  private seen = new Set<string>();
+
+  /** Reads a message's table section: a failure is a StringTableError. */
+  read(r: WireReader): void {
+    try {
+      const head = r.varint();
+      const reset = head % 2 === 1;
+      const n = Math.floor(head / 2);
+      if (n * MIN_NAME_BYTES > r.remaining()) throw new Error("count past the end");
+      if (reset) {
+        this.names = [];
+        this.kinds = [];
+        this.seen = new Set();
+      } else if (this.names.length + n > MAX_LINK_STRINGS)
+        throw new Error(`more than ${MAX_LINK_STRINGS} names on a link`);
+      for (let i = 0; i < n; i++) {
+        const name = r.id(MAX_NAME_BYTES);
+        const kind = (isNodeName(name) ? NODE : 0) | (isOriginId(name) ? ORIGIN : 0);
+        if (kind === 0) throw new Error("bad name");
+        if (this.seen.has(name)) throw new Error("a name sent twice");
+        this.seen.add(name);
+        this.names.push(name);
+        this.kinds.push(kind);
+      }
+    } catch (error) {
+      throw new StringTableError(error instanceof Error ? error.message : String(error));
+    }
+  }
+
+  node(index: number): NodeName {
+    if (this.kinds[index] !== NODE) throw new MalformedMessageError("bad node");
+    return this.names[index] as NodeName;
+  }
+
+  origin(index: number): OriginId {
+    if (this.kinds[index] !== ORIGIN) throw new MalformedMessageError("bad origin");
+    return this.names[index] as OriginId;
+  }
+}
