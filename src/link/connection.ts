@@ -29,6 +29,7 @@ export class Connection {
     private readonly events: ConnectionEvents,
   ) {
     reader.maxBytes = MAX_FRAME_BYTES;
+    reader.sealed = true;
     socket.on("data", (chunk: Buffer) => this.received(chunk));
     socket.on("drain", () => events.drained());
     socket.on("error", (error) => this.close(error));

@@ -1,4 +1,6 @@
-// The frames of a peer link: `length:u32be body` on a byte stream; after the handshake every body
+// The frames of a peer link on a byte stream: the handshake's are `length:u32be body` (as every
+// version's were, so that a peer of another version is read far enough to be told so); after it,
+// `length:varint body`, and every body
 // ends in a MAC tag under the connection's key over the direction, the frame's number and the
 // payload, so that a frame cannot be forged, replayed or reordered within or across connections.
 // The tag is AES-256-GCM's GMAC (NIST SP 800-38D): the payload authenticated, nothing encrypted,
@@ -11,6 +13,8 @@ import { createCipheriv, timingSafeEqual } from "node:crypto";
 export const MAX_FRAME_BYTES = 1024 * 1024;
 /** GCM's full tag: 128 bits. */
 export const TAG_BYTES = 16;
+/** A sealed frame's length: LEB128, 1 byte under 128 bytes, at most 3 (MAX_FRAME_BYTES). */
+const MAX_LENGTH_BYTES = 3;
 
 /** A frame that breaks the framing or fails its tag: the link is closed, nothing applied. */
 export class FrameError extends Error {
@@ -31,6 +35,11 @@ export class FrameReader {
    */
   private pending: Buffer[] = [];
   private pendingBytes = 0;
+  /** The value of the varint length read last. */
+  private lengthRead = 0;
+
+  /** Whether lengths are varints (sealed frames) rather than u32be (the handshake's). */
+  sealed = false;
 
   constructor(public maxBytes: number) {}
 
@@ -41,14 +50,31 @@ export class FrameReader {
 
   /** The next whole frame's body, or undefined; throws FrameError for an oversized one. */
   next(): Buffer | undefined {
-    if (!this.holds(4)) return undefined;
-    const length = this.buffered.readUInt32BE(this.at);
+    const head = this.sealed ? this.varintLength() : this.holds(4) ? 4 : undefined;
+    if (head === undefined) return undefined;
+    const length = this.sealed ? this.lengthRead : this.buffered.readUInt32BE(this.at);
     if (length > this.maxBytes)
       throw new FrameError(`a frame of ${length} bytes (at most ${this.maxBytes})`);
-    if (!this.holds(4 + length)) return undefined;
-    const body = this.buffered.subarray(this.at + 4, this.at + 4 + length);
-    this.at += 4 + length;
+    if (!this.holds(head + length)) return undefined;
+    const body = this.buffered.subarray(this.at + head, this.at + head + length);
+    this.at += head + length;
     return body;
+  }
+
+  /** The bytes of a whole varint length at `at` (its value in `lengthRead`), or undefined. */
+  private varintLength(): number | undefined {
+    let length = 0;
+    for (let i = 0; i < MAX_LENGTH_BYTES; i++) {
+      if (!this.holds(i + 1)) return undefined;
+      const b = this.buffered[this.at + i] as number;
+      length += (b & 0x7f) * 128 ** i;
+      if (b < 0x80) {
+        if (b === 0 && i > 0) throw new FrameError("a frame length not in its shortest form");
+        this.lengthRead = length;
+        return i + 1;
+      }
+    }
+    throw new FrameError(`a frame length of more than ${MAX_LENGTH_BYTES} bytes`);
   }
 
   /** Whether `n` bytes are there; if so, they are contiguous in `buffered` from `at`. */
@@ -92,12 +118,16 @@ export class FrameSealer {
     this.nonce[0] = direction;
   }
 
-  /** `length:u32be payload tag`, as one buffer for one socket write. */
+  /** `length:varint payload tag`, as one buffer for one socket write. */
   seal(payload: Buffer): Buffer {
-    const frame = Buffer.allocUnsafe(4 + payload.length + TAG_BYTES);
-    frame.writeUInt32BE(payload.length + TAG_BYTES, 0);
-    payload.copy(frame, 4);
-    this.tag(payload).copy(frame, 4 + payload.length);
+    let length = payload.length + TAG_BYTES;
+    if (length >= 128 ** MAX_LENGTH_BYTES) throw new RangeError(`a frame of ${length} bytes`);
+    const head = length < 0x80 ? 1 : length < 0x4000 ? 2 : 3;
+    const frame = Buffer.allocUnsafe(head + length);
+    for (let i = 0; i < head; i++, length = Math.floor(length / 128))
+      frame[i] = (length % 128) | (i < head - 1 ? 0x80 : 0);
+    payload.copy(frame, head);
+    this.tag(payload).copy(frame, head + payload.length);
     return frame;
   }
 

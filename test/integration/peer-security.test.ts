@@ -9,6 +9,7 @@ import { HANDSHAKE_TIMEOUT_MS } from "../../src/link/handshake.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { TestCluster, clusterView } from "../support/cluster.js";
 import { RawLink } from "../support/peer.js";
+import { WireWriter } from "../../src/replication/wire.js";
 import { countOf, type NodeProcess } from "../support/process.js";
 import { waitFor } from "../support/wait.js";
 
@@ -256,10 +257,12 @@ describe("the peer port, to a caller with the secret", () => {
     const { push, unchanged } = intruderFor(() => cluster, "bloater");
     const before = await counter(node(), "frame", "rejected");
     const link = await open(port);
-    const header = Buffer.alloc(4);
-    header.writeUInt32BE(MAX_FRAME_BYTES + 1);
+    const header = new WireWriter();
+    header.varint(MAX_FRAME_BYTES + 1);
     // Only the length and the start of a push go out: the node must not wait for the rest.
-    link.write(Buffer.concat([header, link.frame(push()).bytes.subarray(4)]));
+    const frame = link.frame(push()).bytes;
+    const ownHead = frame.findIndex((b) => b < 0x80) + 1;
+    link.write(Buffer.concat([header.finish(), frame.subarray(ownHead)]));
     await link.closedByNode();
     expect(await counter(node(), "frame", "rejected")).toBe(before + 1);
     await unchanged();

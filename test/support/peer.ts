@@ -45,7 +45,7 @@ export interface RawLinkOptions {
 }
 
 export class RawLink {
-  private readonly reader = new FrameReader(MAX_FRAME_BYTES);
+  private readonly reader = Object.assign(new FrameReader(MAX_FRAME_BYTES), { sealed: true });
   private readonly envelopes: Envelope[] = [];
   /** The names each direction has carried, as a node's end of the link keeps them. */
   private readonly sentNames = new SentStrings();
