@@ -59,7 +59,13 @@ export class TestCluster {
       process: undefined,
     }));
     const cluster = new TestCluster(members, proxies, root);
-    await Promise.all(members.map((_, i) => cluster.startNode(i)));
+    const started = await Promise.allSettled(members.map((_, i) => cluster.startNode(i)));
+    const failed = started.find((s) => s.status === "rejected");
+    if (failed) {
+      // The nodes that did start, and the proxies, go with the failed start.
+      await cluster.stop();
+      throw failed.reason;
+    }
     return cluster;
   }
 

@@ -45,16 +45,22 @@ export class NodeProcess {
     const node = new NodeProcess(env);
     let exited = false;
     void node.exit.then(() => (exited = true));
-    await waitFor(
-      "the node to listen",
-      () => {
-        if (exited) throw new Error(`node exited early: ${node.stderr.join("\n")}`);
-        const line = node.lines.find((l) => l.message === "listening");
-        if (line) node.ports = line as unknown as Ports;
-        return line !== undefined;
-      },
-      { timeoutMs },
-    );
+    try {
+      await waitFor(
+        "the node to listen",
+        () => {
+          if (exited) throw new Error(`node exited early: ${node.stderr.join("\n")}`);
+          const line = node.lines.find((l) => l.message === "listening");
+          if (line) node.ports = line as unknown as Ports;
+          return line !== undefined;
+        },
+        { timeoutMs },
+      );
+    } catch (error) {
+      // A node that did not come up is not left running behind the failed test.
+      await node.kill("SIGKILL");
+      throw error;
+    }
     return node;
   }
 
