@@ -27,6 +27,8 @@ export interface ClusterOptions {
   readonly proxied?: boolean;
   /** Data directories to start from, by node index. */
   readonly dataDirs?: readonly (string | undefined)[];
+  /** Nodes (by index) that `start` does not launch: `startNode` does, once the others serve. */
+  readonly later?: readonly number[];
 }
 
 /** A local likes cluster of real processes for the benchmark. */
@@ -68,11 +70,19 @@ export class BenchCluster {
       });
     }
     const cluster = new BenchCluster(nodes, proxies, options, peerPorts);
-    for (let i = 0; i < nodes.length; i++) cluster.launch(i);
-    await Promise.all(nodes.map((n) => waitForPort(n.http)));
-    // The ports open before the store: a node serves once it says it is ready.
-    await Promise.all(nodes.map((n) => waitForReady(n.http)));
+    await Promise.all(
+      nodes.map((_, i) => (options.later?.includes(i) ? Promise.resolve() : cluster.startNode(i))),
+    );
     return cluster;
+  }
+
+  /** Launches node i and waits until it serves. */
+  async startNode(i: number): Promise<void> {
+    const node = this.nodes[i] as LikesNode;
+    this.launch(i);
+    await waitForPort(node.http);
+    // The ports open before the store: a node serves once it says it is ready.
+    await waitForReady(node.http);
   }
 
   launch(i: number): void {
@@ -111,7 +121,10 @@ export class BenchCluster {
   }
 
   async stop(): Promise<void> {
-    await Promise.all(this.nodes.map((n) => n.proc.stop()));
+    // A node of `later` that was never started has no process.
+    await Promise.all(
+      this.nodes.map((n) => (n.proc as Proc | undefined)?.stop() ?? Promise.resolve()),
+    );
     await Promise.all(this.proxies.flat().map(async (p) => p?.close()));
   }
 }
