@@ -12,6 +12,31 @@ export const TRACEPARENT_BYTES = 25;
 const HEX = Array.from({ length: 256 }, (_, b) => b.toString(16).padStart(2, "0"));
 const utf8 = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
+/** Bytes LEB128 takes for `value` (a safe integer, not negative). */
+export function varintSize(value: number): number {
+  let size = 1;
+  for (let n = value; n >= 128; n = Math.floor(n / 128)) size++;
+  return size;
+}
+
+/**
+ * Writes `value` (a safe integer, not negative) at `pos` as LEB128: 7 bits a byte, low bits
+ * first, high bit set on all but the last byte. The caller made room; returns the next position.
+ */
+export function putVarint(buf: Buffer, pos: number, value: number): number {
+  let n = value;
+  while (n >= TWO_POW_32) {
+    buf[pos++] = (n % 128) | 0x80;
+    n = Math.floor(n / 128);
+  }
+  while (n > 0x7f) {
+    buf[pos++] = (n & 0x7f) | 0x80;
+    n >>>= 7;
+  }
+  buf[pos++] = n;
+  return pos;
+}
+
 /** Appends to a growing buffer; throws RangeError for a value it cannot represent. */
 export class WireWriter {
   private buf = Buffer.allocUnsafe(1024);
@@ -22,20 +47,10 @@ export class WireWriter {
     this.buf[this.pos++] = value;
   }
 
-  /** LEB128: 7 bits a byte, low bits first, high bit set on all but the last byte. */
   varint(value: number): void {
     if (!Number.isSafeInteger(value) || value < 0) throw new RangeError(`not a varint: ${value}`);
     this.room(MAX_VARINT_BYTES);
-    let n = value;
-    while (n >= TWO_POW_32) {
-      this.buf[this.pos++] = (n % 128) | 0x80;
-      n = Math.floor(n / 128);
-    }
-    while (n > 0x7f) {
-      this.buf[this.pos++] = (n & 0x7f) | 0x80;
-      n >>>= 7;
-    }
-    this.buf[this.pos++] = n;
+    this.pos = putVarint(this.buf, this.pos, value);
   }
 
   /** Length in bytes, then UTF-8; ASCII (ids, most posts and users) is copied without a call out. */
