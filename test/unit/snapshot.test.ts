@@ -403,12 +403,12 @@ describe("snapshot bootstrap", () => {
     vv: new Map(),
   });
 
-  /** A bootstrap from the one peer `up:2`, with a threshold of 10. */
-  const fromOnePeer = (t: Transport, sink: SnapshotSink) =>
+  /** A bootstrap from `peers` (the one peer `up:2` by default), with a threshold of 10. */
+  const fromPeers = (t: Transport, sink: SnapshotSink, peers = ["up:2"]) =>
     bootstrapFromSnapshot({
       transport: t,
       probe: t,
-      peers: ["up:2"],
+      peers,
       self,
       threshold: 10,
       open: () => Promise.resolve(sink),
@@ -452,17 +452,7 @@ describe("snapshot bootstrap", () => {
       },
       (peer) => (peer === "most:3" ? 90 : peer === "few:4" ? 10 : 70),
     );
-    const outcome = await bootstrapFromSnapshot({
-      transport: t,
-      probe: t,
-      peers: ["down:1", "up:2", "most:3", "few:4"],
-      self,
-      threshold: 10,
-      open: () => Promise.resolve(sink),
-      clock: manualClock(),
-      logger: silentLogger,
-      metrics: noMetrics,
-    });
+    const outcome = await fromPeers(t, sink, ["down:1", "up:2", "most:3", "few:4"]);
     // The most ahead first; the one at the threshold never.
     expect(asked).toEqual(["most:3"]);
     expect(outcome).toMatchObject({ installed: true, peer: "most:3", bytes, entries: 70 });
@@ -491,7 +481,7 @@ describe("snapshot bootstrap", () => {
               },
       ),
     );
-    const outcome = await fromOnePeer(t, sink);
+    const outcome = await fromPeers(t, sink);
     expect(outcome.installed).toBe(false);
     expect(sink.events).toEqual(["write 0", "abort"]);
   });
@@ -513,7 +503,7 @@ describe("snapshot bootstrap", () => {
               },
         ),
       );
-      const outcome = await fromOnePeer(t, sink);
+      const outcome = await fromPeers(t, sink);
       expect(outcome.installed).toBe(false);
       expect(sink.events).toEqual(["abort"]);
     }
