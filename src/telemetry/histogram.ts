@@ -1,7 +1,7 @@
 // A histogram for the hot paths (each applied entry, each request). prom-client's Histogram
 // validates and hashes its label object on every observation, and again for an exemplar: in the
 // profile of a catch-up of 1,000,000 likes that was 9% of the node's CPU. Here a label set is
-// resolved once to a series (callers keep it, or `observe` finds it by its values), and an
+// resolved once to a series (callers keep it, or find it again by its values), and an
 // observation is a bucket search and three additions. The registry asks it for its values like
 // any prom-client metric, and gets them in the same shape: cumulative `_bucket` samples with `le`,
 // `+Inf`, `_sum`, `_count`, each bucket with the last exemplar observed in it (OpenMetrics).
@@ -103,10 +103,6 @@ export class HotHistogram<L extends string> {
       this.series.set(key, series);
     }
     return series;
-  }
-
-  observe(labels: Readonly<Record<L, string>>, value: number, traceId?: string): void {
-    this.seriesOf(labels).observe(value, traceId);
   }
 
   get(): Promise<{ name: string; help: string; type: "histogram"; values: Sample[] }> {

@@ -47,7 +47,7 @@ describe("HotHistogram", () => {
               exemplarLabels: { trace_id: trace } as client.LabelValues<string>,
             });
           else reference.observe({ labels, value });
-          hot.observe(labels, value, trace);
+          hot.seriesOf(labels).observe(value, trace);
         }
         expect(await exposition(ours)).toBe(await exposition(theirs));
       }),
