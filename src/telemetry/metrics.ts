@@ -2,6 +2,7 @@
 // the dashboards. An applied batch also makes its apply spans here, so it is reported once.
 import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
+import { toPrometheusText } from "./exposition.js";
 import { HotHistogram, type HistogramSeries } from "./histogram.js";
 import { recordApplied } from "./spans.js";
 import { traceIdOf } from "./trace-context.js";
@@ -327,27 +328,4 @@ function peerGauge(
       }
     },
   });
-}
-
-/**
- * OpenMetrics as prom-client writes it, rewritten as Prometheus text 0.0.4: exemplars and the
- * EOF marker dropped, counter families named with their `_total` samples.
- */
-export function toPrometheusText(openMetrics: string): string {
-  const counters = new Set<string>();
-  for (const match of openMetrics.matchAll(/^# TYPE (\S+) counter$/gm))
-    counters.add(match[1] as string);
-  const lines: string[] = [];
-  for (const line of openMetrics.split("\n")) {
-    if (line === "# EOF" || line === "") continue;
-    const meta = /^# (HELP|TYPE) (\S+)( .*)?$/.exec(line);
-    if (meta) {
-      const [, kind, name, rest] = meta as unknown as [string, string, string, string | undefined];
-      lines.push(`# ${kind} ${counters.has(name) ? `${name}_total` : name}${rest ?? ""}`);
-      continue;
-    }
-    const exemplar = line.indexOf(" # {");
-    lines.push(exemplar === -1 ? line : line.slice(0, exemplar));
-  }
-  return lines.join("\n") + "\n";
 }
