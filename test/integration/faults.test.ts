@@ -3,7 +3,7 @@
 // heals after DELETE, a delay raises the replication lag, a pause leaves anti-entropy as the only
 // path, drops are survived), no acknowledged like is lost, and without LIKES_FAULTS /faults is 404.
 import { afterEach, describe, expect, it } from "vitest";
-import { TestCluster } from "../support/cluster.js";
+import { TestCluster, allUp } from "../support/cluster.js";
 import { countOf, postLike, type NodeProcess } from "../support/process.js";
 import { waitFor } from "../support/wait.js";
 
@@ -74,22 +74,6 @@ async function counts(nodes: NodeProcess[], post: string, expected: number): Pro
       (await Promise.all(nodes.map((n) => countOf(n.url, post)))).every((c) => c === expected),
     { timeoutMs: 15_000 },
   );
-}
-
-/** Waits until every node has exchanged with each of its peers (greetings and start-up retries done). */
-async function allUp(c: TestCluster): Promise<NodeProcess[]> {
-  const nodes = c.members.map((_, i) => c.node(i));
-  await waitFor("every node to see every peer up", async () => {
-    for (const node of nodes) {
-      const view = (await (await fetch(`${node.adminUrl}/cluster`)).json()) as {
-        peers: { node: string | null; up: boolean | null }[];
-      };
-      if (view.peers.length !== nodes.length - 1) return false;
-      if (!view.peers.every((p) => p.up === true && p.node !== null)) return false;
-    }
-    return true;
-  });
-  return nodes;
 }
 
 describe("fault injection (LIKES_FAULTS=enabled)", () => {

@@ -3,7 +3,7 @@ import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
-import { TestCluster } from "../support/cluster.js";
+import { TestCluster, allUp } from "../support/cluster.js";
 import { OtlpReceiver, SPAN_KIND, type ReceivedSpan } from "../support/otlp-receiver.js";
 import { NodeProcess, postLike } from "../support/process.js";
 import { freePort } from "../support/tcp-proxy.js";
@@ -76,16 +76,20 @@ async function likeWithTrace(
 
 const instance = (s: ReceivedSpan) => s.resource["service.instance.id"];
 
-/** Waits for the like's trace to hold an apply span on every node but the origin. */
+/**
+ * Waits for the like's trace to hold an apply span on every node but the origin, and the
+ * origin's server span: that one ends with the response and may be exported after the applies.
+ */
 async function traceOfLike(traceId: string, receivers: string[]): Promise<ReceivedSpan[]> {
   return waitFor(
-    `apply spans from ${receivers.join(", ")} in trace ${traceId}`,
+    `apply spans from ${receivers.join(", ")} and the server span in trace ${traceId}`,
     () => {
       const spans = receiver!.trace(traceId);
       const applied = new Set(
         spans.filter((s) => s.name === "likes.replicate.apply").map(instance),
       );
-      return receivers.every((n) => applied.has(n)) ? spans : undefined;
+      const served = spans.some((s) => s.name === "POST /like" && s.kind === SPAN_KIND.SERVER);
+      return served && receivers.every((n) => applied.has(n)) ? spans : undefined;
     },
     { timeoutMs: 15_000 },
   );
@@ -144,11 +148,15 @@ describe("tracing a like across the cluster", () => {
         "m",
       ),
     );
-    const origin = await (
-      await fetch(`${cluster.node(0).adminUrl}/metrics`, {
+    // On the origin, its convergence once both peers' acknowledgements are in: they may come
+    // after the receivers exported their apply spans.
+    const origin = await waitFor("an exemplar on node1", async () => {
+      const res = await fetch(`${cluster!.node(0).adminUrl}/metrics`, {
         headers: { accept: "application/openmetrics-text" },
-      })
-    ).text();
+      });
+      const text = await res.text();
+      return text.includes(`trace_id="${client.traceId}"`) ? text : undefined;
+    });
     expect(origin).toContain(`trace_id="${client.traceId}"`);
   });
 
@@ -167,7 +175,12 @@ describe("tracing a like across the cluster", () => {
 
 describe("tracing injected faults", () => {
   it("marks the push and the sync whose messages a fault cut, and the like still joins its trace", async () => {
-    cluster = await tracedCluster({ LIKES_FAULTS: "enabled" });
+    // No anti-entropy round of its own: one between the cut and the like would find node3's
+    // peers cut and mark them down, and a down peer gets no push (so no push span) until it is
+    // back. The failed push's retries still sync, and are the sync spans looked for below.
+    cluster = await tracedCluster({ LIKES_FAULTS: "enabled", LIKES_SYNC_MS: "3600000" });
+    // Nor a peer still down from the start (greeted before it listened, its retry pending).
+    await allUp(cluster);
     const cut = await fetch(`${cluster.node(2).adminUrl}/faults/%2A`, {
       method: "PUT",
       headers: { "content-type": "application/json" },

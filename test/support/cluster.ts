@@ -3,6 +3,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { NodeProcess } from "./process.js";
 import { TcpProxy } from "./tcp-proxy.js";
+import { waitFor } from "./wait.js";
 
 export const TEST_SECRET = "test-cluster-secret-0123456789";
 
@@ -127,4 +128,20 @@ export async function clusterView(
 ): Promise<{ origin: string; vv: Record<string, number> }> {
   const res = await fetch(`${adminUrl}/cluster`);
   return (await res.json()) as { origin: string; vv: Record<string, number> };
+}
+
+/** Waits until every node has exchanged with each of its peers (greetings and start-up retries done). */
+export async function allUp(c: TestCluster): Promise<NodeProcess[]> {
+  const nodes = c.members.map((_, i) => c.node(i));
+  await waitFor("every node to see every peer up", async () => {
+    for (const node of nodes) {
+      const view = (await (await fetch(`${node.adminUrl}/cluster`)).json()) as {
+        peers: { node: string | null; up: boolean | null }[];
+      };
+      if (view.peers.length !== nodes.length - 1) return false;
+      if (!view.peers.every((p) => p.up === true && p.node !== null)) return false;
+    }
+    return true;
+  });
+  return nodes;
 }
