@@ -121,6 +121,7 @@ export class PeerTable {
     if (wasDown) {
       this.deps.logger.info("peer up", { peer: peer.label, address: peer.address });
       this.events?.back(peer);
+      this.probeOthersNow(peer);
     }
     this.events?.changed();
   }
@@ -146,6 +147,21 @@ export class PeerTable {
       peer.retry = undefined;
       this.events?.retry(peer);
     }, jittered);
+  }
+
+  /**
+   * One peer answering again most often means a partition healed, or this node's own network
+   * came back: the other peers that are down are probed now rather than at the end of their
+   * backoff (up to its max), which would otherwise decide how long the heal takes. A peer that
+   * is still gone fails its probe and waits out its backoff as before.
+   */
+  private probeOthersNow(back: PeerState): void {
+    for (const peer of this.peers.values()) {
+      if (peer === back || peer.isSelf || peer.up !== false || !peer.retry) continue;
+      peer.retry.cancel();
+      peer.retry = undefined;
+      this.events?.retry(peer);
+    }
   }
 
   /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */

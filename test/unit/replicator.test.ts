@@ -18,6 +18,7 @@ import { Scheduler, seededRandom } from "../sim/scheduler.js";
 interface SimNodeOptions {
   readonly metrics?: Metrics;
   readonly syncMs?: number;
+  readonly retryMaxMs?: number;
   /** Sees every request the node receives, before it answers. */
   readonly onRequest?: (request: Parameters<Replicator["handle"]>[0]) => void;
   /** Stands between the node and the network, for what it sends. */
@@ -51,6 +52,7 @@ function simNetwork(seed: number) {
       logger: silentLogger,
       pushMs: 5,
       syncMs: options.syncMs ?? 1000,
+      ...(options.retryMaxMs === undefined ? {} : { retryMaxMs: options.retryMaxMs }),
       ...(options.metrics ? { metrics: options.metrics } : {}),
     });
     network.attach(endpoint);
@@ -119,6 +121,35 @@ describe("replicator", () => {
     expect(a.replicator.view().peers[0]).toMatchObject({ node: "b", up: true, pending: 0 });
     a.replicator.stop();
     b.replicator.stop();
+  });
+
+  it("probes its other down peers as soon as one answers again, not at the end of their backoff", async () => {
+    const { scheduler, network, node } = simNetwork(11);
+    // No anti-entropy round in the test's time and a long backoff: only the retries probe.
+    const slow = { syncMs: 3_600_000, retryMaxMs: 10_000 };
+    const a = node("a", ["b", "c"], slow);
+    const b = node("b", ["a", "c"], slow);
+    const c = node("c", ["a", "b"], slow);
+    const all = [a, b, c];
+    for (const n of all) n.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 100);
+    network.partition([["a:1", "b:1"], ["c:1"]]);
+    // Writes on both sides: each side's pushes fail, so each sees the other down.
+    void a.replicator.write({ post: "p" as PostId, user: "u" as UserId }, "local", 1000);
+    void c.replicator.write({ post: "q" as PostId, user: "u" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 60_000);
+    const upSeenBy = (n: (typeof all)[number]) =>
+      n.replicator.view().peers.filter((p) => p.up).length;
+    expect(upSeenBy(c)).toBe(0);
+    network.heal();
+    // The first retry to answer, on either side, comes within the backoff's max.
+    while (upSeenBy(c) === 0) await scheduler.runUntil(scheduler.now() + 1);
+    // Then c probes the other at once: a few network delays, not another retry of 5-10 s.
+    await scheduler.runUntil(scheduler.now() + 50);
+    expect(all.map(upSeenBy)).toEqual([2, 2, 2]);
+    expect(c.store.count("p" as PostId)).toBe(1);
+    expect(b.store.count("q" as PostId)).toBe(1);
+    for (const n of all) n.replicator.stop();
   });
 
   it("catches up a behind node whole, with pages in flight, claiming only what it committed", async () => {
