@@ -95,16 +95,24 @@ export class Starting {
   }
 
   /**
-   * For an empty data directory with peers: a snapshot from the first peer that holds more than
-   * LIKES_SNAPSHOT_THRESHOLD entries, installed; otherwise nothing (the node catches up by
-   * anti-entropy). Never throws for a peer's fault.
+   * For an empty data directory with peers (or one whose database holds no like): a snapshot
+   * from the first peer that holds more than LIKES_SNAPSHOT_THRESHOLD entries, installed;
+   * otherwise nothing (the node catches up by anti-entropy). Never throws for a peer's fault.
    */
   async bootstrap(): Promise<void> {
     const { config, logger } = this;
     if (config.clusterSecret === undefined || config.snapshotThreshold === undefined) return;
-    if (!this.dir.isEmpty) return;
+    // A directory whose database holds no like (a node that started before its peers could
+    // answer it, and never took one) is as good as empty: it may take a snapshot too.
+    if (!this.dir.holdsNoLikes()) return;
     const peers = await this.peers();
     if (peers.length === 0) return;
+    if (!this.dir.isEmpty) {
+      this.dir.discardDatabase();
+      logger.info("the data directory's database holds no likes: removed, as a new node's", {
+        dataDir: this.dir.path,
+      });
+    }
     this.reason = "the node is looking for a peer to install a snapshot from";
     const transport = new LinkTransport(
       config.clusterSecret,

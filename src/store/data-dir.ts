@@ -11,6 +11,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { SCHEMA_VERSION } from "./sqlite-schema.js";
 import { DataDirectoryError, DataDirectoryLockedError } from "./types.js";
 
 export const DB_FILE = "likes.db";
@@ -83,6 +84,44 @@ export class DataDirectory {
   /** Whether the directory holds no database: a new node's (a snapshot may be installed in it). */
   get isEmpty(): boolean {
     return !existsSync(this.dbFile);
+  }
+
+  /**
+   * Whether the database holds no like at all: no tables yet, or this version's layout with no
+   * entry and no like (a node that started and never took or received one). A file marked
+   * corrupt, of another layout, or that SQLite cannot read is not "nothing": the store's open
+   * decides about it. Only while no store has the file open.
+   */
+  holdsNoLikes(): boolean {
+    if (this.isEmpty) return true;
+    if (this.markedCorrupt) return false;
+    let db: Database.Database | undefined;
+    try {
+      db = new Database(this.dbFile, { fileMustExist: true });
+      const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
+      if (tables.pluck().get() === 0) return true;
+      const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
+      if (version.pluck().get() !== SCHEMA_VERSION) return false;
+      const any = db.prepare(
+        "SELECT EXISTS (SELECT 1 FROM entries) OR EXISTS (SELECT 1 FROM likes)",
+      );
+      return any.pluck().get() === 0;
+    } catch {
+      return false;
+    } finally {
+      // The last connection to close checkpoints the WAL into the file and removes it.
+      db?.close();
+    }
+  }
+
+  /**
+   * Removes a database that holds no likes (holdsNoLikes), leaving the directory as a new
+   * node's: its WAL and shared memory first, so that a kill on the way leaves the database
+   * without them (whole, or as empty as it was), never a WAL beside a file it does not belong to.
+   */
+  discardDatabase(): void {
+    for (const name of [`${DB_FILE}-wal`, `${DB_FILE}-shm`, DB_FILE])
+      rmSync(join(this.path, name), { force: true });
   }
 
   /** Whether the store found corruption at run time in an earlier life of this directory. */

@@ -157,6 +157,41 @@ describe("snapshot bootstrap", () => {
     );
   });
 
+  it("takes a snapshot into a directory whose database holds no like, never into one that holds one", async () => {
+    const dir = freshRoot();
+    // Nodes that started before any peer could answer them: one never took a like, one did.
+    const stopped = async (name: string, like: boolean) => {
+      const node = await start({ LIKES_NODE_NAME: name, LIKES_DATA_DIR: join(dir, name) });
+      if (like) expect((await postLike(node.url, "own", "u-own")).status).toBe(201);
+      await node.kill("SIGTERM");
+      running.splice(running.indexOf(node), 1);
+      expect(existsSync(join(dir, name, "likes.db"))).toBe(true);
+    };
+    await stopped("nodeB", false);
+    await stopped("nodeC", true);
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    const restart = (name: string) =>
+      start({ LIKES_NODE_NAME: name, LIKES_DATA_DIR: join(dir, name), LIKES_PEERS: fake!.address });
+    const installs = (node: NodeProcess) =>
+      metric(node.adminUrl, "likes_snapshots_total", { role: "install", result: "ok" });
+
+    const b = await restart("nodeB");
+    expect(await installs(b)).toBe(1);
+    expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBe(LIKES);
+    expect(
+      b.lines.some(
+        (l) =>
+          l.message === "the data directory's database holds no likes: removed, as a new node's",
+      ),
+    ).toBe(true);
+
+    const c = await restart("nodeC");
+    expect(await installs(c)).toBe(0);
+    expect(await countOf(c.url, "own")).toBe(1);
+    expect(c.lines.some((l) => String(l.message).includes("holds no likes"))).toBe(false);
+  });
+
   it("is not ready while installing, and a kill mid-snapshot leaves no database; the next start installs it whole", async () => {
     const dir = freshRoot();
     await seedDataDir(join(dir, "peer"), LIKES);
