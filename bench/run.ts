@@ -246,6 +246,12 @@ async function main(): Promise<void> {
       c.idleBytesPerSecondPerPair <= 200,
     ]);
     goals.push([
+      "idle CPU per node (timers, anti-entropy; from /proc, 10 ms ticks over 5 s)",
+      `${fmt(c.idleCpuMsPerSecond, 1)} ms/s`,
+      "—",
+      undefined,
+    ]);
+    goals.push([
       "idle anti-entropy per pair, 1,000 more origins (as after 1,000 restarts)",
       `${fmt(c.idleBytesPerSecondPerPairManyOrigins, 0)} B/s`,
       "≤ 1 KB/s",

@@ -13,7 +13,7 @@ import {
   view,
   type LikesNode,
 } from "../lib/likes.js";
-import { Proc, sleep, until } from "../lib/proc.js";
+import { Proc, cpuSeconds, sleep, until } from "../lib/proc.js";
 import { figure, quantile, type Figure } from "../lib/stats.js";
 
 export interface ConvergenceOptions {
@@ -40,6 +40,8 @@ export interface ConvergenceResult {
   readonly messagesPerLike: number;
   readonly bytesPerLikePerPeer: number;
   readonly idleBytesPerSecondPerPair: number;
+  /** Process CPU of an idle node (timers, anti-entropy), ms a second, averaged over the three. */
+  readonly idleCpuMsPerSecond: number;
   /** The same once the nodes hold 1,000 more origins, as after 1,000 restarts. */
   readonly idleBytesPerSecondPerPairManyOrigins: number;
   /** One like on the idle cluster: accepted (201) until both other nodes answer it, p50. */
@@ -178,13 +180,20 @@ async function addOrigins(node: LikesNode, count: number): Promise<void> {
 async function idleBytesPerSecondPerPair(
   nodes: readonly LikesNode[],
   settleMs = 1000,
-): Promise<number> {
+): Promise<{ bytes: number; cpuMs: number }> {
   await sleep(settleMs);
   const idleStart = await gossipTotals(nodes);
+  // CPU from the kernel's count, read inside the scrapes: their own cost is not the node's idle.
+  const cpu = () => nodes.reduce((sum, n) => sum + cpuSeconds(n.proc.pid), 0);
+  const cpuStart = cpu();
   const idleWindow = 5;
   await sleep(idleWindow * 1000);
+  const cpuEnd = cpu();
   const idleEnd = await gossipTotals(nodes);
-  return (idleEnd.bytes - idleStart.bytes) / idleWindow / 3;
+  return {
+    bytes: (idleEnd.bytes - idleStart.bytes) / idleWindow / 3,
+    cpuMs: ((cpuEnd - cpuStart) * 1000) / idleWindow / nodes.length,
+  };
 }
 
 async function allEqual(nodes: readonly LikesNode[]): Promise<boolean> {
@@ -330,8 +339,9 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
       },
       messagesPerLike: (after.messages - before.messages) / posted,
       bytesPerLikePerPeer: (after.bytes - before.bytes) / posted / (nodes.length - 1),
-      idleBytesPerSecondPerPair: idleBytes,
-      idleBytesPerSecondPerPairManyOrigins: manyOriginsIdleBytes,
+      idleBytesPerSecondPerPair: idleBytes.bytes,
+      idleCpuMsPerSecond: idleBytes.cpuMs,
+      idleBytesPerSecondPerPairManyOrigins: manyOriginsIdleBytes.bytes,
       idleLikeMs: { p50: quantile(idleLikeMs, 0.5), p99: quantile(idleLikeMs, 0.99) },
       receiverCpuUsPerLike,
       commitsPerSecond: Math.max(...commits) / steadySeconds,
