@@ -198,7 +198,7 @@ export class LikesNode {
           for (const seq of store.digest().values()) n += seq;
           return n;
         },
-        make: () => this.sqlite.snapshot(),
+        make: (signal) => this.sqlite.snapshot(signal),
         clock: systemClock,
         logger,
         metrics,

@@ -47,8 +47,8 @@ export interface SnapshotSourceDeps {
   readonly self: Sender;
   /** Entries this node holds now (the sum of its vector). */
   readonly entries: () => number;
-  /** Makes a consistent copy of the store. */
-  readonly make: () => Promise<ServedSnapshot>;
+  /** Makes a consistent copy of the store; `signal` aborts it, leaving nothing behind. */
+  readonly make: (signal: AbortSignal) => Promise<ServedSnapshot>;
   readonly clock: Clock;
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, "snapshotBytes" | "snapshotEnded">;
@@ -65,8 +65,8 @@ interface Serving {
 
 export class SnapshotSource {
   private readonly serving = new Map<number, Serving>();
-  /** Copies being made: they count against MAX_SERVING too. */
-  private making = 0;
+  /** Copies being made, each with what aborts it: they count against MAX_SERVING too. */
+  private readonly making = new Map<AbortController, Promise<unknown>>();
   private nextId = 1;
   private stopped = false;
 
@@ -83,9 +83,14 @@ export class SnapshotSource {
     }
   }
 
-  /** Removes every copy (the node is stopping). */
+  /**
+   * Removes every copy (the node is stopping): those being made are aborted, and their files
+   * are gone when this resolves, as those being served are.
+   */
   async stop(): Promise<void> {
     this.stopped = true;
+    for (const controller of this.making.keys()) controller.abort();
+    await Promise.all(this.making.values());
     await Promise.all([...this.serving.keys()].map((id) => this.end(id, "failed")));
   }
 
@@ -95,24 +100,46 @@ export class SnapshotSource {
     const none = { kind: "snapshot-begin-reply", ...self, id: 0, bytes: 0 } as const;
     const noSnapshot = { ...none, entryCount: held, vv: new Map() };
     if (held < request.minEntries) return noSnapshot;
-    if (this.stopped || this.serving.size + this.making >= MAX_SERVING) {
+    if (this.stopped || this.serving.size + this.making.size >= MAX_SERVING) {
       logger.warn("snapshot refused: serving as many as allowed", {
         caller: request.node,
-        serving: this.serving.size + this.making,
+        serving: this.serving.size + this.making.size,
       });
       return noSnapshot;
     }
-    this.making++;
+    const controller = new AbortController();
+    // Tracked until the copy is served or removed: stop() waits for that, not only the make.
+    const begun = this.make(request, controller.signal, noSnapshot);
+    this.making.set(
+      controller,
+      begun.catch(() => undefined),
+    );
+    try {
+      return await begun;
+    } finally {
+      this.making.delete(controller);
+    }
+  }
+
+  /** Makes a copy and serves it; or removes it, when the node stopped meanwhile. */
+  private async make(
+    request: SnapshotBeginRequest,
+    signal: AbortSignal,
+    noSnapshot: SnapshotBeginReply,
+  ): Promise<SnapshotBeginReply> {
+    const { logger } = this.deps;
     const startedAt = this.deps.clock.now();
     let snapshot: ServedSnapshot;
     try {
-      snapshot = await this.deps.make();
+      snapshot = await this.deps.make(signal);
     } catch (error) {
       this.deps.metrics.snapshotEnded("serve", "failed", 0);
+      if (signal.aborted) {
+        logger.info("snapshot not made: the node is stopping", { caller: request.node });
+        return noSnapshot;
+      }
       logger.error("could not make a snapshot", { caller: request.node, error: String(error) });
       throw error;
-    } finally {
-      this.making--;
     }
     if (this.stopped) {
       await snapshot.remove();
@@ -136,7 +163,7 @@ export class SnapshotSource {
       ms: this.deps.clock.now() - startedAt,
     });
     return {
-      ...none,
+      ...noSnapshot,
       id,
       bytes: snapshot.bytes,
       entryCount: snapshot.entryCount,

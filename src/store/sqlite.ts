@@ -40,6 +40,9 @@ type EntryRow = [seq: number, post: string, user: string, ts: number, traceparen
 /** Post ids remembered between transactions: enough for every hot post, bounded in memory. */
 const POST_CACHE_SIZE = 65_536;
 
+/** Pages an online backup copies per step, between which the event loop runs. */
+const BACKUP_PAGES_PER_STEP = 100;
+
 /** The production Store: one SQLite file per node, WAL mode, group-committed writes. */
 export class SqliteStore extends LogStore {
   /** The origin this data directory was last opened with (before this start), if any. */
@@ -163,12 +166,20 @@ export class SqliteStore extends LogStore {
   /**
    * A consistent copy of the database for a joining node (snapshot.ts), made with SQLite's
    * online backup in steps between which the event loop runs; writes on this connection while
-   * it runs are carried into the copy, so it is the store as of the backup's end.
+   * it runs are carried into the copy, so it is the store as of the backup's end. `signal`
+   * stops the backup at its next step; the partial copy is removed (StoreSnapshot.make).
    */
-  snapshot(): Promise<StoreSnapshot> {
+  snapshot(signal?: AbortSignal): Promise<StoreSnapshot> {
     this.health.check();
     return StoreSnapshot.make(this.dir.path, async (path) => {
-      await this.db.backup(path);
+      signal?.throwIfAborted();
+      // A progress callback that throws ends the backup (better-sqlite3 closes it); it answers
+      // how many pages the next step copies: better-sqlite3's own default.
+      const progress = () => {
+        signal?.throwIfAborted();
+        return BACKUP_PAGES_PER_STEP;
+      };
+      await this.db.backup(path, { progress });
     });
   }
 

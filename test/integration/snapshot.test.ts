@@ -241,6 +241,40 @@ describe("snapshot bootstrap", () => {
     expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
   });
 
+  it("stops cleanly while serving a snapshot: its copy is removed, and the joining node installs nothing of it", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "a"), LIKES);
+    const a = await start({ LIKES_NODE_NAME: "nodeA", LIKES_DATA_DIR: join(dir, "a") });
+    const [http, admin] = await freePorts(2);
+    const b = new NodeProcess({
+      LIKES_NODE_NAME: "nodeB",
+      LIKES_DATA_DIR: join(dir, "b"),
+      LIKES_HTTP_PORT: String(http),
+      LIKES_ADMIN_PORT: String(admin),
+      LIKES_PEER_PORT: "0",
+      LIKES_CLUSTER_SECRET: TEST_SECRET,
+      LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
+      LIKES_PEERS: `127.0.0.1:${a.ports?.peer}`,
+    });
+    running.push(b);
+    // A copy of A's store exists from its begin to its end: A stops with it being made or read.
+    await waitFor(
+      "A to make a copy of its store",
+      () => filesOf(join(dir, "a")).some((name) => name.startsWith("snapshot-out-")),
+      { intervalMs: 1 },
+    );
+    expect(await a.kill("SIGTERM")).toBe(0);
+    running.splice(running.indexOf(a), 1);
+    expect(filesOf(join(dir, "a")).filter((name) => name.includes("snapshot"))).toEqual([]);
+    // B found its only peer gone: it starts empty, with nothing of the snapshot.
+    await waitFor("B to be ready", async () => {
+      const res = await fetch(`http://127.0.0.1:${http}/readyz`).catch(() => undefined);
+      return res?.status === 200;
+    });
+    expect((await clusterView(`http://127.0.0.1:${admin}`)).vv[SEED_ORIGIN]).toBeUndefined();
+    expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
+  });
+
   it("refuses a snapshot whose bytes were damaged, and starts empty with nothing of it", async () => {
     const dir = freshRoot();
     await seedDataDir(join(dir, "peer"), LIKES);

@@ -167,6 +167,26 @@ describe("snapshot download", () => {
     }
   });
 
+  it("aborts a copy being made at its next step, leaving no file of it", async () => {
+    const source = dir();
+    // Large enough for the backup to take several steps of 100 pages.
+    await seedDataDir(source, 20_000);
+    const store = SqliteStore.open({
+      dataDir: source,
+      nodeName: "server" as NodeName,
+      fsync: "normal",
+    });
+    try {
+      const controller = new AbortController();
+      const made = store.snapshot(controller.signal);
+      controller.abort(new Error("stopping"));
+      await expect(made).rejects.toThrow("stopping");
+      expect(leftovers(source).filter((name) => name.includes("snapshot"))).toEqual([]);
+    } finally {
+      await store.close();
+    }
+  });
+
   it("refuses chunks out of order or past the promised size, and a copy cut short", async () => {
     const { snapshot, bytes } = await snapshotOf(2_000);
     await snapshot.remove();
@@ -291,6 +311,39 @@ describe("snapshot source", () => {
     expect((await source.answer({ kind: "snapshot-begin", ...self, minEntries: 7 })).id).toBe(0);
     await source.stop();
     expect(made.every((s) => s.removed)).toBe(true);
+  });
+
+  it("on stop, aborts the copies being made and removes those made meanwhile, before it resolves", async () => {
+    const late = fakeSnapshot(10);
+    let finishLate: () => void = () => {};
+    const makes: ((signal: AbortSignal) => Promise<ServedSnapshot>)[] = [
+      // Still copying: aborted.
+      (signal) =>
+        new Promise((_, reject) =>
+          signal.addEventListener("abort", () => reject(signal.reason as Error)),
+        ),
+      // Past the last step of its copy: it completes after the stop.
+      () => new Promise((resolve) => (finishLate = () => resolve(late))),
+    ];
+    const source = new SnapshotSource({
+      self: peerSelf,
+      entries: () => 7,
+      make: (signal) => (makes.shift() as (s: AbortSignal) => Promise<ServedSnapshot>)(signal),
+      clock: manualClock(),
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    const begins = [0, 1].map(() =>
+      source.answer({ kind: "snapshot-begin", ...self, minEntries: 7 }),
+    );
+    let stopped = false;
+    const stopping = source.stop().then(() => (stopped = true));
+    await new Promise((resolve) => setImmediate(resolve));
+    expect(stopped).toBe(false);
+    finishLate();
+    await stopping;
+    expect(late.removed).toBe(true);
+    for (const reply of await Promise.all(begins)) expect(reply).toMatchObject({ id: 0, bytes: 0 });
   });
 
   it("serves chunks of a copy, removes it once its end is answered or left idle, and refuses bad ids and offsets", async () => {
