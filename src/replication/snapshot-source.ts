@@ -100,7 +100,8 @@ export class SnapshotSource {
     const none = { kind: "snapshot-begin-reply", ...self, id: 0, bytes: 0 } as const;
     const noSnapshot = { ...none, entryCount: held, vv: new Map() };
     if (held < request.minEntries) return noSnapshot;
-    if (this.stopped || this.serving.size + this.making.size >= MAX_SERVING) {
+    if (this.stopped) return noSnapshot;
+    if (this.serving.size + this.making.size >= MAX_SERVING) {
       logger.warn("snapshot refused: serving as many as allowed", {
         caller: request.node,
         serving: this.serving.size + this.making.size,
