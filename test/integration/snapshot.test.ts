@@ -47,6 +47,27 @@ async function start(env: Record<string, string>): Promise<NodeProcess> {
   return node;
 }
 
+/**
+ * Launches node B into `dataDir` with `peers`, without waiting for it to listen (a bootstrap
+ * runs before): its public and admin ports are chosen here, so a test can watch it start.
+ */
+async function launch(dataDir: string, peers: string) {
+  const [http, admin] = (await freePorts(2)) as [number, number];
+  const env = {
+    LIKES_NODE_NAME: "nodeB",
+    LIKES_DATA_DIR: dataDir,
+    LIKES_HTTP_PORT: String(http),
+    LIKES_ADMIN_PORT: String(admin),
+    LIKES_PEER_PORT: "0",
+    LIKES_CLUSTER_SECRET: TEST_SECRET,
+    LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
+    LIKES_PEERS: peers,
+  };
+  const node = new NodeProcess(env);
+  running.push(node);
+  return { env, http, admin, node };
+}
+
 /** The sum of a node's samples of `name` whose labels include every one given. */
 async function metric(
   adminUrl: string,
@@ -203,19 +224,7 @@ describe("snapshot bootstrap", () => {
       if (offset >= 2 * 512 * 1024) await held;
       return data;
     };
-    const [http, admin] = await freePorts(2);
-    const env = {
-      LIKES_NODE_NAME: "nodeB",
-      LIKES_DATA_DIR: join(dir, "b"),
-      LIKES_HTTP_PORT: String(http),
-      LIKES_ADMIN_PORT: String(admin),
-      LIKES_PEER_PORT: "0",
-      LIKES_CLUSTER_SECRET: TEST_SECRET,
-      LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
-      LIKES_PEERS: fake.address,
-    };
-    const first = new NodeProcess(env);
-    running.push(first);
+    const { env, http, admin, node: first } = await launch(join(dir, "b"), fake.address);
     const reason = await waitFor("the node to say it is installing", async () => {
       const res = await fetch(`http://127.0.0.1:${http}/readyz`);
       if (res.status !== 503) return undefined;
@@ -245,18 +254,7 @@ describe("snapshot bootstrap", () => {
     const dir = freshRoot();
     await seedDataDir(join(dir, "a"), LIKES);
     const a = await start({ LIKES_NODE_NAME: "nodeA", LIKES_DATA_DIR: join(dir, "a") });
-    const [http, admin] = await freePorts(2);
-    const b = new NodeProcess({
-      LIKES_NODE_NAME: "nodeB",
-      LIKES_DATA_DIR: join(dir, "b"),
-      LIKES_HTTP_PORT: String(http),
-      LIKES_ADMIN_PORT: String(admin),
-      LIKES_PEER_PORT: "0",
-      LIKES_CLUSTER_SECRET: TEST_SECRET,
-      LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
-      LIKES_PEERS: `127.0.0.1:${a.ports?.peer}`,
-    });
-    running.push(b);
+    const { http, admin } = await launch(join(dir, "b"), `127.0.0.1:${a.ports?.peer}`);
     // A copy of A's store exists from its begin to its end: A stops with it being made or read.
     await waitFor(
       "A to make a copy of its store",
