@@ -143,7 +143,11 @@ describe("replicator", () => {
     expect(upSeenBy(c)).toBe(0);
     network.heal();
     // The first retry to answer, on either side, comes within the backoff's max.
-    while (upSeenBy(c) === 0) await scheduler.runUntil(scheduler.now() + 1);
+    const healed = scheduler.now();
+    while (upSeenBy(c) === 0) {
+      expect(scheduler.now() - healed).toBeLessThan(10_000);
+      await scheduler.runUntil(scheduler.now() + 1);
+    }
     // Then c probes the other at once: a few network delays, not another retry of 5-10 s.
     await scheduler.runUntil(scheduler.now() + 50);
     expect(all.map(upSeenBy)).toEqual([2, 2, 2]);
