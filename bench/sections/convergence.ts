@@ -173,14 +173,14 @@ async function addOrigins(node: LikesNode, count: number): Promise<void> {
 }
 
 /**
- * Gossip bytes a second per pair once the cluster has settled for `settleMs`: long enough, after
- * a change to every vector, for each link to have carried it once (a sync sends its vector as a
- * difference from the link's previous one).
+ * What an idle cluster costs once it has settled for `settleMs` (long enough, after a change to
+ * every vector, for each link to have carried it once: a sync sends its vector as a difference
+ * from the link's previous one): gossip bytes a second per pair, and CPU ms a second per node.
  */
-async function idleBytesPerSecondPerPair(
+async function idleCosts(
   nodes: readonly LikesNode[],
   settleMs = 1000,
-): Promise<{ bytes: number; cpuMs: number }> {
+): Promise<{ bytesPerPair: number; cpuMsPerNode: number }> {
   await sleep(settleMs);
   const idleStart = await gossipTotals(nodes);
   // CPU from the kernel's count, read inside the scrapes: their own cost is not the node's idle.
@@ -191,8 +191,8 @@ async function idleBytesPerSecondPerPair(
   const cpuEnd = cpu();
   const idleEnd = await gossipTotals(nodes);
   return {
-    bytes: (idleEnd.bytes - idleStart.bytes) / idleWindow / 3,
-    cpuMs: ((cpuEnd - cpuStart) * 1000) / idleWindow / nodes.length,
+    bytesPerPair: (idleEnd.bytes - idleStart.bytes) / idleWindow / 3,
+    cpuMsPerNode: ((cpuEnd - cpuStart) * 1000) / idleWindow / nodes.length,
   };
 }
 
@@ -292,7 +292,7 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
       ((cpuAfter[1]! - cpuBefore[1]! + cpuAfter[2]! - cpuBefore[2]!) / 2 / received.posted) * 1e6;
 
     // Idle: converged, no writes; only anti-entropy talks.
-    const idleBytes = await idleBytesPerSecondPerPair(nodes);
+    const idle = await idleCosts(nodes);
 
     // One like at a time on the idle cluster.
     const idleLikeMs: number[] = [];
@@ -321,7 +321,7 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
     await addOrigins(nodes[0] as LikesNode, 1000);
     await until("1,000 origins everywhere", () => allEqual(nodes), 30_000, 20);
     // Each node syncs with one of its two peers a second: after 12 s every link has synced since.
-    const manyOriginsIdleBytes = await idleBytesPerSecondPerPair(nodes, 12_000);
+    const manyOriginsIdle = await idleCosts(nodes, 12_000);
 
     return {
       rate: o.rate,
@@ -339,9 +339,9 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
       },
       messagesPerLike: (after.messages - before.messages) / posted,
       bytesPerLikePerPeer: (after.bytes - before.bytes) / posted / (nodes.length - 1),
-      idleBytesPerSecondPerPair: idleBytes.bytes,
-      idleCpuMsPerSecond: idleBytes.cpuMs,
-      idleBytesPerSecondPerPairManyOrigins: manyOriginsIdleBytes.bytes,
+      idleBytesPerSecondPerPair: idle.bytesPerPair,
+      idleCpuMsPerSecond: idle.cpuMsPerNode,
+      idleBytesPerSecondPerPairManyOrigins: manyOriginsIdle.bytesPerPair,
       idleLikeMs: { p50: quantile(idleLikeMs, 0.5), p99: quantile(idleLikeMs, 0.99) },
       receiverCpuUsPerLike,
       commitsPerSecond: Math.max(...commits) / steadySeconds,
