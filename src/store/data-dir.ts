@@ -18,7 +18,9 @@ export const DB_FILE = "likes.db";
 const LOCK_FILE = "likes.lock";
 /** Written when the store found corruption at run time: the next start treats the file as corrupt. */
 const CORRUPT_MARK = "likes.corrupt";
-const DB_FILES = [DB_FILE, `${DB_FILE}-wal`, `${DB_FILE}-shm`, CORRUPT_MARK];
+/** What SQLite keeps beside the database in WAL mode. */
+const WAL_FILES = [`${DB_FILE}-wal`, `${DB_FILE}-shm`];
+const DB_FILES = [DB_FILE, ...WAL_FILES, CORRUPT_MARK];
 
 /** SQLite's and the OS's ways of saying the disk is full; EFBIG is a file size limit. */
 export function isFull(error: unknown): boolean {
@@ -120,8 +122,7 @@ export class DataDirectory {
    * without them (whole, or as empty as it was), never a WAL beside a file it does not belong to.
    */
   discardDatabase(): void {
-    for (const name of [`${DB_FILE}-wal`, `${DB_FILE}-shm`, DB_FILE])
-      rmSync(join(this.path, name), { force: true });
+    for (const name of [...WAL_FILES, DB_FILE]) rmSync(join(this.path, name), { force: true });
   }
 
   /** Whether the store found corruption at run time in an earlier life of this directory. */
