@@ -118,11 +118,20 @@ export async function pullWindows(
       checkEntries(reply.entries, got, deps.clock.now(), deps.limits);
       const { origin, upTo } = asked.window;
       let reached = asked.window.after;
+      // A page is runs of one origin: its prefix is looked up once a run, and saved if it moved.
+      let run: { origin: OriginId; from: number; to: number } | undefined;
+      const saveRun = () => run && run.to !== run.from && got.set(run.origin, run.to);
       for (const e of reply.entries) {
         held.push(e);
-        if (e.seq === (got.get(e.origin) ?? 0) + 1) got.set(e.origin, e.seq);
+        if (e.origin !== run?.origin) {
+          saveRun();
+          const from = got.get(e.origin) ?? 0;
+          run = { origin: e.origin, from, to: from };
+        }
+        if (e.seq === run.to + 1) run.to = e.seq;
         if (e.origin === origin && e.seq > reached && e.seq <= upTo) reached = e.seq;
       }
+      saveRun();
       if (reached < upTo) {
         // The page stopped at its byte bound: the rest of the window comes next, before the
         // windows behind it. A peer that sends nothing of a window it holds is failing.

@@ -35,18 +35,24 @@ export function checkEntries(
   limits: PeerLimits,
 ): void {
   let newOrigins: Set<OriginId> | undefined;
+  // Entries come in runs of one origin (a page, a push): what is held is looked up once a run.
+  let origin: OriginId | undefined;
+  let held: number | undefined;
   for (const e of entries) {
     // A ts far ahead would show as lag that never ends, on every node, for good.
     if (e.ts > now + limits.maxFutureMs)
       throw new PeerLimitError(
         `entry ${e.origin}#${e.seq} has ts ${e.ts}, more than ${limits.maxFutureMs} ms ahead of this node's clock`,
       );
-    const held = have.get(e.origin);
+    if (e.origin !== origin) {
+      origin = e.origin;
+      held = have.get(origin);
+      if (held === undefined) (newOrigins ??= new Set()).add(origin);
+    }
     if (e.seq > (held ?? 0) + limits.maxGap)
       throw new PeerLimitError(
         `entry ${e.origin}#${e.seq} is more than ${limits.maxGap} above the ${held ?? 0} held`,
       );
-    if (held === undefined) (newOrigins ??= new Set()).add(e.origin);
   }
   if (newOrigins && have.size + newOrigins.size > limits.maxOrigins)
     throw new PeerLimitError(
