@@ -2,6 +2,8 @@
 // file imports the node lazily: configuration first, then tracing, then the node.
 import { readFileSync } from "node:fs";
 import { ConfigError, loadConfig, type Config } from "./config.js";
+// A type only (erased): the node itself is imported once tracing runs.
+import type { LikesNode as RunningNode } from "./node.js";
 import {
   DataDirectoryError,
   DataDirectoryLockedError,
@@ -54,14 +56,22 @@ async function main(): Promise<void> {
         kubernetes: config.kubernetes,
       });
   const { createLogger } = await import("./telemetry/logger.js");
-  const { LikesNode } = await import("./node.js");
+  const { LikesNode, StoppedWhileStartingError } = await import("./node.js");
   const logger = createLogger(config.logLevel, { node: config.nodeName });
+  let node: RunningNode | undefined;
   let stopping = false;
-  // With LIKES_ON_CORRUPTION=refill a corrupt store ends the process; the next start moves the
-  // database aside (README, "Data directories").
-  const node = await LikesNode.start(config, logger, () =>
-    shutdown("corrupt store", EXIT_STORE_LOST),
-  );
+
+  // Spans of the last requests are flushed before the process goes. An unreachable collector
+  // loses those spans, not the clean exit: the likes are committed by then.
+  const flushSpans = () =>
+    Promise.race([
+      tracing.shutdown(),
+      new Promise((_, reject) =>
+        setTimeout(() => reject(new Error("timed out")), FLUSH_DEADLINE_MS).unref(),
+      ),
+    ]).catch((error: unknown) => {
+      logger.warn("could not flush the last spans", { error: String(error) });
+    });
 
   function shutdown(signal: string, code = 0) {
     if (stopping) return;
@@ -69,30 +79,46 @@ async function main(): Promise<void> {
     logger.info("shutting down", { signal });
     // Whatever happens, the process is gone within the deadline.
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
-    node
-      .stop(STOP_DEADLINE_MS)
-      // Spans of the last requests are flushed before the process goes. An unreachable
-      // collector loses those spans, not the clean exit: the likes are committed by now.
-      .then(() =>
-        Promise.race([
-          tracing.shutdown(),
-          new Promise((_, reject) =>
-            setTimeout(() => reject(new Error("timed out")), FLUSH_DEADLINE_MS).unref(),
-          ),
-        ]).catch((error: unknown) => {
-          logger.warn("could not flush the last spans", { error: String(error) });
-        }),
-      )
-      .then(
-        () => process.exit(code),
-        (error: unknown) => {
-          logger.error("shutdown failed", { error: String(error) });
-          process.exit(1);
-        },
-      );
+    (node?.stop(STOP_DEADLINE_MS) ?? Promise.resolve()).then(flushSpans).then(
+      () => process.exit(code),
+      (error: unknown) => {
+        logger.error("shutdown failed", { error: String(error) });
+        process.exit(1);
+      },
+    );
   }
-  process.on("SIGTERM", () => shutdown("SIGTERM"));
-  process.on("SIGINT", () => shutdown("SIGINT"));
+
+  // A signal before the node runs abandons its start (a snapshot being read is removed, the
+  // ports close); one after stops the node.
+  const startAborted = new AbortController();
+  let signalledWhileStarting: string | undefined;
+  const onSignal = (signal: string) => {
+    if (node) return shutdown(signal);
+    if (signalledWhileStarting) return;
+    signalledWhileStarting = signal;
+    logger.info("shutting down while starting", { signal });
+    setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
+    startAborted.abort();
+  };
+  process.on("SIGTERM", () => onSignal("SIGTERM"));
+  process.on("SIGINT", () => onSignal("SIGINT"));
+
+  try {
+    // With LIKES_ON_CORRUPTION=refill a corrupt store ends the process; the next start moves
+    // the database aside (README, "Data directories").
+    node = await LikesNode.start(
+      config,
+      logger,
+      () => shutdown("corrupt store", EXIT_STORE_LOST),
+      startAborted.signal,
+    );
+  } catch (error) {
+    if (!(error instanceof StoppedWhileStartingError)) throw error;
+    await flushSpans();
+    process.exit(0);
+  }
+  // Told to stop after the store opened, before the node said it runs: it stops now.
+  if (signalledWhileStarting) shutdown(signalledWhileStarting);
 }
 
 function packageVersion(): string {

@@ -26,6 +26,14 @@ export interface NodePorts {
   readonly admin: number;
 }
 
+/** The node was told to stop before its store opened: nothing was started, nothing is lost. */
+export class StoppedWhileStartingError extends Error {
+  override readonly name = "StoppedWhileStartingError";
+  constructor() {
+    super("stopped while starting");
+  }
+}
+
 export class LikesNode {
   private ready = false;
   /** The public and admin ports, open since before the store (starting.ts). */
@@ -132,12 +140,14 @@ export class LikesNode {
   /**
    * Starts a node: the public and admin ports first (not ready until the end), the data
    * directory, a snapshot bootstrap when it is empty (bootstrap.ts), then the store, the peer
-   * link and replication.
+   * link and replication. `stop` aborted before the store opens: the bootstrap is abandoned,
+   * the ports closed, and it rejects with StoppedWhileStartingError.
    */
   static async start(
     config: Config,
     logger: Logger,
     onFatal: (reason: string) => void = () => {},
+    stop?: AbortSignal,
   ): Promise<LikesNode> {
     let node: LikesNode | undefined;
     const metrics = new PromMetrics({
@@ -146,12 +156,18 @@ export class LikesNode {
       peers: () => node?.peerGauges() ?? [],
     });
     const starting = await Starting.listen(config, logger, metrics);
+    const stopStarting = () => starting.stop();
+    if (stop?.aborted) stopStarting();
+    stop?.addEventListener("abort", stopStarting);
     try {
       await starting.bootstrap();
+      if (starting.stopping) throw new StoppedWhileStartingError();
       node = new LikesNode(config, logger, onFatal, starting);
     } catch (error) {
       await starting.close();
       throw error;
+    } finally {
+      stop?.removeEventListener("abort", stopStarting);
     }
     try {
       await node.listen();

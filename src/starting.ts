@@ -49,6 +49,10 @@ export class Starting {
   private owned = true;
   /** What the bootstrap installed, if it did. */
   snapshot: Extract<BootstrapOutcome, { installed: true }> | undefined;
+  /** Told to stop (stop()): nothing more is started. */
+  stopping = false;
+  /** Closes the bootstrap's links, if one runs: what it awaits fails at once. */
+  private endBootstrap: () => void = () => {};
 
   private constructor(
     private readonly config: Config,
@@ -102,11 +106,12 @@ export class Starting {
   async bootstrap(): Promise<void> {
     const { config, logger } = this;
     if (config.clusterSecret === undefined || config.snapshotThreshold === undefined) return;
+    if (this.stopping) return;
     // A directory whose database holds no like (a node that started before its peers could
     // answer it, and never took one) is as good as empty: it may take a snapshot too.
     if (!this.dir.holdsNoLikes()) return;
     const peers = await this.peers();
-    if (peers.length === 0) return;
+    if (peers.length === 0 || this.stopping) return;
     if (!this.dir.isEmpty) {
       this.dir.discardDatabase();
       logger.info("the data directory's database holds no likes: removed, as a new node's", {
@@ -128,6 +133,10 @@ export class Starting {
       binaryCodec,
       this.metrics,
     );
+    this.endBootstrap = () => {
+      transport.close();
+      probe.close();
+    };
     try {
       const outcome = await bootstrapFromSnapshot({
         transport,
@@ -141,13 +150,24 @@ export class Starting {
         logger,
         metrics: this.metrics,
         progress: (p) => (this.reason = installing(p)),
+        stopped: () => this.stopping,
       });
       if (outcome.installed) this.snapshot = outcome;
     } finally {
-      transport.close();
-      probe.close();
-      this.reason = "the node is starting";
+      this.endBootstrap();
+      this.endBootstrap = () => {};
+      this.reason = this.stopping ? "the node is stopping" : "the node is starting";
     }
+  }
+
+  /**
+   * The node is told to stop before it runs: a snapshot being read is abandoned (its download
+   * removed) and the bootstrap returns; the caller then closes this instead of opening a store.
+   */
+  stop(): void {
+    this.stopping = true;
+    this.reason = "the node is stopping";
+    this.endBootstrap();
   }
 
   /** The node took over both ports. */

@@ -50,6 +50,8 @@ export interface BootstrapDeps {
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, "snapshotBytes" | "snapshotEnded">;
   readonly progress?: (progress: BootstrapProgress) => void;
+  /** The node is stopping: no next peer is tried, and a download that fails is not a fault. */
+  readonly stopped?: () => boolean;
 }
 
 export type BootstrapOutcome =
@@ -96,6 +98,7 @@ export async function bootstrapFromSnapshot(deps: BootstrapDeps): Promise<Bootst
       held: Object.fromEntries(held.map((p) => [p.peer, p.entries])),
     });
   for (const { peer } of worth) {
+    if (deps.stopped?.()) break;
     const outcome = await fromPeer(deps, peer);
     if (outcome.installed) return outcome;
   }
@@ -146,6 +149,10 @@ async function fromPeer(deps: BootstrapDeps, peer: PeerAddress): Promise<Bootstr
       await sink.install(end.checksum);
     } catch (error) {
       await sink?.abort();
+      if (deps.stopped?.()) {
+        logger.info("snapshot abandoned: the node is stopping", { peer });
+        return { installed: false };
+      }
       const refused = error instanceof SnapshotRefusedError;
       metrics.snapshotEnded("install", refused ? "refused" : "failed", 0);
       logger.warn(refused ? "snapshot refused" : "snapshot failed", {

@@ -250,6 +250,45 @@ describe("snapshot bootstrap", () => {
     expect(filesOf(join(dir, "b")).filter((name) => name.includes("snapshot"))).toEqual([]);
   });
 
+  it("stops cleanly on SIGTERM mid-snapshot: exit 0 at once, the download removed, the next start installs it whole", async () => {
+    const dir = freshRoot();
+    await seedDataDir(join(dir, "peer"), LIKES);
+    fake = await SnapshotPeer.start(join(dir, "peer"));
+    // The first chunk goes out; the rest wait until the test lets them.
+    let release: () => void = () => {};
+    const held = new Promise<void>((resolve) => (release = resolve));
+    fake.hook = async (offset, data) => {
+      if (offset > 0) await held;
+      return data;
+    };
+    const { env, admin, node: first } = await launch(join(dir, "b"), fake.address);
+    await waitFor("the first chunk to be written", async () => {
+      const res = await fetch(`http://127.0.0.1:${admin}/metrics`).catch(() => undefined);
+      if (res?.status !== 200) return false;
+      return (
+        (await metric(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", {
+          direction: "in",
+        })) > 0
+      );
+    });
+    const stopped = performance.now();
+    expect(await first.kill("SIGTERM")).toBe(0);
+    running.splice(running.indexOf(first), 1);
+    // Not the shutdown deadline (5 s): the download's requests fail as its links close.
+    expect(performance.now() - stopped).toBeLessThan(3000);
+    expect(first.lines.map((l) => l.message)).toEqual(
+      expect.arrayContaining([
+        "shutting down while starting",
+        "snapshot abandoned: the node is stopping",
+      ]),
+    );
+    // As after any start that did not finish: what it created (here the directory) is removed.
+    expect(existsSync(join(dir, "b"))).toBe(false);
+    release();
+    const second = await start(env);
+    expect((await clusterView(second.adminUrl)).vv[SEED_ORIGIN]).toBe(LIKES);
+  });
+
   it("stops cleanly while serving a snapshot: its copy is removed, and the joining node installs nothing of it", async () => {
     const dir = freshRoot();
     await seedDataDir(join(dir, "a"), LIKES);
