@@ -43,6 +43,9 @@ export interface ThroughputResult {
   };
 }
 
+/** Load on each target before the measured rounds. */
+const WARM_UP_SECONDS = 2;
+
 interface Target {
   readonly port: number;
   /** The process that takes the load first, then the others of the target. */
@@ -68,12 +71,13 @@ async function measured(target: Target, options: Parameters<typeof wrk>[1]): Pro
 }
 
 /**
- * POST /like and GET /likes on four targets, round-robin within each round so that the noise
+ * POST /like and GET /likes on five targets, round-robin within each round so that the noise
  * of the machine falls on all of them alike: express+Map (M), express+Redis SADD (R), likes as
  * deployed (3 nodes, tracing at the default sampler exporting to a sink), likes without
  * tracing, and one likes node as deployed but without peers (the node's own cost, apart from
  * replication's). Load goes to one node of each cluster; its two peers receive the pushes.
  * Beside each rate: the CPU per request of the loaded process and of all the target's processes.
+ * Each target first takes WARM_UP_SECONDS of each load, not counted.
  */
 export async function throughput(o: ThroughputOptions): Promise<ThroughputResult> {
   const sink = await startOtlpSink();
@@ -136,6 +140,13 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
   const post: Record<string, Run[]> = {};
   const get: Record<string, Run[]> = {};
   try {
+    // Unmeasured: each target's first load compiles its hot paths (and, traced, the SDK's
+    // first sampled spans and export), which the first round would otherwise count.
+    for (const target of Object.values(targets)) {
+      const warm = { seconds: WARM_UP_SECONDS, connections: o.connections, tag: `${o.label}-warm` };
+      await wrk(target.port, { ...warm, post: true });
+      await wrk(target.port, { ...warm, post: false, path: "/likes?post=p1" });
+    }
     for (let round = 0; round < o.rounds; round++)
       for (const [name, target] of Object.entries(targets)) {
         const tag = `${o.label}-${round}`;
