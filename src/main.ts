@@ -77,7 +77,9 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
-    // Whatever happens, the process is gone within the deadline.
+    // Whatever happens, the process is gone within the deadline; a stop told while starting
+    // gets the whole of it from here, as the node's stop needs it.
+    clearTimeout(startDeadline);
     setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
     (node?.stop(STOP_DEADLINE_MS) ?? Promise.resolve()).then(flushSpans).then(
       () => process.exit(code),
@@ -88,16 +90,17 @@ async function main(): Promise<void> {
     );
   }
 
-  // A signal before the node runs abandons its start (a snapshot being read is removed, the
-  // ports close); one after stops the node.
+  // A signal during the bootstrap abandons the start (a snapshot being read is removed, the
+  // ports close); one while the store opens stops the node once it runs; one after stops it.
   const startAborted = new AbortController();
+  let startDeadline: NodeJS.Timeout | undefined;
   let signalledWhileStarting: string | undefined;
   const onSignal = (signal: string) => {
     if (node) return shutdown(signal);
     if (signalledWhileStarting) return;
     signalledWhileStarting = signal;
     logger.info("shutting down while starting", { signal });
-    setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
+    startDeadline = setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
     startAborted.abort();
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));

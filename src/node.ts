@@ -26,7 +26,10 @@ export interface NodePorts {
   readonly admin: number;
 }
 
-/** The node was told to stop before its store opened: nothing was started, nothing is lost. */
+/**
+ * The node was told to stop during its bootstrap: no store was opened, and what the start made
+ * (a snapshot, a directory it created) is removed. Nothing is lost: it held no like yet.
+ */
 export class StoppedWhileStartingError extends Error {
   override readonly name = "StoppedWhileStartingError";
   constructor() {

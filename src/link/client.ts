@@ -37,6 +37,8 @@ export class FaultError extends PeerRequestError {
 
 export class LinkTransport implements Transport {
   private readonly links = new Map<PeerAddress, ClientLink>();
+  /** Closed for good: a send after close() would open a link again. */
+  private closed = false;
   /** Each peer's node name, from its handshake answer. */
   private readonly names = new Map<PeerAddress, string>();
 
@@ -52,6 +54,7 @@ export class LinkTransport implements Transport {
 
   async send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>> {
     if (this.faults) await this.injectFaults(peer, request.kind);
+    if (this.closed) throw new PeerRequestError("this node is stopping");
     let link = this.links.get(peer);
     if (!link || link.closed) {
       link = new ClientLink(
@@ -107,7 +110,9 @@ export class LinkTransport implements Transport {
     return this.links.get(peer)?.unansweredBytes ?? 0;
   }
 
+  /** Fails what is in flight and every send after. */
   close(): void {
+    this.closed = true;
     for (const link of this.links.values())
       link.close(new PeerRequestError("this node is stopping"));
     this.links.clear();

@@ -119,14 +119,14 @@ export async function pullWindows(
       const { origin, upTo } = asked.window;
       let reached = asked.window.after;
       // A page is runs of one origin: its prefix is looked up once a run, and saved if it moved.
-      let run: { origin: OriginId; from: number; to: number } | undefined;
-      const saveRun = () => run && run.to !== run.from && got.set(run.origin, run.to);
+      let run: { origin: OriginId; start: number; to: number } | undefined;
+      const saveRun = () => run && run.to !== run.start && got.set(run.origin, run.to);
       for (const e of reply.entries) {
         held.push(e);
         if (e.origin !== run?.origin) {
           saveRun();
-          const from = got.get(e.origin) ?? 0;
-          run = { origin: e.origin, from, to: from };
+          const start = got.get(e.origin) ?? 0;
+          run = { origin: e.origin, start, to: start };
         }
         if (e.seq === run.to + 1) run.to = e.seq;
         if (e.origin === origin && e.seq > reached && e.seq <= upTo) reached = e.seq;

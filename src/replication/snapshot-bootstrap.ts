@@ -81,10 +81,11 @@ export async function bootstrapFromSnapshot(deps: BootstrapDeps): Promise<Bootst
         });
         return { peer, entries: reply.entryCount };
       } catch (error) {
-        deps.logger.info("no snapshot from this peer: unreachable", {
-          peer,
-          error: String(error),
-        });
+        if (!deps.stopped?.())
+          deps.logger.info("no snapshot from this peer: unreachable", {
+            peer,
+            error: String(error),
+          });
         return { peer, entries: -1 };
       }
     }),

@@ -246,6 +246,26 @@ describe("peer link: the client end of the handshake", () => {
       }
     });
   }
+
+  it("once closed, fails every send at once and opens no connection", async () => {
+    let connections = 0;
+    const server = net.createServer((socket) => {
+      connections++;
+      socket.destroy();
+    });
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    const peer = `127.0.0.1:${(server.address() as AddressInfo).port}`;
+    const transport = new LinkTransport(SECRET, "a", binaryCodec);
+    try {
+      transport.close();
+      await expect(
+        transport.send(peer, { kind: "sync", ...sender, vv: new Map() }),
+      ).rejects.toMatchObject({ name: PeerRequestError.name, message: "this node is stopping" });
+      expect(connections).toBe(0);
+    } finally {
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
 });
 
 describe("injected faults on the peer link (LIKES_FAULTS)", () => {
