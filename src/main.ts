@@ -60,6 +60,12 @@ async function main(): Promise<void> {
   const logger = createLogger(config.logLevel, { node: config.nodeName });
   let node: RunningNode | undefined;
   let stopping = false;
+  // Whatever happens, the process is gone within the deadline of its last stop told.
+  let deadline: NodeJS.Timeout | undefined;
+  const exitWithinDeadline = () => {
+    clearTimeout(deadline);
+    deadline = setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
+  };
 
   // Spans of the last requests are flushed before the process goes. An unreachable collector
   // loses those spans, not the clean exit: the likes are committed by then.
@@ -77,10 +83,8 @@ async function main(): Promise<void> {
     if (stopping) return;
     stopping = true;
     logger.info("shutting down", { signal });
-    // Whatever happens, the process is gone within the deadline; a stop told while starting
-    // gets the whole of it from here, as the node's stop needs it.
-    clearTimeout(startDeadline);
-    setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
+    // A stop told while starting gets the whole deadline from here, as the node's stop needs it.
+    exitWithinDeadline();
     (node?.stop(STOP_DEADLINE_MS) ?? Promise.resolve()).then(flushSpans).then(
       () => process.exit(code),
       (error: unknown) => {
@@ -92,16 +96,14 @@ async function main(): Promise<void> {
 
   // A signal during the bootstrap abandons the start (a snapshot being read is removed, the
   // ports close); one while the store opens stops the node once it runs; one after stops it.
+  // The abort's reason is the signal.
   const startAborted = new AbortController();
-  let startDeadline: NodeJS.Timeout | undefined;
-  let signalledWhileStarting: string | undefined;
   const onSignal = (signal: string) => {
     if (node) return shutdown(signal);
-    if (signalledWhileStarting) return;
-    signalledWhileStarting = signal;
+    if (startAborted.signal.aborted) return;
     logger.info("shutting down while starting", { signal });
-    startDeadline = setTimeout(() => process.exit(1), SHUTDOWN_DEADLINE_MS).unref();
-    startAborted.abort();
+    exitWithinDeadline();
+    startAborted.abort(signal);
   };
   process.on("SIGTERM", () => onSignal("SIGTERM"));
   process.on("SIGINT", () => onSignal("SIGINT"));
@@ -121,7 +123,7 @@ async function main(): Promise<void> {
     process.exit(0);
   }
   // Told to stop after the store opened, before the node said it runs: it stops now.
-  if (signalledWhileStarting) shutdown(signalledWhileStarting);
+  if (startAborted.signal.aborted) shutdown(String(startAborted.signal.reason));
 }
 
 function packageVersion(): string {

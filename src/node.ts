@@ -159,18 +159,13 @@ export class LikesNode {
       peers: () => node?.peerGauges() ?? [],
     });
     const starting = await Starting.listen(config, logger, metrics);
-    const stopStarting = () => starting.stop();
-    if (stop?.aborted) stopStarting();
-    stop?.addEventListener("abort", stopStarting);
     try {
-      await starting.bootstrap();
-      if (starting.stopping) throw new StoppedWhileStartingError();
+      await starting.bootstrap(stop);
+      if (stop?.aborted) throw new StoppedWhileStartingError();
       node = new LikesNode(config, logger, onFatal, starting);
     } catch (error) {
       await starting.close();
       throw error;
-    } finally {
-      stop?.removeEventListener("abort", stopStarting);
     }
     try {
       await node.listen();

@@ -49,10 +49,6 @@ export class Starting {
   private owned = true;
   /** What the bootstrap installed, if it did. */
   snapshot: Extract<BootstrapOutcome, { installed: true }> | undefined;
-  /** Told to stop (stop()): nothing more is started. */
-  stopping = false;
-  /** Closes the bootstrap's links, if one runs: what it awaits fails at once. */
-  private endBootstrap: () => void = () => {};
 
   private constructor(
     private readonly config: Config,
@@ -102,16 +98,18 @@ export class Starting {
    * For an empty data directory with peers (or one whose database holds no like): a snapshot
    * from the first peer that holds more than LIKES_SNAPSHOT_THRESHOLD entries, installed;
    * otherwise nothing (the node catches up by anti-entropy). Never throws for a peer's fault.
+   * `stop` aborted (the node is told to stop): its links close, so that what it awaits fails at
+   * once, a snapshot being read is abandoned (its download removed), and it returns.
    */
-  async bootstrap(): Promise<void> {
+  async bootstrap(stop?: AbortSignal): Promise<void> {
     const { config, logger } = this;
     if (config.clusterSecret === undefined || config.snapshotThreshold === undefined) return;
-    if (this.stopping) return;
+    if (stop?.aborted) return;
     // A directory whose database holds no like (a node that started before its peers could
     // answer it, and never took one) is as good as empty: it may take a snapshot too.
     if (!this.dir.holdsNoLikes()) return;
     const peers = await this.peers();
-    if (peers.length === 0 || this.stopping) return;
+    if (peers.length === 0 || stop?.aborted) return;
     if (!this.dir.isEmpty) {
       this.dir.discardDatabase();
       logger.info("the data directory's database holds no likes: removed, as a new node's", {
@@ -133,10 +131,11 @@ export class Starting {
       binaryCodec,
       this.metrics,
     );
-    this.endBootstrap = () => {
+    const endLinks = () => {
       transport.close();
       probe.close();
     };
+    stop?.addEventListener("abort", endLinks);
     try {
       const outcome = await bootstrapFromSnapshot({
         transport,
@@ -150,24 +149,14 @@ export class Starting {
         logger,
         metrics: this.metrics,
         progress: (p) => (this.reason = installing(p)),
-        stopped: () => this.stopping,
+        ...(stop ? { stop } : {}),
       });
       if (outcome.installed) this.snapshot = outcome;
     } finally {
-      this.endBootstrap();
-      this.endBootstrap = () => {};
-      this.reason = this.stopping ? "the node is stopping" : "the node is starting";
+      stop?.removeEventListener("abort", endLinks);
+      endLinks();
+      this.reason = stop?.aborted ? "the node is stopping" : "the node is starting";
     }
-  }
-
-  /**
-   * The node is told to stop before it runs: a snapshot being read is abandoned (its download
-   * removed) and the bootstrap returns; the caller then closes this instead of opening a store.
-   */
-  stop(): void {
-    this.stopping = true;
-    this.reason = "the node is stopping";
-    this.endBootstrap();
   }
 
   /** The node took over both ports. */

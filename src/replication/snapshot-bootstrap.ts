@@ -50,8 +50,8 @@ export interface BootstrapDeps {
   readonly logger: Logger;
   readonly metrics: Pick<Metrics, "snapshotBytes" | "snapshotEnded">;
   readonly progress?: (progress: BootstrapProgress) => void;
-  /** The node is stopping: no next peer is tried, and a download that fails is not a fault. */
-  readonly stopped?: () => boolean;
+  /** Aborted, the node is stopping: no next peer is tried, and a failed download is no fault. */
+  readonly stop?: AbortSignal;
 }
 
 export type BootstrapOutcome =
@@ -81,7 +81,7 @@ export async function bootstrapFromSnapshot(deps: BootstrapDeps): Promise<Bootst
         });
         return { peer, entries: reply.entryCount };
       } catch (error) {
-        if (!deps.stopped?.())
+        if (!deps.stop?.aborted)
           deps.logger.info("no snapshot from this peer: unreachable", {
             peer,
             error: String(error),
@@ -99,7 +99,7 @@ export async function bootstrapFromSnapshot(deps: BootstrapDeps): Promise<Bootst
       held: Object.fromEntries(held.map((p) => [p.peer, p.entries])),
     });
   for (const { peer } of worth) {
-    if (deps.stopped?.()) break;
+    if (deps.stop?.aborted) break;
     const outcome = await fromPeer(deps, peer);
     if (outcome.installed) return outcome;
   }
@@ -150,7 +150,7 @@ async function fromPeer(deps: BootstrapDeps, peer: PeerAddress): Promise<Bootstr
       await sink.install(end.checksum);
     } catch (error) {
       await sink?.abort();
-      if (deps.stopped?.()) {
+      if (deps.stop?.aborted) {
         logger.info("snapshot abandoned: the node is stopping", { peer });
         return { installed: false };
       }

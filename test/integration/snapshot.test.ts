@@ -11,6 +11,7 @@ import { freePorts } from "../support/tcp-proxy.js";
 import { NodeProcess, countOf, postLike } from "../support/process.js";
 import { SEED_ORIGIN, SnapshotPeer, seedDataDir } from "../support/snapshot-peer.js";
 import { waitFor } from "../support/wait.js";
+import { MAX_SNAPSHOT_CHUNK } from "../../src/replication/protocol.js";
 
 const LIKES = 50_000;
 const THRESHOLD = "10000";
@@ -66,6 +67,25 @@ async function launch(dataDir: string, peers: string) {
   const node = new NodeProcess(env);
   running.push(node);
   return { env, http, admin, node };
+}
+
+/**
+ * A fake peer serving LIKES likes (seeded into `dir`/peer) that sends the first `sent` chunks of
+ * a snapshot and holds back the rest until the returned release is called.
+ */
+async function holdingPeer(
+  dir: string,
+  sent: number,
+): Promise<{ peer: SnapshotPeer; release: () => void }> {
+  await seedDataDir(join(dir, "peer"), LIKES);
+  const peer = (fake = await SnapshotPeer.start(join(dir, "peer")));
+  let release: () => void = () => {};
+  const held = new Promise<void>((resolve) => (release = resolve));
+  peer.hook = async (offset, data) => {
+    if (offset >= sent * MAX_SNAPSHOT_CHUNK) await held;
+    return data;
+  };
+  return { peer, release };
 }
 
 /** The sum of a node's samples of `name` whose labels include every one given. */
@@ -215,16 +235,9 @@ describe("snapshot bootstrap", () => {
 
   it("is not ready while installing, and a kill mid-snapshot leaves no database; the next start installs it whole", async () => {
     const dir = freshRoot();
-    await seedDataDir(join(dir, "peer"), LIKES);
-    fake = await SnapshotPeer.start(join(dir, "peer"));
     // The first two chunks go out; the rest wait until the test lets them.
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    fake.hook = async (offset, data) => {
-      if (offset >= 2 * 512 * 1024) await held;
-      return data;
-    };
-    const { env, http, admin, node: first } = await launch(join(dir, "b"), fake.address);
+    const { peer, release } = await holdingPeer(dir, 2);
+    const { env, http, admin, node: first } = await launch(join(dir, "b"), peer.address);
     const reason = await waitFor("the node to say it is installing", async () => {
       const res = await fetch(`http://127.0.0.1:${http}/readyz`);
       if (res.status !== 503) return undefined;
@@ -233,12 +246,12 @@ describe("snapshot bootstrap", () => {
         ? body.error.message
         : undefined;
     });
-    expect(reason).toContain(fake.address);
+    expect(reason).toContain(peer.address);
     expect((await fetch(`http://127.0.0.1:${http}/healthz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${http}/likes?post=post-1`)).status).toBe(503);
     expect(
       await metric(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", { direction: "in" }),
-    ).toBe(2 * 512 * 1024);
+    ).toBe(2 * MAX_SNAPSHOT_CHUNK);
     await first.kill("SIGKILL");
     running.splice(running.indexOf(first), 1);
     // Half a download under its own name, never at the database's path.
@@ -252,18 +265,11 @@ describe("snapshot bootstrap", () => {
 
   it("stops cleanly on SIGTERM mid-snapshot: exit 0 at once, the download removed, the next start installs it whole", async () => {
     const dir = freshRoot();
-    await seedDataDir(join(dir, "peer"), LIKES);
-    fake = await SnapshotPeer.start(join(dir, "peer"));
     // The first chunk goes out; the rest wait until the test lets them.
-    let release: () => void = () => {};
-    const held = new Promise<void>((resolve) => (release = resolve));
-    fake.hook = async (offset, data) => {
-      if (offset > 0) await held;
-      return data;
-    };
+    const { peer, release } = await holdingPeer(dir, 1);
     // A directory that exists already (an empty volume): the stop leaves it, without the download.
     mkdirSync(join(dir, "b"));
-    const { env, admin, node: first } = await launch(join(dir, "b"), fake.address);
+    const { env, admin, node: first } = await launch(join(dir, "b"), peer.address);
     await waitFor("the first chunk to be written", async () => {
       const res = await fetch(`http://127.0.0.1:${admin}/metrics`).catch(() => undefined);
       if (res?.status !== 200) return false;
@@ -318,7 +324,7 @@ describe("snapshot bootstrap", () => {
     await seedDataDir(join(dir, "peer"), LIKES);
     fake = await SnapshotPeer.start(join(dir, "peer"));
     fake.hook = (offset, data) => {
-      if (offset !== 512 * 1024) return data;
+      if (offset !== MAX_SNAPSHOT_CHUNK) return data;
       const damaged = Buffer.from(data);
       damaged[1000] = (damaged[1000] as number) ^ 0xff;
       return damaged;
@@ -341,7 +347,8 @@ describe("snapshot bootstrap", () => {
     const dir = freshRoot();
     await seedDataDir(join(dir, "peer"), LIKES);
     fake = await SnapshotPeer.start(join(dir, "peer"));
-    fake.hook = (offset, data) => (offset >= 512 * 1024 ? data.subarray(0, data.length - 1) : data);
+    fake.hook = (offset, data) =>
+      offset >= MAX_SNAPSHOT_CHUNK ? data.subarray(0, data.length - 1) : data;
     const b = await start({
       LIKES_NODE_NAME: "nodeB",
       LIKES_DATA_DIR: join(dir, "b"),
@@ -360,7 +367,7 @@ describe("snapshot bootstrap", () => {
     const peer = (fake = await SnapshotPeer.start(join(dir, "peer")));
     let stopped: Promise<void> | undefined;
     peer.hook = (offset, data) => {
-      if (offset < 512 * 1024) return data;
+      if (offset < MAX_SNAPSHOT_CHUNK) return data;
       // The peer dies with chunks in flight: its links close, nothing more is answered.
       stopped ??= peer.stop();
       return new Promise<Buffer>(() => {});
