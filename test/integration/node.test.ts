@@ -82,9 +82,14 @@ describe("a node process", () => {
     const answers = await Promise.allSettled(inFlight);
     expect(await exit).toBe(0);
     expect(Date.now() - started).toBeLessThan(5000);
-    // Every request either got its answer or was never accepted; none is left half-done.
-    const acknowledged = answers.filter((a) => a.status === "fulfilled");
-    for (const answer of acknowledged) expect(answer.value.status).toBe(201);
+    // Every request either got its answer or was never accepted; none is left half-done. One
+    // that reached an open connection after the stop began is refused, 503 shutting_down (README).
+    const fulfilled = answers.flatMap((a) => (a.status === "fulfilled" ? [a.value] : []));
+    const acknowledged = fulfilled.filter((res) => res.status === 201);
+    for (const res of fulfilled.filter((r) => r.status !== 201)) {
+      expect(res.status).toBe(503);
+      expect(((await res.json()) as { error: { code: string } }).error.code).toBe("shutting_down");
+    }
     expect(node.lines.some((l) => l.message === "stopped")).toBe(true);
     const again = await start({ LIKES_NODE_NAME: "graceful", LIKES_DATA_DIR: dir });
     expect(await countOf(again.url, "p")).toBe(acknowledged.length);
