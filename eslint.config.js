@@ -10,6 +10,7 @@ const TELEMETRY_IMPLEMENTATIONS = [
   "!**/telemetry/types.js",
   "!**/telemetry/spans.js",
   "!**/telemetry/trace-context.js",
+  "!**/telemetry/server-spans.js",
 ];
 
 /** Files under `files` may not import what `banned` matches. */

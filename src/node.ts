@@ -242,7 +242,8 @@ export class LikesNode {
     await this.dns?.start();
     replicator.start();
     this.starting.publicPort.serve(
-      withServerSpans(app, { untraced: new Set(["/healthz", "/readyz"]) }),
+      withServerSpans(app.listener, { untraced: new Set(["/healthz", "/readyz"]) }),
+      app.plain,
     );
     this.ports = { http: this.starting.publicPort.port, peer, admin: this.starting.adminPort.port };
     this.starting.done();

@@ -4,6 +4,7 @@
 import type { RequestListener } from "node:http";
 import type { Config, PeerAddress } from "./config.js";
 import { startingListener } from "./http/starting.js";
+import type { PlainHandler } from "./http/lean-connection.js";
 import { HttpServer } from "./http/server.js";
 import { LinkTransport } from "./link/client.js";
 import { originId } from "./crdt/index.js";
@@ -37,8 +38,10 @@ class Port {
     this.server = new HttpServer((req, res) => this.listener(req, res), methods);
   }
 
-  serve(listener: RequestListener): void {
+  /** Serves with `listener`, and plain requests of new connections with `plain` (lean-connection.ts). */
+  serve(listener: RequestListener, plain?: PlainHandler): void {
     this.listener = listener;
+    this.server.servePlain(plain);
   }
 }
 

@@ -7,10 +7,15 @@
 // /likes`. Everything else goes to the express app. Both read the body, the query and the like,
 // and answer, through the same functions (body.ts, validation.ts, respond.ts, and the app's
 // own answers); test/unit/fast-path.test.ts checks that they answer alike.
-import { trace } from "@opentelemetry/api";
+import { context, trace } from "@opentelemetry/api";
 import type { IncomingMessage, ServerResponse } from "node:http";
-import type { Logger } from "../telemetry/types.js";
+import type { Socket } from "node:net";
+import { endServerSpan, startServerSpan } from "../telemetry/server-spans.js";
+import type { LogFields, Logger, Metrics } from "../telemetry/types.js";
 import { decodeJson, readBody } from "./body.js";
+import { errorAnswer } from "./errors.js";
+import type { PlainHandler, PlainReply } from "./lean-connection.js";
+import type { PlainRequest } from "./plain-request.js";
 import { sendError, sendJson } from "./respond.js";
 import { BODY_LIMIT_BYTES, parseQuery, type Query } from "./validation.js";
 
@@ -92,4 +97,70 @@ export function serveRead(
   } catch (error) {
     sendError(res, error, logger, READ_FIELDS);
   }
+}
+
+/** What a plain request is answered from: the app's own answers to a like and to a read. */
+export interface PlainRoutes {
+  readonly like: (query: Query, body: unknown) => Promise<Answer>;
+  readonly read: (query: Query) => Answer;
+  readonly logger: Logger;
+  readonly metrics?: Pick<Metrics, "requestServed"> | undefined;
+}
+
+/**
+ * The handler of the requests plain-request.ts reads off the socket: the same answers as
+ * `serveLike` and `serveRead`, the same SERVER span (named by route) and the same metric.
+ */
+export function plainHandler(routes: PlainRoutes): PlainHandler {
+  const { like, read, logger, metrics } = routes;
+  return (request: PlainRequest, socket: Socket) => {
+    const started = performance.now();
+    const { method, route } = request;
+    const traced = startServerSpan({
+      method,
+      path: route,
+      headers: request.headers,
+      socket,
+      httpVersion: "1.1",
+    });
+    const done = (reply: PlainReply): PlainReply => {
+      metrics?.requestServed(route, method, reply.status, (performance.now() - started) / 1000);
+      if (traced) endServerSpan(traced.span, reply.status, !socket.destroyed);
+      return reply;
+    };
+    const fields = method === "POST" ? LIKE_FIELDS : READ_FIELDS;
+    if (traced) {
+      traced.span.updateName(`${method} ${route}`);
+      traced.span.setAttribute("http.route", route);
+    }
+    if (method === "GET") {
+      const answer = () => {
+        try {
+          return replyOf(read(parseQuery(request.query)));
+        } catch (error) {
+          return errorReply(error, logger, fields);
+        }
+      };
+      return done(traced ? context.with(traced.context, answer) : answer());
+    }
+    const answer = async () => {
+      try {
+        return replyOf(await like(parseQuery(request.query), decodeJson(request.body)));
+      } catch (error) {
+        return errorReply(error, logger, fields);
+      }
+    };
+    return (traced ? context.with(traced.context, answer) : answer()).then(done);
+  };
+}
+
+function replyOf(answer: Answer): PlainReply {
+  return { status: answer.status, body: JSON.stringify(answer.body) };
+}
+
+/** An error's answer, as `sendError` writes it; one it does not know is a bug, logged, a 500. */
+function errorReply(error: unknown, logger: Logger, fields: LogFields): PlainReply {
+  const answer = errorAnswer(error);
+  if (answer.status === 500) logger.error("request failed", { ...fields, error: String(error) });
+  return { status: answer.status, headers: answer.headers, body: JSON.stringify(answer.body) };
 }

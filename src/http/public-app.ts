@@ -22,7 +22,15 @@ import {
   NotReadyError,
   UnsupportedMediaTypeError,
 } from "./errors.js";
-import { isPlainLike, isPlainRead, serveLike, serveRead, type Answer } from "./fast-path.js";
+import {
+  isPlainLike,
+  isPlainRead,
+  plainHandler,
+  serveLike,
+  serveRead,
+  type Answer,
+} from "./fast-path.js";
+import type { PlainHandler } from "./lean-connection.js";
 import { sendError, sendJson } from "./respond.js";
 import {
   BODY_LIMIT_BYTES,
@@ -60,11 +68,18 @@ export interface PublicAppOptions {
   readonly fastPaths?: boolean;
 }
 
+export interface PublicApp {
+  /** node:http's listener: every route. */
+  readonly listener: RequestListener;
+  /** The same answers to the plain requests read without node:http (plain-request.ts). */
+  readonly plain: PlainHandler;
+}
+
 /** The public API of DESIGN §4: the seed's heartbeat, likes, counts and probes. */
 export function createPublicApp(
   deps: PublicAppDeps,
   options: PublicAppOptions = { fastPaths: true },
-): RequestListener {
+): PublicApp {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -167,8 +182,14 @@ export function createPublicApp(
   app.use((error: unknown, req: Request, res: Response, _next: NextFunction) => {
     sendError(res, error, deps.logger, { method: req.method, path: req.path });
   });
-  if (!options.fastPaths) return app;
-  return (req, res) => {
+  const plain = plainHandler({
+    like: acceptLike,
+    read: readLikes,
+    logger: deps.logger,
+    metrics: deps.metrics,
+  });
+  if (!options.fastPaths) return { listener: app, plain };
+  const listener: RequestListener = (req, res) => {
     if (isPlainRead(req)) {
       const started = performance.now();
       serveRead(req, res, readLikes, deps.logger);
@@ -193,6 +214,7 @@ export function createPublicApp(
       },
     );
   };
+  return { listener, plain };
 }
 
 /** Names the HTTP server span by its route, as `POST /like` (express itself is not instrumented). */

@@ -10,6 +10,7 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { MethodNotAllowedError, ShuttingDownError } from "./errors.js";
+import { LeanConnection, type PlainHandler } from "./lean-connection.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 import { silentLogger } from "../telemetry/types.js";
 
@@ -30,6 +31,9 @@ export class HttpServer {
   private readonly unanswered = new Map<Socket, ServerResponse>();
   /** A 'close' listener shared by every response, so that tracking costs no closure a request. */
   private readonly answered: (this: ServerResponse) => void;
+  /** Serves plain requests without node:http (lean-connection.ts), once the node serves. */
+  private plain: PlainHandler | undefined;
+  private readonly lean = new Set<LeanConnection>();
 
   constructor(
     listener: RequestListener,
@@ -44,11 +48,36 @@ export class HttpServer {
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    // Every connection is first offered to the lean path; node:http's own listener takes those
+    // it leaves (and all of them while no plain handler is set).
+    const [nodeHttp] = this.server.listeners("connection") as ((socket: Socket) => void)[];
+    if (nodeHttp === undefined) throw new Error("node:http has no connection listener");
+    this.server.off("connection", nodeHttp);
+    const handOff = (socket: Socket) => nodeHttp.call(this.server, socket);
+    const lean = {
+      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
+      headersTimeoutMs: HEADERS_TIMEOUT_MS,
+    };
+    this.server.on("connection", (socket: Socket) => {
+      const plain = this.plain;
+      if (plain === undefined || this.closing) {
+        handOff(socket);
+        return;
+      }
+      const connection = new LeanConnection(socket, plain, handOff, lean);
+      this.lean.add(connection);
+      socket.once("close", () => this.lean.delete(connection));
+    });
     // Without a listener node:http drops a CONNECT's connection without a word.
     this.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
       socket.on("error", () => socket.destroy());
       socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods)));
     });
+  }
+
+  /** Serves plain requests of new connections with `handler`, without node:http. */
+  servePlain(handler: PlainHandler | undefined): void {
+    this.plain = handler;
   }
 
   listen(port: number, host: string): Promise<number> {
@@ -71,9 +100,13 @@ export class HttpServer {
     this.closing = true;
     for (const res of this.unanswered.values())
       if (!res.headersSent) res.setHeader("connection", "close");
+    for (const connection of this.lean) connection.close();
     return new Promise((resolve) => {
       const idle = setInterval(() => this.server.closeIdleConnections(), IDLE_SWEEP_MS);
-      const cut = setTimeout(() => this.server.closeAllConnections(), deadlineMs);
+      const cut = setTimeout(() => {
+        this.server.closeAllConnections();
+        for (const connection of this.lean) connection.destroy();
+      }, deadlineMs);
       this.server.close(() => {
         clearInterval(idle);
         clearTimeout(cut);

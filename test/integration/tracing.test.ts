@@ -101,6 +101,13 @@ function expectJoinedTrace(spans: ReceivedSpan[], client: { spanId: string }): R
   expect(server!.parentSpanId).toBe(client.spanId);
   expect(instance(server!)).toBe("node1");
   expect(server!.resource["service.name"]).toBe("likes");
+  expect(server!.attributes).toMatchObject({
+    "http.request.method": "POST",
+    "http.route": "/like",
+    "url.path": "/like",
+    "http.response.status_code": 201,
+    "network.protocol.version": "1.1",
+  });
   const store = spans.find((s) => s.name === "likes.store");
   expect(store?.parentSpanId).toBe(server!.spanId);
   const applies = spans.filter((s) => s.name === "likes.replicate.apply");

@@ -1,6 +1,6 @@
-// The express-free POST /like and GET /likes paths must answer exactly as the express routes do:
-// the same status, Content-Type and body for every request, plain or not, and the same effect
-// on the store.
+// The express-free POST /like and GET /likes paths, through node:http and read straight off the
+// socket (lean-connection.ts), must answer exactly as the express routes do: the same status,
+// Content-Type and body for every request, plain or not, and the same effect on the store.
 import { Agent, request } from "node:http";
 import fc from "fast-check";
 import { afterAll, beforeAll, expect, it } from "vitest";
@@ -10,16 +10,19 @@ import { startApp } from "../support/app.js";
 type App = Awaited<ReturnType<typeof startApp>>;
 let fast: App;
 let express: App;
+/** The node's own server: plain requests read off the socket, without node:http. */
+let lean: App;
 const agent = new Agent({ keepAlive: false });
 beforeAll(async () => {
-  [fast, express] = await Promise.all([
+  [fast, express, lean] = await Promise.all([
     startApp({ fastPaths: true }),
     startApp({ fastPaths: false }),
+    startApp({ lean: true }),
   ]);
 });
 afterAll(async () => {
   agent.destroy();
-  await Promise.all([fast.close(), express.close()]);
+  await Promise.all([fast.close(), express.close(), lean.close()]);
 });
 
 interface Sent {
@@ -111,7 +114,9 @@ it("answers every POST /like as the express route does, and changes the store al
       };
       const [a, b] = [await send(fast, sent), await send(express, sent)];
       expect(a).toEqual(b);
+      expect(await send(lean, sent)).toEqual(b);
       expect(fast.store.setSize()).toBe(express.store.setSize());
+      expect(lean.store.setSize()).toBe(express.store.setSize());
     }),
     { numRuns: 400 },
   );
@@ -164,12 +169,14 @@ it("answers every GET /likes as the express route does", async () => {
       headers: { "content-type": "application/json" },
       body: Buffer.from(JSON.stringify({ post: "read-post", user: `u${i}` })),
     };
-    await Promise.all([send(fast, sent), send(express, sent)]);
+    await Promise.all([send(fast, sent), send(express, sent), send(lean, sent)]);
   }
   await fc.assert(
     fc.asyncProperty(readPath, async (p) => {
       const sent: Sent = { method: "GET", path: p, headers: {}, body: Buffer.alloc(0) };
-      expect(await send(fast, sent)).toEqual(await send(express, sent));
+      const expected = await send(express, sent);
+      expect(await send(fast, sent)).toEqual(expected);
+      expect(await send(lean, sent)).toEqual(expected);
     }),
     { numRuns: 400 },
   );

@@ -1,0 +1,205 @@
+// Connections of the public port read without node:http while their requests are plain: answers
+// in order, pipelined or split, the hand-over to node:http with the bytes already read, the
+// server's graceful close, and the time limits of idle and slow clients.
+import { createServer as createHttpServer } from "node:http";
+import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
+import { afterEach, describe, expect, it } from "vitest";
+import { LeanConnection, type PlainReply } from "../../src/http/lean-connection.js";
+import type { PlainRequest } from "../../src/http/plain-request.js";
+import { sendJson } from "../../src/http/respond.js";
+import { HttpServer } from "../../src/http/server.js";
+import { waitFor } from "../support/wait.js";
+
+const LIKE = '{"post":"p1","user":"u1"}';
+const plainLike = (extra = ""): string =>
+  `POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n${extra}Content-Length: ${LIKE.length}\r\n\r\n${LIKE}`;
+const plainRead = (query = "post=p1", extra = ""): string =>
+  `GET /likes?${query} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
+const other = (path = "/healthz"): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
+
+/** Answers of the lean path say so, and which request they answer; node:http's say so too. */
+function leanAnswer(request: PlainRequest): PlainReply {
+  return {
+    status: request.method === "POST" ? 201 : 200,
+    body: JSON.stringify({ via: "lean", route: request.route, query: request.query ?? null }),
+  };
+}
+
+interface Client {
+  readonly socket: Socket;
+  /** Everything received so far. */
+  text(): string;
+  /** The JSON bodies received so far, in order. */
+  bodies(): unknown[];
+  ended(): boolean;
+}
+
+function client(port: number): Promise<Client> {
+  return new Promise((resolve, reject) => {
+    let received = "";
+    let ended = false;
+    const socket = connect(port, "127.0.0.1", () =>
+      resolve({
+        socket,
+        text: () => received,
+        bodies: () =>
+          [...received.matchAll(/\r\n\r\n(\{[^\r]*?\})(?=HTTP\/1\.1|$)/g)].map(
+            (m) => JSON.parse(m[1] ?? "") as unknown,
+          ),
+        ended: () => ended,
+      }),
+    );
+    socket.setEncoding("latin1");
+    socket.on("data", (chunk: string) => (received += chunk));
+    socket.on("close", () => (ended = true));
+    socket.on("error", reject);
+  });
+}
+
+const closers: (() => Promise<void>)[] = [];
+afterEach(async () => {
+  await Promise.all(closers.splice(0).map((close) => close()));
+});
+
+/** The node's own server with a plain handler that answers at once, or when `gate` opens. */
+async function startServer(
+  gate?: () => Promise<void>,
+): Promise<{ server: HttpServer; port: number }> {
+  const server = new HttpServer((req, res) =>
+    sendJson(res, 200, { via: "node:http", url: req.url }),
+  );
+  server.servePlain((request) =>
+    gate ? gate().then(() => leanAnswer(request)) : leanAnswer(request),
+  );
+  const port = await server.listen(0, "127.0.0.1");
+  closers.push(() => server.close(0));
+  return { server, port };
+}
+
+describe("a lean connection", () => {
+  it("answers plain requests in order and hands the connection to node:http at the first other one", async () => {
+    const { port } = await startServer();
+    const c = await client(port);
+    c.socket.write(plainLike());
+    await waitFor("the like's answer", () => c.bodies().length === 1);
+    c.socket.write(plainRead());
+    await waitFor("the read's answer", () => c.bodies().length === 2);
+    // Pipelined in one write: a read, another request and a read after it (node:http's now).
+    c.socket.write(plainRead("post=p2") + other() + plainRead("post=p3"));
+    await waitFor("three more answers", () => c.bodies().length === 5);
+    expect(c.bodies()).toEqual([
+      { via: "lean", route: "/like", query: null },
+      { via: "lean", route: "/likes", query: "post=p1" },
+      { via: "lean", route: "/likes", query: "post=p2" },
+      { via: "node:http", url: "/healthz" },
+      { via: "node:http", url: "/likes?post=p3" },
+    ]);
+    expect(c.text()).toMatch(
+      /^HTTP\/1\.1 201 Created\r\ncontent-type: application\/json; charset=utf-8\r\ncontent-length: \d+\r\nDate: .+ GMT\r\nConnection: keep-alive\r\nKeep-Alive: timeout=5\r\n\r\n/,
+    );
+    expect(c.ended()).toBe(false);
+    c.socket.destroy();
+  });
+
+  it("reads a request that comes in pieces, and a chunked one handed over with its body", async () => {
+    const { port } = await startServer();
+    const c = await client(port);
+    const bytes = plainLike();
+    for (const piece of [
+      bytes.slice(0, 7),
+      bytes.slice(7, 60),
+      bytes.slice(60, -3),
+      bytes.slice(-3),
+    ]) {
+      c.socket.write(piece);
+      await new Promise((resolve) => setImmediate(resolve));
+    }
+    await waitFor("the like's answer", () => c.bodies().length === 1);
+    const chunked = `POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${LIKE.length.toString(16)}\r\n${LIKE}\r\n0\r\n\r\n`;
+    c.socket.write(chunked.slice(0, 40));
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    c.socket.write(chunked.slice(40) + plainRead());
+    await waitFor("two more answers", () => c.bodies().length === 3);
+    expect(c.bodies().slice(1)).toEqual([
+      { via: "node:http", url: "/like" },
+      { via: "node:http", url: "/likes?post=p1" },
+    ]);
+    c.socket.destroy();
+  });
+
+  it("closes after the answer when the client asks, and when the client ends", async () => {
+    const { port } = await startServer();
+    const a = await client(port);
+    a.socket.write(plainRead("post=p1", "Connection: close\r\n"));
+    await waitFor("the connection closed", () => a.ended());
+    expect(a.text()).toContain("Connection: close\r\n\r\n");
+    expect(a.bodies()).toHaveLength(1);
+    const b = await client(port);
+    b.socket.end(plainLike() + plainRead());
+    await waitFor("the connection closed", () => b.ended());
+    expect(b.bodies()).toHaveLength(2);
+  });
+
+  it("keeps answering in order while a like waits, and on close answers it with Connection: close", async () => {
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const { server, port } = await startServer(() => gate);
+    const busy = await client(port);
+    const idle = await client(port);
+    busy.socket.write(plainLike() + plainRead());
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    expect(busy.text()).toBe("");
+    const closed = server.close(5_000);
+    await waitFor("the idle connection closed", () => idle.ended());
+    open();
+    await closed;
+    // The like was answered; the read after it was read while closing, and refused.
+    expect(busy.bodies()).toEqual([
+      { via: "lean", route: "/like", query: null },
+      { error: { code: "shutting_down", message: expect.any(String) as string } },
+    ]);
+    expect(busy.text()).toContain("HTTP/1.1 503 Service Unavailable");
+    expect(busy.ended()).toBe(true);
+  });
+});
+
+describe("a lean connection's time limits", () => {
+  /** A bare lean port with short limits; other requests go to node:http. */
+  async function startLean(): Promise<number> {
+    const http = createHttpServer((_req, res) => res.end("{}"));
+    const [nodeHttp] = http.listeners("connection") as ((socket: Socket) => void)[];
+    const net: Server = createServer((socket) => {
+      new LeanConnection(socket, leanAnswer, (s) => nodeHttp?.call(http, s), {
+        keepAliveTimeoutMs: 150,
+        headersTimeoutMs: 400,
+      });
+    });
+    await new Promise<void>((resolve) => net.listen(0, "127.0.0.1", resolve));
+    closers.push(() => new Promise((resolve) => net.close(() => resolve())));
+    return (net.address() as AddressInfo).port;
+  }
+
+  it("closes a connection idle for the keep-alive timeout", async () => {
+    const c = await client(await startLean());
+    c.socket.write(plainRead());
+    await waitFor("the answer", () => c.bodies().length === 1);
+    await waitFor("the idle connection closed", () => c.ended(), { timeoutMs: 2_000 });
+  });
+
+  it("answers 408 to a request still incomplete at the headers timeout, however slowly it trickles", async () => {
+    const c = await client(await startLean());
+    const started = Date.now();
+    const bytes = plainLike();
+    let sent = 0;
+    const trickle = setInterval(() => {
+      if (!c.ended() && sent < bytes.length - 1) c.socket.write(bytes[sent++] ?? "");
+    }, 100);
+    try {
+      await waitFor("the connection closed", () => c.ended(), { timeoutMs: 3_000 });
+    } finally {
+      clearInterval(trickle);
+    }
+    expect(c.text()).toBe("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+    expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+  });
+});

@@ -1,0 +1,107 @@
+// The reader of plain requests takes only what it fully understands; anything else is node:http's.
+import { describe, expect, it } from "vitest";
+import { MAX_HEAD_BYTES, parsePlainRequest } from "../../src/http/plain-request.js";
+
+const LIKE = '{"post":"p1","user":"u1"}';
+
+function post(headers: string[], body = LIKE, line = "POST /like HTTP/1.1"): Buffer {
+  return Buffer.from(`${line}\r\n${headers.join("\r\n")}\r\n\r\n${body}`, "latin1");
+}
+
+const plainHeaders = [
+  "Host: 127.0.0.1",
+  "Content-Type: application/json",
+  `Content-Length: ${LIKE.length}`,
+];
+
+describe("parsePlainRequest", () => {
+  it("reads a plain like: query, trace headers, body and size", () => {
+    const bytes = post([
+      ...plainHeaders,
+      "traceparent: 00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+      "User-Agent:  wrk \t",
+      "X-Other: kept out",
+    ]);
+    const parsed = parsePlainRequest(Buffer.concat([bytes, Buffer.from("GET / HTTP/1.1\r\n")]));
+    expect(parsed).toMatchObject({
+      kind: "plain",
+      size: bytes.length,
+      request: {
+        method: "POST",
+        route: "/like",
+        query: undefined,
+        close: false,
+        headers: {
+          traceparent: "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01",
+          "user-agent": "wrk",
+        },
+      },
+    });
+    if (parsed.kind === "plain") expect(parsed.request.body.toString()).toBe(LIKE);
+  });
+
+  it("reads a plain read with its query, and Connection: close", () => {
+    const bytes = Buffer.from(
+      "GET /likes?post=p1&detail=true HTTP/1.1\r\nhost: x\r\nconnection: Close\r\n\r\n",
+    );
+    expect(parsePlainRequest(bytes)).toMatchObject({
+      kind: "plain",
+      size: bytes.length,
+      request: { method: "GET", route: "/likes", query: "post=p1&detail=true", close: true },
+    });
+  });
+
+  it("waits for the rest of a head or a body", () => {
+    const whole = post(plainHeaders);
+    for (const cut of [0, 5, 30, whole.indexOf("\r\n\r\n") + 2, whole.length - 1])
+      expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({ kind: "incomplete" });
+  });
+
+  const others: Record<string, Buffer> = {
+    "HTTP/1.0": post(plainHeaders, LIKE, "POST /like HTTP/1.0"),
+    "another route": post(plainHeaders, LIKE, "POST /likes HTTP/1.1"),
+    "a longer path": post(plainHeaders, LIKE, "POST /like/x HTTP/1.1"),
+    "a lower-case method": post(plainHeaders, LIKE, "post /like HTTP/1.1"),
+    "a space in the target": post(plainHeaders, LIKE, "POST /like?a=b c HTTP/1.1"),
+    "a non-ASCII target": post(plainHeaders, LIKE, "POST /like?a=\u00fc HTTP/1.1"),
+    "no Host": post(plainHeaders.slice(1)),
+    "two Hosts": post([...plainHeaders, "Host: y"]),
+    "two lengths": post([...plainHeaders, `content-length: ${LIKE.length}`]),
+    "a signed length": post([plainHeaders[0] ?? "", plainHeaders[1] ?? "", "Content-Length: +25"]),
+    "no length": post(plainHeaders.slice(0, 2)),
+    "an empty body": post([plainHeaders[0] ?? "", plainHeaders[1] ?? "", "Content-Length: 0"], ""),
+    "a body over the limit": post(
+      [plainHeaders[0] ?? "", plainHeaders[1] ?? "", "Content-Length: 16385"],
+      "x".repeat(16385),
+    ),
+    chunked: post([...plainHeaders, "Transfer-Encoding: chunked"]),
+    compressed: post([...plainHeaders, "Content-Encoding: gzip"]),
+    "Expect: 100-continue": post([...plainHeaders, "Expect: 100-continue"]),
+    "an Upgrade": post([...plainHeaders, "Connection: Upgrade", "Upgrade: websocket"]),
+    "another Connection option": post([...plainHeaders, "Connection: keep-alive, x"]),
+    "a text body": post(["Host: x", "Content-Type: text/plain", `Content-Length: ${LIKE.length}`]),
+    "another charset": post([
+      "Host: x",
+      "Content-Type: application/json; charset=latin1",
+      `Content-Length: ${LIKE.length}`,
+    ]),
+    "two traceparents": post([...plainHeaders, "traceparent: a", "traceparent: b"]),
+    "a header without a colon": post([...plainHeaders, "Broken"]),
+    "a folded header": post([...plainHeaders, "X-A: 1", " continued"]),
+    "a space before the colon": post([...plainHeaders, "X-A : 1"]),
+    "a control character in a value": post([...plainHeaders, "X-A: a\u0001b"]),
+    "a bare line feed": post([...plainHeaders, "X-A: a\nX-B: b"]),
+    "a GET with a body": Buffer.from(
+      "GET /likes?post=p HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    ),
+    "a HEAD": Buffer.from("HEAD /likes?post=p HTTP/1.1\r\nHost: x\r\n\r\n"),
+    "a leading empty line": Buffer.from("\r\nGET /likes?post=p HTTP/1.1\r\nHost: x\r\n\r\n"),
+    "a head over the limit": Buffer.from(
+      `GET /likes?post=p HTTP/1.1\r\nHost: x\r\nX-Big: ${"a".repeat(MAX_HEAD_BYTES)}`,
+    ),
+  };
+  for (const [what, bytes] of Object.entries(others))
+    it(`leaves ${what} to node:http`, () => {
+      expect(parsePlainRequest(bytes)).toEqual({ kind: "other" });
+    });
+});
