@@ -5,7 +5,7 @@
 import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { errorAnswer, ShuttingDownError } from "./errors.js";
-import { parsePlainRequest, type PlainRequest } from "./plain-request.js";
+import { blankLines, parsePlainRequest, type PlainRequest } from "./plain-request.js";
 
 export interface PlainReply {
   readonly status: number;
@@ -24,27 +24,36 @@ export type PlainHandler = (
 export interface LeanOptions {
   /** An idle connection is closed after this long, as node:http's `keepAliveTimeout`. */
   readonly keepAliveTimeoutMs: number;
-  /** A request whose bytes have not all come by then is answered 408, as `headersTimeout`. */
+  /** A request whose head has not all come by then is answered 408, as `headersTimeout`. */
   readonly headersTimeoutMs: number;
+  /** A request whose body has not all come by then is answered 408, as `requestTimeout`. */
+  readonly requestTimeoutMs: number;
 }
 
-/** Bytes read ahead while a request is served, beyond which the socket is paused. */
+/** Bytes read ahead while a request is served, or while answers wait for the client to read. */
 const READ_AHEAD_BYTES = 64 * 1024;
 const TIMED_OUT = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
 
 export class LeanConnection {
   private buffered: Buffer | undefined;
-  /** Since when the buffered bytes have been an incomplete request. */
+  /** Since when the buffered bytes have been an incomplete request (0: they are not). */
   private partialSince = 0;
+  /** That incomplete request's head is read: its deadline is the request timeout. */
+  private headRead = false;
   /** A request is being served: the next waits (answers keep their order). */
   private busy = false;
   /** The server is closing: answer what was read, refuse the rest, then close. */
   private closing = false;
+  /** The last answer is written, or node:http has the connection: nothing more is read here. */
+  private done = false;
   private readonly keepAlive: string;
   private readonly onData = (chunk: Buffer) => this.read(chunk);
-  private readonly onEnd = () => this.clientEnded();
+  private readonly onEnd = () => this.serveBuffered();
   private readonly onTimeout = () => this.timedOut();
-  private readonly onDrain = () => this.serveBuffered();
+  private readonly onDrain = () => {
+    this.serveBuffered();
+    this.flow();
+  };
   private readonly onError = () => this.socket.destroy();
 
   constructor(
@@ -63,10 +72,15 @@ export class LeanConnection {
     socket.on("error", this.onError);
   }
 
+  /** Bytes read and not yet answered (or handed to node:http). */
+  get bufferedBytes(): number {
+    return this.buffered?.length ?? 0;
+  }
+
   /** The server closes: an idle connection now, a busy one after its answer (`Connection: close`). */
   close(): void {
     this.closing = true;
-    if (!this.busy && this.buffered === undefined) this.socket.destroy();
+    if (!this.done && !this.busy && this.buffered === undefined) this.socket.destroy();
   }
 
   /** Cuts the connection, answered or not (the server's close deadline has passed). */
@@ -79,42 +93,60 @@ export class LeanConnection {
       this.buffered = chunk;
       this.partialSince = 0;
     } else this.buffered = Buffer.concat([this.buffered, chunk]);
-    if (this.busy) {
-      if (this.buffered.length > READ_AHEAD_BYTES) this.socket.pause();
-      return;
-    }
-    this.serveBuffered();
+    if (!this.busy) this.serveBuffered();
+    this.flow();
+  }
+
+  /**
+   * Reads on while there is room: paused when the client leaves its answers unread (as node:http
+   * does), or when more than READ_AHEAD_BYTES wait behind a request being served.
+   */
+  private flow(): void {
+    if (this.done) return;
+    if (
+      this.socket.writableNeedDrain ||
+      (this.buffered !== undefined && this.buffered.length > READ_AHEAD_BYTES)
+    ) {
+      this.socket.pause();
+      // An unfinished request's deadline starts again once this side reads again.
+      this.partialSince = 0;
+    } else if (this.socket.isPaused()) this.socket.resume();
   }
 
   /** Serves the buffered requests in order until one is incomplete, not plain, or pending. */
   private serveBuffered(): void {
     let out = "";
-    while (this.buffered !== undefined && !this.busy && !this.socket.destroyed) {
-      // The client does not read its answers: read no more of its requests until it does.
+    while (this.buffered !== undefined && !this.busy && !this.done) {
+      // The client does not read its answers: read none of its requests until it does.
       if (this.socket.writableNeedDrain) {
-        if (out !== "") this.socket.write(out);
+        this.flush(out);
         return;
+      }
+      const blank = blankLines(this.buffered);
+      if (blank > 0) {
+        this.consume(blank);
+        continue;
       }
       const parsed = parsePlainRequest(this.buffered);
       if (parsed.kind === "other") {
-        if (out !== "") this.socket.write(out);
+        this.flush(out);
         this.giveToNodeHttp();
         return;
       }
       if (parsed.kind === "incomplete") {
-        if (this.partialSince === 0) this.partialSince = performance.now();
-        else if (performance.now() - this.partialSince >= this.options.headersTimeoutMs) {
-          this.socket.end(out + TIMED_OUT);
+        const now = performance.now();
+        if (this.partialSince === 0) this.partialSince = now;
+        this.headRead = parsed.headRead;
+        if (now - this.partialSince >= this.deadline()) {
+          this.finish(out + TIMED_OUT);
           return;
         }
         break;
       }
-      const rest = this.buffered.subarray(parsed.size);
-      this.buffered = rest.length === 0 ? undefined : rest;
-      this.partialSince = 0;
+      this.consume(parsed.size);
       const { request } = parsed;
       if (this.closing) {
-        this.socket.end(out + this.render(shuttingDown(), true));
+        this.finish(out + this.render(shuttingDown(), true));
         return;
       }
       let reply: PlainReply | Promise<PlainReply>;
@@ -122,11 +154,12 @@ export class LeanConnection {
         reply = this.handler(request, this.socket);
       } catch {
         // The handler answers every error itself: this is a bug, and the connection is cut.
+        this.flush(out);
         this.socket.destroy();
         return;
       }
       if (reply instanceof Promise) {
-        if (out !== "") this.socket.write(out);
+        this.flush(out);
         out = "";
         this.busy = true;
         reply.then(
@@ -135,31 +168,54 @@ export class LeanConnection {
         );
         return;
       }
-      const close = request.close || this.closing;
-      out += this.render(reply, close);
-      if (close) {
-        this.socket.end(out);
+      if (request.close) {
+        this.finish(out + this.render(reply, true));
         return;
       }
+      out += this.render(reply, false);
     }
-    if (out !== "") this.socket.write(out);
-    if (this.busy || this.socket.destroyed) return;
-    // Nothing more will come, or nothing more is wanted: what was left is an unfinished request.
-    if (this.socket.readableEnded) this.socket.end();
-    else if (this.closing && this.buffered === undefined) this.socket.destroy();
+    this.flush(out);
+    if (this.busy || this.done) return;
+    // The client sent its last byte: what is left is an unfinished request, dropped.
+    if (this.socket.readableEnded) this.finish("");
+    else if (this.closing && this.buffered === undefined) this.finish("");
   }
 
   private answered(reply: PlainReply, close: boolean): void {
     this.busy = false;
-    if (this.socket.destroyed) return;
+    if (this.done || this.socket.destroyed) return;
     // While closing, a request read behind this one is still answered (refused, 503).
     if (close || (this.closing && this.buffered === undefined)) {
-      this.socket.end(this.render(reply, true));
+      this.finish(this.render(reply, true));
       return;
     }
     this.socket.write(this.render(reply, false));
-    if (this.socket.isPaused()) this.socket.resume();
     this.serveBuffered();
+    this.flow();
+  }
+
+  private consume(size: number): void {
+    const buffered = this.buffered;
+    this.buffered =
+      buffered === undefined || size >= buffered.length ? undefined : buffered.subarray(size);
+    this.partialSince = 0;
+  }
+
+  private flush(out: string): void {
+    if (out !== "") this.socket.write(out);
+  }
+
+  /** Writes the last answer and ends the connection; nothing it sends after is read. */
+  private finish(last: string): void {
+    this.done = true;
+    this.buffered = undefined;
+    this.socket.off("data", this.onData);
+    this.socket.once("finish", () => this.socket.destroy());
+    this.socket.end(last);
+  }
+
+  private deadline(): number {
+    return this.headRead ? this.options.requestTimeoutMs : this.options.headersTimeoutMs;
   }
 
   private render(reply: PlainReply, close: boolean): string {
@@ -170,22 +226,26 @@ export class LeanConnection {
     return head + (close ? "Connection: close\r\n\r\n" : this.keepAlive) + reply.body;
   }
 
-  /** The client sent its last byte: answer what it asked, then end; an unfinished request is dropped. */
-  private clientEnded(): void {
-    this.serveBuffered();
-  }
-
   private timedOut(): void {
-    if (this.busy) return;
-    if (this.buffered === undefined) {
+    // The client has not taken the last answer in time: give up on it.
+    if (this.done) {
       this.socket.destroy();
       return;
     }
-    if (this.partialSince === 0) return;
-    if (performance.now() - this.partialSince >= this.options.headersTimeoutMs)
-      this.socket.end(TIMED_OUT);
-    // A timeout fires once; the next one is for the request's own deadline.
-    else this.socket.setTimeout(this.options.keepAliveTimeoutMs);
+    // The answer's write will start the timer again.
+    if (this.busy) return;
+    // Idle: nothing read is unanswered, nothing answered is still queued for the client.
+    if (this.buffered === undefined && this.socket.writableLength === 0) {
+      this.socket.destroy();
+      return;
+    }
+    if (this.partialSince !== 0 && performance.now() - this.partialSince >= this.deadline()) {
+      this.finish(TIMED_OUT);
+      return;
+    }
+    // A timeout fires once: the next one is for the request's deadline, or for answers the
+    // client has not read yet (node:http waits for those too).
+    this.socket.setTimeout(this.options.keepAliveTimeoutMs);
   }
 
   private giveToNodeHttp(): void {
@@ -193,9 +253,10 @@ export class LeanConnection {
     // A client that already ended its side, with such a request behind a pending like: node:http
     // cannot take a stream that has ended, and would abort its requests on that end anyway.
     if (socket.readableEnded) {
-      socket.end();
+      this.finish("");
       return;
     }
+    this.done = true;
     socket.off("data", this.onData);
     socket.off("end", this.onEnd);
     socket.off("timeout", this.onTimeout);

@@ -25,15 +25,16 @@ export interface PlainRequest {
 
 export type Parsed =
   | { readonly kind: "plain"; readonly request: PlainRequest; readonly size: number }
-  /** Not all of the request has arrived; `size` is how much the head announces, once known. */
-  | { readonly kind: "incomplete" }
+  /** Not all of the request has arrived; `headRead` once its head has. */
+  | { readonly kind: "incomplete"; readonly headRead: boolean }
   | { readonly kind: "other" };
 
 /** A head longer than this is node:http's to refuse (431), as its own limit is 16 KiB. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
 const HEAD_END = Buffer.from("\r\n\r\n");
-const INCOMPLETE: Parsed = { kind: "incomplete" };
+const INCOMPLETE: Parsed = { kind: "incomplete", headRead: false };
+const INCOMPLETE_BODY: Parsed = { kind: "incomplete", headRead: true };
 const OTHER: Parsed = { kind: "other" };
 const PLAIN_JSON = new Set([
   "application/json",
@@ -129,10 +130,17 @@ export function parsePlainRequest(bytes: Buffer): Parsed {
   const size = length === undefined ? 0 : Number(length);
   if (size === 0 || size > BODY_LIMIT_BYTES) return OTHER;
   if (type === undefined || !PLAIN_JSON.has(type.toLowerCase())) return OTHER;
-  if (bytes.length < bodyAt + size) return INCOMPLETE;
+  if (bytes.length < bodyAt + size) return INCOMPLETE_BODY;
   const body = bytes.subarray(bodyAt, bodyAt + size);
   const request = { method, route, query: queryOf(target, mark), headers, body, close };
   return { kind: "plain", request, size: bodyAt + size };
+}
+
+/** How many bytes of empty lines (CRLF) come before a request: skipped, as node:http skips them. */
+export function blankLines(bytes: Buffer): number {
+  let at = 0;
+  while (at + 1 < bytes.length && bytes[at] === 0x0d && bytes[at + 1] === 0x0a) at += 2;
+  return at;
 }
 
 function queryOf(target: string, mark: number): string | undefined {

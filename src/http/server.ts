@@ -57,6 +57,7 @@ export class HttpServer {
     const lean = {
       keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
       headersTimeoutMs: HEADERS_TIMEOUT_MS,
+      requestTimeoutMs: REQUEST_TIMEOUT_MS,
     };
     this.server.on("connection", (socket: Socket) => {
       const plain = this.plain;
@@ -64,7 +65,16 @@ export class HttpServer {
         handOff(socket);
         return;
       }
-      const connection = new LeanConnection(socket, plain, handOff, lean);
+      // Once node:http has it, its close and cut are node:http's.
+      const connection = new LeanConnection(
+        socket,
+        plain,
+        (handed) => {
+          this.lean.delete(connection);
+          handOff(handed);
+        },
+        lean,
+      );
       this.lean.add(connection);
       socket.once("close", () => this.lean.delete(connection));
     });

@@ -3,7 +3,7 @@
 // server's graceful close, and the time limits of idle and slow clients.
 import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
-import { afterEach, describe, expect, it } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { LeanConnection, type PlainReply } from "../../src/http/lean-connection.js";
 import type { PlainRequest } from "../../src/http/plain-request.js";
 import { sendJson } from "../../src/http/respond.js";
@@ -17,8 +17,12 @@ const plainRead = (query = "post=p1", extra = ""): string =>
   `GET /likes?${query} HTTP/1.1\r\nHost: x\r\n${extra}\r\n`;
 const other = (path = "/healthz"): string => `GET ${path} HTTP/1.1\r\nHost: x\r\n\r\n`;
 
+/** Requests the lean path has served since the test began. */
+let served = 0;
+
 /** Answers of the lean path say so, and which request they answer; node:http's say so too. */
 function leanAnswer(request: PlainRequest): PlainReply {
+  served++;
   return {
     status: request.method === "POST" ? 201 : 200,
     body: JSON.stringify({ via: "lean", route: request.route, query: request.query ?? null }),
@@ -57,17 +61,25 @@ function client(port: number): Promise<Client> {
 }
 
 const closers: (() => Promise<void>)[] = [];
+beforeEach(() => {
+  served = 0;
+});
 afterEach(async () => {
   await Promise.all(closers.splice(0).map((close) => close()));
 });
 
-/** The node's own server with a plain handler that answers at once, or when `gate` opens. */
+/**
+ * The node's own server with a plain handler that answers at once, or when `gate` opens; node:http
+ * answers `/slow` when it opens too.
+ */
 async function startServer(
   gate?: () => Promise<void>,
 ): Promise<{ server: HttpServer; port: number }> {
-  const server = new HttpServer((req, res) =>
-    sendJson(res, 200, { via: "node:http", url: req.url }),
-  );
+  const server = new HttpServer((req, res) => {
+    const answer = () => sendJson(res, 200, { via: "node:http", url: req.url });
+    if (req.url === "/slow" && gate) void gate().then(answer);
+    else answer();
+  });
   server.servePlain((request) =>
     gate ? gate().then(() => leanAnswer(request)) : leanAnswer(request),
   );
@@ -153,6 +165,7 @@ describe("a lean connection", () => {
     await waitFor("the idle connection closed", () => idle.ended());
     open();
     await closed;
+    await waitFor("the client's end", () => busy.ended());
     // The like was answered; the read after it was read while closing, and refused.
     expect(busy.bodies()).toEqual([
       { via: "lean", route: "/like", query: null },
@@ -163,21 +176,114 @@ describe("a lean connection", () => {
   });
 });
 
-describe("a lean connection's time limits", () => {
-  /** A bare lean port with short limits; other requests go to node:http. */
+describe("a lean connection, against clients that misbehave", () => {
+  it("on close, lets node:http answer a request it was handed", async () => {
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const { server, port } = await startServer(() => gate);
+    const c = await client(port);
+    c.socket.write(other("/slow"));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const closed = server.close(5_000);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    open();
+    await closed;
+    await waitFor("the client's end", () => c.ended());
+    expect(c.bodies()).toEqual([{ via: "node:http", url: "/slow" }]);
+    expect(c.text()).toMatch(/connection: close/i);
+  });
+
+  it("reads nothing after its last answer (Connection: close)", async () => {
+    const { port } = await startServer();
+    const c = await client(port);
+    c.socket.on("error", () => undefined);
+    c.socket.write(plainRead("post=p1", "Connection: close\r\n"));
+    await waitFor("the answer", () => c.bodies().length === 1);
+    c.socket.write(plainLike());
+    await waitFor("the connection closed", () => c.ended());
+    expect(served).toBe(1);
+  });
+
+  it("skips empty lines between requests, as node:http does", async () => {
+    const { port } = await startServer();
+    const c = await client(port);
+    c.socket.write(`${plainLike()}\r\n`);
+    await waitFor("the answer", () => c.bodies().length === 1);
+    c.socket.write(`\r\n${plainRead()}`);
+    await waitFor("the second answer", () => c.bodies().length === 2);
+    expect(c.bodies()).toEqual([
+      { via: "lean", route: "/like", query: null },
+      { via: "lean", route: "/likes", query: "post=p1" },
+    ]);
+    c.socket.destroy();
+  });
+});
+
+describe("a lean connection's limits", () => {
+  /** The connections of the bare lean port, in the order they came. */
+  const connections: LeanConnection[] = [];
+  beforeEach(() => {
+    connections.length = 0;
+  });
+
+  /** A bare lean port with short time limits; other requests go to node:http. */
   async function startLean(): Promise<number> {
     const http = createHttpServer((_req, res) => res.end("{}"));
     const [nodeHttp] = http.listeners("connection") as ((socket: Socket) => void)[];
     const net: Server = createServer((socket) => {
-      new LeanConnection(socket, leanAnswer, (s) => nodeHttp?.call(http, s), {
-        keepAliveTimeoutMs: 150,
-        headersTimeoutMs: 400,
-      });
+      connections.push(
+        new LeanConnection(socket, leanAnswer, (s) => nodeHttp?.call(http, s), {
+          keepAliveTimeoutMs: 150,
+          headersTimeoutMs: 400,
+          requestTimeoutMs: 900,
+        }),
+      );
     });
     await new Promise<void>((resolve) => net.listen(0, "127.0.0.1", resolve));
     closers.push(() => new Promise((resolve) => net.close(() => resolve())));
     return (net.address() as AddressInfo).port;
   }
+
+  it("stops reading a client that does not read its answers", async () => {
+    const c = await client(await startLean());
+    c.socket.pause();
+    // Requests of 4 KiB whose answers are as long: the server's writes back up, then its reads,
+    // then the client's writes. Without that the server would read (and buffer) all of it.
+    const request = Buffer.from(plainRead(`post=${"x".repeat(4000)}`));
+    const limit = 128 * 1024 * 1024;
+    let written = 0;
+    const outcome = await waitFor(
+      "the client's writes to block, or all of them to go through",
+      async () => {
+        while (written < limit && c.socket.write(request)) written += request.length;
+        if (written >= limit) return "all read";
+        written += request.length;
+        // Blocked for a whole second: the server reads nothing (it would read on, slowly, if it
+        // buffered what it cannot answer yet).
+        await new Promise((resolve) => setTimeout(resolve, 1_000));
+        return c.socket.writableNeedDrain ? "blocked" : false;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(outcome).toBe("blocked");
+    // What the server holds is its read-ahead, whatever the kernel's socket buffers hold.
+    const [connection] = connections;
+    expect(connection?.bufferedBytes).toBeLessThan(256 * 1024);
+    // Reading again lets every answer through.
+    c.socket.resume();
+    const answers = written / request.length;
+    await waitFor(
+      "every answer",
+      () => {
+        const text = c.text();
+        const one = text.indexOf("HTTP/1.1", 1);
+        return one > 0 && text.length >= one * answers;
+      },
+      { timeoutMs: 30_000 },
+    );
+    expect(c.text().length).toBe(c.text().indexOf("HTTP/1.1", 1) * answers);
+    c.socket.destroy();
+  });
 
   it("closes a connection idle for the keep-alive timeout", async () => {
     const c = await client(await startLean());
@@ -201,5 +307,20 @@ describe("a lean connection's time limits", () => {
     }
     expect(c.text()).toBe("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
+  });
+
+  it("gives a body the request timeout, not the headers timeout, and reads nothing after", async () => {
+    const c = await client(await startLean());
+    c.socket.on("error", () => undefined);
+    const started = Date.now();
+    const bytes = plainLike();
+    c.socket.write(bytes.slice(0, -5));
+    await waitFor("the 408", () => c.text().length > 0, { timeoutMs: 3_000 });
+    expect(Date.now() - started).toBeGreaterThanOrEqual(900);
+    expect(c.text()).toBe("HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n");
+    // The rest of the like, sent after the 408, is not read: nothing is served.
+    c.socket.write(bytes.slice(-5));
+    await waitFor("the connection closed", () => c.ended());
+    expect(served).toBe(0);
   });
 });

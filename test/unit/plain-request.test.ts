@@ -1,6 +1,6 @@
 // The reader of plain requests takes only what it fully understands; anything else is node:http's.
 import { describe, expect, it } from "vitest";
-import { MAX_HEAD_BYTES, parsePlainRequest } from "../../src/http/plain-request.js";
+import { blankLines, MAX_HEAD_BYTES, parsePlainRequest } from "../../src/http/plain-request.js";
 
 const LIKE = '{"post":"p1","user":"u1"}';
 
@@ -53,8 +53,24 @@ describe("parsePlainRequest", () => {
 
   it("waits for the rest of a head or a body", () => {
     const whole = post(plainHeaders);
-    for (const cut of [0, 5, 30, whole.indexOf("\r\n\r\n") + 2, whole.length - 1])
-      expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({ kind: "incomplete" });
+    const headEnd = whole.indexOf("\r\n\r\n");
+    for (const cut of [0, 5, 30, headEnd + 2])
+      expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({
+        kind: "incomplete",
+        headRead: false,
+      });
+    for (const cut of [headEnd + 4, whole.length - 1])
+      expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({
+        kind: "incomplete",
+        headRead: true,
+      });
+  });
+
+  it("counts the empty lines before a request, which node:http skips too", () => {
+    expect(blankLines(Buffer.from("\r\n\r\nGET"))).toBe(4);
+    expect(blankLines(Buffer.from("\r\n\r"))).toBe(2);
+    expect(blankLines(Buffer.from("GET /likes"))).toBe(0);
+    expect(blankLines(Buffer.from("\n\r\n"))).toBe(0);
   });
 
   const others: Record<string, Buffer> = {
