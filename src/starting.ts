@@ -167,8 +167,12 @@ export class Starting {
     this.reason = "the node is stopping";
   }
 
-  /** Closes both ports (answering what they read); releases the directory if still held. */
-  async close(deadlineMs = 4000): Promise<void> {
+  /**
+   * Closes both ports (answering what they read); releases the directory if still held. The
+   * default deadline is for a start that failed or was stopped: with the span flush (1 s) after
+   * it, it leaves main.ts's 5 s exit deadline a second of margin.
+   */
+  async close(deadlineMs = 3000): Promise<void> {
     this.reason = "the node is stopping";
     await Promise.all([
       this.publicPort.server.close(deadlineMs),
