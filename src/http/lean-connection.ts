@@ -38,8 +38,13 @@ export class LeanConnection {
   private buffered: Buffer | undefined;
   /** Since when the buffered bytes have been an incomplete request (0: they are not). */
   private partialSince = 0;
-  /** That incomplete request's head is read: its deadline is the request timeout. */
-  private headRead = false;
+  /**
+   * The incomplete request's whole size once its head is read (0 before): nothing is parsed
+   * again until that much is here, and its deadline is the request timeout.
+   */
+  private awaited = 0;
+  /** How far the incomplete head has been looked through for its end. */
+  private searched = 0;
   /** A request is being served: the next waits (answers keep their order). */
   private busy = false;
   /** The server is closing: answer what was read, refuse the rest, then close. */
@@ -127,16 +132,23 @@ export class LeanConnection {
         this.consume(blank);
         continue;
       }
-      const parsed = parsePlainRequest(this.buffered);
-      if (parsed.kind === "other") {
+      const parsed =
+        this.awaited > this.buffered.length
+          ? undefined
+          : parsePlainRequest(this.buffered, this.searched);
+      if (parsed?.kind === "other") {
         this.flush(out);
         this.giveToNodeHttp();
         return;
       }
-      if (parsed.kind === "incomplete") {
+      if (parsed === undefined || parsed.kind === "incomplete") {
         const now = performance.now();
         if (this.partialSince === 0) this.partialSince = now;
-        this.headRead = parsed.headRead;
+        if (parsed !== undefined) {
+          this.awaited = parsed.size;
+          // The end of a head may straddle what is here and what comes next.
+          this.searched = parsed.size === 0 ? Math.max(0, this.buffered.length - 3) : 0;
+        }
         if (now - this.partialSince >= this.deadline()) {
           this.finish(out + TIMED_OUT);
           return;
@@ -184,8 +196,9 @@ export class LeanConnection {
   private answered(reply: PlainReply, close: boolean): void {
     this.busy = false;
     if (this.done || this.socket.destroyed) return;
-    // While closing, a request read behind this one is still answered (refused, 503).
-    if (close || (this.closing && this.buffered === undefined)) {
+    // While closing, a whole request read behind this one is still answered (refused, 503);
+    // the start of one is dropped with the connection, as node:http does.
+    if (close || (this.closing && !this.holdsRequest())) {
       this.finish(this.render(reply, true));
       return;
     }
@@ -199,6 +212,15 @@ export class LeanConnection {
     this.buffered =
       buffered === undefined || size >= buffered.length ? undefined : buffered.subarray(size);
     this.partialSince = 0;
+    this.awaited = 0;
+    this.searched = 0;
+  }
+
+  /** Whether a whole request (after any empty lines) is buffered. */
+  private holdsRequest(): boolean {
+    const blank = this.buffered === undefined ? 0 : blankLines(this.buffered);
+    if (blank > 0) this.consume(blank);
+    return this.buffered !== undefined && parsePlainRequest(this.buffered).kind !== "incomplete";
   }
 
   private flush(out: string): void {
@@ -215,13 +237,15 @@ export class LeanConnection {
   }
 
   private deadline(): number {
-    return this.headRead ? this.options.requestTimeoutMs : this.options.headersTimeoutMs;
+    return this.awaited > 0 ? this.options.requestTimeoutMs : this.options.headersTimeoutMs;
   }
 
   private render(reply: PlainReply, close: boolean): string {
     let head = `HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ""}\r\n`;
+    // The Connection header is this connection's to write (an error's may name one too).
     if (reply.headers)
-      for (const name in reply.headers) head += `${name}: ${reply.headers[name]}\r\n`;
+      for (const name in reply.headers)
+        if (name.toLowerCase() !== "connection") head += `${name}: ${reply.headers[name]}\r\n`;
     head += `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(reply.body)}\r\nDate: ${httpDate()}\r\n`;
     return head + (close ? "Connection: close\r\n\r\n" : this.keepAlive) + reply.body;
   }

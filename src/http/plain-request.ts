@@ -15,7 +15,10 @@ export interface PlainRequest {
   readonly route: PlainRoute;
   /** What follows the `?` of the target, undefined without one. */
   readonly query: string | undefined;
-  /** The headers a SERVER span reads, lower-cased: traceparent, tracestate, baggage, user-agent. */
+  /**
+   * Every header by its lower-cased name (the trace propagator reads its own, whichever
+   * OTEL_PROPAGATORS chose); a request with a header twice is node:http's.
+   */
   readonly headers: Readonly<Record<string, string>>;
   /** The body of a POST; empty for a GET. */
   readonly body: Buffer;
@@ -25,16 +28,15 @@ export interface PlainRequest {
 
 export type Parsed =
   | { readonly kind: "plain"; readonly request: PlainRequest; readonly size: number }
-  /** Not all of the request has arrived; `headRead` once its head has. */
-  | { readonly kind: "incomplete"; readonly headRead: boolean }
+  /** Not all of the request has arrived; once its head has, `size` is the whole request's. */
+  | { readonly kind: "incomplete"; readonly size: number }
   | { readonly kind: "other" };
 
 /** A head longer than this is node:http's to refuse (431), as its own limit is 16 KiB. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
 const HEAD_END = Buffer.from("\r\n\r\n");
-const INCOMPLETE: Parsed = { kind: "incomplete", headRead: false };
-const INCOMPLETE_BODY: Parsed = { kind: "incomplete", headRead: true };
+const INCOMPLETE: Parsed = { kind: "incomplete", size: 0 };
 const OTHER: Parsed = { kind: "other" };
 const PLAIN_JSON = new Set([
   "application/json",
@@ -46,12 +48,13 @@ const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
 const TARGET = /^[\x21-\x7e]+$/;
 const LENGTH = /^\d{1,7}$/;
 const EMPTY = Buffer.alloc(0);
-/** Headers kept for the SERVER span; a second one of any of them leaves it to node:http. */
-const KEPT = new Set(["traceparent", "tracestate", "baggage", "user-agent"]);
 
-/** Reads the request at the start of `bytes`: plain (with its size in bytes), incomplete, or other. */
-export function parsePlainRequest(bytes: Buffer): Parsed {
-  const end = bytes.indexOf(HEAD_END);
+/**
+ * Reads the request at the start of `bytes`: plain (with its size in bytes), incomplete, or
+ * other. The end of its head is looked for from `from` on (bytes before it were looked at).
+ */
+export function parsePlainRequest(bytes: Buffer, from = 0): Parsed {
+  const end = bytes.indexOf(HEAD_END, from);
   if (end === -1) return bytes.length > MAX_HEAD_BYTES ? OTHER : INCOMPLETE;
   if (end > MAX_HEAD_BYTES) return OTHER;
   const head = bytes.toString("latin1", 0, end);
@@ -72,33 +75,34 @@ export function parsePlainRequest(bytes: Buffer): Parsed {
   if ((mark === -1 ? target : target.slice(0, mark)) !== route || !TARGET.test(target))
     return OTHER;
 
-  const headers: Record<string, string> = {};
+  // No prototype: a header named `constructor` or `__proto__` is a header like any other.
+  const headers = Object.create(null) as Record<string, string>;
   let length: string | undefined;
   let type: string | undefined;
   let host = false;
   let close = false;
-  let from = lineEnd;
-  while (from !== -1) {
-    const next = head.indexOf("\r\n", from + 2);
-    const field = head.slice(from + 2, next === -1 ? head.length : next);
-    from = next;
+  let at = lineEnd;
+  while (at !== -1) {
+    const next = head.indexOf("\r\n", at + 2);
+    const field = head.slice(at + 2, next === -1 ? head.length : next);
+    at = next;
     const colon = field.indexOf(":");
     if (colon <= 0) return OTHER;
     const name = field.slice(0, colon);
     const value = trimOws(field.slice(colon + 1));
     if (!TOKEN.test(name) || hasControl(value)) return OTHER;
     const lower = name.toLowerCase();
+    if (headers[lower] !== undefined) return OTHER;
+    headers[lower] = value;
     switch (lower) {
       case "content-length":
-        if (length !== undefined || !LENGTH.test(value)) return OTHER;
+        if (!LENGTH.test(value)) return OTHER;
         length = value;
         break;
       case "content-type":
-        if (type !== undefined) return OTHER;
         type = value;
         break;
       case "host":
-        if (host) return OTHER;
         host = true;
         break;
       case "connection": {
@@ -112,11 +116,6 @@ export function parsePlainRequest(bytes: Buffer): Parsed {
       case "expect":
       case "upgrade":
         return OTHER;
-      default:
-        if (KEPT.has(lower)) {
-          if (headers[lower] !== undefined) return OTHER;
-          headers[lower] = value;
-        }
     }
   }
   if (!host) return OTHER;
@@ -130,7 +129,7 @@ export function parsePlainRequest(bytes: Buffer): Parsed {
   const size = length === undefined ? 0 : Number(length);
   if (size === 0 || size > BODY_LIMIT_BYTES) return OTHER;
   if (type === undefined || !PLAIN_JSON.has(type.toLowerCase())) return OTHER;
-  if (bytes.length < bodyAt + size) return INCOMPLETE_BODY;
+  if (bytes.length < bodyAt + size) return { kind: "incomplete", size: bodyAt + size };
   const body = bytes.subarray(bodyAt, bodyAt + size);
   const request = { method, route, query: queryOf(target, mark), headers, body, close };
   return { kind: "plain", request, size: bodyAt + size };

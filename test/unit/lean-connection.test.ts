@@ -172,7 +172,27 @@ describe("a lean connection", () => {
       { error: { code: "shutting_down", message: expect.any(String) as string } },
     ]);
     expect(busy.text()).toContain("HTTP/1.1 503 Service Unavailable");
+    // One Connection header, as node:http writes it.
+    const refusal = busy.text().slice(busy.text().indexOf("HTTP/1.1 503"));
+    expect(refusal.match(/^connection:/gim)).toHaveLength(1);
     expect(busy.ended()).toBe(true);
+  });
+
+  it("on close, answers a pending like with Connection: close and drops an unfinished request behind it", async () => {
+    let open: () => void = () => undefined;
+    const gate = new Promise<void>((resolve) => (open = resolve));
+    const { server, port } = await startServer(() => gate);
+    const c = await client(port);
+    c.socket.write(`${plainLike()}\r\nGET /likes?post=a HTTP/1.1\r\nHo`);
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const started = Date.now();
+    const closed = server.close(3_000);
+    open();
+    await closed;
+    await waitFor("the client's end", () => c.ended());
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(c.bodies()).toEqual([{ via: "lean", route: "/like", query: null }]);
+    expect(c.text()).toContain("Connection: close\r\n\r\n");
   });
 });
 
@@ -227,13 +247,13 @@ describe("a lean connection's limits", () => {
   });
 
   /** A bare lean port with short time limits; other requests go to node:http. */
-  async function startLean(): Promise<number> {
+  async function startLean(keepAliveTimeoutMs = 150): Promise<number> {
     const http = createHttpServer((_req, res) => res.end("{}"));
     const [nodeHttp] = http.listeners("connection") as ((socket: Socket) => void)[];
     const net: Server = createServer((socket) => {
       connections.push(
         new LeanConnection(socket, leanAnswer, (s) => nodeHttp?.call(http, s), {
-          keepAliveTimeoutMs: 150,
+          keepAliveTimeoutMs,
           headersTimeoutMs: 400,
           requestTimeoutMs: 900,
         }),
@@ -245,7 +265,8 @@ describe("a lean connection's limits", () => {
   }
 
   it("stops reading a client that does not read its answers", async () => {
-    const c = await client(await startLean());
+    // A keep-alive timeout that a pause of the writer on a busy machine cannot reach.
+    const c = await client(await startLean(60_000));
     c.socket.pause();
     // Requests of 4 KiB whose answers are as long: the server's writes back up, then its reads,
     // then the client's writes. Without that the server would read (and buffer) all of it.
@@ -257,6 +278,7 @@ describe("a lean connection's limits", () => {
       async () => {
         while (written < limit && c.socket.write(request)) written += request.length;
         if (written >= limit) return "all read";
+        if (c.ended()) return "closed";
         written += request.length;
         // Blocked for a whole second: the server reads nothing (it would read on, slowly, if it
         // buffered what it cannot answer yet).

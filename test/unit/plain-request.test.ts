@@ -51,19 +51,44 @@ describe("parsePlainRequest", () => {
     });
   });
 
-  it("waits for the rest of a head or a body", () => {
+  it("waits for the rest of a head, then for the rest of the body it announces", () => {
     const whole = post(plainHeaders);
     const headEnd = whole.indexOf("\r\n\r\n");
     for (const cut of [0, 5, 30, headEnd + 2])
-      expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({
-        kind: "incomplete",
-        headRead: false,
-      });
+      expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({ kind: "incomplete", size: 0 });
     for (const cut of [headEnd + 4, whole.length - 1])
       expect(parsePlainRequest(whole.subarray(0, cut))).toEqual({
         kind: "incomplete",
-        headRead: true,
+        size: whole.length,
       });
+  });
+
+  it("looks for the end of a head from where it was told", () => {
+    const whole = post(plainHeaders);
+    expect(parsePlainRequest(whole, 0)).toMatchObject({ kind: "plain", size: whole.length });
+    expect(parsePlainRequest(whole, whole.indexOf("\r\n\r\n") - 3)).toMatchObject({
+      kind: "plain",
+    });
+    // Past the end of the head, no head is found (the caller never asks that).
+    expect(parsePlainRequest(whole, whole.indexOf("\r\n\r\n") + 1)).toEqual({
+      kind: "incomplete",
+      size: 0,
+    });
+  });
+
+  it("keeps every header, for whichever trace propagator is configured", () => {
+    const parsed = parsePlainRequest(
+      post([
+        ...plainHeaders,
+        "b3: 80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+        "Constructor: x",
+      ]),
+    );
+    expect(parsed.kind === "plain" && parsed.request.headers).toMatchObject({
+      b3: "80f198ee56343ba864fe8b2a57d3eff7-e457b5a2e4d86bd1-1",
+      constructor: "x",
+      host: "127.0.0.1",
+    });
   });
 
   it("counts the empty lines before a request, which node:http skips too", () => {
@@ -102,6 +127,12 @@ describe("parsePlainRequest", () => {
       `Content-Length: ${LIKE.length}`,
     ]),
     "two traceparents": post([...plainHeaders, "traceparent: a", "traceparent: b"]),
+    "any header twice": post([...plainHeaders, "Accept: a", "accept: b"]),
+    "two Connection headers": post([
+      ...plainHeaders,
+      "Connection: keep-alive",
+      "Connection: close",
+    ]),
     "a header without a colon": post([...plainHeaders, "Broken"]),
     "a folded header": post([...plainHeaders, "X-A: 1", " continued"]),
     "a space before the colon": post([...plainHeaders, "X-A : 1"]),
