@@ -4,7 +4,7 @@
 import type { RequestListener } from "node:http";
 import type { Config, PeerAddress } from "./config.js";
 import { startingListener } from "./http/starting.js";
-import type { PlainHandler } from "./http/lean-connection.js";
+import type { PlainHandler } from "./http/plain-reply.js";
 import { HttpServer } from "./http/server.js";
 import { LinkTransport } from "./link/client.js";
 import { originId } from "./crdt/index.js";

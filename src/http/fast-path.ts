@@ -10,13 +10,12 @@
 import { context, trace } from "@opentelemetry/api";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Socket } from "node:net";
-import { endServerSpan, startServerSpan } from "../telemetry/server-spans.js";
+import { endServerSpan, nameByRoute, startServerSpan } from "../telemetry/server-spans.js";
 import type { LogFields, Logger, Metrics } from "../telemetry/types.js";
 import { decodeJson, readBody } from "./body.js";
-import { errorAnswer } from "./errors.js";
-import type { PlainHandler, PlainReply } from "./lean-connection.js";
-import type { PlainRequest } from "./plain-request.js";
-import { sendError, sendJson } from "./respond.js";
+import { replyOf, type PlainHandler, type PlainReply } from "./plain-reply.js";
+import { PLAIN_JSON, type PlainRequest } from "./plain-request.js";
+import { answerError, sendError, sendJson } from "./respond.js";
 import { BODY_LIMIT_BYTES, parseQuery, type Query } from "./validation.js";
 
 export interface Answer {
@@ -24,11 +23,6 @@ export interface Answer {
   readonly body: unknown;
 }
 
-const PLAIN_JSON = new Set([
-  "application/json",
-  "application/json; charset=utf-8",
-  "application/json;charset=utf-8",
-]);
 const LIKE_FIELDS = { method: "POST", path: "/like" } as const;
 const READ_FIELDS = { method: "GET", path: "/likes" } as const;
 
@@ -58,11 +52,7 @@ export function isPlainRead(req: IncomingMessage): boolean {
 
 /** The request's query, parsed as the express app parses it; its server span named by route. */
 function routed(req: IncomingMessage, method: string, route: string): Query {
-  const span = trace.getActiveSpan();
-  if (span?.isRecording()) {
-    span.updateName(`${method} ${route}`);
-    span.setAttribute("http.route", route);
-  }
+  nameByRoute(trace.getActiveSpan(), method, route);
   const url = req.url ?? "";
   const mark = url.indexOf("?");
   return parseQuery(mark === -1 ? undefined : url.slice(mark + 1));
@@ -129,10 +119,7 @@ export function plainHandler(routes: PlainRoutes): PlainHandler {
       return reply;
     };
     const fields = method === "POST" ? LIKE_FIELDS : READ_FIELDS;
-    if (traced) {
-      traced.span.updateName(`${method} ${route}`);
-      traced.span.setAttribute("http.route", route);
-    }
+    nameByRoute(traced?.span, method, route);
     if (method === "GET") {
       const answer = () => {
         try {
@@ -154,13 +141,7 @@ export function plainHandler(routes: PlainRoutes): PlainHandler {
   };
 }
 
-function replyOf(answer: Answer): PlainReply {
-  return { status: answer.status, body: JSON.stringify(answer.body) };
-}
-
-/** An error's answer, as `sendError` writes it; one it does not know is a bug, logged, a 500. */
+/** An error's answer, as `sendError` writes it. */
 function errorReply(error: unknown, logger: Logger, fields: LogFields): PlainReply {
-  const answer = errorAnswer(error);
-  if (answer.status === 500) logger.error("request failed", { ...fields, error: String(error) });
-  return { status: answer.status, headers: answer.headers, body: JSON.stringify(answer.body) };
+  return replyOf(answerError(error, logger, fields));
 }

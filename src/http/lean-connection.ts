@@ -2,24 +2,11 @@
 // plain-request.ts): requests are read from the socket's bytes, answered in order, several
 // answers in one write when they are ready together. The first request that is not plain, and
 // everything after it, goes to node:http with the bytes already read.
-import { STATUS_CODES } from "node:http";
 import type { Socket } from "node:net";
 import { errorAnswer, ShuttingDownError } from "./errors.js";
-import { blankLines, parsePlainRequest, type PlainRequest } from "./plain-request.js";
-
-export interface PlainReply {
-  readonly status: number;
-  /** Headers of the answer besides its type, length and connection (an error's Allow, say). */
-  readonly headers?: Readonly<Record<string, string>>;
-  /** The JSON text of the answer. */
-  readonly body: string;
-}
-
-/** Answers a plain request; it never throws or rejects (errors are answers too). */
-export type PlainHandler = (
-  request: PlainRequest,
-  socket: Socket,
-) => PlainReply | Promise<PlainReply>;
+import { replyOf, type PlainHandler, type PlainReply } from "./plain-reply.js";
+import { blankLines, parsePlainRequest } from "./plain-request.js";
+import { httpDate, rawJsonResponse } from "./respond.js";
 
 export interface LeanOptions {
   /** An idle connection is closed after this long, as node:http's `keepAliveTimeout`. */
@@ -68,7 +55,7 @@ export class LeanConnection {
     private readonly handOff: (socket: Socket) => void,
     private readonly options: LeanOptions,
   ) {
-    this.keepAlive = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n\r\n`;
+    this.keepAlive = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n`;
     socket.setTimeout(options.keepAliveTimeoutMs);
     socket.on("data", this.onData);
     socket.on("end", this.onEnd);
@@ -158,7 +145,7 @@ export class LeanConnection {
       this.consume(parsed.size);
       const { request } = parsed;
       if (this.closing) {
-        this.finish(out + this.render(shuttingDown(), true));
+        this.finish(out + this.render(replyOf(errorAnswer(new ShuttingDownError())), true));
         return;
       }
       let reply: PlainReply | Promise<PlainReply>;
@@ -241,13 +228,13 @@ export class LeanConnection {
   }
 
   private render(reply: PlainReply, close: boolean): string {
-    let head = `HTTP/1.1 ${reply.status} ${STATUS_CODES[reply.status] ?? ""}\r\n`;
-    // The Connection header is this connection's to write (an error's may name one too).
-    if (reply.headers)
-      for (const name in reply.headers)
-        if (name.toLowerCase() !== "connection") head += `${name}: ${reply.headers[name]}\r\n`;
-    head += `content-type: application/json; charset=utf-8\r\ncontent-length: ${Buffer.byteLength(reply.body)}\r\nDate: ${httpDate()}\r\n`;
-    return head + (close ? "Connection: close\r\n\r\n" : this.keepAlive) + reply.body;
+    const connection = close ? "Connection: close\r\n" : this.keepAlive;
+    return rawJsonResponse(
+      reply.status,
+      reply.headers,
+      reply.body,
+      `Date: ${httpDate()}\r\n${connection}`,
+    );
   }
 
   private timedOut(): void {
@@ -293,22 +280,4 @@ export class LeanConnection {
     this.handOff(socket);
     if (paused) socket.resume();
   }
-}
-
-function shuttingDown(): PlainReply {
-  const answer = errorAnswer(new ShuttingDownError());
-  return { status: answer.status, headers: answer.headers, body: JSON.stringify(answer.body) };
-}
-
-let dateSecond = -1;
-let dateText = "";
-/** The Date header, made once a second as node:http makes it. */
-function httpDate(): string {
-  const now = Date.now();
-  const second = Math.floor(now / 1000);
-  if (second !== dateSecond) {
-    dateSecond = second;
-    dateText = new Date(now).toUTCString();
-  }
-  return dateText;
 }

@@ -38,7 +38,8 @@ export const MAX_HEAD_BYTES = 16 * 1024;
 const HEAD_END = Buffer.from("\r\n\r\n");
 const INCOMPLETE: Parsed = { kind: "incomplete", size: 0 };
 const OTHER: Parsed = { kind: "other" };
-const PLAIN_JSON = new Set([
+/** The Content-Types of a plain like's body (lower-cased), on both plain paths. */
+export const PLAIN_JSON: ReadonlySet<string> = new Set([
   "application/json",
   "application/json; charset=utf-8",
   "application/json;charset=utf-8",

@@ -13,6 +13,7 @@ import type { RequestListener } from "node:http";
 import type { Like, NodeName, OriginId, PostId, UserId } from "../crdt/index.js";
 import type { Consistency, WriteOutcome } from "../replication/replicator.js";
 import type { Store } from "../store/index.js";
+import { nameByRoute } from "../telemetry/server-spans.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
 import { decodeJson, hasBody, isUtf8Charset, readBody } from "./body.js";
 import {
@@ -30,7 +31,7 @@ import {
   serveRead,
   type Answer,
 } from "./fast-path.js";
-import type { PlainHandler } from "./lean-connection.js";
+import type { PlainHandler } from "./plain-reply.js";
 import { sendError, sendJson } from "./respond.js";
 import {
   BODY_LIMIT_BYTES,
@@ -217,14 +218,10 @@ export function createPublicApp(
   return { listener, plain };
 }
 
-/** Names the HTTP server span by its route, as `POST /like` (express itself is not instrumented). */
+/** Names the HTTP server span by its route, as `POST /like`. */
 function nameSpan(path: string): RequestHandler {
   return (req, _res, next) => {
-    const span = trace.getActiveSpan();
-    if (span) {
-      span.updateName(`${req.method} ${path}`);
-      span.setAttribute("http.route", path);
-    }
+    nameByRoute(trace.getActiveSpan(), req.method, path);
     next();
   };
 }

@@ -2,7 +2,7 @@
 // success or error, is written here, so a rule about answers (headers, closing) lives once.
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { LogFields, Logger } from "../telemetry/types.js";
-import type { HttpError } from "./errors.js";
+import type { ErrorAnswer, HttpError } from "./errors.js";
 import { errorAnswer } from "./errors.js";
 import { hasBody } from "./body.js";
 
@@ -40,15 +40,21 @@ export function sendMetrics(
   );
 }
 
-/** Answers an error through `errorAnswer`; an error it does not know is a bug, logged, a 500. */
+/** An error's answer (`errorAnswer`); an error it does not know is a bug, logged, a 500. */
+export function answerError(error: unknown, logger: Logger, fields?: LogFields): ErrorAnswer {
+  const answer = errorAnswer(error);
+  if (answer.status === 500) logger.error("request failed", { ...fields, error: String(error) });
+  return answer;
+}
+
+/** Answers an error through `answerError`. */
 export function sendError(
   res: ServerResponse,
   error: unknown,
   logger: Logger,
   fields?: LogFields,
 ): void {
-  const answer = errorAnswer(error);
-  if (answer.status === 500) logger.error("request failed", { ...fields, error: String(error) });
+  const answer = answerError(error, logger, fields);
   if (res.headersSent) {
     res.destroy();
     return;
@@ -68,16 +74,40 @@ function declaredLength(res: ServerResponse): number {
   return length === undefined ? NaN : Number(length);
 }
 
-/** An error answer as raw HTTP/1.1, for a socket that has no response object (CONNECT). */
+/**
+ * A JSON answer as raw HTTP/1.1, for a socket that has no response object (a CONNECT, or a
+ * request read without node:http): `last` holds the header lines that end the head, the
+ * Connection header among them (one that `headers` names is left out).
+ */
+export function rawJsonResponse(
+  status: number,
+  headers: Readonly<Record<string, string>> | undefined,
+  text: string,
+  last: string,
+): string {
+  let head = `HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}\r\n`;
+  if (headers)
+    for (const name in headers)
+      if (name.toLowerCase() !== "connection") head += `${name}: ${headers[name]}\r\n`;
+  head += `content-type: ${JSON_TYPE}\r\ncontent-length: ${Buffer.byteLength(text)}\r\n`;
+  return `${head}${last}\r\n${text}`;
+}
+
+/** An error answer as raw HTTP/1.1 that closes the connection (a CONNECT's). */
 export function rawErrorResponse(error: HttpError): string {
   const { status, headers, body } = errorAnswer(error);
-  const text = JSON.stringify(body);
-  const lines = [`HTTP/1.1 ${status} ${STATUS_CODES[status] ?? ""}`];
-  for (const name in headers) lines.push(`${name}: ${headers[name]}`);
-  lines.push(
-    `content-type: ${JSON_TYPE}`,
-    `content-length: ${Buffer.byteLength(text)}`,
-    "connection: close",
-  );
-  return `${lines.join("\r\n")}\r\n\r\n${text}`;
+  return rawJsonResponse(status, headers, JSON.stringify(body), "connection: close\r\n");
+}
+
+let dateSecond = -1;
+let dateText = "";
+/** The Date header's value, made once a second as node:http makes it. */
+export function httpDate(): string {
+  const now = Date.now();
+  const second = Math.floor(now / 1000);
+  if (second !== dateSecond) {
+    dateSecond = second;
+    dateText = new Date(now).toUTCString();
+  }
+  return dateText;
 }

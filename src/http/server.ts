@@ -10,7 +10,8 @@ import {
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
 import { MethodNotAllowedError, ShuttingDownError } from "./errors.js";
-import { LeanConnection, type PlainHandler } from "./lean-connection.js";
+import { LeanConnection } from "./lean-connection.js";
+import type { PlainHandler } from "./plain-reply.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 import { silentLogger } from "../telemetry/types.js";
 

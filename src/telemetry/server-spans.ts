@@ -70,6 +70,13 @@ export function startServerSpan(req: ServerRequest): ServerSpan | undefined {
   return { span, context: trace.setSpan(parent, span) };
 }
 
+/** Names a SERVER span by its route, as `POST /like` (express itself is not instrumented). */
+export function nameByRoute(span: Span | undefined, method: string, route: string): void {
+  if (!span?.isRecording()) return;
+  span.updateName(`${method} ${route}`);
+  span.setAttribute("http.route", route);
+}
+
 /** Ends a SERVER span with the answer's status; `answered` is false when the client left first. */
 export function endServerSpan(span: Span, status: number, answered: boolean): void {
   span.setAttribute("http.response.status_code", status);

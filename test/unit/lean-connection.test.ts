@@ -4,7 +4,8 @@
 import { createServer as createHttpServer } from "node:http";
 import { connect, createServer, type AddressInfo, type Server, type Socket } from "node:net";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { LeanConnection, type PlainReply } from "../../src/http/lean-connection.js";
+import { LeanConnection } from "../../src/http/lean-connection.js";
+import type { PlainReply } from "../../src/http/plain-reply.js";
 import type { PlainRequest } from "../../src/http/plain-request.js";
 import { sendJson } from "../../src/http/respond.js";
 import { HttpServer } from "../../src/http/server.js";
