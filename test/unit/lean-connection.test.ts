@@ -71,22 +71,28 @@ afterEach(async () => {
 
 /**
  * The node's own server with a plain handler that answers at once, or when `gate` opens; node:http
- * answers `/slow` when it opens too.
+ * answers `/slow` when it opens too. `waiting()` counts the requests that reached the gate.
  */
 async function startServer(
-  gate?: () => Promise<void>,
-): Promise<{ server: HttpServer; port: number }> {
+  gate?: Promise<void>,
+): Promise<{ server: HttpServer; port: number; waiting: () => number }> {
+  let waiting = 0;
+  const held = (answer: () => void) => {
+    waiting++;
+    void gate?.then(answer);
+  };
   const server = new HttpServer((req, res) => {
     const answer = () => sendJson(res, 200, { via: "node:http", url: req.url });
-    if (req.url === "/slow" && gate) void gate().then(answer);
+    if (req.url === "/slow" && gate) held(answer);
     else answer();
   });
-  server.servePlain((request) =>
-    gate ? gate().then(() => leanAnswer(request)) : leanAnswer(request),
-  );
+  server.servePlain((request) => {
+    if (!gate) return leanAnswer(request);
+    return new Promise<PlainReply>((resolve) => held(() => resolve(leanAnswer(request))));
+  });
   const port = await server.listen(0, "127.0.0.1");
   closers.push(() => server.close(0));
-  return { server, port };
+  return { server, port, waiting: () => waiting };
 }
 
 describe("a lean connection", () => {
@@ -129,8 +135,9 @@ describe("a lean connection", () => {
     }
     await waitFor("the like's answer", () => c.bodies().length === 1);
     const chunked = `POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: chunked\r\n\r\n${LIKE.length.toString(16)}\r\n${LIKE}\r\n0\r\n\r\n`;
+    // Sent apart, so that they may arrive apart (the answers are the same either way).
     c.socket.write(chunked.slice(0, 40));
-    await new Promise((resolve) => setTimeout(resolve, 20));
+    await new Promise((resolve) => setImmediate(resolve));
     c.socket.write(chunked.slice(40) + plainRead());
     await waitFor("two more answers", () => c.bodies().length === 3);
     expect(c.bodies().slice(1)).toEqual([
@@ -156,11 +163,11 @@ describe("a lean connection", () => {
   it("keeps answering in order while a like waits, and on close answers it with Connection: close", async () => {
     let open: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const { server, port } = await startServer(() => gate);
+    const { server, port, waiting } = await startServer(gate);
     const busy = await client(port);
     const idle = await client(port);
     busy.socket.write(plainLike() + plainRead());
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await waitFor("the like to wait at the gate", () => waiting() === 1);
     expect(busy.text()).toBe("");
     const closed = server.close(5_000);
     await waitFor("the idle connection closed", () => idle.ended());
@@ -182,10 +189,10 @@ describe("a lean connection", () => {
   it("on close, answers a pending like with Connection: close and drops an unfinished request behind it", async () => {
     let open: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const { server, port } = await startServer(() => gate);
+    const { server, port, waiting } = await startServer(gate);
     const c = await client(port);
     c.socket.write(`${plainLike()}\r\nGET /likes?post=a HTTP/1.1\r\nHo`);
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await waitFor("the like to wait at the gate", () => waiting() === 1);
     const started = Date.now();
     const closed = server.close(3_000);
     open();
@@ -201,12 +208,11 @@ describe("a lean connection, against clients that misbehave", () => {
   it("on close, lets node:http answer a request it was handed", async () => {
     let open: () => void = () => undefined;
     const gate = new Promise<void>((resolve) => (open = resolve));
-    const { server, port } = await startServer(() => gate);
+    const { server, port, waiting } = await startServer(gate);
     const c = await client(port);
     c.socket.write(other("/slow"));
-    await new Promise((resolve) => setTimeout(resolve, 30));
+    await waitFor("node:http to hold the request at the gate", () => waiting() === 1);
     const closed = server.close(5_000);
-    await new Promise((resolve) => setTimeout(resolve, 30));
     open();
     await closed;
     await waitFor("the client's end", () => c.ended());
