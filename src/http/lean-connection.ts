@@ -189,9 +189,13 @@ export class LeanConnection {
       this.finish(this.render(reply, true));
       return;
     }
+    // Written once this turn's work is done, with what serveBuffered adds: what the like's
+    // commit set going in the same turn (its push to peers on an idle link) leaves first.
+    this.socket.cork();
     this.socket.write(this.render(reply, false));
     this.serveBuffered();
     this.flow();
+    process.nextTick(uncork, this.socket);
   }
 
   private consume(size: number): void {
@@ -280,4 +284,8 @@ export class LeanConnection {
     this.handOff(socket);
     if (paused) socket.resume();
   }
+}
+
+function uncork(socket: Socket): void {
+  socket.uncork();
 }

@@ -32,8 +32,7 @@ export const systemClock: Clock = {
   now: () => Date.now(),
   setTimeout: (callback, ms) => {
     // "Now" runs once the work in hand is done (every promise of this turn settled), before
-    // any I/O: a timer of 0 would wait for the next timer tick (≥ 1 ms, more on a busy loop),
-    // and a push on an idle link leaves before the HTTP answer to the like it carries.
+    // any I/O: a timer of 0 would wait for the next timer tick (≥ 1 ms, more on a busy loop).
     if (ms <= 0) {
       let cancelled = false;
       process.nextTick(() => cancelled || callback());

@@ -52,7 +52,8 @@ export class Pusher {
     this.outbox.add(entry);
     const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
     const idle = this.deps.peers.some(idleAndUp);
-    this.schedule(idle || entry.seq - sent >= MAX_PUSH_ENTRIES ? 0 : this.deps.pushMs);
+    if (idle || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow();
+    else this.schedule(this.deps.pushMs);
   }
 
   /** Push now: a writer waits for replicas. */
@@ -88,6 +89,17 @@ export class Pusher {
     } catch (error) {
       this.deps.peers.failed(peer, "greeting", error);
     }
+  }
+
+  /**
+   * Pushes before the caller goes on, so that the frames leave ahead of the answer to the like
+   * written in the same turn: the peers wait on the frames, the client only on its answer.
+   */
+  private flushNow(): void {
+    if (!this.running) return;
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.flush(false);
   }
 
   private schedule(ms: number): void {

@@ -147,6 +147,26 @@ describe("a lean connection", () => {
     c.socket.destroy();
   });
 
+  it("hands a like's answer to the socket after the work its turn queued first (the push)", async () => {
+    // As the node's like: the commit's continuation queues the push to peers for this turn,
+    // then answers. What it queued runs while the answer still waits in the socket.
+    let unsentWhenQueuedWorkRan = -1;
+    const server = new HttpServer(() => undefined);
+    server.servePlain((request, socket) => {
+      const answer = Promise.resolve(leanAnswer(request));
+      void answer.then(() =>
+        process.nextTick(() => (unsentWhenQueuedWorkRan = socket.writableLength)),
+      );
+      return answer;
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    closers.push(() => server.close(0));
+    const c = await client(port);
+    c.socket.write(plainLike());
+    await waitFor("the answer", () => c.bodies().length === 1);
+    expect(unsentWhenQueuedWorkRan).toBeGreaterThan(0);
+  });
+
   it("closes after the answer when the client asks, and when the client ends", async () => {
     const { port } = await startServer();
     const a = await client(port);

@@ -106,6 +106,36 @@ describe("replicator", () => {
     b.replicator.stop();
   });
 
+  it("sends the push of a like on an idle link before the write goes on", async () => {
+    const { scheduler, node } = simNetwork(7);
+    const pushed: number[] = [];
+    const a = node("a", ["b"], {
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind === "deltas") pushed.push(request.entries.length);
+          return inner.send(to, request);
+        },
+      }),
+    });
+    const b = node("b", ["a"]);
+    a.replicator.start();
+    b.replicator.start();
+    // The greetings (empty pushes) are answered: the link to b is idle.
+    await scheduler.runUntil(scheduler.now() + 10);
+    pushed.length = 0;
+    // What the write's caller sees when it goes on (answers the like): the push already sent,
+    // not waiting for a timer of the clock, which has not moved.
+    let pushedWhenAnswered: number[] | undefined;
+    const write = a.replicator
+      .write({ post: "p" as PostId, user: "u" as UserId }, "local", 1000)
+      .then(() => (pushedWhenAnswered = [...pushed]));
+    await scheduler.runUntil(scheduler.now());
+    await write;
+    expect(pushedWhenAnswered).toEqual([1]);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
   it("shows each peer's state, acknowledged vector and pending entries", async () => {
     const { scheduler, a, b, network } = twoNodes();
     a.replicator.start();
