@@ -57,6 +57,17 @@ interface Run extends WrkResult {
   readonly cpuUsAll: number;
 }
 
+/**
+ * The targets in the order of one round: each round starts with another target, and every
+ * other round runs backwards, so that no target always follows the same one (the traced
+ * cluster and the untraced one swap places) nor always runs first or last.
+ */
+export function roundOrder<T>(targets: readonly T[], round: number): T[] {
+  const shift = (2 * round) % Math.max(1, targets.length);
+  const order = [...targets.slice(shift), ...targets.slice(0, shift)];
+  return round % 2 === 0 ? order : order.reverse();
+}
+
 /** One wrk run with the CPU its target's processes used over it, per request. */
 async function measured(target: Target, options: Parameters<typeof wrk>[1]): Promise<Run> {
   const before = target.pids.map(cpuSeconds);
@@ -148,7 +159,7 @@ export async function throughput(o: ThroughputOptions): Promise<ThroughputResult
       await wrk(target.port, { ...warm, post: false, path: "/likes?post=p1" });
     }
     for (let round = 0; round < o.rounds; round++)
-      for (const [name, target] of Object.entries(targets)) {
+      for (const [name, target] of roundOrder(Object.entries(targets), round)) {
         const tag = `${o.label}-${round}`;
         (post[name] ??= []).push(
           await measured(target, {
