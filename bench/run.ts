@@ -263,11 +263,14 @@ async function main(): Promise<void> {
     log(`catch-up of an empty node from ${plan.catchUp} likes`);
     const c: CatchUpResult = await catchUp(root, plan.catchUp, plan.rounds);
     results.catchup = c;
+    // Reported, not judged: an empty node now joins by snapshot (judged below), and replaying
+    // the log is judged against the raw insert rate of the same run (absolute rates on this
+    // machine differ twofold between days).
     goals.push([
-      `catch-up of an empty node (${c.likes.toLocaleString("en-US")} likes)`,
+      `catch-up of an empty node by log replay, snapshots off (${c.likes.toLocaleString("en-US")} likes)`,
       `${show(c.likesPerSecond, 0)} likes/s (${fmt(c.seconds.median)} s)`,
-      "≥ 100k likes/s",
-      c.likesPerSecond.median >= 100_000,
+      "—",
+      undefined,
     ]);
     const incremental: IncrementalCatchUpResult[] = [];
     for (const runtime of runtimes) {
