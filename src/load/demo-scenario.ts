@@ -20,6 +20,7 @@ import {
 import type { DemoOptions } from "./demo-options.js";
 import type { DemoSummary, TracedLike } from "./demo-report.js";
 import { StepRecorder, type Phase } from "./demo-steps.js";
+import { scenarioSummary } from "./demo-summary.js";
 import { LoadRun, OpenLoopSchedule } from "./schedule.js";
 import { LoadStats, summarize } from "./stats.js";
 import { Workload, type LoadRequest, type Outcome } from "./workload.js";
@@ -185,7 +186,14 @@ export class Scenario {
         sendingMs: load.sendingMs,
         unanswered: 0,
       });
-      return this.summary({
+      return scenarioSummary({
+        options,
+        nodes,
+        seed,
+        startedCluster: this.input.startedCluster,
+        cutNode: this.cut.name,
+        acked: this.acked,
+        steps: this.steps,
         startedAtEpochMs,
         endedAtEpochMs,
         convergeMs,
@@ -313,91 +321,4 @@ export class Scenario {
     await Promise.all(Array.from({ length: READ_BACK_PARALLEL }, worker));
     return { byNode, lost: lostPairs.size, checked };
   }
-
-  private summary(r: {
-    startedAtEpochMs: number;
-    endedAtEpochMs: number;
-    convergeMs: number | null;
-    settleMs: number | null;
-    missing: { byNode: number[]; lost: number; checked: number };
-    traces: TracedLike[];
-    loadSummary: DemoSummary["load"];
-    sendingMs: number;
-  }): DemoSummary {
-    const { options, nodes, seed, startedCluster } = this.input;
-    const round = (x: number | null) => (x === null ? null : Math.round(x));
-    return {
-      startedCluster,
-      cutNode: this.cut.name,
-      seed,
-      rate: options.rate,
-      phasesMs: { steady: options.steadyMs, cut: options.cutMs, after: options.afterMs },
-      sendingMs: Math.round(r.sendingMs),
-      startedAt: new Date(r.startedAtEpochMs).toISOString(),
-      endedAt: new Date(r.endedAtEpochMs).toISOString(),
-      likes: {
-        sent: this.acked.sent,
-        acknowledged: this.acked.acknowledged,
-        distinct: this.acked.distinct,
-        other: this.acked.other,
-        errors: this.acked.errors,
-      },
-      reads: r.loadSummary.reads.total,
-      nodes: nodes.map((n, i) => {
-        const first = this.steps.first.get(n.name);
-        const last = this.steps.last.get(n.name);
-        return {
-          name: n.name,
-          url: n.url,
-          adminUrl: n.adminUrl,
-          acknowledged: this.acked.byTarget[i] ?? 0,
-          acceptedDuringRun:
-            first && last
-              ? {
-                  new: last.accepted.new - first.accepted.new,
-                  duplicate: last.accepted.duplicate - first.accepted.duplicate,
-                }
-              : null,
-          setSize: last?.setSize ?? null,
-          missing: r.missing.byNode[i] ?? 0,
-        };
-      }),
-      maxPending: {
-        total: this.steps.maxPendingTotal,
-        byLink: Object.fromEntries(this.steps.maxPendingByLink),
-        byPhase: { ...this.steps.maxPendingByPhase },
-      },
-      maxSetSizeSpread: this.steps.maxSetSizeSpread,
-      maxLinksDown: this.steps.maxLinksDown,
-      lagP99Ms: this.steps.lagP99ByPhase(),
-      convergenceP99Ms: this.steps.convergenceP99ByPhase(),
-      converged: r.convergeMs !== null,
-      convergeMs: round(r.convergeMs),
-      settled: r.settleMs !== null,
-      settleMs: round(r.settleMs),
-      readBack: { checked: r.missing.checked, lost: r.missing.lost },
-      lost: r.missing.lost,
-      traces: r.traces,
-      load: r.loadSummary,
-      where: whereToLook(options, r.startedAtEpochMs, r.endedAtEpochMs, r.traces),
-    };
-  }
-}
-
-function whereToLook(
-  options: DemoOptions,
-  fromMs: number,
-  toMs: number,
-  traces: readonly TracedLike[],
-): DemoSummary["where"] {
-  // A margin of a scrape interval or two each side, so the panels show the run whole.
-  const range = `from=${fromMs - 30_000}&to=${toMs + 30_000}`;
-  const pending = encodeURIComponent("sum by (node, peer) (likes_replication_pending)");
-  return {
-    convergence: `${options.grafana}/d/likes-convergence?${range}`,
-    service: `${options.grafana}/d/likes-service?${range}`,
-    prometheus: `${options.prometheus}/query?g0.expr=${pending}&g0.tab=graph&g0.range_input=5m`,
-    traces: traces.map((t) => `${options.jaeger}/trace/${t.traceId}`),
-    jaegerSearch: `${options.jaeger}/search?service=likes&operation=POST%20%2Flike`,
-  };
 }
