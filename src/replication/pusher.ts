@@ -34,7 +34,8 @@ export class Pusher {
 
   start(): void {
     this.running = true;
-    // Whatever was accepted before a restart and not yet acknowledged goes out now.
+    // Whatever was accepted before a restart and not yet acknowledged goes out once the
+    // replicator has started the rest (the peer table first: its new peers are greeted).
     this.schedule(0);
   }
 
@@ -58,7 +59,7 @@ export class Pusher {
 
   /** Push now: a writer waits for replicas. */
   now(): void {
-    this.schedule(0);
+    this.flushNow();
   }
 
   /** Whether pushes to a peer are paused by an injected fault. */
@@ -92,8 +93,8 @@ export class Pusher {
   }
 
   /**
-   * Pushes before the caller goes on, so that the frames leave ahead of the answer to the like
-   * written in the same turn: the peers wait on the frames, the client only on its answer.
+   * Pushes before the caller goes on (a new like, a writer waiting for replicas, an answered
+   * push): the frames leave in this turn, ahead of the answer to a like written in it.
    */
   private flushNow(): void {
     if (!this.running) return;
@@ -150,7 +151,7 @@ export class Pusher {
       peer.pushesInFlight--;
     }
     // What arrived while this push was in flight goes out now.
-    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.schedule(0);
+    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow();
   }
 }
 
