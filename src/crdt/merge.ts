@@ -42,6 +42,35 @@ export function planMerge(vv: VersionVector, entries: readonly Entry[]): MergePl
 }
 
 /**
+ * The batch without the entries of `origin` that would sit above a gap in what `vv` holds of
+ * it. For a sender's own pushes: it sends them again from what this replica acknowledges, so
+ * they only wait; taken above a gap, they would be left behind if the sender died before
+ * filling it, where no digest (one contiguous seq per origin) would ever carry them on.
+ */
+export function withoutGapsOf(
+  vv: VersionVector,
+  entries: readonly Entry[],
+  origin: OriginId,
+): readonly Entry[] {
+  // The usual push: its own entries in order from the first seq not held, nothing waits.
+  let expected = vv.get(origin) + 1;
+  let inOrder = true;
+  for (const entry of entries) {
+    if (entry.origin !== origin) continue;
+    if (entry.seq > expected) inOrder = false;
+    expected = Math.max(expected, entry.seq + 1);
+  }
+  if (inOrder) return entries;
+  const own = new Set<number>();
+  for (const entry of entries) if (entry.origin === origin) own.add(entry.seq);
+  // How far the prefix of `origin` reaches with the batch, in whatever order it comes.
+  let next = vv.get(origin) + 1;
+  while (own.has(next) || vv.has({ origin, seq: next })) next++;
+  const waits = (entry: Entry) => entry.origin === origin && entry.seq > next && !vv.has(entry);
+  return entries.some(waits) ? entries.filter((entry) => !waits(entry)) : entries;
+}
+
+/**
  * The entry for a like accepted first-hand and new to the set: the next dot of `origin`,
  * recorded in `vv`. A repeat of a held like gets no dot, so seqs count distinct likes.
  */

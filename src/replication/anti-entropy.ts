@@ -31,14 +31,17 @@ export interface AntiEntropyDeps {
   readonly refusals: RefusalLog;
 }
 
-/** Stores entries that came from a peer and reports the ones that were new here. */
+/**
+ * Stores entries that came from a peer and reports the ones that were new here. A push's own
+ * entries (the sender's origin) are taken only without a gap: the sender sends them again.
+ */
 export async function applyFromPeer(
   deps: Pick<AntiEntropyDeps, "store" | "clock" | "logger" | "metrics">,
   entries: readonly Entry[],
   path: ReplicationPath,
   from: Sender,
 ): Promise<void> {
-  const { stored } = await deps.store.apply(entries);
+  const { stored } = await deps.store.apply(entries, path === "push" ? from.origin : undefined);
   if (stored.length === 0) return;
   deps.metrics.entriesApplied(stored, path, deps.clock.now());
   deps.logger.debug("entries applied", { from: from.node, path, count: stored.length });

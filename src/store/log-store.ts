@@ -3,6 +3,7 @@
 import {
   nextOwnEntry,
   planMerge,
+  withoutGapsOf,
   type VersionVector,
   type Digest,
   type Entry,
@@ -24,7 +25,7 @@ type WriteOp =
       readonly ts: number;
       readonly traceparent?: string;
     }
-  | { readonly kind: "apply"; readonly entries: readonly Entry[] };
+  | { readonly kind: "apply"; readonly entries: readonly Entry[]; readonly inOrder?: OriginId };
 
 /**
  * The write path shared by every store: a log of entries keyed by dot, the set view of likes,
@@ -76,9 +77,10 @@ export abstract class LogStore implements Store {
     return this.writes.submit(op) as Promise<AcceptResult>;
   }
 
-  apply(entries: readonly Entry[]): Promise<ApplyResult> {
+  apply(entries: readonly Entry[], inOrder?: OriginId): Promise<ApplyResult> {
     if (entries.length === 0) return Promise.resolve({ stored: [], newLikes: 0 });
-    return this.writes.submit({ kind: "apply", entries }) as Promise<ApplyResult>;
+    const op: WriteOp = inOrder ? { kind: "apply", entries, inOrder } : { kind: "apply", entries };
+    return this.writes.submit(op) as Promise<ApplyResult>;
   }
 
   digest(): Digest {
@@ -94,9 +96,7 @@ export abstract class LogStore implements Store {
     // Work on a copy of the version vector so that a failed transaction leaves it untouched.
     const vv = this.vv.clone();
     const results = this.transaction(() =>
-      ops.map((op) =>
-        op.kind === "accept" ? this.acceptOne(vv, op) : this.applyMany(vv, op.entries),
-      ),
+      ops.map((op) => (op.kind === "accept" ? this.acceptOne(vv, op) : this.applyMany(vv, op))),
     );
     this.vv = vv;
     this.committed = vv.digest();
@@ -112,7 +112,9 @@ export abstract class LogStore implements Store {
     return { isNew: true, entry };
   }
 
-  private applyMany(vv: VersionVector, entries: readonly Entry[]): ApplyResult {
+  private applyMany(vv: VersionVector, op: Extract<WriteOp, { kind: "apply" }>): ApplyResult {
+    // Checked at commit, against what the batches committed before it in order left.
+    const entries = op.inOrder ? withoutGapsOf(vv, op.entries, op.inOrder) : op.entries;
     const { stored, advanced } = planMerge(vv, entries);
     for (const entry of stored) this.insertEntry(entry);
     const newLikes = this.insertLikes(stored);

@@ -33,8 +33,12 @@ export interface Store {
   readonly origin: OriginId;
   /** Accepts a like first-hand: a new like gets the next dot of this node's origin. */
   accept(like: Like, ts: number, traceparent?: string): Promise<AcceptResult>;
-  /** Stores entries from peers, keeping their dots; entries already held are skipped. */
-  apply(entries: readonly Entry[]): Promise<ApplyResult>;
+  /**
+   * Stores entries from peers, keeping their dots; entries already held are skipped. With
+   * `inOrder`, entries of that origin above a gap in what is held wait (are not stored): a
+   * sender's own pushes, which it sends again (merge.ts, withoutGapsOf).
+   */
+  apply(entries: readonly Entry[], inOrder?: OriginId): Promise<ApplyResult>;
   /** Committed version vector: per origin, the highest seq below which nothing is missing. */
   digest(): Digest;
   /** Entries of one origin in `range` (ascending seq), at most `limit`. */

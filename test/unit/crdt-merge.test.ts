@@ -7,6 +7,7 @@ import {
   dotKey,
   nextOwnEntry,
   planMerge,
+  withoutGapsOf,
   type Entry,
   type MergePlan,
   type OriginId,
@@ -199,6 +200,26 @@ describe("the merge rule every store runs (planMerge)", () => {
     expect(replica.merge([entry(1), entry(1)]).advanced).toEqual(new Map([[origin, 1]]));
     expect(replica.merge([entry(3), entry(2)]).advanced).toEqual(new Map([[origin, 3]]));
     expect(replica.vv.aheadCount()).toBe(0);
+  });
+
+  it("takes a sender's own entries only without a gap, and drops none that extends its prefix", () => {
+    fc.assert(
+      fc.property(withBatches(3), fc.constantFrom(...ORIGINS), ([, [before, , batch]], origin) => {
+        const whole = replicaOf(before ?? []);
+        const kept = replicaOf(before ?? []);
+        const taken = withoutGapsOf(kept.vv, batch ?? [], origin);
+        const plan = kept.merge(taken);
+        whole.merge(batch ?? []);
+        // No new dot of the sender waits above a gap...
+        for (const entry of plan.stored)
+          if (entry.origin === origin) expect(entry.seq).toBeLessThanOrEqual(kept.vv.get(origin));
+        // ...its prefix moves as far as the whole batch moves it, and other origins are untouched.
+        expect(kept.vv.get(origin)).toBe(whole.vv.get(origin));
+        const others = (entries: readonly Entry[]) => entries.filter((e) => e.origin !== origin);
+        expect(others(taken)).toEqual(others(batch ?? []));
+      }),
+      { numRuns: RUNS },
+    );
   });
 
   it("gives first-hand likes the next dots of their origin", () => {
