@@ -1,7 +1,9 @@
-// Eager push of own entries. A new entry goes to a peer at once when no push to it is in flight;
-// what arrives while one is goes out together when it is answered (latency at low rates, batching
-// at high ones) or after LIKES_PUSH_MS, whichever is first; a full batch goes out at once. At most
-// PUSH_WINDOW pushes are in flight to a peer: past that, what is new waits for their answers.
+// Eager push of own entries, paced per peer. A new entry goes to a peer at once when nothing
+// was pushed to it for LIKES_PUSH_MS (latency at low rates); what arrives within LIKES_PUSH_MS
+// of a push goes out together LIKES_PUSH_MS after it (batching at high rates, whatever the
+// round trip), and a full batch at once. A writer waiting for replicas pushes at once to every
+// peer with no push in flight. At most PUSH_WINDOW pushes are in flight to a peer: past that,
+// what is new waits for their answers.
 import type { Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { pushSpan } from "../telemetry/spans.js";
@@ -28,6 +30,8 @@ export interface PusherDeps {
 export class Pusher {
   private readonly outbox = new Outbox();
   private timer: Timer | undefined;
+  /** When the timer fires (clock ms). */
+  private timerAt = Infinity;
   private running = false;
 
   constructor(private readonly deps: PusherDeps) {}
@@ -41,25 +45,26 @@ export class Pusher {
 
   stop(): void {
     this.running = false;
-    this.timer?.cancel();
-    this.timer = undefined;
+    this.cancelTimer();
   }
 
   /**
-   * A like this node accepted first-hand (committed): pushed at once to a peer with no push in
-   * flight, with the answer of the one in flight otherwise, at once past a batch.
+   * A like this node accepted first-hand (committed): pushed at once to a peer whose last push
+   * is LIKES_PUSH_MS old, LIKES_PUSH_MS after its last push otherwise, at once past a batch.
    */
   published(entry: Entry): void {
     this.outbox.add(entry);
     const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
-    const idle = this.deps.peers.some(idleAndUp);
-    if (idle || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow();
-    else this.schedule(this.deps.pushMs);
+    const now = this.deps.clock.now();
+    const due = this.deps.peers.some((peer) => this.pushable(peer) && this.due(peer, now));
+    if (due || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow(false);
+    // A timer already set fires when the first peer is due: a new entry moves no peer's pace.
+    else if (!this.timer) this.schedule(this.nextDue(now));
   }
 
-  /** Push now: a writer waits for replicas. */
+  /** Push now, whatever the pace: a writer waits for replicas. */
   now(): void {
-    this.flushNow();
+    this.flushNow(true);
   }
 
   /** Whether pushes to a peer are paused by an injected fault. */
@@ -95,42 +100,83 @@ export class Pusher {
   /**
    * Pushes before the caller goes on (a new like, a writer waiting for replicas, an answered
    * push): the frames leave in this turn, ahead of the answer to a like written in it.
+   * `unpaced`: to every peer with no push in flight, however recent its last push.
    */
-  private flushNow(): void {
+  private flushNow(unpaced: boolean): void {
     if (!this.running) return;
-    this.timer?.cancel();
-    this.timer = undefined;
-    this.flush(false);
+    this.cancelTimer();
+    this.flush(unpaced);
   }
 
+  /** A flush in `ms`, unless one comes sooner. */
   private schedule(ms: number): void {
     if (!this.running) return;
-    if (this.timer && ms > 0) return;
-    this.timer?.cancel();
+    const at = this.deps.clock.now() + ms;
+    if (this.timer && this.timerAt <= at) return;
+    this.cancelTimer();
+    this.timerAt = at;
     this.timer = this.deps.clock.setTimeout(() => {
       this.timer = undefined;
-      this.flush(ms > 0);
+      this.timerAt = Infinity;
+      this.flush(false);
     }, ms);
+  }
+
+  private cancelTimer(): void {
+    this.timer?.cancel();
+    this.timer = undefined;
+    this.timerAt = Infinity;
+  }
+
+  /** A peer a push could go to now: not known to be down, its window not full, not paused. */
+  private pushable(peer: PeerState): boolean {
+    return peer.up !== false && peer.pushesInFlight < PUSH_WINDOW && !this.paused(peer);
+  }
+
+  /** Its last push is LIKES_PUSH_MS old (or the clock went back past it). */
+  private due(peer: PeerState, now: number): boolean {
+    const since = now - peer.lastPushAt;
+    return since >= this.deps.pushMs || since < 0;
+  }
+
+  /** Milliseconds until the first pushable peer is due (LIKES_PUSH_MS at most). */
+  private nextDue(now: number): number {
+    let ms = this.deps.pushMs;
+    for (const peer of this.deps.peers.live())
+      if (this.pushable(peer))
+        ms = Math.min(ms, Math.max(0, peer.lastPushAt + this.deps.pushMs - now));
+    return ms;
   }
 
   private ownSeq(): number {
     return this.deps.store.digest().get(this.deps.self.origin) ?? 0;
   }
 
-  /** Pushes to each peer what it lacks; `overdue`: entries have waited LIKES_PUSH_MS. */
-  private flush(overdue: boolean): void {
-    const { peers, self } = this.deps;
+  /**
+   * Pushes to each peer what it lacks, if its pace allows (`unpaced`: whenever no push to it is
+   * in flight), and sets the timer for the peers whose pace does not yet.
+   */
+  private flush(unpaced: boolean): void {
+    const { peers, self, clock } = this.deps;
     peers.refresh();
     const own = this.ownSeq();
+    const now = clock.now();
+    let held = Infinity;
     for (const peer of peers.live()) {
-      // A down peer is probed by its retry timer, not flooded with pushes.
-      if (peer.up === false || peer.pushesInFlight >= PUSH_WINDOW || this.paused(peer)) continue;
+      // A down peer is probed by its retry timer, not flooded with pushes; a full window goes
+      // on when a push of it is answered.
+      if (!this.pushable(peer)) continue;
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
-      // With a push in flight, a full or overdue batch goes before its answer; the rest waits.
       const waiting = own - after;
-      if (waiting > 0 && (peer.pushesInFlight === 0 || overdue || waiting >= MAX_PUSH_ENTRIES))
-        void this.pushTo(peer, after, own);
+      if (waiting <= 0) continue;
+      const go =
+        waiting >= MAX_PUSH_ENTRIES ||
+        this.due(peer, now) ||
+        (unpaced && peer.pushesInFlight === 0);
+      if (go) void this.pushTo(peer, after, own);
+      else held = Math.min(held, peer.lastPushAt + this.deps.pushMs - now);
     }
+    if (held < Infinity) this.schedule(Math.max(0, held));
   }
 
   private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
@@ -143,19 +189,19 @@ export class Pusher {
     if (!last) return;
     peer.pushesInFlight++;
     peer.pushedUpTo = last.seq;
+    peer.lastPushAt = this.deps.clock.now();
     try {
-      await this.send(peer, entries);
+      const reply = await this.send(peer, entries);
+      // Not taken past a gap (an earlier push was lost or overtaken): sent again from what
+      // the peer holds, rather than at the next anti-entropy round.
+      const held = reply.vv.get(self.origin) ?? 0;
+      if (held < last.seq) peer.pushedUpTo = Math.min(peer.pushedUpTo, held);
     } catch (error) {
       peers.failed(peer, "push", error);
     } finally {
       peer.pushesInFlight--;
     }
-    // What arrived while this push was in flight goes out now.
-    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow();
+    // What arrived while this push was in flight goes out now, or when its pace allows.
+    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow(false);
   }
-}
-
-/** A peer a push would go to at once: none in flight, and not known to be down. */
-function idleAndUp(peer: PeerState): boolean {
-  return peer.pushesInFlight === 0 && peer.up !== false;
 }

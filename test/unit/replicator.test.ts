@@ -136,6 +136,88 @@ describe("replicator", () => {
     b.replicator.stop();
   });
 
+  it("pushes to a peer at most once per LIKES_PUSH_MS: likes within it go out together", async () => {
+    const { scheduler, node } = simNetwork(7);
+    const pushed: { at: number; entries: number }[] = [];
+    const a = node("a", ["b"], {
+      syncMs: 3_600_000,
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind === "deltas" && request.entries.length > 0)
+            pushed.push({ at: scheduler.now(), entries: request.entries.length });
+          return inner.send(to, request);
+        },
+      }),
+    });
+    const b = node("b", ["a"], { syncMs: 3_600_000 });
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 10);
+    const start = scheduler.now();
+    // A like every millisecond for 20 ms: the first goes at once, the rest in batches 5 ms apart.
+    for (let i = 0; i < 20; i++)
+      scheduler.setTimeout(
+        () =>
+          void a.replicator.write({ post: "p" as PostId, user: `u${i}` as UserId }, "local", 1000),
+        i,
+      );
+    await scheduler.runUntil(start + 100);
+    expect(b.store.count("p" as PostId)).toBe(20);
+    expect(pushed[0]).toEqual({ at: start, entries: 1 });
+    expect(pushed.reduce((n, p) => n + p.entries, 0)).toBe(20);
+    for (let i = 1; i < pushed.length; i++)
+      expect(pushed[i]!.at - pushed[i - 1]!.at).toBeGreaterThanOrEqual(5);
+    expect(pushed.length).toBeLessThanOrEqual(6);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("does not take a push past a gap (an earlier one was lost): the pusher sends again", async () => {
+    const { scheduler, node } = simNetwork(7);
+    let lost = false;
+    const a = node("a", ["b"], {
+      syncMs: 3_600_000,
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          // The first push of a like never arrives; its sender learns so only at a timeout.
+          if (request.kind === "deltas" && request.entries.length > 0 && !lost) {
+            lost = true;
+            return new Promise((_, reject) =>
+              scheduler.setTimeout(() => reject(new Error("timed out")), 2000),
+            );
+          }
+          return inner.send(to, request);
+        },
+      }),
+    });
+    const p = "p" as PostId;
+    const heldByB: number[][] = [];
+    let secondHeldBeforeResend: boolean | undefined;
+    const b = node("b", ["a"], {
+      syncMs: 3_600_000,
+      onRequest: (request) => {
+        if (request.kind !== "deltas" || request.entries.length === 0) return;
+        heldByB.push(request.entries.map((e) => e.seq));
+        if (heldByB.length === 2) secondHeldBeforeResend = b.store.liked(p, "u2" as UserId);
+      },
+    });
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 10);
+    void a.replicator.write({ post: "p" as PostId, user: "u1" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 10);
+    void a.replicator.write({ post: "p" as PostId, user: "u2" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 50);
+    // The second push came alone and was not taken; the one sent again after it carried both,
+    // long before the lost one timed out and before any anti-entropy round.
+    expect(heldByB[0]).toEqual([2]);
+    expect(heldByB[1]).toEqual([1, 2]);
+    expect(secondHeldBeforeResend).toBe(false);
+    expect(b.store.digest().get(a.store.origin)).toBe(2);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
   it("shows each peer's state, acknowledged vector and pending entries", async () => {
     const { scheduler, a, b, network } = twoNodes();
     a.replicator.start();
