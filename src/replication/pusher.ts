@@ -58,8 +58,8 @@ export class Pusher {
     const now = this.deps.clock.now();
     const due = this.deps.peers.some((peer) => this.pushable(peer) && this.due(peer, now));
     if (due || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow(false);
-    // A timer already set fires when the first peer is due: a new entry moves no peer's pace.
-    else if (!this.timer) this.schedule(this.nextDue(now));
+    // When the first peer is due (a timer set for a later one is brought forward).
+    else this.schedule(this.nextDue(now));
   }
 
   /** Push now, whatever the pace: a writer waits for replicas. */
@@ -193,9 +193,12 @@ export class Pusher {
     try {
       const reply = await this.send(peer, entries);
       // Not taken past a gap (an earlier push was lost or overtaken): sent again from what
-      // the peer holds, rather than at the next anti-entropy round.
+      // the peer holds, now (whatever the pace), rather than at the next anti-entropy round.
       const held = reply.vv.get(self.origin) ?? 0;
-      if (held < last.seq) peer.pushedUpTo = Math.min(peer.pushedUpTo, held);
+      if (held < last.seq) {
+        peer.pushedUpTo = Math.min(peer.pushedUpTo, held);
+        peer.lastPushAt = -Infinity;
+      }
     } catch (error) {
       peers.failed(peer, "push", error);
     } finally {

@@ -17,6 +17,8 @@ import { Scheduler, seededRandom } from "../sim/scheduler.js";
 
 interface SimNodeOptions {
   readonly metrics?: Metrics;
+  /** LIKES_PUSH_MS; 5 unless given. */
+  readonly pushMs?: number;
   readonly syncMs?: number;
   readonly retryMaxMs?: number;
   /** Sees every request the node receives, before it answers. */
@@ -50,7 +52,7 @@ function simNetwork(seed: number) {
       random,
       membership: new StaticMembership(peers.map((p) => `${p}:1`)),
       logger: silentLogger,
-      pushMs: 5,
+      pushMs: options.pushMs ?? 5,
       syncMs: options.syncMs ?? 1000,
       ...(options.retryMaxMs === undefined ? {} : { retryMaxMs: options.retryMaxMs }),
       ...(options.metrics ? { metrics: options.metrics } : {}),
@@ -172,10 +174,13 @@ describe("replicator", () => {
     b.replicator.stop();
   });
 
-  it("does not take a push past a gap (an earlier one was lost): the pusher sends again", async () => {
+  it("does not take a push past a gap (an earlier one was lost): the pusher sends again at once", async () => {
     const { scheduler, node } = simNetwork(7);
     let lost = false;
+    // A pace much longer than a round trip: sent again at once is not sent again at the pace.
+    const pushMs = 50;
     const a = node("a", ["b"], {
+      pushMs,
       syncMs: 3_600_000,
       wrapTransport: (inner) => ({
         send: (to, request) => {
@@ -191,31 +196,79 @@ describe("replicator", () => {
       }),
     });
     const p = "p" as PostId;
-    const heldByB: number[][] = [];
+    const heldByB: { at: number; seqs: number[] }[] = [];
     let secondHeldBeforeResend: boolean | undefined;
     const b = node("b", ["a"], {
       syncMs: 3_600_000,
       onRequest: (request) => {
         if (request.kind !== "deltas" || request.entries.length === 0) return;
-        heldByB.push(request.entries.map((e) => e.seq));
+        heldByB.push({ at: scheduler.now(), seqs: request.entries.map((e) => e.seq) });
         if (heldByB.length === 2) secondHeldBeforeResend = b.store.liked(p, "u2" as UserId);
       },
     });
     a.replicator.start();
     b.replicator.start();
     await scheduler.runUntil(scheduler.now() + 10);
-    void a.replicator.write({ post: "p" as PostId, user: "u1" as UserId }, "local", 1000);
+    void a.replicator.write({ post: p, user: "u1" as UserId }, "local", 1000);
     await scheduler.runUntil(scheduler.now() + 10);
-    void a.replicator.write({ post: "p" as PostId, user: "u2" as UserId }, "local", 1000);
-    await scheduler.runUntil(scheduler.now() + 50);
-    // The second push came alone and was not taken; the one sent again after it carried both,
-    // long before the lost one timed out and before any anti-entropy round.
-    expect(heldByB[0]).toEqual([2]);
-    expect(heldByB[1]).toEqual([1, 2]);
+    void a.replicator.write({ post: p, user: "u2" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 3 * pushMs);
+    // The second push came alone, at its pace, and was not taken; the one sent again as soon
+    // as its answer came back carried both, long before the lost one timed out, and before
+    // any anti-entropy round.
+    expect(heldByB.map((h) => h.seqs)).toEqual([[2], [1, 2]]);
     expect(secondHeldBeforeResend).toBe(false);
+    expect(heldByB[1]!.at - heldByB[0]!.at).toBeLessThan(pushMs / 2);
     expect(b.store.digest().get(a.store.origin)).toBe(2);
     a.replicator.stop();
     b.replicator.stop();
+  });
+
+  it("pushes to a peer when its own pace allows, not at a later peer's", async () => {
+    const { scheduler, node } = simNetwork(5);
+    const pushMs = 50;
+    let start = 0;
+    let lostToB = false;
+    const pushes: string[] = [];
+    const a = node("a", ["b", "c"], {
+      pushMs,
+      syncMs: 3_600_000,
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind !== "deltas" || request.entries.length === 0)
+            return inner.send(to, request);
+          pushes.push(
+            `+${scheduler.now() - start} ${to} ${request.entries.map((e) => e.seq).join()}`,
+          );
+          // The first push to b is lost: b refuses the next (a gap), which b's timer resends.
+          if (to === "b:1" && !lostToB) {
+            lostToB = true;
+            return new Promise((_, reject) =>
+              scheduler.setTimeout(() => reject(new Error("timed out")), 2000),
+            );
+          }
+          return inner.send(to, request);
+        },
+      }),
+    });
+    const b = node("b", ["a", "c"], { syncMs: 3_600_000 });
+    const c = node("c", ["a", "b"], { syncMs: 3_600_000 });
+    for (const n of [a, b, c]) n.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 100);
+    start = scheduler.now();
+    const like = (user: string, level: "local" | "quorum", at: number) =>
+      scheduler.setTimeout(
+        () => void a.replicator.write({ post: "p" as PostId, user: user as UserId }, level, 1000),
+        at,
+      );
+    like("u1", "local", 0);
+    // A writer waiting for replicas pushes at once: c's last push is now at +20.
+    like("u2", "quorum", 20);
+    like("u3", "local", 60);
+    await scheduler.runUntil(start + 3 * pushMs);
+    // c is due at +70 (its last push at +20), whatever else is timed for b.
+    expect(pushes.filter((p) => p.includes(" c:1 3"))).toEqual(["+70 c:1 3"]);
+    for (const n of [a, b, c]) n.replicator.stop();
   });
 
   it("shows each peer's state, acknowledged vector and pending entries", async () => {

@@ -136,6 +136,25 @@ for (const [name, make] of Object.entries(adapters)) {
       expect(store.entries({ origin, after: 0, upTo: 3 }, 2).map((e) => e.seq)).toEqual([1, 2]);
     });
 
+    it("takes a sender's own pushed entries only without a gap, judged at commit", async () => {
+      open();
+      const origin = "n2~abc" as OriginId;
+      // Above a gap: nothing of the sender is stored; another origin's entries are.
+      const gapped = await store.apply(
+        [remote(3, "p", "c"), remote(1, "q", "x", "n3~def")],
+        origin,
+      );
+      expect(gapped.stored.map((e) => e.origin)).toEqual(["n3~def"]);
+      expect(store.liked(post("p"), user("c"))).toBe(false);
+      // Two pipelined pushes in one group commit: the second is judged after the first.
+      const [first, second] = await Promise.all([
+        store.apply([remote(1, "p", "a"), remote(2, "p", "b")], origin),
+        store.apply([remote(3, "p", "c"), remote(4, "p", "d")], origin),
+      ]);
+      expect([first.stored.length, second.stored.length]).toEqual([2, 2]);
+      expect(store.digest().get(origin)).toBe(4);
+    });
+
     it("reads a range as wide as MAX_SEQ without walking it", async () => {
       open();
       const origin = "n2~abc" as OriginId;
