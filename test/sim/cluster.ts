@@ -85,7 +85,11 @@ export class SimCluster {
   /** Likes whose POST was answered 2xx. */
   readonly acknowledged: Acknowledged[] = [];
   readonly posted = new Set<string>();
-  /** Likes of which some dot died with a wiped disk before any copy of it left that disk. */
+  /**
+   * Likes of which some dot died with a wiped disk that no other disk held it on, while that
+   * disk held it where it spreads: in its node's contiguous prefix (its own likes always are).
+   * A dot held above a gap does not count: it could never spread, and losing it is the bug.
+   */
   readonly lostWithDisk = new Set<string>();
 
   constructor(
@@ -118,12 +122,14 @@ export class SimCluster {
   crash(node: SimNode, wipe: boolean): void {
     if (!node.alive) return;
     if (wipe) {
-      // Dots of this incarnation that no other disk holds die with this one.
+      // Dots that no other disk holds die with this one: the node's own, and any other that
+      // its digest covers (it had them to give; its peers may all have lost theirs before).
       const elsewhere = new Set(
         this.nodes.filter((n) => n !== node).flatMap((n) => n.disk.log.map((e) => dotKey(e))),
       );
+      const held = node.store.digest();
       for (const entry of node.disk.log)
-        if (entry.origin === node.store.origin && !elsewhere.has(dotKey(entry)))
+        if (entry.seq <= (held.get(entry.origin) ?? 0) && !elsewhere.has(dotKey(entry)))
           this.lostWithDisk.add(likeKey(entry.post, entry.user));
     }
     node.crash(wipe);
