@@ -197,7 +197,10 @@ export class PeerTable {
     });
   }
 
-  all(): IterableIterator<PeerState> {
-    return this.peers.values();
+  /** The least of `of` over the peers that are not this node, and `cap`; without copying the table. */
+  least(of: (peer: PeerState) => number, cap: number): number {
+    let min = cap;
+    for (const peer of this.peers.values()) if (!peer.isSelf) min = Math.min(min, of(peer));
+    return min;
   }
 }

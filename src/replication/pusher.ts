@@ -55,11 +55,10 @@ export class Pusher {
   published(entry: Entry): void {
     this.outbox.add(entry);
     const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
-    const now = this.deps.clock.now();
-    const due = this.deps.peers.some((peer) => this.pushable(peer) && this.due(peer, now));
-    if (due || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow(false);
+    const wait = this.nextDue(this.deps.clock.now());
+    if (wait === 0 || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow(false);
     // When the first peer is due (a timer set for a later one is brought forward).
-    else this.schedule(this.nextDue(now));
+    else this.schedule(wait);
   }
 
   /** Push now, whatever the pace: a writer waits for replicas. */
@@ -133,19 +132,19 @@ export class Pusher {
     return peer.up !== false && peer.pushesInFlight < PUSH_WINDOW && !this.paused(peer);
   }
 
-  /** Its last push is LIKES_PUSH_MS old (or the clock went back past it). */
-  private due(peer: PeerState, now: number): boolean {
+  /**
+   * Milliseconds until a push may go to the peer: 0 once its last push is LIKES_PUSH_MS old, or
+   * when the clock went back past it.
+   */
+  private waitFor(peer: PeerState, now: number): number {
     const since = now - peer.lastPushAt;
-    return since >= this.deps.pushMs || since < 0;
+    return since < 0 ? 0 : Math.max(0, this.deps.pushMs - since);
   }
 
   /** Milliseconds until the first pushable peer is due (LIKES_PUSH_MS at most). */
   private nextDue(now: number): number {
-    let ms = this.deps.pushMs;
-    for (const peer of this.deps.peers.live())
-      if (this.pushable(peer))
-        ms = Math.min(ms, Math.max(0, peer.lastPushAt + this.deps.pushMs - now));
-    return ms;
+    const of = (peer: PeerState) => (this.pushable(peer) ? this.waitFor(peer, now) : Infinity);
+    return this.deps.peers.least(of, this.deps.pushMs);
   }
 
   private ownSeq(): number {
@@ -169,14 +168,13 @@ export class Pusher {
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
       const waiting = own - after;
       if (waiting <= 0) continue;
+      const wait = this.waitFor(peer, now);
       const go =
-        waiting >= MAX_PUSH_ENTRIES ||
-        this.due(peer, now) ||
-        (unpaced && peer.pushesInFlight === 0);
+        waiting >= MAX_PUSH_ENTRIES || wait === 0 || (unpaced && peer.pushesInFlight === 0);
       if (go) void this.pushTo(peer, after, own);
-      else held = Math.min(held, peer.lastPushAt + this.deps.pushMs - now);
+      else held = Math.min(held, wait);
     }
-    if (held < Infinity) this.schedule(Math.max(0, held));
+    if (held < Infinity) this.schedule(held);
   }
 
   private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
