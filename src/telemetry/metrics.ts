@@ -1,8 +1,10 @@
 // The Metrics port (types.ts) over prom-client: the metric names of DESIGN §6, a contract for
 // the dashboards. An applied batch also makes its apply spans here, so it is reported once.
+// The gauges read from the node's state at each scrape are gauges.ts.
 import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
 import { toPrometheusText } from "./exposition.js";
+import { registerGauges, type Gauges } from "./gauges.js";
 import { HotHistogram, type HistogramSeries } from "./histogram.js";
 import { recordApplied } from "./spans.js";
 import { traceIdOf } from "./trace-context.js";
@@ -42,25 +44,6 @@ interface ServedSeries {
   readonly counterLabels: { readonly route: string; readonly code: string };
   unscraped: number;
   readonly duration: HistogramSeries;
-}
-
-/** A peer as the peer gauges show it, labelled by node name (its address until it answers). */
-export interface PeerGauge {
-  readonly peer: string;
-  readonly up: boolean;
-  readonly pending: number;
-  /** Its clock minus this node's when its link opened, when measured. */
-  readonly clockSkewSeconds: number | undefined;
-  /** Bytes of requests on its link not yet answered (bounded by the link). */
-  readonly unansweredBytes: number;
-}
-
-/** What the gauges read when scraped. */
-export interface Gauges {
-  readonly setSize: () => number;
-  readonly peers: () => readonly PeerGauge[];
-  /** The injected faults in force (LIKES_FAULTS=enabled), by peer (node name or *) and kind. */
-  readonly faults?: () => readonly { readonly peer: string; readonly kind: string }[];
 }
 
 /**
@@ -120,26 +103,7 @@ export class PromMetrics implements Metrics {
       "result",
       ["new", "duplicate"],
     );
-    new client.Gauge({
-      name: "likes_set_size",
-      help: "Distinct likes held by this node",
-      registers,
-      collect() {
-        this.set(gauges.setSize());
-      },
-    });
-    const faults = gauges.faults;
-    if (faults)
-      new client.Gauge({
-        name: "likes_fault_active",
-        help: "1 for each injected fault in force (LIKES_FAULTS=enabled), by peer and kind",
-        labelNames: ["peer", "kind"] as const,
-        registers,
-        collect() {
-          this.reset();
-          for (const { peer, kind } of faults()) this.set({ peer, kind }, 1);
-        },
-      });
+    registerGauges(this.registry, gauges);
     this.lag = new HotHistogram(
       "likes_replication_lag_seconds",
       "Receiver clock minus the origin's acceptance time of each entry applied here",
@@ -154,34 +118,6 @@ export class PromMetrics implements Metrics {
       LAG_BUCKETS,
       this.registry,
     ).seriesOf({});
-    peerGauge(
-      this.registry,
-      gauges,
-      "likes_replication_pending",
-      "Entries held here that a peer is not yet known to hold",
-      (p) => p.pending,
-    );
-    peerGauge(
-      this.registry,
-      gauges,
-      "likes_peer_up",
-      "1 when the last exchange with a peer succeeded, 0 when it failed",
-      (p) => (p.up ? 1 : 0),
-    );
-    peerGauge(
-      this.registry,
-      gauges,
-      "likes_peer_clock_skew_seconds",
-      "A peer's clock minus this node's, measured when its link opened (± half a round trip)",
-      (p) => p.clockSkewSeconds,
-    );
-    peerGauge(
-      this.registry,
-      gauges,
-      "likes_peer_link_unanswered_bytes",
-      "Bytes of requests sent on a peer's link and not yet answered: bounded, a stalled peer fails sends past the bound",
-      (p) => p.unansweredBytes,
-    );
     this.messages = new client.Counter({
       name: "likes_gossip_messages_total",
       help: "Peer requests sent (ok, error) and received but refused (rejected), by kind",
@@ -316,27 +252,4 @@ function presetCounter<L extends string>(
   const counter = new client.Counter({ name, help, labelNames: [label], registers: [registry] });
   for (const value of values) counter.inc({ [label]: value } as client.LabelValues<L>, 0);
   return counter;
-}
-
-/** A gauge per peer, read from the peer table at each scrape. */
-function peerGauge(
-  registry: client.Registry<client.OpenMetricsContentType>,
-  gauges: Gauges,
-  name: string,
-  help: string,
-  value: (peer: PeerGauge) => number | undefined,
-): void {
-  new client.Gauge({
-    name,
-    help,
-    labelNames: ["peer"] as const,
-    registers: [registry],
-    collect() {
-      this.reset();
-      for (const peer of gauges.peers()) {
-        const v = value(peer);
-        if (v !== undefined) this.set({ peer: peer.peer }, v);
-      }
-    },
-  });
 }
