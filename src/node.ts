@@ -297,7 +297,8 @@ export class LikesNode {
   /**
    * Stops accepting and answers every request already read, then commits and closes the store.
    * Writers waiting for acks (`consistency`) get half the deadline; then replication stops,
-   * which answers them 202 with the acks they reached, well before connections are cut.
+   * which answers them 202 with the acks they reached, well before connections are cut. Before
+   * that, what the push pace still holds goes to the peers (a quarter of the deadline at most).
    */
   async stop(deadlineMs = 4000): Promise<void> {
     this.ready = false;
@@ -308,6 +309,7 @@ export class LikesNode {
       new Promise((resolve) => (grace = setTimeout(resolve, deadlineMs / 2))),
     ]);
     clearTimeout(grace);
+    await this.replicator.handOff(deadlineMs / 4);
     this.replicator.stop();
     this.faults?.stop();
     await drained;

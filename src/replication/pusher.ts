@@ -33,6 +33,8 @@ export class Pusher {
   /** When the timer fires (clock ms). */
   private timerAt = Infinity;
   private running = false;
+  /** Handing off before a stop: every push goes as soon as the last to its peer is answered. */
+  private draining = false;
 
   constructor(private readonly deps: PusherDeps) {}
 
@@ -63,6 +65,12 @@ export class Pusher {
 
   /** Push now, whatever the pace: a writer waits for replicas. */
   now(): void {
+    this.flushNow(true);
+  }
+
+  /** The node is about to stop: from now on no push waits for the pace. */
+  drain(): void {
+    this.draining = true;
     this.flushNow(true);
   }
 
@@ -203,6 +211,6 @@ export class Pusher {
       peer.pushesInFlight--;
     }
     // What arrived while this push was in flight goes out now, or when its pace allows.
-    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow(false);
+    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow(this.draining);
   }
 }

@@ -154,6 +154,29 @@ export class Replicator {
     this.waiters.stop();
   }
 
+  /**
+   * Before a graceful stop: pushes what the pace still holds to every peer that is up and
+   * waits until each holds all of this node's entries, or `timeoutMs` passes. A like accepted
+   * just before the stop is then not held by this node alone when its disk goes with it (a pod
+   * scaled down with its volume).
+   */
+  async handOff(timeoutMs: number): Promise<void> {
+    const deadline = this.clock.now() + timeoutMs;
+    for (;;) {
+      const own = this.store.digest().get(this.self.origin) ?? 0;
+      const left = deadline - this.clock.now();
+      // Peers that can take a push now, and those that hold it already.
+      const reachable = this.peers
+        .live()
+        .filter(
+          (p) => p.ackedOf(this.self.origin) >= own || (p.up === true && !this.pusher.paused(p)),
+        ).length;
+      if (!this.running || own === 0 || left <= 0 || this.acksFor(own) >= 1 + reachable) return;
+      this.pusher.drain();
+      await this.waiters.wait(own, 1 + reachable, left);
+    }
+  }
+
   /** Peers other than this node. */
   peerCount(): number {
     return this.peers.live().length;

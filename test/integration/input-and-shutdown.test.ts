@@ -5,7 +5,7 @@ import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
-import { TestCluster, clusterView } from "../support/cluster.js";
+import { TestCluster, allUp, clusterView } from "../support/cluster.js";
 import { NodeProcess, countOf } from "../support/process.js";
 import { waitFor } from "../support/wait.js";
 
@@ -200,5 +200,25 @@ describe("SIGTERM", () => {
     expect(await idle.ended).toEqual({ hadError: false });
     expect(await exit).toBe(0);
     agent.destroy();
+  });
+
+  it("hands its peer, before it exits, the likes its push pace still held", async () => {
+    // A pace far longer than the test, and no anti-entropy: only the stop's hand-off can move
+    // the likes written after the first one.
+    cluster = await TestCluster.start(2, { LIKES_PUSH_MS: "60000", LIKES_SYNC_MS: "3600000" });
+    await allUp(cluster);
+    const [node1, node2] = [cluster.node(0), cluster.node(1)];
+    const N = 5;
+    for (let i = 0; i < N; i++) {
+      const res = await post(node1.url, "/like", Buffer.from(`{"post":"handoff","user":"u${i}"}`));
+      expect(res.status).toBe(201);
+    }
+    await waitFor(
+      "the first like to reach node2",
+      async () => (await countOf(node2.url, "handoff")) === 1,
+    );
+    expect(await countOf(node2.url, "handoff")).toBe(1);
+    expect(await node1.kill("SIGTERM")).toBe(0);
+    expect(await countOf(node2.url, "handoff")).toBe(N);
   });
 });

@@ -271,6 +271,40 @@ describe("replicator", () => {
     for (const n of [a, b, c]) n.replicator.stop();
   });
 
+  it("hands off before a stop what the push pace still holds, and waits for no down peer", async () => {
+    const { scheduler, node } = simNetwork(7);
+    const pushMs = 50;
+    const a = node("a", ["b", "c"], { pushMs, syncMs: 3_600_000 });
+    const b = node("b", ["a"], { syncMs: 3_600_000 });
+    // c is listed but never answers: down after its greeting fails.
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 3000);
+    expect(a.replicator.view().peers.map((p) => [p.address, p.up])).toEqual([
+      ["b:1", true],
+      ["c:1", false],
+    ]);
+    // The first like goes at once; the next two wait for the pace, which a stop would cut.
+    for (const user of ["u1", "u2", "u3"]) {
+      void a.replicator.write({ post: "p" as PostId, user: user as UserId }, "local", 1000);
+      await scheduler.runUntil(scheduler.now() + 1);
+    }
+    expect(b.store.count("p" as PostId)).toBe(1);
+    const start = scheduler.now();
+    let handedOffAt: number | undefined;
+    // As the node's stop does: replication stops once the hand-off returns.
+    const handOff = a.replicator.handOff(1000).then(() => {
+      handedOffAt = scheduler.now();
+      a.replicator.stop();
+    });
+    await scheduler.runUntil(start + 2000);
+    await handOff;
+    expect(b.store.count("p" as PostId)).toBe(3);
+    // At once, not at the pace, and not at the timeout: c, down, is not waited for.
+    expect(handedOffAt! - start).toBeLessThan(pushMs / 2);
+    b.replicator.stop();
+  });
+
   it("shows each peer's state, acknowledged vector and pending entries", async () => {
     const { scheduler, a, b, network } = twoNodes();
     a.replicator.start();
