@@ -16,7 +16,7 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { isNodeName } from "../crdt/index.js";
 
 /** 4: frames tagged with GMAC (frames.ts); 3 tagged them with HMAC-SHA256. */
-export const LINK_VERSION = 5;
+export const LINK_VERSION = 6;
 const MAGIC = Buffer.from("LIKES", "latin1");
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32;

@@ -65,7 +65,7 @@ const MIN_PAIR_BYTES = 2;
 /**
  * The compact binary form of peer messages (format 3):
  *
- *   message = tag:u8 names:(2n + reset, id×n) node:index sender:index body
+ *   message = tag:u8 names:(2n + reset, id×n) [ts-base] node:index sender:index body
  *   deltas: entries · sync: digest [window] · deltas-reply: digest
  *   sync-reply: more:u8 entries diff:digest
  *   window  = origin-index after upTo-after   (a catch-up's page: one origin's seqs, after < upTo)
@@ -81,8 +81,10 @@ const MIN_PAIR_BYTES = 2;
  * a message adds the ones it names first, or starts the table anew when `reset`), and named by
  * their index in it after that; a message encoded alone names all its own. Consecutive
  * entries of one origin form a group; inside it a seq is written only when it is not the
- * previous one plus one (SEQ_GIVEN), and ts as the distance from the previous entry's (both
- * start at 0 in each group), TS_BACK when it went down.
+ * previous one plus one (SEQ_GIVEN), and ts as the distance from the previous entry's, TS_BACK
+ * when it went down; in each group seq starts at 0 and ts at the message's ts base. A message
+ * with entries (deltas, sync-reply) moves that base, after its names, to its first entry's ts
+ * by a zigzag varint step from the last one of its direction (link-strings.ts; from 0 alone).
  */
 export const binaryCodec: Codec = {
   contentType: "application/vnd.likes.peer.v3",
@@ -95,11 +97,12 @@ export const binaryCodec: Codec = {
     const w = new WireWriter();
     w.byte(FORMAT | KIND_CODE[message.kind]);
     const table = names.write(w, namesOf(message));
+    const tsBase = "entries" in message ? names.writeTsBase(w, message.entries[0]?.ts) : undefined;
     w.varint(table.get(message.node) as number);
     w.varint(table.get(message.origin) as number);
     switch (message.kind) {
       case "deltas":
-        writeEntries(w, message.entries, table);
+        writeEntries(w, message.entries, table, tsBase as number);
         break;
       case "sync":
         writeDigest(w, message.vv, table);
@@ -118,7 +121,7 @@ export const binaryCodec: Codec = {
         break;
       case "sync-reply":
         w.byte(message.more ? 1 : 0);
-        writeEntries(w, message.entries, table);
+        writeEntries(w, message.entries, table, tsBase as number);
         writeDigest(w, message.diff, table);
         break;
       case "snapshot-begin":
@@ -185,6 +188,7 @@ function writeEntries(
   w: WireWriter,
   entries: readonly Entry[],
   table: ReadonlyMap<string, number>,
+  tsBase: number,
 ) {
   const starts: number[] = [];
   for (let i = 0; i < entries.length; i++)
@@ -196,7 +200,7 @@ function writeEntries(
     w.varint(table.get((entries[start] as Entry).origin) as number);
     w.varint(end - start);
     let seq = 0;
-    let ts = 0;
+    let ts = tsBase;
     for (let i = start; i < end; i++) {
       const e = entries[i] as Entry;
       if (!isSeq(e.seq) || !Number.isSafeInteger(e.ts) || e.ts < 0)
@@ -232,14 +236,18 @@ function readMessage(
 ): PeerMessage {
   const tag = r.byte();
   if ((tag & 0xf0) !== FORMAT) throw new MalformedMessageError("not a message of peer format 3");
-  // A message of another kind than expected still adds its names: the sender's table has them.
+  // A message of another kind than expected still adds its names and moves the ts base: the
+  // sender's table has them.
   origins.read(r);
+  const withEntries =
+    tag === (FORMAT | KIND_CODE.deltas) || tag === (FORMAT | KIND_CODE["sync-reply"]);
+  const tsBase = withEntries ? origins.readTsBase(r) : 0;
   if (tag !== (FORMAT | KIND_CODE[kind])) throw new MalformedMessageError(`expected kind ${kind}`);
   const sender = { node: origins.node(r.varint()), origin: origins.origin(r.varint()) };
   let message: PeerMessage;
   switch (kind) {
     case "deltas":
-      message = { kind, ...sender, entries: readEntries(r, origins, MAX_PAGE_ENTRIES) };
+      message = { kind, ...sender, entries: readEntries(r, origins, MAX_PAGE_ENTRIES, tsBase) };
       break;
     case "sync": {
       const vv = readDigest(r, origins);
@@ -260,7 +268,7 @@ function readMessage(
     case "sync-reply": {
       const more = r.byte();
       if (more > 1) throw new MalformedMessageError("more must be 0 or 1");
-      const entries = readEntries(r, origins, MAX_PAGE_ENTRIES);
+      const entries = readEntries(r, origins, MAX_PAGE_ENTRIES, tsBase);
       message = { kind, ...sender, entries, diff: readDigest(r, origins), more: more === 1 };
       break;
     }
@@ -303,7 +311,12 @@ function readMessage(
   return message;
 }
 
-function readEntries(r: WireReader, origins: ReceivedStrings, limit: number): Entry[] {
+function readEntries(
+  r: WireReader,
+  origins: ReceivedStrings,
+  limit: number,
+  tsBase: number,
+): Entry[] {
   const groups = r.count(MIN_PAIR_BYTES + MIN_ENTRY_BYTES);
   const entries: Entry[] = [];
   for (let g = 0; g < groups; g++) {
@@ -312,7 +325,7 @@ function readEntries(r: WireReader, origins: ReceivedStrings, limit: number): En
     if (n === 0) throw new MalformedMessageError("empty group");
     if (entries.length + n > limit) throw new MalformedMessageError(`more than ${limit} entries`);
     let seq = 0;
-    let ts = 0;
+    let ts = tsBase;
     for (let k = 0; k < n; k++) {
       const flags = r.byte();
       if (flags & ~KNOWN_FLAGS) throw new MalformedMessageError("unknown entry flags");

@@ -1,9 +1,10 @@
 import fc from "fast-check";
 import { describe, expect, it } from "vitest";
-import type { NodeName, OriginId } from "../../src/crdt/index.js";
+import type { NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import {
   MAX_LINK_STRINGS,
+  MAX_TS_STEP,
   ReceivedStrings,
   SentStrings,
   StringTableError,
@@ -57,6 +58,71 @@ describe("names carried once per direction of a link", () => {
     expect(second.length).toBe(1 + 1 + 1 + 1 + 1 + 1 + 1);
     // Encoded alone, a message names everything itself.
     expect(binaryCodec.encode(ack(["node1~a"])).length).toBe(first.length);
+  });
+
+  it("writes where a message's entries' ts count from as a step from the last one's", () => {
+    const at = Date.parse("2026-12-07T10:00:00Z");
+    const push = (ts: number): PeerMessage => ({
+      kind: "deltas",
+      node: "node1" as NodeName,
+      origin: "node1~a" as OriginId,
+      entries: [
+        { origin: "node1~a" as OriginId, seq: 1, post: "p" as PostId, user: "u" as UserId, ts },
+      ],
+    });
+    const link = direction();
+    const first = link.carry(push(at));
+    // Encoded alone, or first on a link, the step is from 0: the whole ts, six bytes.
+    expect(binaryCodec.encode(push(at)).length).toBe(first.length);
+    expect(first.length - link.carry(push(at)).length).toBe(
+      "node1".length + 1 + "node1~a".length + 1 + 5,
+    );
+    // tag, names (none new), ts base step (+7 ms), node, sender, one group of origin 1 with one
+    // entry: flags, ts 0 from the base, post and user (1 + 1 each).
+    expect(link.carry(push(at + 7)).length).toBe(1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 1 + 2 + 2);
+    // Back in time by 20 s: three bytes for the step, still nothing for the ts.
+    expect(link.carry(push(at - 20_000)).length).toBe(14 + 2);
+    // A step past MAX_TS_STEP leaves the base where it is; the entry carries the distance.
+    link.carry(push(0));
+    link.carry(push(MAX_TS_STEP + 1));
+    link.carry(push(Number.MAX_SAFE_INTEGER));
+    link.carry(push(3));
+  });
+
+  it("closes on a ts base it cannot follow: the receiver's and the sender's would differ", () => {
+    const m: PeerMessage = {
+      kind: "deltas",
+      node: "node1" as NodeName,
+      origin: "node1~a" as OriginId,
+      entries: [],
+    };
+    const good = binaryCodec.encode(m);
+    expect(binaryCodec.decode(good, "deltas", new ReceivedStrings())).toEqual(m);
+    // The step follows the names, before node, sender and the group count: 0 there is a step
+    // of 0; 1 a step of −1, below 0.
+    const below = Buffer.from(good);
+    expect(below[good.length - 4]).toBe(0);
+    below[good.length - 4] = 1;
+    expect(() => binaryCodec.decode(below, "deltas", new ReceivedStrings())).toThrow(
+      new StringTableError("bad ts base"),
+    );
+    // A message of another kind than expected still moves the base.
+    const sent = new SentStrings();
+    const wrongKind = new ReceivedStrings();
+    const first = binaryCodec.encode(
+      {
+        ...m,
+        entries: [{ origin: m.origin, seq: 1, post: "p" as PostId, user: "u" as UserId, ts: 1000 }],
+      },
+      sent,
+    );
+    sent.sent();
+    expect(() => binaryCodec.decode(first, "sync-reply", wrongKind)).toThrow(/expected kind/);
+    const next: PeerMessage = {
+      ...m,
+      entries: [{ origin: m.origin, seq: 2, post: "p" as PostId, user: "u" as UserId, ts: 1005 }],
+    };
+    expect(binaryCodec.decode(binaryCodec.encode(next, sent), "deltas", wrongKind)).toEqual(next);
   });
 
   it("starts a new table when one would pass its bound, and the receiver follows", () => {
