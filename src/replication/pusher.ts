@@ -1,8 +1,8 @@
 // Eager push of own entries, paced per peer. A new entry goes to a peer at once when nothing
 // was pushed to it for LIKES_PUSH_MS (latency at low rates); what arrives within LIKES_PUSH_MS
 // of a push goes out together LIKES_PUSH_MS after it (batching at high rates, whatever the
-// round trip), and a full batch at once. A writer waiting for replicas pushes at once to every
-// peer with no push in flight. At most PUSH_WINDOW pushes are in flight to a peer: past that,
+// round trip), and a full batch at once. What a writer waits for (replicas of its like, or a
+// hand-off before a stop) goes to each peer as soon as no push to it is in flight. At most PUSH_WINDOW pushes are in flight to a peer: past that,
 // what is new waits for their answers.
 import type { Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
@@ -33,8 +33,11 @@ export class Pusher {
   /** When the timer fires (clock ms). */
   private timerAt = Infinity;
   private running = false;
-  /** Handing off before a stop: every push goes as soon as the last to its peer is answered. */
-  private draining = false;
+  /**
+   * The last own seq someone waits for peers to hold (a writer for replicas; a stop, every
+   * one): a peer that lacks it is pushed to whenever no push to it is in flight, not at the pace.
+   */
+  private awaitedUpTo = 0;
 
   constructor(private readonly deps: PusherDeps) {}
 
@@ -58,20 +61,25 @@ export class Pusher {
     this.outbox.add(entry);
     const sent = Math.min(this.deps.peers.pushedEverywhere(), entry.seq);
     const wait = this.nextDue(this.deps.clock.now());
-    if (wait === 0 || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow(false);
+    if (wait === 0 || entry.seq - sent >= MAX_PUSH_ENTRIES) this.flushNow();
     // When the first peer is due (a timer set for a later one is brought forward).
     else this.schedule(wait);
   }
 
-  /** Push now, whatever the pace: a writer waits for replicas. */
+  /**
+   * Push now, whatever the pace, what this node has accepted so far: a writer waits for
+   * replicas, or a paused push may go again. A push in flight to a peer is followed by the
+   * next as soon as it is answered.
+   */
   now(): void {
-    this.flushNow(true);
+    this.awaitedUpTo = Math.max(this.awaitedUpTo, this.ownSeq());
+    this.flushNow();
   }
 
   /** The node is about to stop: from now on no push waits for the pace. */
   drain(): void {
-    this.draining = true;
-    this.flushNow(true);
+    this.awaitedUpTo = Infinity;
+    this.flushNow();
   }
 
   /** Whether pushes to a peer are paused by an injected fault. */
@@ -107,12 +115,11 @@ export class Pusher {
   /**
    * Pushes before the caller goes on (a new like, a writer waiting for replicas, an answered
    * push): the frames leave in this turn, ahead of the answer to a like written in it.
-   * `unpaced`: to every peer with no push in flight, however recent its last push.
    */
-  private flushNow(unpaced: boolean): void {
+  private flushNow(): void {
     if (!this.running) return;
     this.cancelTimer();
-    this.flush(unpaced);
+    this.flush();
   }
 
   /** A flush in `ms`, unless one comes sooner. */
@@ -125,7 +132,7 @@ export class Pusher {
     this.timer = this.deps.clock.setTimeout(() => {
       this.timer = undefined;
       this.timerAt = Infinity;
-      this.flush(false);
+      this.flush();
     }, ms);
   }
 
@@ -160,10 +167,11 @@ export class Pusher {
   }
 
   /**
-   * Pushes to each peer what it lacks, if its pace allows (`unpaced`: whenever no push to it is
-   * in flight), and sets the timer for the peers whose pace does not yet.
+   * Pushes to each peer what it lacks, if its pace allows (or, when it lacks what someone
+   * waits for, whenever no push to it is in flight), and sets the timer for the peers whose
+   * pace does not yet.
    */
-  private flush(unpaced: boolean): void {
+  private flush(): void {
     const { peers, self, clock } = this.deps;
     peers.refresh();
     const own = this.ownSeq();
@@ -177,8 +185,8 @@ export class Pusher {
       const waiting = own - after;
       if (waiting <= 0) continue;
       const wait = this.waitFor(peer, now);
-      const go =
-        waiting >= MAX_PUSH_ENTRIES || wait === 0 || (unpaced && peer.pushesInFlight === 0);
+      const awaited = after < this.awaitedUpTo && peer.pushesInFlight === 0;
+      const go = waiting >= MAX_PUSH_ENTRIES || wait === 0 || awaited;
       if (go) void this.pushTo(peer, after, own);
       else held = Math.min(held, wait);
     }
@@ -211,6 +219,6 @@ export class Pusher {
       peer.pushesInFlight--;
     }
     // What arrived while this push was in flight goes out now, or when its pace allows.
-    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow(this.draining);
+    if (peer.up && peer.pushedUpTo < this.ownSeq()) this.flushNow();
   }
 }

@@ -305,6 +305,35 @@ describe("replicator", () => {
     b.replicator.stop();
   });
 
+  it("pushes a like a writer waits replicas for as soon as the push in flight is answered, not at the pace", async () => {
+    const { scheduler, node } = simNetwork(7);
+    const pushMs = 50;
+    const a = node("a", ["b"], { pushMs, syncMs: 3_600_000 });
+    const b = node("b", ["a"], { syncMs: 3_600_000 });
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 3000);
+    // The first like goes at once (the link is idle); the second, waiting for both nodes,
+    // finds that push in flight (a round trip is 2-6 ms here).
+    void a.replicator.write({ post: "p" as PostId, user: "u1" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 1);
+    const start = scheduler.now();
+    let answeredAt: number | undefined;
+    const write = a.replicator
+      .write({ post: "p" as PostId, user: "u2" as UserId }, "all", 1000)
+      .then((outcome) => {
+        answeredAt = scheduler.now();
+        return outcome;
+      });
+    await scheduler.runUntil(start + 200);
+    expect(await write).toMatchObject({ isNew: true, acks: 2, required: 2 });
+    expect(b.store.count("p" as PostId)).toBe(2);
+    // Two round trips at most, not the pace after the first.
+    expect(answeredAt! - start).toBeLessThan(pushMs / 2);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
   it("shows each peer's state, acknowledged vector and pending entries", async () => {
     const { scheduler, a, b, network } = twoNodes();
     a.replicator.start();
