@@ -33,7 +33,7 @@ lint: $(NPM_STAMP) ## ESLint, Prettier and the import-cycle check
 BENCH_TOOLS = command -v wrk >/dev/null && command -v redis-server >/dev/null || \
 	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server; }
 
-bench: $(NPM_STAMP) ## Benchmark (~13 min): throughput vs baselines, convergence, catch-up, size
+bench: $(NPM_STAMP) ## Benchmark (7-13 min): throughput vs baselines, convergence, catch-up, size
 	@$(BENCH_TOOLS)
 	npm run bench
 

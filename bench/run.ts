@@ -2,7 +2,7 @@
 // Every comparison is a ratio measured in the same run; every figure is a median over rounds.
 // `--only convergence,catchup` runs some sections (throughput, convergence, catchup, snapshot,
 // size, nopeers).
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -10,9 +10,9 @@ import { MAX_TRACKED } from "../src/replication/convergence.js";
 import { REPO } from "./lib/likes.js";
 import { provisionNode24, type Runtime } from "./lib/node24.js";
 import { stopAll } from "./lib/proc.js";
-import { fmt, show } from "./lib/stats.js";
+import { figure, fmt, show } from "./lib/stats.js";
 import { convergence, type ConvergenceResult } from "./sections/convergence.js";
-import { noPeers } from "./sections/no-peers.js";
+import { noPeers, type NoPeersResult } from "./sections/no-peers.js";
 import {
   catchUp,
   incrementalCatchUp,
@@ -337,13 +337,18 @@ async function main(): Promise<void> {
 
   if (only.has("nopeers")) {
     log("writes with no peer acknowledging, past the unconverged bound");
-    const n = await noPeers(plan.noPeersMultiple);
-    results.noPeers = n;
+    // A microsecond or two timed in one process, after the heavy sections: one pass is at the
+    // mercy of the moment, so it takes rounds like the other figures.
+    const runs: NoPeersResult[] = [];
+    for (let r = 0; r < plan.rounds; r++) runs.push(await noPeers(plan.noPeersMultiple));
+    results.noPeers = runs;
+    const growth = figure(runs.map((n) => n.pastBoundUs / n.beforeBoundUs));
+    const us = (pick: (n: NoPeersResult) => number) => fmt(figure(runs.map(pick)).median, 1);
     goals.push([
       `write CPU past ${MAX_TRACKED.toLocaleString("en-US")} unconverged / before (no peer acks)`,
-      `${fmt(n.pastBoundUs / n.beforeBoundUs)} (${fmt(n.beforeBoundUs, 1)} → ${fmt(n.pastBoundUs, 1)} µs/like)`,
+      `${show(growth)} (${us((n) => n.beforeBoundUs)} → ${us((n) => n.pastBoundUs)} µs/like)`,
       "≤ 1.25",
-      n.pastBoundUs / n.beforeBoundUs <= 1.25,
+      growth.median <= 1.25,
     ]);
   }
 
@@ -377,10 +382,19 @@ async function main(): Promise<void> {
   console.log(lines.join("\n"));
   const dir = smoke ? join(REPO, "test-results") : join(REPO, "bench/results");
   mkdirSync(dir, { recursive: true });
-  const file = join(dir, smoke ? "bench-smoke.json" : `${String(results.date).slice(0, 10)}.json`);
+  const file = smoke ? join(dir, "bench-smoke.json") : freeName(dir, String(results.date));
   writeFileSync(file, JSON.stringify(results, null, 2) + "\n");
   writeFileSync(file.replace(/\.json$/, ".md"), lines.join("\n"));
   log(`wrote ${file}`);
+}
+
+/** `<day>.json`, or `<day>-2.json`, `-3`, … when a run of that day is there already. */
+function freeName(dir: string, date: string): string {
+  const day = date.slice(0, 10);
+  for (let n = 1; ; n++) {
+    const file = join(dir, n === 1 ? `${day}.json` : `${day}-${n}.json`);
+    if (!existsSync(file) && !existsSync(file.replace(/\.json$/, ".md"))) return file;
+  }
 }
 
 main()
