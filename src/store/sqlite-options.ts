@@ -22,6 +22,8 @@ export interface SqliteStoreOptions {
   readonly metrics?: Pick<Metrics, "storeCommitted">;
   /** WAL checkpoints on a worker thread every this many ms (checkpointer.ts); 0: in commits. */
   readonly checkpointEveryMs?: number;
+  /** The log's size (bytes) past which a background checkpoint starts it over; 32 MiB. */
+  readonly walRestartBytes?: number;
   /** Told why background checkpoints stopped (commits checkpoint again from then on). */
   readonly onCheckpointFailure?: (error: string) => void;
   /** Told when background checkpoints start failing (with why) and when they work again. */

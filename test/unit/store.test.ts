@@ -1,4 +1,4 @@
-import { mkdtempSync, rmSync, statSync } from "node:fs";
+import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
@@ -454,6 +454,50 @@ describe("the SQLite store", () => {
     await waitFor("the worker's checkpoint", () => dbSize(busy) > before);
     await store.apply([remote(1_000_000, "after", "checkpoint")]);
     expect(store.count(post("after"))).toBe(1);
+    await store.close();
+  });
+
+  it("starts the WAL over under writes that never pause, so it does not grow without bound", async () => {
+    const dir = newDir();
+    const wal = join(dir, "likes.db-wal");
+    const restartBytes = 2 * 2 ** 20;
+    const store = SqliteStore.open({
+      dataDir: dir,
+      nodeName: NODE,
+      fsync: "normal",
+      checkpointEveryMs: 10,
+      walRestartBytes: restartBytes,
+    });
+    // The header's checkpoint sequence counts the times the log started over.
+    const restarts = () => {
+      const header = Buffer.alloc(16);
+      const fd = openSync(wal, "r");
+      try {
+        readSync(fd, header, 0, 16, 0);
+      } finally {
+        closeSync(fd);
+      }
+      return header.readUInt32BE(12);
+    };
+    // Commits back to back, each dirtying some 20 pages (a like per post): the worker's
+    // PASSIVE checkpoint never finds a moment with nothing new to copy.
+    let seq = 0;
+    let commits = 0;
+    let largest = 0;
+    const started = restarts();
+    while (restarts() - started < 3) {
+      const batch = Array.from({ length: 20 }, (_, i) =>
+        remote(++seq, `p${(commits * 20 + i) % 997}`, `u${seq}`),
+      );
+      await store.apply(batch);
+      commits++;
+      largest = Math.max(largest, statSync(wal).size);
+      // Without the restart the log only grows: some 100 MB of it fails the test.
+      expect(commits, `no restart in ${largest} bytes of log`).toBeLessThan(1000);
+    }
+    // A restart comes at the first tick past the bound, however late the worker runs.
+    expect(largest).toBeLessThan(32 * restartBytes);
+    expect(store.setSize()).toBe(seq);
     await store.close();
   });
 });
