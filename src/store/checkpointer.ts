@@ -12,9 +12,12 @@
 // and SQLite starts the log over only once every frame of it is in the database. The log then
 // grew without bound (880 MB after 40 s of 1000 likes/s on a receiving peer), each commit
 // writing past its end into new file blocks. So once the log passes `restartBytes`, the tick
-// follows its PASSIVE checkpoint with a RESTART one: it holds the node's writer back while it
-// copies the few frames written meanwhile and syncs, and the next commit writes from the log's
-// start again, over pages the kernel still caches.
+// follows its PASSIVE checkpoint with a second one (what came in during the first) and then a
+// RESTART one: it holds the node's write lock while it copies what came in meanwhile and
+// syncs, and the next commit writes from the log's start again, over pages the kernel still
+// caches. A shared flag says when a restart is under way, so that the node's commits wait for
+// it with the event loop free (group-commit.ts) rather than in SQLite's busy wait, which
+// sleeps 1, 2, 5, 10 ms and more between tries and blocks the thread.
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 
@@ -27,9 +30,17 @@ const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
 const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)");
 // A frame is a page and its 24-byte header.
 const frameBytes = db.pragma("page_size", { simple: true }) + 24;
+const restarting = new Int32Array(workerData.restarting);
 const checkpoint = () => {
   const { log } = passive.get();
-  if (log * frameBytes >= workerData.restartBytes) restart.get();
+  if (log * frameBytes < workerData.restartBytes) return;
+  passive.get();
+  Atomics.store(restarting, 0, 1);
+  try {
+    restart.get();
+  } finally {
+    Atomics.store(restarting, 0, 0);
+  }
 };
 let failing = false;
 const timer = setInterval(() => {
@@ -68,6 +79,8 @@ export interface CheckpointError {
 
 export class Checkpointer {
   private readonly worker: Worker;
+  /** 1 while the worker restarts the log (and holds the write lock, or waits for it). */
+  private readonly restartingFlag = new Int32Array(new SharedArrayBuffer(4));
   private failed = false;
   private exited = false;
 
@@ -83,6 +96,7 @@ export class Checkpointer {
         file: options.file,
         everyMs: options.everyMs,
         restartBytes: options.restartBytes,
+        restarting: this.restartingFlag.buffer,
         module: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
     });
@@ -91,9 +105,18 @@ export class Checkpointer {
       else if (message.resumed) options.onError?.(undefined);
     });
     this.worker.on("error", (error) => fail(String(error)));
-    this.worker.on("exit", () => (this.exited = true));
+    this.worker.on("exit", () => {
+      this.exited = true;
+      // A worker gone mid-restart holds no lock any more.
+      Atomics.store(this.restartingFlag, 0, 0);
+    });
     // Not a reason to keep the process alive; close() ends it.
     this.worker.unref();
+  }
+
+  /** Whether a checkpoint is starting the log over now: commits should wait for it. */
+  restarting(): boolean {
+    return Atomics.load(this.restartingFlag, 0) === 1;
   }
 
   /** Stops checkpointing and closes the worker's connection; resolves once the worker is gone. */

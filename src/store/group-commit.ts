@@ -2,6 +2,9 @@
 import type { Metrics } from "../telemetry/types.js";
 import { StoreClosedError } from "./types.js";
 
+/** How long a commit waits for a lock held elsewhere before it goes ahead (and blocks). */
+const MAX_HELD_MS = 5000;
+
 interface Pending<Op, R> {
   readonly op: Op;
   resolve(result: R): void;
@@ -23,6 +26,12 @@ export class GroupCommit<Op, R> {
     private readonly schedule: (flush: () => void) => void = (flush) => setImmediate(flush),
     /** Told how long each successful commit took. */
     private readonly metrics?: Pick<Metrics, "storeCommitted">,
+    /**
+     * While this says so, a commit waits a millisecond at a time, the event loop free, rather
+     * than block in the database's busy wait: its write lock is held by a checkpoint that
+     * starts the log over (checkpointer.ts). At most MAX_HELD_MS.
+     */
+    private readonly held: () => boolean = () => false,
   ) {}
 
   submit(op: Op): Promise<R> {
@@ -36,11 +45,22 @@ export class GroupCommit<Op, R> {
     });
   }
 
-  /** Commits what is queued now. */
-  flush(): void {
+  private heldSince: number | undefined;
+
+  /** Commits what is queued now (`force`: even while the write lock is held elsewhere). */
+  flush(force = false): void {
     this.scheduled = false;
+    if (this.queue.length === 0) return;
+    if (!force && this.held()) {
+      this.heldSince ??= performance.now();
+      if (performance.now() - this.heldSince < MAX_HELD_MS) {
+        this.scheduled = true;
+        setTimeout(() => this.flush(), 1);
+        return;
+      }
+    }
+    this.heldSince = undefined;
     const batch = this.queue;
-    if (batch.length === 0) return;
     this.queue = [];
     let results: R[];
     const started = performance.now();
@@ -56,7 +76,7 @@ export class GroupCommit<Op, R> {
 
   /** Commits what is queued and refuses anything after. */
   close(): void {
-    this.flush();
+    this.flush(true);
     this.closed = true;
   }
 }

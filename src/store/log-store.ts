@@ -46,7 +46,17 @@ export abstract class LogStore implements Store {
   ) {
     this.vv = vv;
     this.committed = vv.digest();
-    this.writes = new GroupCommit((ops) => this.commitBatch(ops), schedule, metrics);
+    this.writes = new GroupCommit(
+      (ops) => this.commitBatch(ops),
+      schedule,
+      metrics,
+      () => this.writesHeld(),
+    );
+  }
+
+  /** Whether the database's write lock is held elsewhere now: commits wait (group-commit.ts). */
+  protected writesHeld(): boolean {
+    return false;
   }
 
   /** Runs `fn` atomically: all of its primitive writes persist, or none. */
