@@ -157,6 +157,7 @@ export class LikesNode {
     const metrics = new PromMetrics({
       ...(config.faults ? { faults: () => node?.faults?.list() ?? [] } : {}),
       setSize: () => node?.store.setSize() ?? 0,
+      walBytes: () => node?.store.walBytes?.(),
       peers: () => node?.peerGauges() ?? [],
     });
     const starting = await Starting.listen(config, logger, metrics);

@@ -1,5 +1,5 @@
 // The production Store: SQLite in WAL mode through better-sqlite3, group-committed.
-import { existsSync } from "node:fs";
+import { existsSync, statSync } from "node:fs";
 import Database from "better-sqlite3";
 // The production Store: one SQLite file per node in its data directory, WAL mode, writes
 // group-committed through the shared write path (log-store.ts).
@@ -198,6 +198,10 @@ export class SqliteStore extends LogStore {
         this.transaction(() => this.sql.saveSize.run(String(this.size))),
       );
     return this.health.condition;
+  }
+
+  walBytes(): number {
+    return statSync(`${this.dir.dbFile}-wal`, { throwIfNoEntry: false })?.size ?? 0;
   }
 
   protected override writesHeld(): boolean {

@@ -49,6 +49,8 @@ export interface Store {
   users(post: PostId, after: UserId | undefined, limit: number): UserId[];
   /** Number of distinct likes held. */
   setSize(): number;
+  /** Bytes of the write-ahead log's file, for a store that has one. */
+  walBytes?(): number;
   /** Commits what is queued, then closes; later calls reject. */
   close(): Promise<void>;
 }

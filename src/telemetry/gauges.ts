@@ -1,5 +1,5 @@
 // The gauges of DESIGN §6 that are read from the node's state when Prometheus scrapes: the set's
-// size, the injected faults, and per peer its liveness, pending entries, clock skew and link.
+// size, the store's log file, the injected faults, and per peer its liveness, pending entries, clock skew and link.
 // Nothing on a request's path touches them (metrics.ts has what the node observes as it goes).
 import client from "prom-client";
 
@@ -17,6 +17,8 @@ export interface PeerGauge {
 /** What the gauges read when scraped. */
 export interface Gauges {
   readonly setSize: () => number;
+  /** The store's write-ahead log file, bytes (a SQLite store). */
+  readonly walBytes?: () => number | undefined;
   readonly peers: () => readonly PeerGauge[];
   /** The injected faults in force (LIKES_FAULTS=enabled), by peer (node name or *) and kind. */
   readonly faults?: () => readonly { readonly peer: string; readonly kind: string }[];
@@ -36,6 +38,17 @@ export function registerGauges(
       this.set(gauges.setSize());
     },
   });
+  const walBytes = gauges.walBytes;
+  if (walBytes)
+    new client.Gauge({
+      name: "likes_store_wal_bytes",
+      help: "Size of the store's write-ahead log file; the log starts over past 32 MiB, the file keeps its largest size",
+      registers,
+      collect() {
+        const bytes = walBytes();
+        if (bytes !== undefined) this.set(bytes);
+      },
+    });
   const faults = gauges.faults;
   if (faults)
     new client.Gauge({

@@ -497,6 +497,8 @@ describe("the SQLite store", () => {
     }
     // A restart comes at the first tick past the bound, however late the worker runs.
     expect(largest).toBeLessThan(32 * restartBytes);
+    // What the likes_store_wal_bytes gauge shows.
+    expect(store.walBytes()).toBe(statSync(wal).size);
     expect(store.setSize()).toBe(seq);
     await store.close();
   });
