@@ -19,6 +19,8 @@ export class GroupCommit<Op, R> {
   private queue: Pending<Op, R>[] = [];
   private scheduled = false;
   private closed = false;
+  /** When the commit now waiting for a lock held elsewhere began to wait. */
+  private heldSince: number | undefined;
 
   constructor(
     /** Runs every op of a batch in one transaction; throws to fail the whole batch. */
@@ -44,8 +46,6 @@ export class GroupCommit<Op, R> {
       }
     });
   }
-
-  private heldSince: number | undefined;
 
   /** Commits what is queued now (`force`: even while the write lock is held elsewhere). */
   flush(force = false): void {
