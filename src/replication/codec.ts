@@ -52,6 +52,8 @@ const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
   "snapshot-end-reply": 10,
 };
 const KINDS = Object.keys(KIND_CODE) as PeerMessage["kind"][];
+// The tags of the messages with entries: they carry a ts base after their names.
+const WITH_ENTRIES = new Set([FORMAT | KIND_CODE.deltas, FORMAT | KIND_CODE["sync-reply"]]);
 // Entry flags: what follows the flags byte, and which way ts moved from the previous entry.
 const TRACED = 1;
 const SEQ_GIVEN = 2;
@@ -95,9 +97,12 @@ export const binaryCodec: Codec = {
   },
   encode(message, names = new SentStrings()) {
     const w = new WireWriter();
-    w.byte(FORMAT | KIND_CODE[message.kind]);
+    const tag = FORMAT | KIND_CODE[message.kind];
+    w.byte(tag);
     const table = names.write(w, namesOf(message));
-    const tsBase = "entries" in message ? names.writeTsBase(w, message.entries[0]?.ts) : undefined;
+    const tsBase = WITH_ENTRIES.has(tag)
+      ? names.writeTsBase(w, "entries" in message ? message.entries[0]?.ts : undefined)
+      : undefined;
     w.varint(table.get(message.node) as number);
     w.varint(table.get(message.origin) as number);
     switch (message.kind) {
@@ -239,9 +244,7 @@ function readMessage(
   // A message of another kind than expected still adds its names and moves the ts base: the
   // sender's table has them.
   origins.read(r);
-  const withEntries =
-    tag === (FORMAT | KIND_CODE.deltas) || tag === (FORMAT | KIND_CODE["sync-reply"]);
-  const tsBase = withEntries ? origins.readTsBase(r) : 0;
+  const tsBase = WITH_ENTRIES.has(tag) ? origins.readTsBase(r) : 0;
   if (tag !== (FORMAT | KIND_CODE[kind])) throw new MalformedMessageError(`expected kind ${kind}`);
   const sender = { node: origins.node(r.varint()), origin: origins.origin(r.varint()) };
   let message: PeerMessage;

@@ -119,17 +119,18 @@ export class ReceivedStrings {
    * names, before anything else can fail; a failure is a StringTableError.
    */
   readTsBase(r: WireReader): number {
+    let v: number;
     try {
-      const v = r.varint();
-      const step = v % 2 === 1 ? -(v + 1) / 2 : v / 2;
-      const base = this.tsBase + step;
-      if (Math.abs(step) > MAX_TS_STEP || base < 0 || !Number.isSafeInteger(base))
-        throw new Error("bad ts base");
-      this.tsBase = base;
-      return base;
+      v = r.varint();
     } catch (error) {
       throw new StringTableError(error instanceof Error ? error.message : String(error));
     }
+    const step = v % 2 === 1 ? -(v + 1) / 2 : v / 2;
+    const base = this.tsBase + step;
+    if (Math.abs(step) > MAX_TS_STEP || base < 0 || !Number.isSafeInteger(base))
+      throw new StringTableError("bad ts base");
+    this.tsBase = base;
+    return base;
   }
 
   node(index: number): NodeName {

@@ -2,8 +2,8 @@
 // was pushed to it for LIKES_PUSH_MS (latency at low rates); what arrives within LIKES_PUSH_MS
 // of a push goes out together LIKES_PUSH_MS after it (batching at high rates, whatever the
 // round trip), and a full batch at once. What a writer waits for (replicas of its like, or a
-// hand-off before a stop) goes to each peer as soon as no push to it is in flight. At most PUSH_WINDOW pushes are in flight to a peer: past that,
-// what is new waits for their answers.
+// hand-off before a stop) goes to each peer as soon as no push to it is in flight. At most
+// PUSH_WINDOW pushes are in flight to a peer: past that, what is new waits for their answers.
 import type { Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { pushSpan } from "../telemetry/spans.js";

@@ -19,7 +19,8 @@ const LOCK_FILE = "likes.lock";
 /** Written when the store found corruption at run time: the next start treats the file as corrupt. */
 const CORRUPT_MARK = "likes.corrupt";
 /** What SQLite keeps beside the database in WAL mode. */
-const WAL_FILES = [`${DB_FILE}-wal`, `${DB_FILE}-shm`];
+const WAL_FILE = `${DB_FILE}-wal`;
+const WAL_FILES = [WAL_FILE, `${DB_FILE}-shm`];
 const DB_FILES = [DB_FILE, ...WAL_FILES, CORRUPT_MARK];
 
 /** SQLite's and the OS's ways of saying the disk is full; EFBIG is a file size limit. */
@@ -81,6 +82,11 @@ export class DataDirectory {
 
   get dbFile(): string {
     return join(this.path, DB_FILE);
+  }
+
+  /** The database's write-ahead log, beside it while a node runs. */
+  get walFile(): string {
+    return join(this.path, WAL_FILE);
   }
 
   /** Whether the directory holds no database: a new node's (a snapshot may be installed in it). */

@@ -201,7 +201,7 @@ export class SqliteStore extends LogStore {
   }
 
   walBytes(): number {
-    return statSync(`${this.dir.dbFile}-wal`, { throwIfNoEntry: false })?.size ?? 0;
+    return statSync(this.dir.walFile, { throwIfNoEntry: false })?.size ?? 0;
   }
 
   protected override writesHeld(): boolean {

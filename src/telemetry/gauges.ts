@@ -1,5 +1,6 @@
 // The gauges of DESIGN §6 that are read from the node's state when Prometheus scrapes: the set's
-// size, the store's log file, the injected faults, and per peer its liveness, pending entries, clock skew and link.
+// size, the store's log file, the injected faults, and per peer its liveness, pending entries,
+// clock skew and link.
 // Nothing on a request's path touches them (metrics.ts has what the node observes as it goes).
 import client from "prom-client";
 
@@ -42,7 +43,7 @@ export function registerGauges(
   if (walBytes)
     new client.Gauge({
       name: "likes_store_wal_bytes",
-      help: "Size of the store's write-ahead log file; the log starts over past 32 MiB, the file keeps its largest size",
+      help: "Size of the store's write-ahead log file (it keeps its largest size until the node stops)",
       registers,
       collect() {
         const bytes = walBytes();
