@@ -20,6 +20,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import type { NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { SqliteStore } from "../../src/store/index.js";
 import { NodeProcess, countOf, postLike, runToExit } from "../support/process.js";
+import { pageSizeOf } from "../support/sqlite-file.js";
 import { waitFor } from "../support/wait.js";
 
 const dirs: string[] = [];
@@ -111,15 +112,16 @@ async function seeded(n: number): Promise<string> {
   return dir;
 }
 
-/** Overwrites 16 KiB pages of the database with random bytes: every other one in the middle, or all but the first. */
+/** Overwrites pages of the database with random bytes: every other one in the middle, or all but the first. */
 function corrupt(dataDir: string, pages: "middle" | "all"): void {
   const file = join(dataDir, "likes.db");
-  const count = Math.floor(statSync(file).size / 16384);
+  const size = pageSizeOf(file);
+  const count = Math.floor(statSync(file).size / size);
   const [from, to, step] =
     pages === "middle" ? [Math.floor(count / 4), (count * 3) / 4, 2] : [1, count, 1];
   const fd = openSync(file, "r+");
   for (let page = from; page < to; page += step)
-    writeSync(fd, randomBytes(16384), 0, 16384, page * 16384);
+    writeSync(fd, randomBytes(size), 0, size, page * size);
   closeSync(fd);
 }
 

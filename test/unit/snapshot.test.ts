@@ -224,8 +224,9 @@ describe("snapshot download", () => {
     const served = dir();
     // A database file whose header is sound but whose b-tree pages are not: quick_check finds it.
     const inner = Buffer.from(bytes);
-    for (let page = 1; page * 16384 < inner.length; page++)
-      inner.fill(0xee, page * 16384, page * 16384 + 12);
+    const size = inner.readUInt16BE(16);
+    for (let page = 1; page * size < inner.length; page++)
+      inner.fill(0xee, page * size, page * size + 12);
     const noise = randomBytes(bytes.length);
     for (const [name, content] of [
       ["sound.db", bytes],

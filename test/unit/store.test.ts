@@ -4,6 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
+import { pageSizeOf } from "../support/sqlite-file.js";
 import { waitFor } from "../support/wait.js";
 import {
   LikeSet,
@@ -430,7 +431,9 @@ describe("the SQLite store", () => {
         );
     };
     const dbSize = (dir: string) => statSync(join(dir, "likes.db")).size;
-    const walPages = (dir: string) => statSync(join(dir, "likes.db-wal")).size / 16384;
+    // A frame of the log is a page and its 24-byte header.
+    const walPages = (dir: string) =>
+      statSync(join(dir, "likes.db-wal")).size / (pageSizeOf(join(dir, "likes.db")) + 24);
 
     // A worker that has not run yet: commits go past SQLite's 1000-page automatic checkpoint
     // and the database file stays as it was.
