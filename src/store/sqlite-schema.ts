@@ -110,11 +110,16 @@ export function prepare(db: Database.Database) {
     addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
     originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
     saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
-    saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
+    // The set's size is counted at open, not written by every commit (an older version wrote
+    // it to meta as set_size, which this one neither reads nor updates).
+    setSize: db.prepare("SELECT total(n) FROM counts").pluck(),
+    // The small write that tells whether a full disk has room again.
+    probe: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', ?)"),
+    savedUpTo: db.prepare("SELECT id, upto FROM origins").raw(),
     metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),
     saveOrigin: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('origin', ?)"),
     origins: db.prepare("SELECT origin, upto FROM origins").raw(),
-    // Per origin, a rowid range scan of what is held above its contiguous prefix.
+    // Per origin, a rowid range scan of what is held above its saved contiguous seq.
     ahead: db
       .prepare(
         `SELECT o.origin, e.dot & ${MAX_SEQ} FROM origins o JOIN entries e
@@ -162,7 +167,8 @@ export function startIncarnation(
 
 export function loadVersionVector(sql: Pick<Statements, "origins" | "ahead">): VersionVector {
   const vv = VersionVector.from(new Map(sql.origins.all() as [OriginId, number][]));
-  // Entries that arrived above a gap: few, and they must wait for it to fill.
+  // Entries committed since the saved seq (fewer than SAVE_EVERY, contiguous-saves.ts), and
+  // those that arrived above a gap (few, and they wait for it to fill): taken in rowid order.
   for (const [origin, seq] of sql.ahead.all() as [OriginId, number][]) vv.add({ origin, seq });
   return vv;
 }

@@ -16,6 +16,7 @@ import {
 } from "../crdt/index.js";
 import type { Metrics } from "../telemetry/types.js";
 import { Checkpointer } from "./checkpointer.js";
+import { ContiguousSaves } from "./contiguous-saves.js";
 import { DataDirectory, describe, isCorrupt, isFull } from "./data-dir.js";
 import type { SqliteStoreOptions } from "./sqlite-options.js";
 import { StorageHealth, type StorageCondition } from "./storage-health.js";
@@ -65,6 +66,7 @@ export class SqliteStore extends LogStore {
   /** Posts read while nobody had liked them (no id): counted 0 without a query until liked. */
   private readonly unliked = new Set<PostId>();
   private size: number;
+  private readonly contiguous: ContiguousSaves;
 
   private checkpointer: Checkpointer | undefined;
 
@@ -81,7 +83,8 @@ export class SqliteStore extends LogStore {
     metrics: Pick<Metrics, "storeCommitted"> | undefined,
   ) {
     super(nodeName, origin, vv, undefined, metrics);
-    this.size = Number((sql.metaValue.get("set_size") as string | undefined) ?? 0);
+    this.size = sql.setSize.get() as number;
+    this.contiguous = new ContiguousSaves(sql.savedUpTo.all() as [number, number][]);
   }
 
   /**
@@ -200,7 +203,7 @@ export class SqliteStore extends LogStore {
   condition(): StorageCondition {
     if (this.db.open)
       this.health.probeWhileFull(() =>
-        this.transaction(() => this.sql.saveSize.run(String(this.size))),
+        this.transaction(() => this.sql.probe.run(String(Date.now()))),
       );
     return this.health.condition;
   }
@@ -224,7 +227,7 @@ export class SqliteStore extends LogStore {
         .transaction(() => {
           const result = fn();
           for (const [post, n] of this.countDeltas) this.sql.addCount.run(post, n);
-          if (this.size !== sizeBefore) this.sql.saveSize.run(String(this.size));
+          for (const [id, upTo] of this.contiguous.due()) this.sql.saveUpTo.run(upTo, id);
           return result;
         })
         .immediate();
@@ -232,11 +235,13 @@ export class SqliteStore extends LogStore {
         const cached = this.counts.get(post);
         if (cached !== undefined) this.counts.set(post, cached + n);
       }
+      this.contiguous.commit();
       this.health.succeeded();
       return result;
     } catch (error) {
       // Rolled back: forget what the transaction cached, ids included.
       this.size = sizeBefore;
+      this.contiguous.forget();
       this.originIds.clear();
       this.postIds.clear();
       throw this.health.failed(error);
@@ -289,10 +294,11 @@ export class SqliteStore extends LogStore {
   }
 
   protected saveContiguous(origin: OriginId, upTo: number): void {
-    this.sql.saveUpTo.run(upTo, this.idOf(origin));
+    this.contiguous.advance(this.idOf(origin), upTo);
   }
 
   protected async closeStorage(): Promise<void> {
+    this.saveUnsaved();
     // The worker's connection first: the last one to close checkpoints the whole WAL.
     await this.checkpointer?.close();
     if (this.db.open) this.db.close();
@@ -349,6 +355,25 @@ export class SqliteStore extends LogStore {
 
   setSize(): number {
     return this.size;
+  }
+
+  /**
+   * At a clean close, every origin's contiguous seq, so that the next open scans nothing above
+   * it. Not written (a full disk, a lost store), the next open finds it again from the entries.
+   */
+  private saveUnsaved(): void {
+    const rows = this.contiguous.unsaved();
+    if (rows.length === 0 || !this.db.open || this.health.condition !== "ok") return;
+    try {
+      this.db
+        .transaction(() => {
+          for (const [id, upTo] of rows) this.sql.saveUpTo.run(upTo, id);
+        })
+        .immediate();
+      this.contiguous.wrote(rows);
+    } catch {
+      // Nothing is lost: the entries above the saved seqs are scanned at the next open.
+    }
   }
 
   private idOf(origin: OriginId): number {

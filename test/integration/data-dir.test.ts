@@ -16,6 +16,8 @@ import {
 import { tmpdir } from "node:os";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
+import { fileURLToPath, pathToFileURL } from "node:url";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import type { NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { SqliteStore } from "../../src/store/index.js";
@@ -23,6 +25,7 @@ import { NodeProcess, countOf, postLike, runToExit } from "../support/process.js
 import { pageSizeOf } from "../support/sqlite-file.js";
 import { waitFor } from "../support/wait.js";
 
+const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const dirs: string[] = [];
 const mounts: string[] = [];
 const nodes: NodeProcess[] = [];
@@ -196,6 +199,57 @@ describe("a data directory", () => {
     expect((await fetch(`${node.url}/likes?post=post-0`)).status).toBe(503);
     await node.kill("SIGKILL");
     expect(await (await exitOf(dir, { LIKES_NODE_NAME: "n1" })).exited()).toBe(2);
+  });
+
+  it("killed between the saves of its contiguous seqs reopens with every like and its vector", async () => {
+    const dir = tempDir();
+    // A store of the build takes 10,500 likes of a peer in commits of 7 and 20 of its own, and
+    // is killed: no close writes the origins' contiguous seqs, which lag what it committed.
+    const store = pathToFileURL(join(REPO, "dist/store/index.js")).href;
+    const script = `
+      const { SqliteStore } = await import(${JSON.stringify(store)});
+      const store = SqliteStore.open({ dataDir: ${JSON.stringify(dir)}, nodeName: "n1", fsync: "normal" });
+      let seq = 0;
+      for (let c = 0; c < 1500; c++)
+        await store.apply(Array.from({ length: 7 }, () => (seq++, {
+          origin: "n2~abc", seq, post: "p" + (seq % 97), user: "u" + seq, ts: 1,
+        })));
+      for (let i = 0; i < 20; i++) await store.accept({ post: "own", user: "o" + i }, 1);
+      process.stdout.write(JSON.stringify(Object.fromEntries(store.digest())));
+      process.kill(process.pid, "SIGKILL");`;
+    let digest = "";
+    try {
+      execFileSync(process.execPath, ["--input-type=module", "-e", script], { encoding: "utf8" });
+    } catch (error) {
+      const { signal, stdout } = error as { signal: string | null; stdout: string };
+      expect(signal).toBe("SIGKILL");
+      digest = stdout;
+    }
+    const committed = JSON.parse(digest) as Record<string, number>;
+    expect(committed["n2~abc"]).toBe(10_500);
+    const own = Object.keys(committed).find((o) => o.startsWith("n1~"))!;
+    expect(committed[own]).toBe(20);
+    // What the file says is behind: the test is of the scan at open, not of saved rows.
+    const db = new Database(join(dir, "likes.db"), { readonly: true });
+    const saved = new Map(
+      db.prepare("SELECT origin, upto FROM origins").raw().all() as [string, number][],
+    );
+    db.close();
+    expect(saved.get("n2~abc")).toBeLessThan(10_500);
+    expect(saved.get(own)).toBeLessThan(20);
+
+    const reopened = SqliteStore.open({
+      dataDir: dir,
+      nodeName: "n1" as NodeName,
+      fsync: "normal",
+    });
+    try {
+      expect(Object.fromEntries(reopened.digest())).toMatchObject(committed);
+      expect(reopened.setSize()).toBe(10_520);
+      expect(reopened.count("p0" as PostId)).toBe(108);
+    } finally {
+      await reopened.close();
+    }
   });
 });
 

@@ -4,6 +4,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
+import { SAVE_EVERY } from "../../src/store/contiguous-saves.js";
 import { pageSizeOf } from "../support/sqlite-file.js";
 import { waitFor } from "../support/wait.js";
 import {
@@ -326,6 +327,41 @@ describe("the SQLite store", () => {
     SqliteStore.open({ dataDir, nodeName: NODE, fsync: "normal", checkpointEveryMs });
   afterEach(() => {
     for (const dir of dirs.splice(0)) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("writes each origin's contiguous seq now and then, every one at a clean close", async () => {
+    const dir = newDir();
+    const saved = () => {
+      const db = new Database(join(dir, "likes.db"), { readonly: true });
+      try {
+        return new Map(
+          db.prepare("SELECT origin, upto FROM origins").raw().all() as [string, number][],
+        );
+      } finally {
+        db.close();
+      }
+    };
+    const store = openAt(dir);
+    let seq = 0;
+    const batch = (n: number) =>
+      Array.from({ length: n }, () => remote(++seq, `p${seq % 7}`, `u${seq}`));
+    await store.apply(batch(10));
+    // A commit of a few likes leaves the row as it was; one that moves it by SAVE_EVERY writes it.
+    expect(saved().get("n2~abc") ?? 0).toBe(0);
+    await store.apply(batch(SAVE_EVERY));
+    expect(saved().get("n2~abc")).toBe(SAVE_EVERY + 10);
+    await store.apply(batch(3));
+    // A transaction that rolls back saves nothing of what it advanced (a seq above MAX_SEQ fails it).
+    await expect(store.apply([...batch(2), remote(MAX_SEQ + 1, "p", "x")])).rejects.toThrow(
+      RangeError,
+    );
+    expect(saved().get("n2~abc")).toBe(SAVE_EVERY + 10);
+    await store.close();
+    expect(saved().get("n2~abc")).toBe(SAVE_EVERY + 13);
+    const reopened = openAt(dir);
+    expect(reopened.digest().get("n2~abc" as OriginId)).toBe(SAVE_EVERY + 13);
+    expect(reopened.setSize()).toBe(SAVE_EVERY + 13);
+    await reopened.close();
   });
 
   it("refuses a data directory written by the old layout, and says what to do", () => {
