@@ -1,5 +1,5 @@
 // The benchmark's throughput rounds: no target always runs right after the same one, first or
-// last (a target's position changed its figures; see the README's fifth and sixth runs).
+// last (a target's position changed its figures; see docs/performance.md, the fifth and sixth runs).
 import { describe, expect, it } from "vitest";
 import { roundOrder } from "../../bench/sections/throughput.js";
 
