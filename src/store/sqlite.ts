@@ -1,11 +1,9 @@
-// The production Store: SQLite in WAL mode through better-sqlite3, group-committed.
-import { existsSync, statSync } from "node:fs";
-import Database from "better-sqlite3";
 // The production Store: one SQLite file per node in its data directory, WAL mode, writes
-// group-committed through the shared write path (log-store.ts).
+// group-committed through the shared write path (log-store.ts); opened by sqlite-open.ts.
+import { statSync } from "node:fs";
+import type Database from "better-sqlite3";
 import {
   MAX_SEQ,
-  type VersionVector,
   type Entry,
   type Like,
   type NodeName,
@@ -15,31 +13,15 @@ import {
   type UserId,
 } from "../crdt/index.js";
 import type { Metrics } from "../telemetry/types.js";
-import { Checkpointer } from "./checkpointer.js";
+import type { Checkpointer } from "./checkpointer.js";
 import { ContiguousSaves } from "./contiguous-saves.js";
-import { DataDirectory, describe, isCorrupt, isFull } from "./data-dir.js";
-import type { SqliteStoreOptions } from "./sqlite-options.js";
-import { StorageHealth, type StorageCondition } from "./storage-health.js";
-import { DataDirectoryError, StorageFullError, StoreCorruptError } from "./types.js";
+import type { DataDirectory } from "./data-dir.js";
 import { LogStore } from "./log-store.js";
-import { StoreSnapshot, removeStaleSnapshots } from "./snapshot.js";
-import {
-  META,
-  checkIntegrity,
-  checkLayout,
-  startIncarnation,
-  loadVersionVector,
-  prepare,
-  prepareLayout,
-  type Statements,
-} from "./sqlite-schema.js";
-
-const DEFAULT_CHECKPOINT_MS = 500;
-/**
- * The log's size past which a background checkpoint starts it over (checkpointer.ts): at
- * 1000 likes/s a receiving peer writes about 24 MB of log a second.
- */
-const DEFAULT_WAL_RESTART_BYTES = 32 * 2 ** 20;
+import { StoreSnapshot } from "./snapshot.js";
+import type { SqliteStoreOptions } from "./sqlite-options.js";
+import { openDatabase, startCheckpointer, type OpenDatabase } from "./sqlite-open.js";
+import type { Statements } from "./sqlite-schema.js";
+import type { StorageCondition, StorageHealth } from "./storage-health.js";
 
 type EntryRow = [seq: number, post: string, user: string, ts: number, traceparent: string | null];
 
@@ -52,7 +34,7 @@ const BACKUP_PAGES_PER_STEP = 100;
 /** The production Store: one SQLite file per node, WAL mode, group-committed writes. */
 export class SqliteStore extends LogStore {
   /** The origin this data directory was last opened with (before this start), if any. */
-  previousOrigin: OriginId | undefined;
+  readonly previousOrigin: OriginId | undefined;
   private readonly originIds = new Map<OriginId, number>();
   private readonly postIds = new Map<PostId, number>();
   /** New likes per post id in the running transaction: one count update per post, not per like. */
@@ -69,114 +51,38 @@ export class SqliteStore extends LogStore {
   private readonly contiguous: ContiguousSaves;
 
   private checkpointer: Checkpointer | undefined;
+  private readonly db: Database.Database;
+  // Held for the store's life: on Node 24 a better-sqlite3 Statement collected by the GC at
+  // the wrong moment aborts the process (node::ObjectWrap cleanup-hook assertion).
+  private readonly sql: Statements;
+  private readonly dir: DataDirectory;
+  private readonly health: StorageHealth;
 
   private constructor(
-    private readonly db: Database.Database,
-    // Held for the store's life: on Node 24 a better-sqlite3 Statement collected by the GC at
-    // the wrong moment aborts the process (node::ObjectWrap cleanup-hook assertion).
-    private readonly sql: Statements,
-    private readonly dir: DataDirectory,
-    private readonly health: StorageHealth,
+    opened: OpenDatabase,
     nodeName: NodeName,
-    origin: OriginId,
-    vv: VersionVector,
     metrics: Pick<Metrics, "storeCommitted"> | undefined,
   ) {
-    super(nodeName, origin, vv, undefined, metrics);
-    this.size = sql.setSize.get() as number;
-    this.contiguous = new ContiguousSaves(sql.savedUpTo.all() as [number, number][]);
+    super(nodeName, opened.origin, opened.vv, undefined, metrics);
+    this.db = opened.db;
+    this.sql = opened.sql;
+    this.dir = opened.dir;
+    this.health = opened.health;
+    this.previousOrigin = opened.previousOrigin;
+    this.size = this.sql.setSize.get() as number;
+    this.contiguous = new ContiguousSaves(this.sql.savedUpTo.all() as [number, number][]);
   }
 
   /**
    * Opens the store in its data directory, which it holds exclusively until closed. A failed
-   * start leaves behind nothing it created.
+   * start leaves behind nothing it created (sqlite-open.ts).
    */
   static open(options: SqliteStoreOptions): SqliteStore {
-    const dir = options.directory ?? DataDirectory.open(options.dataDir);
-    try {
-      // What a killed snapshot download or a served copy left: never a database.
-      removeStaleSnapshots(dir.path);
-      try {
-        return SqliteStore.openIn(dir, options);
-      } catch (error) {
-        if (!(error instanceof StoreCorruptError) || options.onCorruption !== "refill") throw error;
-        options.onMovedAside?.(dir.moveAside(new Date()), error.message);
-        return SqliteStore.openIn(dir, options);
-      }
-    } catch (error) {
-      dir.abandon();
-      if (isFull(error)) throw new StorageFullError(options.dataDir, describe(error));
-      const code = (error as { code?: unknown } | null)?.code;
-      if (
-        typeof code === "string" &&
-        /^(SQLITE_(CANTOPEN|READONLY|IOERR|PERM)|E[A-Z]+$)/.test(code)
-      )
-        throw new DataDirectoryError(options.dataDir, describe(error, options.dataDir));
-      throw error;
-    }
-  }
-
-  private static openIn(dir: DataDirectory, options: SqliteStoreOptions): SqliteStore {
-    const file = dir.dbFile;
-    const isNew = !existsSync(file);
-    const db = new Database(file);
-    try {
-      // exec, not pragma(): pragma() prepares a throwaway Statement (see the constructor).
-      // The page size applies to a new file only, so it comes before anything is written.
-      // 4 KiB: a commit writes every page it dirties to the WAL, and one of a few likes from a
-      // peer dirties about a dozen (the like's set page, its count's, the entry's, the origin's
-      // contiguous seq, the set's size). With 16 KiB pages such a commit wrote 190 KB of log and
-      // cost 40% more time than with 4 KiB; a bulk apply of thousands of likes gains from the
-      // larger page, but a node spends its life on small commits. A file keeps the page size it
-      // was made with.
-      db.exec("PRAGMA page_size = 4096");
-      db.exec("PRAGMA journal_mode = WAL");
-      db.exec(`PRAGMA synchronous = ${options.fsync === "always" ? "FULL" : "NORMAL"}`);
-      db.exec("PRAGMA foreign_keys = OFF");
-      db.exec(META);
-      const layout = prepareLayout(db);
-      if (dir.markedCorrupt) throw new StoreCorruptError(dir.path, "found corrupt while running");
-      // Every page of the file, read once: a few seconds at millions of likes (README).
-      if (!isNew && options.integrityChecked !== true) checkIntegrity(layout, dir.path);
-      checkLayout(db, layout, file);
-      const sql = { ...layout, ...prepare(db) };
-      const { origin, previous } = startIncarnation(sql, options.nodeName);
-      const health = new StorageHealth(dir, options.onCondition);
-      const store = new SqliteStore(
-        db,
-        sql,
-        dir,
-        health,
-        options.nodeName,
-        origin,
-        loadVersionVector(sql),
-        options.metrics,
-      );
-      store.previousOrigin = previous;
-      const everyMs = options.checkpointEveryMs ?? DEFAULT_CHECKPOINT_MS;
-      if (everyMs > 0) {
-        db.exec("PRAGMA wal_autocheckpoint = 0");
-        // No journal_size_limit: cutting the file back when the log starts over made the next
-        // commits extend it again (POST p99 38 ms against 6 without, one node under wrk).
-        store.checkpointer = new Checkpointer({
-          file,
-          everyMs,
-          restartBytes: options.walRestartBytes ?? DEFAULT_WAL_RESTART_BYTES,
-          onFailure: (error) => {
-            if (db.open) db.exec("PRAGMA wal_autocheckpoint = 1000");
-            options.onCheckpointFailure?.(error);
-          },
-          onError: (error) => {
-            if (error?.code !== undefined) health.failed(error);
-            options.onCheckpointError?.(error?.message);
-          },
-        });
-      }
+    return openDatabase(options, (opened) => {
+      const store = new SqliteStore(opened, options.nodeName, options.metrics);
+      store.checkpointer = startCheckpointer(opened, options);
       return store;
-    } catch (error) {
-      db.close();
-      throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;
-    }
+    });
   }
 
   /**
