@@ -158,6 +158,7 @@ export class LikesNode {
       ...(config.faults ? { faults: () => node?.faults?.list() ?? [] } : {}),
       setSize: () => node?.store.setSize() ?? 0,
       walBytes: () => node?.store.walBytes?.(),
+      walRestarts: () => node?.store.walRestarts?.(),
       peers: () => node?.peerGauges() ?? [],
     });
     const starting = await Starting.listen(config, logger, metrics);

@@ -20,6 +20,7 @@
 // sleeps 1, 2, 5, 10 ms and more between tries and blocks the thread.
 import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
+import type { WalRestarts } from "./types.js";
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -30,16 +31,21 @@ const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
 const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)");
 // A frame is a page and its 24-byte header.
 const frameBytes = db.pragma("page_size", { simple: true }) + 24;
+// [0]: 1 while a restart runs; [1]: restarts so far. heldMicros[0]: their time, all together.
 const restarting = new Int32Array(workerData.restarting);
+const heldMicros = new BigInt64Array(workerData.heldMicros);
 const checkpoint = () => {
   const { log } = passive.get();
   if (log * frameBytes < workerData.restartBytes) return;
   passive.get();
   Atomics.store(restarting, 0, 1);
+  const started = performance.now();
   try {
     restart.get();
   } finally {
     Atomics.store(restarting, 0, 0);
+    Atomics.add(restarting, 1, 1);
+    Atomics.add(heldMicros, 0, BigInt(Math.round((performance.now() - started) * 1000)));
   }
 };
 let failing = false;
@@ -79,8 +85,13 @@ export interface CheckpointError {
 
 export class Checkpointer {
   private readonly worker: Worker;
-  /** 1 while the worker restarts the log (and holds the write lock, or waits for it). */
-  private readonly restartingFlag = new Int32Array(new SharedArrayBuffer(4));
+  /**
+   * [0]: 1 while the worker restarts the log (and holds the write lock, or waits for it);
+   * [1]: the restarts it made.
+   */
+  private readonly restartingFlag = new Int32Array(new SharedArrayBuffer(8));
+  /** The restarts' time, µs, added by the worker after each. */
+  private readonly heldMicros = new BigInt64Array(new SharedArrayBuffer(8));
   private failed = false;
   private exited = false;
 
@@ -97,6 +108,7 @@ export class Checkpointer {
         everyMs: options.everyMs,
         restartBytes: options.restartBytes,
         restarting: this.restartingFlag.buffer,
+        heldMicros: this.heldMicros.buffer,
         module: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
     });
@@ -117,6 +129,13 @@ export class Checkpointer {
   /** Whether a checkpoint is starting the log over now: commits should wait for it. */
   restarting(): boolean {
     return Atomics.load(this.restartingFlag, 0) === 1;
+  }
+
+  restarts(): WalRestarts {
+    return {
+      count: Atomics.load(this.restartingFlag, 1),
+      seconds: Number(Atomics.load(this.heldMicros, 0)) / 1e6,
+    };
   }
 
   /** Stops checkpointing and closes the worker's connection; resolves once the worker is gone. */

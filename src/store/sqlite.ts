@@ -22,6 +22,7 @@ import type { SqliteStoreOptions } from "./sqlite-options.js";
 import { openDatabase, startCheckpointer, type OpenDatabase } from "./sqlite-open.js";
 import type { Statements } from "./sqlite-schema.js";
 import type { StorageCondition, StorageHealth } from "./storage-health.js";
+import type { WalRestarts } from "./types.js";
 
 type EntryRow = [seq: number, post: string, user: string, ts: number, traceparent: string | null];
 
@@ -112,6 +113,10 @@ export class SqliteStore extends LogStore {
         this.transaction(() => this.sql.probe.run(String(Date.now()))),
       );
     return this.health.condition;
+  }
+
+  walRestarts(): WalRestarts | undefined {
+    return this.checkpointer?.restarts();
   }
 
   walBytes(): number {

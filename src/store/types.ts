@@ -51,8 +51,16 @@ export interface Store {
   setSize(): number;
   /** Bytes of the write-ahead log's file, for a store that has one. */
   walBytes?(): number;
+  /** The log's restarts by the checkpoint worker, for a store that has one. */
+  walRestarts?(): WalRestarts | undefined;
   /** Commits what is queued, then closes; later calls reject. */
   close(): Promise<void>;
+}
+
+/** The log's restarts so far, and the time they took (the node's writes wait while one runs). */
+export interface WalRestarts {
+  readonly count: number;
+  readonly seconds: number;
 }
 
 export class StoreClosedError extends Error {

@@ -1,6 +1,6 @@
 // The gauges of DESIGN §6 that are read from the node's state when Prometheus scrapes: the set's
-// size, the store's log file, the injected faults, and per peer its liveness, pending entries,
-// clock skew and link.
+// size, the store's log file (and the counts of its restarts), the injected faults, and per peer
+// its liveness, pending entries, clock skew and link.
 // Nothing on a request's path touches them (metrics.ts has what the node observes as it goes).
 import client from "prom-client";
 
@@ -20,6 +20,8 @@ export interface Gauges {
   readonly setSize: () => number;
   /** The store's write-ahead log file, bytes (a SQLite store). */
   readonly walBytes?: () => number | undefined;
+  /** The log's restarts and their time, seconds (a SQLite store with its checkpoint worker). */
+  readonly walRestarts?: () => { readonly count: number; readonly seconds: number } | undefined;
   readonly peers: () => readonly PeerGauge[];
   /** The injected faults in force (LIKES_FAULTS=enabled), by peer (node name or *) and kind. */
   readonly faults?: () => readonly { readonly peer: string; readonly kind: string }[];
@@ -50,6 +52,36 @@ export function registerGauges(
         if (bytes !== undefined) this.set(bytes);
       },
     });
+  const walRestarts = gauges.walRestarts;
+  if (walRestarts) {
+    // Counters the worker keeps: read, not observed, at each scrape.
+    const counter = (
+      name: string,
+      help: string,
+      value: (r: { count: number; seconds: number }) => number,
+    ) =>
+      new client.Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          const restarts = walRestarts();
+          if (restarts === undefined) return;
+          this.reset();
+          this.inc(value(restarts));
+        },
+      });
+    counter(
+      "likes_store_wal_restarts_total",
+      "RESTART checkpoints the worker ran to start the store's write-ahead log over (the node's writes wait meanwhile)",
+      (r) => r.count,
+    );
+    counter(
+      "likes_store_wal_restart_seconds_total",
+      "Time the write-ahead log's restarts took, during which the node's writes waited",
+      (r) => r.seconds,
+    );
+  }
   const faults = gauges.faults;
   if (faults)
     new client.Gauge({

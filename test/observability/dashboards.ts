@@ -33,6 +33,8 @@ export const EXPORTED_METRICS: Readonly<Record<string, MetricType>> = Object.fre
   likes_gossip_bytes_total: "counter",
   likes_store_commit_seconds: "histogram",
   likes_store_wal_bytes: "gauge",
+  likes_store_wal_restarts_total: "counter",
+  likes_store_wal_restart_seconds_total: "counter",
   likes_snapshots_total: "counter",
   likes_snapshot_bytes_total: "counter",
   likes_snapshot_duration_seconds: "histogram",

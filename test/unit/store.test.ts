@@ -538,6 +538,10 @@ describe("the SQLite store", () => {
     expect(largest).toBeLessThan(32 * restartBytes);
     // What the likes_store_wal_bytes gauge shows.
     expect(store.walBytes()).toBe(statSync(wal).size);
+    // What the restart counters show: the RESTART checkpoints the worker ran, and their time.
+    const counted = store.walRestarts()!;
+    expect(counted.count).toBeGreaterThanOrEqual(1);
+    expect(counted.seconds).toBeGreaterThan(0);
     expect(store.setSize()).toBe(seq);
     await store.close();
   });
