@@ -110,9 +110,11 @@ export function prepare(db: Database.Database) {
     addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
     originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
     saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
-    // The set's size is counted at open, not written by every commit (an older version wrote
-    // it to meta as set_size, which this one neither reads nor updates).
+    // The set's size is counted at open, not written by every commit. An earlier version wrote
+    // it to meta as set_size with every commit and read it at open: this one writes it at a
+    // clean close, for such a node opened on the directory after it.
     setSize: db.prepare("SELECT total(n) FROM counts").pluck(),
+    saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
     // The small write that tells whether a full disk has room again.
     probe: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', ?)"),
     savedUpTo: db.prepare("SELECT id, upto FROM origins").raw(),

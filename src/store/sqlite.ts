@@ -49,6 +49,8 @@ export class SqliteStore extends LogStore {
   /** Posts read while nobody had liked them (no id): counted 0 without a query until liked. */
   private readonly unliked = new Set<PostId>();
   private size: number;
+  /** The size in meta, for an earlier version (sqlite-schema.ts); NaN when there is none. */
+  private readonly savedSize: number;
   private readonly contiguous: ContiguousSaves;
 
   private checkpointer: Checkpointer | undefined;
@@ -71,6 +73,7 @@ export class SqliteStore extends LogStore {
     this.health = opened.health;
     this.previousOrigin = opened.previousOrigin;
     this.size = this.sql.setSize.get() as number;
+    this.savedSize = Number(this.sql.metaValue.get("set_size") ?? Number.NaN);
     this.contiguous = new ContiguousSaves(this.sql.savedUpTo.all() as [number, number][]);
   }
 
@@ -270,15 +273,18 @@ export class SqliteStore extends LogStore {
 
   /**
    * At a clean close, every origin's contiguous seq, so that the next open scans nothing above
-   * it. Not written (a full disk, a lost store), the next open finds it again from the entries.
+   * it, and the set's size for an earlier version (sqlite-schema.ts). Not written (a full disk,
+   * a lost store), the next open finds the seqs again from the entries.
    */
   private saveUnsaved(): void {
     const rows = this.contiguous.unsaved();
-    if (rows.length === 0 || !this.db.open || this.health.condition !== "ok") return;
+    const size = this.size !== this.savedSize;
+    if ((rows.length === 0 && !size) || !this.db.open || this.health.condition !== "ok") return;
     try {
       this.db
         .transaction(() => {
           for (const [id, upTo] of rows) this.sql.saveUpTo.run(upTo, id);
+          if (size) this.sql.saveSize.run(String(this.size));
         })
         .immediate();
       this.contiguous.wrote(rows);

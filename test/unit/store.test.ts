@@ -358,6 +358,12 @@ describe("the SQLite store", () => {
     expect(saved().get("n2~abc")).toBe(SAVE_EVERY + 10);
     await store.close();
     expect(saved().get("n2~abc")).toBe(SAVE_EVERY + 13);
+    // The set's size too, for an earlier version opened on the directory (it reads it there).
+    const db = new Database(join(dir, "likes.db"), { readonly: true });
+    expect(db.prepare("SELECT value FROM meta WHERE key = 'set_size'").pluck().get()).toBe(
+      String(SAVE_EVERY + 13),
+    );
+    db.close();
     const reopened = openAt(dir);
     expect(reopened.digest().get("n2~abc" as OriginId)).toBe(SAVE_EVERY + 13);
     expect(reopened.setSize()).toBe(SAVE_EVERY + 13);
