@@ -198,6 +198,7 @@ async function main(): Promise<void> {
       seconds: plan.convSeconds,
       partitionSeconds: plan.partition,
       partitionRounds: plan.rounds,
+      receiveRounds: plan.rounds,
     });
     results.convergence = c;
     goals.push([
@@ -214,9 +215,9 @@ async function main(): Promise<void> {
     ]);
     goals.push([
       `CPU per like on each receiving peer, ${c.rate} likes/s to one node`,
-      `${fmt(c.receiverCpuUsPerLike, 1)} µs`,
+      show(c.receiverCpuUsPerLike, 1, " µs"),
       "≤ 20 µs",
-      c.receiverCpuUsPerLike <= 20,
+      c.receiverCpuUsPerLike.median <= 20,
     ]);
     goals.push([
       `group commits per second per node (busiest), ${c.rate} likes/s; likes per commit`,
