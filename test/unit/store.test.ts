@@ -1,11 +1,11 @@
-import { closeSync, mkdtempSync, openSync, readSync, rmSync, statSync } from "node:fs";
+import { mkdtempSync, rmSync, statSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import fc from "fast-check";
 import { afterEach, describe, expect, it } from "vitest";
 import { SAVE_EVERY } from "../../src/store/contiguous-saves.js";
-import { pageSizeOf } from "../support/sqlite-file.js";
+import { pageSizeOf, readBytes, savedSeqsOf } from "../support/sqlite-file.js";
 import { waitFor } from "../support/wait.js";
 import {
   LikeSet,
@@ -331,16 +331,7 @@ describe("the SQLite store", () => {
 
   it("writes each origin's contiguous seq now and then, every one at a clean close", async () => {
     const dir = newDir();
-    const saved = () => {
-      const db = new Database(join(dir, "likes.db"), { readonly: true });
-      try {
-        return new Map(
-          db.prepare("SELECT origin, upto FROM origins").raw().all() as [string, number][],
-        );
-      } finally {
-        db.close();
-      }
-    };
+    const saved = () => savedSeqsOf(join(dir, "likes.db"));
     const store = openAt(dir);
     let seq = 0;
     const batch = (n: number) =>
@@ -514,16 +505,7 @@ describe("the SQLite store", () => {
       walRestartBytes: restartBytes,
     });
     // The header's checkpoint sequence counts the times the log started over.
-    const restarts = () => {
-      const header = Buffer.alloc(16);
-      const fd = openSync(wal, "r");
-      try {
-        readSync(fd, header, 0, 16, 0);
-      } finally {
-        closeSync(fd);
-      }
-      return header.readUInt32BE(12);
-    };
+    const restarts = () => readBytes(wal, 12, 4).readUInt32BE(0);
     // Commits back to back, each dirtying some 20 pages (a like per post): the worker's
     // PASSIVE checkpoint never finds a moment with nothing new to copy.
     let seq = 0;
