@@ -117,10 +117,11 @@ export function prepare(db: Database.Database) {
     saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
     // The small write that tells whether a full disk has room again.
     probe: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', ?)"),
-    savedUpTo: db.prepare("SELECT id, upto FROM origins").raw(),
     metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),
     saveOrigin: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('origin', ?)"),
-    origins: db.prepare("SELECT origin, upto FROM origins").raw(),
+    // Each origin, its saved contiguous seq, and its id (the version vector at open, and what
+    // ContiguousSaves knows is saved).
+    origins: db.prepare("SELECT origin, upto, id FROM origins").raw(),
     // Per origin, a rowid range scan of what is held above its saved contiguous seq.
     ahead: db
       .prepare(
@@ -167,8 +168,12 @@ export function startIncarnation(
   return { origin, previous };
 }
 
+/** An origin's row: the origin, its saved contiguous seq, its number in the entries' dots. */
+export type OriginRow = [origin: OriginId, upTo: number, id: number];
+
 export function loadVersionVector(sql: Pick<Statements, "origins" | "ahead">): VersionVector {
-  const vv = VersionVector.from(new Map(sql.origins.all() as [OriginId, number][]));
+  const rows = sql.origins.all() as OriginRow[];
+  const vv = VersionVector.from(new Map(rows.map(([origin, upTo]) => [origin, upTo])));
   // Entries committed since the saved seq (fewer than SAVE_EVERY, contiguous-saves.ts), and
   // those that arrived above a gap (few, and they wait for it to fill): taken in rowid order.
   for (const [origin, seq] of sql.ahead.all() as [OriginId, number][]) vv.add({ origin, seq });
