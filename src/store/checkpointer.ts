@@ -31,20 +31,20 @@ const passive = db.prepare("PRAGMA wal_checkpoint(PASSIVE)");
 const restart = db.prepare("PRAGMA wal_checkpoint(RESTART)");
 // A frame is a page and its 24-byte header.
 const frameBytes = db.pragma("page_size", { simple: true }) + 24;
-// [0]: 1 while a restart runs; [1]: restarts so far. heldMicros[0]: their time, all together.
-const restarting = new Int32Array(workerData.restarting);
+// shared[0]: 1 while a restart runs; shared[1]: restarts so far. heldMicros[0]: their time.
+const shared = new Int32Array(workerData.shared);
 const heldMicros = new BigInt64Array(workerData.heldMicros);
 const checkpoint = () => {
   const { log } = passive.get();
   if (log * frameBytes < workerData.restartBytes) return;
   passive.get();
-  Atomics.store(restarting, 0, 1);
+  Atomics.store(shared, 0, 1);
   const started = performance.now();
   try {
     restart.get();
   } finally {
-    Atomics.store(restarting, 0, 0);
-    Atomics.add(restarting, 1, 1);
+    Atomics.store(shared, 0, 0);
+    Atomics.add(shared, 1, 1);
     Atomics.add(heldMicros, 0, BigInt(Math.round((performance.now() - started) * 1000)));
   }
 };
@@ -86,10 +86,10 @@ export interface CheckpointError {
 export class Checkpointer {
   private readonly worker: Worker;
   /**
-   * [0]: 1 while the worker restarts the log (and holds the write lock, or waits for it);
-   * [1]: the restarts it made.
+   * Written by the worker: [0] is 1 while it restarts the log (and holds the write lock, or
+   * waits for it); [1] counts the restarts it made.
    */
-  private readonly restartingFlag = new Int32Array(new SharedArrayBuffer(8));
+  private readonly shared = new Int32Array(new SharedArrayBuffer(8));
   /** The restarts' time, µs, added by the worker after each. */
   private readonly heldMicros = new BigInt64Array(new SharedArrayBuffer(8));
   private failed = false;
@@ -107,7 +107,7 @@ export class Checkpointer {
         file: options.file,
         everyMs: options.everyMs,
         restartBytes: options.restartBytes,
-        restarting: this.restartingFlag.buffer,
+        shared: this.shared.buffer,
         heldMicros: this.heldMicros.buffer,
         module: createRequire(import.meta.url).resolve("better-sqlite3"),
       },
@@ -120,7 +120,7 @@ export class Checkpointer {
     this.worker.on("exit", () => {
       this.exited = true;
       // A worker gone mid-restart holds no lock any more.
-      Atomics.store(this.restartingFlag, 0, 0);
+      Atomics.store(this.shared, 0, 0);
     });
     // Not a reason to keep the process alive; close() ends it.
     this.worker.unref();
@@ -128,12 +128,12 @@ export class Checkpointer {
 
   /** Whether a checkpoint is starting the log over now: commits should wait for it. */
   restarting(): boolean {
-    return Atomics.load(this.restartingFlag, 0) === 1;
+    return Atomics.load(this.shared, 0) === 1;
   }
 
   restarts(): WalRestarts {
     return {
-      count: Atomics.load(this.restartingFlag, 1),
+      count: Atomics.load(this.shared, 1),
       seconds: Number(Atomics.load(this.heldMicros, 0)) / 1e6,
     };
   }
