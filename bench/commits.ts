@@ -7,6 +7,7 @@ import { statSync } from "node:fs";
 import { join } from "node:path";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../src/crdt/index.js";
 import { SqliteStore } from "../src/store/index.js";
+import { SEEDED_POSTS, seededEntries } from "./lib/seeded.js";
 
 const [dataDir, heldText, commitsText, perCommitText] = process.argv.slice(2);
 if (!dataDir || !heldText || !commitsText || !perCommitText)
@@ -14,7 +15,6 @@ if (!dataDir || !heldText || !commitsText || !perCommitText)
 const held = Number(heldText);
 const commits = Number(commitsText);
 const perCommit = Number(perCommitText);
-const POSTS = 10_000;
 const nodeName = "commits" as NodeName;
 const ts = Date.now();
 
@@ -25,19 +25,8 @@ const open = (checkpointEveryMs?: number) =>
 
 // What the node holds already: likes of another origin, in bulk.
 let store = open();
-const seeded = "writer~bench0" as OriginId;
-for (let start = 0; start < held; start += 20_000) {
-  const entries: Entry[] = [];
-  for (let seq = start + 1; seq <= Math.min(held, start + 20_000); seq++)
-    entries.push({
-      origin: seeded,
-      seq,
-      post: `post-${seq % POSTS}` as PostId,
-      user: `user-${seq}` as UserId,
-      ts,
-    });
-  await store.apply(entries);
-}
+for (let start = 0; start < held; start += 20_000)
+  await store.apply(seededEntries(start + 1, Math.min(held, start + 20_000), ts));
 await store.close();
 
 // Reopened with a checkpoint worker that does not run before the end (and SQLite's automatic
@@ -49,7 +38,7 @@ const walSize = () => statSync(wal, { throwIfNoEntry: false })?.size ?? 0;
 const peer = "peer~bench1" as OriginId;
 // A fixed sequence of posts, the same in every run (a linear congruential generator).
 let state = 12_345;
-const nextPost = () => (state = (state * 1_103_515_245 + 12_345) & 0x7fffffff) % POSTS;
+const nextPost = () => (state = (state * 1_103_515_245 + 12_345) & 0x7fffffff) % SEEDED_POSTS;
 let seq = 0;
 const walBefore = walSize();
 transactionSeconds = 0;

@@ -6,6 +6,7 @@ import { figure, ratio, type Figure } from "../lib/stats.js";
 import { freePorts } from "../../test/support/tcp-proxy.js";
 import { BenchCluster, REPO, SECRET, isReady, metric, view, type LikesNode } from "../lib/likes.js";
 import type { Runtime } from "../lib/node24.js";
+import { SEEDED_ORIGIN } from "../lib/seeded.js";
 import { Proc, until } from "../lib/proc.js";
 import { wrk } from "../lib/wrk.js";
 
@@ -61,7 +62,7 @@ function rssBytes(pid: number | undefined): number {
 /** What a node holds of the benchmark's origin; undefined while a busy node cannot answer. */
 async function heldBy(node: LikesNode): Promise<number | undefined> {
   try {
-    return (await view(node)).vv["writer~bench0"];
+    return (await view(node)).vv[SEEDED_ORIGIN];
   } catch (error) {
     // A commit of 100,000 entries on a loaded machine can hold the node's event loop past its
     // admin server's keep-alive timeout (5 s), which then resets the poll's connection.
@@ -106,7 +107,7 @@ export async function catchUp(root: string, count: number, rounds: number): Prom
       later: [2],
     });
     try {
-      const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
+      const target = (await view(cluster.nodes[0]!)).vv[SEEDED_ORIGIN];
       // It joins two nodes that serve already (see incrementalCatchUp); timed, as before, from
       // when it says it is ready.
       await cluster.startNode(2);
@@ -234,7 +235,7 @@ export async function snapshotJoin(
   const seconds: number[] = [];
   let bytes = 0;
   try {
-    const target = (await view(cluster.nodes[0]!)).vv["writer~bench0"];
+    const target = (await view(cluster.nodes[0]!)).vv[SEEDED_ORIGIN];
     for (let round = 0; round < rounds; round++) {
       const [http, admin, peer] = (await freePorts(3)) as [number, number, number];
       const node: LikesNode = {
@@ -268,7 +269,7 @@ export async function snapshotJoin(
       try {
         await until(
           "the empty node to be ready with every like",
-          async () => (await isReady(http)) && (await view(node)).vv["writer~bench0"] === target,
+          async () => (await isReady(http)) && (await view(node)).vv[SEEDED_ORIGIN] === target,
           600_000,
           20,
         );
