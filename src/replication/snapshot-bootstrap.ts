@@ -4,7 +4,7 @@
 // soundness, and has it checked and installed. Any failure leaves the
 // directory empty and moves on to the next peer; with none, the node starts empty and catches up
 // by anti-entropy as before.
-import { SnapshotRefusedError } from "../store/index.js";
+import { SnapshotRefusedError, type InstallReport } from "../store/index.js";
 import { snapshotSpan } from "../telemetry/spans.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
 import type { Clock, PeerAddress, Transport } from "./ports.js";
@@ -25,7 +25,7 @@ export interface SnapshotSink {
    * Checks what was written against the promised size and the serving node's checksum and
    * installs it; refused, removes it.
    */
-  install(checksum: Buffer): Promise<void>;
+  install(checksum: Buffer): Promise<InstallReport>;
   abort(): Promise<void>;
 }
 
@@ -147,7 +147,13 @@ async function fromPeer(deps: BootstrapDeps, peer: PeerAddress): Promise<Bootstr
         throw new SnapshotRefusedError(`the end of snapshot ${end.id}, asked ${begin.id}`);
       if (end.problem)
         throw new SnapshotRefusedError(`the serving peer found its copy damaged: ${end.problem}`);
-      await sink.install(end.checksum);
+      const { repaged } = await sink.install(end.checksum);
+      if (repaged)
+        logger.info("snapshot rewritten in this node's page size", {
+          peer,
+          fromBytes: repaged.from,
+          toBytes: repaged.to,
+        });
     } catch (error) {
       await sink?.abort();
       if (deps.stop?.aborted) {

@@ -11,6 +11,7 @@ export {
   SnapshotRefusedError,
   StoreSnapshot,
   removeStaleSnapshots,
+  type InstallReport,
   type SnapshotPromise,
 } from "./snapshot.js";
 export { SNAPSHOT_CHECKSUM, checkCopy, type CopyVerdict } from "./copy-check.js";

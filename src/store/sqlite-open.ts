@@ -9,6 +9,7 @@ import { DataDirectory, describe, isCorrupt, isFull } from "./data-dir.js";
 import type { SqliteStoreOptions } from "./sqlite-options.js";
 import {
   META,
+  PAGE_SIZE,
   checkIntegrity,
   checkLayout,
   loadVersionVector,
@@ -86,7 +87,7 @@ function openIn<T>(
     // pages such a commit wrote 190 KB of log and cost 40% more time than with 4 KiB; a bulk
     // apply of thousands of likes gains from the larger page, but a node spends its life on
     // small commits. A file keeps the page size it was made with.
-    db.exec("PRAGMA page_size = 4096");
+    db.exec(`PRAGMA page_size = ${PAGE_SIZE}`);
     db.exec("PRAGMA journal_mode = WAL");
     db.exec(`PRAGMA synchronous = ${options.fsync === "always" ? "FULL" : "NORMAL"}`);
     db.exec("PRAGMA foreign_keys = OFF");

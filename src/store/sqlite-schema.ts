@@ -15,6 +15,11 @@ import { StoreCorruptError } from "./types.js";
 
 /** The layout this code reads and writes; a data directory with any other is refused. */
 export const SCHEMA_VERSION = "2";
+/**
+ * The page size of the files a node makes (sqlite-open.ts says why) and of the snapshots it
+ * installs; a file made with another keeps it.
+ */
+export const PAGE_SIZE = 4096;
 
 export const META = `
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITHOUT ROWID;

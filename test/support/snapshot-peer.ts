@@ -1,20 +1,35 @@
 // For snapshot bootstrap tests: data directories seeded with many likes in-process, and a peer
 // that serves snapshots over a real peer link (src/link/server.ts, src/replication/
 // snapshot-source.ts) but can hold chunks back, damage them or cut them short.
+import { join } from "node:path";
+import Database from "better-sqlite3";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { LinkServer } from "../../src/link/server.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { systemClock } from "../../src/replication/ports.js";
 import { isSnapshotRequest } from "../../src/replication/protocol.js";
 import { SnapshotSource, type ServedSnapshot } from "../../src/replication/snapshot-source.js";
+import { DB_FILE } from "../../src/store/data-dir.js";
 import { SqliteStore } from "../../src/store/index.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { TEST_SECRET } from "./cluster.js";
 
 export const SEED_ORIGIN = "writer~seed0" as OriginId;
 
-/** Writes `count` likes of one foreign origin (posts post-0..99) into a data directory. */
-export async function seedDataDir(dataDir: string, count: number): Promise<void> {
+/**
+ * Writes `count` likes of one foreign origin (posts post-0..99) into a data directory; in pages
+ * of `pageSize` when given (as a version before 4 KiB pages made its files).
+ */
+export async function seedDataDir(
+  dataDir: string,
+  count: number,
+  pageSize?: number,
+): Promise<void> {
+  if (pageSize !== undefined) {
+    const db = new Database(join(dataDir, DB_FILE));
+    db.exec(`PRAGMA page_size = ${pageSize}; PRAGMA journal_mode = WAL`);
+    db.close();
+  }
   const store = SqliteStore.open({ dataDir, nodeName: "seeder" as NodeName, fsync: "normal" });
   const ts = Date.now();
   for (let start = 0; start < count; start += 10_000) {

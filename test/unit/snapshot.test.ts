@@ -37,8 +37,10 @@ import {
   SqliteStore,
   type StoreSnapshot,
 } from "../../src/store/index.js";
+import { PAGE_SIZE } from "../../src/store/sqlite-schema.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { SEED_ORIGIN, seedDataDir } from "../support/snapshot-peer.js";
+import { pageSizeOf } from "../support/sqlite-file.js";
 
 const self = { node: "joiner" as NodeName, origin: "joiner~tmp1" as OriginId };
 const peerSelf = { node: "server" as NodeName, origin: "server~abc1" as OriginId };
@@ -54,9 +56,12 @@ afterEach(() => {
 });
 
 /** A snapshot of a seeded store, made as a serving node makes it. */
-async function snapshotOf(likes: number): Promise<{ snapshot: StoreSnapshot; bytes: Buffer }> {
+async function snapshotOf(
+  likes: number,
+  pageSize?: number,
+): Promise<{ snapshot: StoreSnapshot; bytes: Buffer }> {
   const source = dir();
-  await seedDataDir(source, likes);
+  await seedDataDir(source, likes, pageSize);
   const store = SqliteStore.open({
     dataDir: source,
     nodeName: "server" as NodeName,
@@ -149,8 +154,9 @@ describe("snapshot download", () => {
     expect(await snapshot.verdict).toEqual({ checksum: sha(bytes), problems: [] });
     await snapshot.remove();
     const target = dir();
-    await (await download(target, bytes)).install(sha(bytes));
+    expect(await (await download(target, bytes)).install(sha(bytes))).toEqual({});
     expect(leftovers(target)).toEqual(["likes.db"]);
+    expect(pageSizeOf(join(target, "likes.db"))).toBe(PAGE_SIZE);
     const store = SqliteStore.open({
       dataDir: target,
       nodeName: "joiner" as NodeName,
@@ -161,6 +167,30 @@ describe("snapshot download", () => {
       expect(store.count("post-3" as never)).toBe(200);
       expect(store.origin.startsWith("joiner~")).toBe(true);
       // The serving node's identity did not travel with its likes.
+      expect(store.previousOrigin).toBeUndefined();
+    } finally {
+      await store.close();
+    }
+  });
+
+  it("rewrites a snapshot of 16 KiB pages (an earlier version's) in this node's, every like kept", async () => {
+    const { snapshot, bytes } = await snapshotOf(20_000, 16_384);
+    await snapshot.remove();
+    expect(bytes.readUInt16BE(16)).toBe(16_384);
+    const target = dir();
+    const report = await (await download(target, bytes)).install(sha(bytes));
+    expect(report).toEqual({ repaged: { from: 16_384, to: PAGE_SIZE } });
+    expect(leftovers(target)).toEqual(["likes.db"]);
+    expect(pageSizeOf(join(target, "likes.db"))).toBe(PAGE_SIZE);
+    const store = SqliteStore.open({
+      dataDir: target,
+      nodeName: "joiner" as NodeName,
+      fsync: "normal",
+    });
+    try {
+      expect(store.digest().get(SEED_ORIGIN)).toBe(20_000);
+      expect(store.count("post-3" as never)).toBe(200);
+      expect(store.setSize()).toBe(20_000);
       expect(store.previousOrigin).toBeUndefined();
     } finally {
       await store.close();
@@ -426,7 +456,7 @@ describe("snapshot bootstrap", () => {
       },
       install: (checksum) => {
         events.push(`install ${checksum.toString("hex", 0, 2)}`);
-        return Promise.resolve();
+        return Promise.resolve({});
       },
       abort: () => {
         events.push("abort");
