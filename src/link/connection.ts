@@ -3,6 +3,7 @@
 // the framing or cannot be read closes the connection, with nothing of it applied.
 import type { Socket } from "node:net";
 import type { FrameReader, FrameSealer } from "./frames.js";
+import { varintSize } from "../replication/wire.js";
 import { FrameError, MAX_FRAME_BYTES } from "./frames.js";
 
 export interface ConnectionEvents {
@@ -90,7 +91,7 @@ export class Connection {
     try {
       if (chunk) this.reader.push(chunk);
       for (let body = this.reader.next(); body; body = this.reader.next()) {
-        this.events.bytes("in", 4 + body.length);
+        this.events.bytes("in", varintSize(body.length) + body.length);
         this.events.payload(this.opener.open(body));
         if (!this.open) return;
       }

@@ -45,7 +45,7 @@ export interface Metrics {
   /** One group commit (one transaction) took `seconds`. */
   storeCommitted(seconds: number): void;
   peerMessage(kind: string, result: PeerMessageResult): void;
-  /** Bytes of peer message bodies. */
+  /** Bytes of peer link frames, whole: length, payload and tag. */
   peerBytes(direction: "in" | "out", bytes: number): void;
   /** Entries from a peer newly stored here, at `now` (ms): lag, and the apply span of each. */
   entriesApplied(entries: readonly Entry[], path: ReplicationPath, now: number): void;

@@ -183,6 +183,52 @@ for (const [name, make] of Object.entries(adapters)) {
   });
 }
 
+describe("peer link: bytes", () => {
+  it("counts whole frames: what one end counts out, the other counts in, for lengths of 1–3 bytes", async () => {
+    const counted = () => {
+      const bytes = { in: 0, out: 0 };
+      return {
+        bytes,
+        metrics: {
+          ...noMetrics,
+          peerBytes: (direction: "in" | "out", n: number) => (bytes[direction] += n),
+        },
+      };
+    };
+    const serverSide = counted();
+    const clientSide = counted();
+    const server = new LinkServer({
+      secret: SECRET,
+      node: "b",
+      codec: binaryCodec,
+      handle: () =>
+        Promise.resolve({
+          kind: "deltas-reply",
+          node: "b" as NodeName,
+          origin: "b~2" as OriginId,
+          vv: new Map(),
+        }),
+      logger: silentLogger,
+      metrics: serverSide.metrics,
+    });
+    const peer = `127.0.0.1:${await server.listen(0, "127.0.0.1")}`;
+    const transport = new LinkTransport(SECRET, "a", binaryCodec, clientSide.metrics);
+    try {
+      // Frames of about 100 B, 3 KB and 60 KB: a length of one, two and three bytes.
+      for (const count of [1, 100, 2000]) {
+        const entries = Array.from({ length: count }, (_, i) => ({ ...entry, seq: i + 1 }));
+        await transport.send(peer, { kind: "deltas", ...sender, entries });
+      }
+      expect(clientSide.bytes.out).toBeGreaterThan(60_000);
+      expect(serverSide.bytes.in).toBe(clientSide.bytes.out);
+      expect(clientSide.bytes.in).toBe(serverSide.bytes.out);
+    } finally {
+      transport.close();
+      await server.close();
+    }
+  });
+});
+
 describe("peer link: the client end of the handshake", () => {
   // A server that answers the hello with a proof that does not check under the caller's secret,
   // and records every byte sent to it after the hello.
