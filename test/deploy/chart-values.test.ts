@@ -58,6 +58,21 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
       expect(env("snapshot.threshold=5000000")).toBe("5000000");
     });
 
+    it("passes tracesPerSecond as the node reads it, and refuses what the node would refuse", () => {
+      // From a values file or JSON a number is a float to Helm: 1000000 must not become 1e+06.
+      const env = (json: string) =>
+        new Release(json, helmTemplate(["--set-json", `tracing=${json}`])).env(
+          "LIKES_TRACES_PER_SECOND",
+        );
+      expect(env('{"tracesPerSecond":1000000}')).toBe("1000000");
+      expect(env('{"tracesPerSecond":1}')).toBe("1");
+      // The node exits on these (a whole number from 1 to 1,000,000): the chart says so first.
+      for (const bad of ["0", "2.5", "1000001"])
+        expect(() => helmTemplate(["--set-json", `tracing={"tracesPerSecond":${bad}}`])).toThrow(
+          /tracesPerSecond/,
+        );
+    });
+
     it("agrees on ports: env, container, Prometheus annotations", () => {
       const port = (name: string) => String(r().resolve(r().likesPod(), name)?.containerPort);
       expect(port("http")).toBe(r().env("LIKES_HTTP_PORT"));
