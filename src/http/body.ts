@@ -1,6 +1,6 @@
-// The one body reader of the HTTP edge: public requests, peer requests and peer replies are all
-// read here, with one size limit, one answer to each way a body can be wrong, and one decoder of
-// JSON (strict, as body-parser's was; invalid UTF-8 refused, never turned into U+FFFD).
+// The body reader of requests that Node's HTTP server parses (a lean connection reads its own
+// bytes, lean-connection.ts): one size limit, one answer to each way a body can be wrong, and one
+// decoder of JSON (strict, as body-parser's was; invalid UTF-8 refused, never turned into U+FFFD).
 import { isUtf8 } from "node:buffer";
 import type { IncomingMessage } from "node:http";
 import type { Readable, Transform } from "node:stream";

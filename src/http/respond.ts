@@ -1,4 +1,4 @@
-// The one JSON responder of the HTTP edge: every JSON answer of the public, peer and admin ports,
+// The one JSON responder of the HTTP edge: every JSON answer of the public and admin ports,
 // success or error, is written here, so a rule about answers (headers, closing) lives once.
 import { STATUS_CODES, type ServerResponse } from "node:http";
 import type { LogFields, Logger } from "../telemetry/types.js";
@@ -7,7 +7,7 @@ import { errorAnswer } from "./errors.js";
 import { hasBody } from "./body.js";
 
 const JSON_TYPE = "application/json; charset=utf-8";
-// Above the public port's 16 KiB limit, far below the peer port's 16 MiB.
+// Above the public port's 16 KiB limit: a client that sends a little more is still answered.
 const DRAIN_LIMIT_BYTES = 64 * 1024;
 
 export function sendJson(res: ServerResponse, status: number, body: unknown): void {
@@ -60,7 +60,7 @@ export function sendError(
     return;
   }
   for (const name in answer.headers) res.setHeader(name, answer.headers[name] as string);
-  // A large body refused before its end is not read to its end (an unsigned 16 MiB push, say):
+  // A large body refused before its end is not read to its end (a 10 MB upload, say):
   // the connection closes after the answer. A small one is left to node:http, which reads and
   // drops it, so that a client still sending reads this answer rather than a reset.
   if (!res.req.complete && hasBody(res.req) && !(declaredLength(res) <= DRAIN_LIMIT_BYTES))

@@ -1,4 +1,4 @@
-// The HTTP servers of a node (public, peer and admin ports): time limits for slow clients, an
+// The HTTP servers of a node (public and admin ports): time limits for slow clients, an
 // answer to CONNECT, and a close that answers every request it has read.
 import {
   createServer,

@@ -15,7 +15,10 @@
 import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { isNodeName } from "../crdt/index.js";
 
-/** 4: frames tagged with GMAC (frames.ts); 3 tagged them with HMAC-SHA256. */
+/**
+ * 6: entries' `ts` relative to the message's; 5 counted them from 0 in every message; 4 named
+ * every node and origin in full; 3 tagged frames with HMAC-SHA256 (now GMAC, frames.ts).
+ */
 export const LINK_VERSION = 6;
 const MAGIC = Buffer.from("LIKES", "latin1");
 export const NONCE_BYTES = 32;
