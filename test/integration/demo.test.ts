@@ -15,16 +15,24 @@ const TEST_TIMEOUT_MS = RUN_TIMEOUT_MS + 20_000;
 
 function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
   return new Promise((resolve, reject) => {
-    const child = spawn(process.execPath, [DEMO, ...args], { stdio: ["ignore", "pipe", "pipe"] });
+    // A group of its own, so that a run killed at its deadline takes the nodes it started along.
+    const child = spawn(process.execPath, [DEMO, ...args], {
+      stdio: ["ignore", "pipe", "pipe"],
+      detached: true,
+    });
     let stdout = "";
     let stderr = "";
     child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
     // Bounded: the phases, the convergence deadlines, the read-back and a margin (a shared
     // 2-core machine under load took 46 s for a run that starts its own cluster).
-    const killer = setTimeout(() => child.kill("SIGKILL"), RUN_TIMEOUT_MS);
+    const killer = setTimeout(
+      () => process.kill(-(child.pid as number), "SIGKILL"),
+      RUN_TIMEOUT_MS,
+    );
     child.once("error", reject);
-    child.once("exit", (code) => {
+    // "close", not "exit": stdout and stderr are read to their ends.
+    child.once("close", (code) => {
       clearTimeout(killer);
       resolve({ code, stdout, stderr });
     });

@@ -26,7 +26,8 @@ function runLoad(
     // Bounded: the run's own duration, its request timeout, and a margin.
     const killer = setTimeout(() => child.kill("SIGKILL"), 40_000);
     child.once("error", reject);
-    child.once("exit", (code) => {
+    // "close", not "exit": stdout and stderr are read to their ends.
+    child.once("close", (code) => {
       clearTimeout(killer);
       resolve({ code, stdout, stderr });
     });

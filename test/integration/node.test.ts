@@ -77,15 +77,17 @@ describe("a node process", () => {
     const dir = dataDir();
     const node = await start({ LIKES_NODE_NAME: "graceful", LIKES_DATA_DIR: dir });
     const inFlight = Array.from({ length: 50 }, (_, i) => postLike(node.url, "p", `u${i}`));
-    const started = Date.now();
+    // One answered first, so that the stop meets requests the node has taken, not none.
+    await Promise.race(inFlight);
     const exit = node.kill("SIGTERM");
     const answers = await Promise.allSettled(inFlight);
+    // 0 is within the node's own 5 s deadline: past it, the node exits 1 (main.ts).
     expect(await exit).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
     // Every request either got its answer or was never accepted; none is left half-done. One
     // that reached an open connection after the stop began is refused, 503 shutting_down (README).
     const fulfilled = answers.flatMap((a) => (a.status === "fulfilled" ? [a.value] : []));
     const acknowledged = fulfilled.filter((res) => res.status === 201);
+    expect(acknowledged.length).toBeGreaterThan(0);
     for (const res of fulfilled.filter((r) => r.status !== 201)) {
       expect(res.status).toBe(503);
       expect(((await res.json()) as { error: { code: string } }).error.code).toBe("shutting_down");

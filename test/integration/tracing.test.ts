@@ -267,9 +267,8 @@ describe("with an unreachable collector", () => {
     });
     for (let i = 0; i < 5; i++)
       expect(await likeWithTrace(node.url, "p", `u${i}`, clientContext().header)).toBe(201);
-    const started = Date.now();
+    // 0 is within the node's own 5 s deadline: past it, the node exits 1 (main.ts).
     expect(await node.kill("SIGTERM")).toBe(0);
-    expect(Date.now() - started).toBeLessThan(5000);
   });
 });
 

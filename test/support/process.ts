@@ -37,7 +37,8 @@ export class NodeProcess {
       }
     });
     createInterface({ input: this.child.stderr! }).on("line", (line) => this.stderr.push(line));
-    this.exit = new Promise((resolve) => this.child.once("exit", (code) => resolve(code)));
+    // "close", not "exit": the child's output is read to its end before anyone looks at it.
+    this.exit = new Promise((resolve) => this.child.once("close", (code) => resolve(code)));
   }
 
   /** Starts a node and waits until it logs that it listens. */
@@ -86,18 +87,36 @@ export class NodeProcess {
   }
 }
 
-/** Runs `node dist/main.js` to completion, for configuration errors. */
+/**
+ * Runs `node dist/main.js` to completion, for configuration errors. A node that starts after all
+ * (a bad value accepted) listens on free ports of 127.0.0.1, never the defaults, and is killed
+ * after `timeoutMs`, its code then null.
+ */
 export function runToExit(
   env: Record<string, string>,
+  timeoutMs = 20_000,
 ): Promise<{ code: number | null; stderr: string }> {
   return new Promise((resolve) => {
     const child = spawn(process.execPath, [MAIN], {
-      env: { PATH: process.env.PATH ?? "", ...env },
+      env: {
+        PATH: process.env.PATH ?? "",
+        LIKES_HOST: "127.0.0.1",
+        LIKES_HTTP_PORT: "0",
+        LIKES_PEER_PORT: "0",
+        LIKES_ADMIN_PORT: "0",
+        OTEL_SDK_DISABLED: "true",
+        ...env,
+      },
       stdio: ["ignore", "ignore", "pipe"],
     });
     let stderr = "";
     child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
-    child.once("exit", (code) => resolve({ code, stderr }));
+    const killer = setTimeout(() => child.kill("SIGKILL"), timeoutMs);
+    // "close", not "exit": stderr is read to its end.
+    child.once("close", (code) => {
+      clearTimeout(killer);
+      resolve({ code, stderr });
+    });
   });
 }
 
