@@ -188,7 +188,9 @@ describe("fault injection (LIKES_FAULTS=enabled)", () => {
     // Messages were dropped (a dropped push or sync marks its peer down until a retry answers).
     const dropped = (l: { message?: unknown; error?: unknown }) =>
       l.message === "peer down" && String(l.error).includes("dropped by a fault");
-    expect(n1.lines.some(dropped) || n2.lines.some(dropped)).toBe(true);
+    await waitFor("a dropped message to be logged", () =>
+      [n1, n2].some((n) => n.lines.some(dropped)),
+    );
     await counts([n1, n2, n3], "drop", 60);
   });
 });

@@ -15,8 +15,12 @@ beforeAll(async () => {
   link = await RawLink.open(cluster.node(0).ports?.peer);
 });
 afterAll(async () => {
-  link.close();
-  await cluster.stop();
+  // The link is missing when beforeAll failed to open it: the node is stopped all the same.
+  try {
+    link.close();
+  } finally {
+    await cluster.stop();
+  }
 });
 
 const sender = { node: "buggy" as NodeName, origin: "buggy~1" as OriginId };

@@ -25,7 +25,7 @@ import { binaryCodec } from "../../src/replication/codec.js";
 import { ReceivedStrings, SentStrings } from "../../src/replication/link-strings.js";
 import type { PeerMessage, PeerRequest } from "../../src/replication/protocol.js";
 import { TEST_SECRET } from "./cluster.js";
-import { waitFor } from "./wait.js";
+import { GiveUp, waitFor } from "./wait.js";
 
 export interface RawLinkOptions {
   readonly secret?: string;
@@ -168,8 +168,8 @@ export class RawLink {
     return waitFor(`the answer to request ${id}`, () => {
       const answer = this.envelopes.find((e) => e.id === id);
       if (answer) return answer;
-      if (this.unreadable) throw this.unreadable;
-      if (this.closed) throw new Error("the node closed the link");
+      if (this.unreadable) throw new GiveUp(this.unreadable.message);
+      if (this.closed) throw new GiveUp("the node closed the link");
       return undefined;
     });
   }

@@ -1,7 +1,7 @@
 import { spawn, type ChildProcess } from "node:child_process";
 import { createInterface } from "node:readline";
 import { fileURLToPath } from "node:url";
-import { waitFor } from "./wait.js";
+import { GiveUp, waitFor } from "./wait.js";
 
 const MAIN = fileURLToPath(new URL("../../dist/main.js", import.meta.url));
 
@@ -50,7 +50,7 @@ export class NodeProcess {
       await waitFor(
         "the node to listen",
         () => {
-          if (exited) throw new Error(`node exited early: ${node.stderr.join("\n")}`);
+          if (exited) throw new GiveUp(`node exited early: ${node.stderr.join("\n")}`);
           const line = node.lines.find((l) => l.message === "listening");
           if (line) node.ports = line as unknown as Ports;
           return line !== undefined;
