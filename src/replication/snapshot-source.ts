@@ -7,6 +7,7 @@ import type { Digest } from "../crdt/index.js";
 import type { CopyVerdict } from "../store/index.js";
 import type { Logger, Metrics } from "../telemetry/types.js";
 import type { Clock, Timer } from "./ports.js";
+import { RefusalLog } from "./limits.js";
 import {
   MAX_PROBLEM_BYTES,
   MAX_SNAPSHOT_CHUNK,
@@ -69,8 +70,17 @@ export class SnapshotSource {
   private readonly making = new Map<AbortController, Promise<unknown>>();
   private nextId = 1;
   private stopped = false;
+  /** A caller refused for want of room is told in the log once a minute, not per request. */
+  private readonly busy: RefusalLog;
 
-  constructor(private readonly deps: SnapshotSourceDeps) {}
+  constructor(private readonly deps: SnapshotSourceDeps) {
+    this.busy = new RefusalLog(
+      () => deps.clock.now(),
+      (message, fields) => deps.logger.warn(message, fields),
+      60_000,
+      "snapshot refused: serving as many as allowed",
+    );
+  }
 
   answer(request: SnapshotRequest): Promise<SnapshotReply> {
     switch (request.kind) {
@@ -95,17 +105,15 @@ export class SnapshotSource {
   }
 
   private async begin(request: SnapshotBeginRequest): Promise<SnapshotBeginReply> {
-    const { self, logger } = this.deps;
+    const { self } = this.deps;
     const held = this.deps.entries();
     const none = { kind: "snapshot-begin-reply", ...self, id: 0, bytes: 0 } as const;
     const noSnapshot = { ...none, entryCount: held, vv: new Map() };
     if (held < request.minEntries) return noSnapshot;
     if (this.stopped) return noSnapshot;
     if (this.serving.size + this.making.size >= MAX_SERVING) {
-      logger.warn("snapshot refused: serving as many as allowed", {
-        caller: request.node,
-        serving: this.serving.size + this.making.size,
-      });
+      const serving = this.serving.size + this.making.size;
+      this.busy.refused(request.node, new Error(`serving ${serving} snapshots already`), "busy");
       return noSnapshot;
     }
     const controller = new AbortController();

@@ -320,6 +320,7 @@ function fakeSnapshot(size: number): ServedSnapshot & { removed: boolean } {
 describe("snapshot source", () => {
   it("makes no copy for a caller that asks more than it holds, and at most MAX_SERVING at once", async () => {
     const made: ReturnType<typeof fakeSnapshot>[] = [];
+    const warnings: string[] = [];
     const source = new SnapshotSource({
       self: peerSelf,
       entries: () => 7,
@@ -329,7 +330,7 @@ describe("snapshot source", () => {
         return Promise.resolve(s);
       },
       clock: manualClock(),
-      logger: silentLogger,
+      logger: { ...silentLogger, warn: (message) => warnings.push(message) },
       metrics: noMetrics,
     });
     const none = await source.answer({ kind: "snapshot-begin", ...self, minEntries: 8 });
@@ -339,7 +340,10 @@ describe("snapshot source", () => {
       expect(
         (await source.answer({ kind: "snapshot-begin", ...self, minEntries: 7 })).id,
       ).toBeGreaterThan(0);
-    expect((await source.answer({ kind: "snapshot-begin", ...self, minEntries: 7 })).id).toBe(0);
+    // Refused for want of room, as often as asked; told once (a caller retrying must not flood).
+    for (let i = 0; i < 50; i++)
+      expect((await source.answer({ kind: "snapshot-begin", ...self, minEntries: 7 })).id).toBe(0);
+    expect(warnings).toEqual(["snapshot refused: serving as many as allowed"]);
     await source.stop();
     expect(made.every((s) => s.removed)).toBe(true);
   });
