@@ -31,6 +31,8 @@ export function isPlainLike(req: IncomingMessage): boolean {
   const url = req.url;
   if (req.method !== "POST" || url === undefined) return false;
   if (url !== "/like" && !url.startsWith("/like?")) return false;
+  // A fragment is cut by express (parseurl): the express route serves such a target.
+  if (url.includes("#")) return false;
   const headers = req.headers;
   if (headers["transfer-encoding"] !== undefined || headers["content-encoding"] !== undefined)
     return false;
@@ -46,7 +48,11 @@ export function isPlainLike(req: IncomingMessage): boolean {
 export function isPlainRead(req: IncomingMessage): boolean {
   const url = req.url;
   return (
-    req.method === "GET" && url !== undefined && (url === "/likes" || url.startsWith("/likes?"))
+    req.method === "GET" &&
+    url !== undefined &&
+    (url === "/likes" || url.startsWith("/likes?")) &&
+    // A fragment is cut by express (parseurl): the express route serves such a target.
+    !url.includes("#")
   );
 }
 

@@ -45,8 +45,12 @@ export const PLAIN_JSON: ReadonlySet<string> = new Set([
   "application/json;charset=utf-8",
 ]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** A request target of printable ASCII, as node:http's strict parser allows. */
-const TARGET = /^[\x21-\x7e]+$/;
+/**
+ * A request target of printable ASCII, as node:http's strict parser allows, but `#`: a fragment
+ * (never sent by a browser, but node:http lets it through) is cut by express, so such a target
+ * goes to the express app rather than this path keeping it in the query.
+ */
+const TARGET = /^[\x21\x22\x24-\x7e]+$/;
 const LENGTH = /^\d{1,7}$/;
 const EMPTY = Buffer.alloc(0);
 

@@ -40,7 +40,9 @@ interface Answer {
 
 function send(app: App, { method = "POST", path, headers, body }: Sent): Promise<Answer> {
   return new Promise((resolve, reject) => {
-    const req = request(`${app.url}${path}`, { method, headers, agent }, (res) => {
+    // The path as given, fragment and all: a URL string would lose the fragment in the client.
+    const { hostname, port } = new URL(app.url);
+    const req = request({ hostname, port, path, method, headers, agent }, (res) => {
       const chunks: Buffer[] = [];
       res.on("data", (c: Buffer) => chunks.push(c));
       res.on("end", () =>
@@ -102,6 +104,9 @@ const path = fc.constantFrom(
   "/like?%zz=1",
   "/LIKE",
   "/like/",
+  "/like#x",
+  "/like?consistency=local#x",
+  "/like?consistency=bogus#x",
 );
 
 it("answers every POST /like as the express route does, and changes the store alike", async () => {
@@ -157,6 +162,10 @@ const readPath = fc.oneof(
       "/likes/?post=p1",
       "/LIKES?post=p1",
       "/likes?post=p1&post=p2",
+      "/likes?post=p1#frag",
+      "/likes?post=read-post#frag",
+      "/likes#frag",
+      "/likes?post=read-post&detail=true#x&limit=1",
     ),
   },
 );
