@@ -1,6 +1,6 @@
 // The errors the HTTP edge answers, each a class with a stable `name`, and the one place where
 // an error becomes a status, a code, a message and headers (as hono's HTTPException + onError).
-// The public, peer and admin ports all answer through `errorAnswer` (respond.ts writes it).
+// The public and admin ports both answer through `errorAnswer` (respond.ts writes it).
 
 import { PeerLimitError } from "../replication/limits.js";
 import { SnapshotGoneError } from "../replication/snapshot-source.js";
@@ -41,6 +41,44 @@ export class RequestAbortedError extends HttpError {
   override readonly name = "RequestAbortedError";
   constructor() {
     super(400, "request_aborted", "the request was aborted");
+  }
+}
+
+/**
+ * What node:http could not read as HTTP/1.1 (its parser's reason), a head past its limit, a
+ * request past its time limits, an `Expect` it does not meet: answered as JSON like the rest.
+ */
+export class MalformedRequestError extends HttpError {
+  override readonly name = "MalformedRequestError";
+  constructor(reason: string) {
+    super(400, "malformed_request", `not a valid HTTP/1.1 request: ${reason}`, {
+      connection: "close",
+    });
+  }
+}
+
+export class HeadersTooLargeError extends HttpError {
+  override readonly name = "HeadersTooLargeError";
+  constructor() {
+    super(431, "headers_too_large", "the request line and headers are over the 16 KiB limit", {
+      connection: "close",
+    });
+  }
+}
+
+export class RequestTimeoutError extends HttpError {
+  override readonly name = "RequestTimeoutError";
+  constructor() {
+    super(408, "request_timeout", "the request did not arrive in time", { connection: "close" });
+  }
+}
+
+export class ExpectationFailedError extends HttpError {
+  override readonly name = "ExpectationFailedError";
+  constructor(expect: string) {
+    super(417, "expectation_failed", `Expect: ${expect} is not supported; only 100-continue`, {
+      connection: "close",
+    });
   }
 }
 

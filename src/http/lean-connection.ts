@@ -3,10 +3,10 @@
 // answers in one write when they are ready together. The first request that is not plain, and
 // everything after it, goes to node:http with the bytes already read.
 import type { Socket } from "node:net";
-import { errorAnswer, ShuttingDownError } from "./errors.js";
+import { errorAnswer, RequestTimeoutError, ShuttingDownError } from "./errors.js";
 import { replyOf, type PlainHandler, type PlainReply } from "./plain-reply.js";
 import { blankLines, parsePlainRequest } from "./plain-request.js";
-import { httpDate, rawJsonResponse } from "./respond.js";
+import { httpDate, rawErrorResponse, rawJsonResponse } from "./respond.js";
 
 export interface LeanOptions {
   /** An idle connection is closed after this long, as node:http's `keepAliveTimeout`. */
@@ -19,7 +19,8 @@ export interface LeanOptions {
 
 /** Bytes read ahead while a request is served, or while answers wait for the client to read. */
 const READ_AHEAD_BYTES = 64 * 1024;
-const TIMED_OUT = "HTTP/1.1 408 Request Timeout\r\nConnection: close\r\n\r\n";
+/** The answer to a request not all here in time, as node:http's is (server.ts). */
+const timedOut = () => rawErrorResponse(new RequestTimeoutError());
 
 export class LeanConnection {
   private buffered: Buffer | undefined;
@@ -137,7 +138,7 @@ export class LeanConnection {
           this.searched = parsed.size === 0 ? Math.max(0, this.buffered.length - 3) : 0;
         }
         if (now - this.partialSince >= this.deadline()) {
-          this.finish(out + TIMED_OUT);
+          this.finish(out + timedOut());
           return;
         }
         break;
@@ -255,7 +256,7 @@ export class LeanConnection {
       return;
     }
     if (this.partialSince !== 0 && performance.now() - this.partialSince >= this.deadline()) {
-      this.finish(TIMED_OUT);
+      this.finish(timedOut());
       return;
     }
     // A timeout fires once: the next one is for the request's deadline, or for answers the

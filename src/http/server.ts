@@ -1,5 +1,6 @@
 // The HTTP servers of a node (public and admin ports): time limits for slow clients, an
-// answer to CONNECT, and a close that answers every request it has read.
+// answer to CONNECT and to what node:http cannot parse, and a close that answers every request
+// it has read.
 import {
   createServer,
   type IncomingMessage,
@@ -9,7 +10,15 @@ import {
 } from "node:http";
 import type { AddressInfo, Socket } from "node:net";
 import type { Duplex } from "node:stream";
-import { MethodNotAllowedError, ShuttingDownError } from "./errors.js";
+import {
+  ExpectationFailedError,
+  HeadersTooLargeError,
+  MalformedRequestError,
+  MethodNotAllowedError,
+  RequestTimeoutError,
+  ShuttingDownError,
+  type HttpError,
+} from "./errors.js";
 import { LeanConnection } from "./lean-connection.js";
 import type { PlainHandler } from "./plain-reply.js";
 import { rawErrorResponse, sendError } from "./respond.js";
@@ -45,7 +54,10 @@ export class HttpServer {
     this.answered = function (this: ServerResponse) {
       if (unanswered.get(this.req.socket) === this) unanswered.delete(this.req.socket);
     };
-    this.server = createServer((req, res) => this.serve(req, res, listener));
+    // Without a Host header node:http answers 400 with an empty body: serve() answers it instead.
+    this.server = createServer({ requireHostHeader: false }, (req, res) =>
+      this.serve(req, res, listener),
+    );
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;
     this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
@@ -79,6 +91,22 @@ export class HttpServer {
       this.lean.add(connection);
       socket.once("close", () => this.lean.delete(connection));
     });
+    // node:http answers what it cannot parse and a request past its time limits with a bare
+    // status line, or nothing once the connection has carried an answer; these are JSON too.
+    this.server.on("clientError", (error: Error & { code?: string }, socket: Duplex) => {
+      if (error.code === "ECONNRESET" || !socket.writable) {
+        socket.destroy();
+        return;
+      }
+      const answer = rawErrorResponse(clientErrorOf(error));
+      // Behind a pipelined request still being answered, the error follows that answer.
+      const before = this.unanswered.get(socket as Socket);
+      if (before === undefined) socket.end(answer);
+      else before.once("close", () => (socket.writable ? socket.end(answer) : socket.destroy()));
+    });
+    this.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
+      sendError(res, new ExpectationFailedError(req.headers.expect ?? ""), silentLogger),
+    );
     // Without a listener node:http drops a CONNECT's connection without a word.
     this.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
       socket.on("error", () => socket.destroy());
@@ -132,7 +160,9 @@ export class HttpServer {
     if (!this.closing) {
       this.unanswered.set(socket, res);
       res.once("close", this.answered);
-      listener(req, res);
+      if (req.headers.host === undefined && req.httpVersion === "1.1")
+        sendError(res, new MalformedRequestError("no Host header"), silentLogger);
+      else listener(req, res);
       return;
     }
     // A pipelined request behind one still unanswered: that one must not close the connection
@@ -142,5 +172,17 @@ export class HttpServer {
     this.unanswered.set(socket, res);
     res.once("close", this.answered);
     sendError(res, new ShuttingDownError(), silentLogger);
+  }
+}
+
+/** The answer to what node:http's parser refused (`HPE_*`, with its reason) or timed out. */
+function clientErrorOf(error: Error & { code?: string; reason?: string }): HttpError {
+  switch (error.code) {
+    case "HPE_HEADER_OVERFLOW":
+      return new HeadersTooLargeError();
+    case "ERR_HTTP_REQUEST_TIMEOUT":
+      return new RequestTimeoutError();
+    default:
+      return new MalformedRequestError(error.reason ?? error.code ?? error.message);
   }
 }

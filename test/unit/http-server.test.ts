@@ -1,0 +1,90 @@
+// What node:http itself refuses (a request it cannot parse, a head past its limit, no Host, an
+// Expect it does not meet) is answered as JSON like every other error, on a new connection and
+// on one that has carried answers already, and the connection then closes.
+import net from "node:net";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startApp } from "../support/app.js";
+import { waitFor } from "../support/wait.js";
+
+let app: Awaited<ReturnType<typeof startApp>>;
+let port: number;
+beforeAll(async () => {
+  app = await startApp({ lean: true });
+  port = Number(new URL(app.url).port);
+});
+afterAll(() => app.close());
+
+/** Sends `bytes` on a new connection and reads until the server closes it. */
+async function exchange(bytes: string): Promise<string> {
+  const socket = net.connect({ host: "127.0.0.1", port });
+  let received = "";
+  let closed = false;
+  socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+  socket.on("error", () => {});
+  socket.on("close", () => (closed = true));
+  socket.write(bytes, "latin1");
+  await waitFor("the server to close the connection", () => closed);
+  return received;
+}
+
+/** The last answer of a stream of them: its status and JSON body's error code. */
+function lastAnswer(received: string): { status: number; type: string; code: string } {
+  const at = [...received.matchAll(/HTTP\/1\.1 \d{3} /g)].at(-1)?.index ?? 0;
+  const answer = received.slice(at);
+  const [head = "", body = ""] = answer.split("\r\n\r\n");
+  const type = /^content-type: (.*)$/im.exec(head)?.[1] ?? "";
+  const code = (JSON.parse(body) as { error: { code: string } }).error.code;
+  return { status: Number(answer.slice(9, 12)), type, code };
+}
+
+const HEALTH = "GET /healthz HTTP/1.1\r\nHost: x\r\n\r\n";
+const cases: [name: string, request: string, status: number, code: string][] = [
+  [
+    "a NUL in a header",
+    "GET /likes?post=p HTTP/1.1\r\nHost: x\r\nX: a\x00b\r\n\r\n",
+    400,
+    "malformed_request",
+  ],
+  [
+    "a lower-case method",
+    "post /like HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\n\r\n{}",
+    400,
+    "malformed_request",
+  ],
+  [
+    "two Content-Lengths",
+    "POST /like HTTP/1.1\r\nHost: x\r\nContent-Length: 2\r\nContent-Length: 3\r\n\r\n{}",
+    400,
+    "malformed_request",
+  ],
+  ["HTTP/1.2", "GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", 400, "malformed_request"],
+  [
+    "a head over 16 KiB",
+    `GET /healthz HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(17 * 1024)}\r\n\r\n`,
+    431,
+    "headers_too_large",
+  ],
+  ["no Host header", "GET /healthz HTTP/1.1\r\n\r\n", 400, "malformed_request"],
+  [
+    "an Expect other than 100-continue",
+    "POST /like HTTP/1.1\r\nHost: x\r\nExpect: foo\r\nContent-Type: application/json\r\nContent-Length: 2\r\n\r\n{}",
+    417,
+    "expectation_failed",
+  ],
+];
+
+describe("what node:http refuses", () => {
+  for (const [name, request, status, code] of cases) {
+    it(`answers ${name} with ${status} ${code} as JSON, first on a connection or after an answer`, async () => {
+      for (const sent of [request, HEALTH + request]) {
+        const received = await exchange(sent);
+        if (sent !== request) expect(received).toMatch(/^HTTP\/1\.1 200 OK\r\n/);
+        expect(lastAnswer(received)).toEqual({
+          status,
+          type: "application/json; charset=utf-8",
+          code,
+        });
+      }
+    });
+  }
+});
