@@ -60,7 +60,8 @@ const EMPTY = Buffer.alloc(0);
  */
 export function parsePlainRequest(bytes: Buffer, from = 0): Parsed {
   const end = bytes.indexOf(HEAD_END, from);
-  if (end === -1) return bytes.length > MAX_HEAD_BYTES ? OTHER : INCOMPLETE;
+  if (end === -1)
+    return bytes.length > MAX_HEAD_BYTES || !mayBePlain(bytes, from) ? OTHER : INCOMPLETE;
   if (end > MAX_HEAD_BYTES) return OTHER;
   const head = bytes.toString("latin1", 0, end);
   const lineEnd = head.indexOf("\r\n");
@@ -138,6 +139,24 @@ export function parsePlainRequest(bytes: Buffer, from = 0): Parsed {
   const body = bytes.subarray(bodyAt, bodyAt + size);
   const request = { method, route, query: queryOf(target, mark), headers, body, close };
   return { kind: "plain", request, size: bodyAt + size };
+}
+
+const PLAIN_STARTS = [Buffer.from("POST /like", "latin1"), Buffer.from("GET /likes", "latin1")];
+
+/**
+ * Whether bytes without the end of a head yet may still be a plain request's: they begin as one,
+ * and no line of them ends with a bare LF. Others (another route, TLS, LF line ends) go to
+ * node:http at once, rather than waiting out the headers timeout for a CRLFCRLF that never comes.
+ */
+function mayBePlain(bytes: Buffer, from: number): boolean {
+  const begins = (start: Buffer) => {
+    const n = Math.min(bytes.length, start.length);
+    return bytes.compare(start, 0, n, 0, n) === 0;
+  };
+  if (!PLAIN_STARTS.some(begins)) return false;
+  for (let at = bytes.indexOf(0x0a, from); at !== -1; at = bytes.indexOf(0x0a, at + 1))
+    if (at === 0 || bytes[at - 1] !== 0x0d) return false;
+  return true;
 }
 
 /** How many bytes of empty lines (CRLF) come before a request: skipped, as node:http skips them. */

@@ -291,6 +291,22 @@ describe("a lean connection's limits", () => {
     return (net.address() as AddressInfo).port;
   }
 
+  it("hands to node:http at once what cannot become a plain request, whole head or not", async () => {
+    for (const start of [
+      "GET /likes?post=p HTTP/1.1\nHost: x\n\n", // LF line ends: node:http refuses them
+      "GET /likes?post=p HTTP/1.1\r\nHost: x\n", // one, and no end of the head yet
+      "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", // a TLS ClientHello
+    ]) {
+      const c = await client(await startLean());
+      c.socket.write(start, "latin1");
+      // node:http's own 400 for bytes it cannot parse, not the lean path's 408 at the headers
+      // timeout (400 ms here) after waiting for a CRLFCRLF.
+      await waitFor("an answer", () => c.text().length > 0, { timeoutMs: 3_000 });
+      expect(c.text()).toMatch(/^HTTP\/1\.1 400 /);
+      c.socket.destroy();
+    }
+  });
+
   it("stops reading a client that does not read its answers", async () => {
     // A keep-alive timeout that a pause of the writer on a busy machine cannot reach.
     const c = await client(await startLean(60_000));
