@@ -31,6 +31,8 @@ export class LeanConnection {
    * again until that much is here, and its deadline is the request timeout.
    */
   private awaited = 0;
+  /** The socket's timer is set to an unfinished request's deadline, not the keep-alive timeout. */
+  private shortened = false;
   /** How far the incomplete head has been looked through for its end. */
   private searched = 0;
   /** A request is being served: the next waits (answers keep their order). */
@@ -141,6 +143,7 @@ export class LeanConnection {
           this.finish(out + timedOut());
           return;
         }
+        this.armDeadline(now);
         break;
       }
       this.consume(parsed.size);
@@ -206,6 +209,10 @@ export class LeanConnection {
     this.partialSince = 0;
     this.awaited = 0;
     this.searched = 0;
+    if (this.shortened) {
+      this.shortened = false;
+      this.socket.setTimeout(this.options.keepAliveTimeoutMs);
+    }
   }
 
   /** Whether a whole request (after any empty lines) is buffered. */
@@ -255,13 +262,27 @@ export class LeanConnection {
       this.socket.destroy();
       return;
     }
-    if (this.partialSince !== 0 && performance.now() - this.partialSince >= this.deadline()) {
+    const now = performance.now();
+    if (this.partialSince !== 0 && now - this.partialSince >= this.deadline()) {
       this.finish(timedOut());
       return;
     }
     // A timeout fires once: the next one is for the request's deadline, or for answers the
     // client has not read yet (node:http waits for those too).
     this.socket.setTimeout(this.options.keepAliveTimeoutMs);
+    this.armDeadline(now);
+  }
+
+  /**
+   * An unfinished request is answered 408 at its deadline, not at the first idle timeout past
+   * it: the socket's timer (reset by every read) fires by then.
+   */
+  private armDeadline(now: number): void {
+    if (this.partialSince === 0) return;
+    const left = Math.ceil(this.partialSince + this.deadline() - now);
+    if (left >= this.options.keepAliveTimeoutMs) return;
+    this.socket.setTimeout(Math.max(1, left));
+    this.shortened = true;
   }
 
   private giveToNodeHttp(): void {

@@ -55,8 +55,11 @@ export class HttpServer {
       if (unanswered.get(this.req.socket) === this) unanswered.delete(this.req.socket);
     };
     // Without a Host header node:http answers 400 with an empty body: serve() answers it instead.
-    this.server = createServer({ requireHostHeader: false }, (req, res) =>
-      this.serve(req, res, listener),
+    // The time limits below are checked every connectionsCheckingInterval (30 s by default, so a
+    // 30 s limit could take a minute): each second instead, as the lean path keeps them.
+    this.server = createServer(
+      { requireHostHeader: false, connectionsCheckingInterval: 1000 },
+      (req, res) => this.serve(req, res, listener),
     );
     this.server.requestTimeout = REQUEST_TIMEOUT_MS;
     this.server.headersTimeout = HEADERS_TIMEOUT_MS;

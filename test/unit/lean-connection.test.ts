@@ -378,6 +378,29 @@ describe("a lean connection's limits", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(400);
   });
 
+  it("answers 408 at the headers timeout to a head sent once, not at an idle timeout past it", async () => {
+    // An idle timeout (60 s) far past the headers timeout (400 ms): the deadline is kept alone.
+    const c = await client(await startLean(60_000));
+    c.socket.write(plainLike().slice(0, 30));
+    await waitFor("the 408", () => c.text().length > 0, { timeoutMs: 5_000 });
+    expect(c.text()).toMatch(TIMED_OUT);
+  });
+
+  it("keeps a connection whose request came in pieces open for the keep-alive timeout after", async () => {
+    // A keep-alive timeout that a busy machine cannot reach between the two checks below.
+    const c = await client(await startLean(60_000));
+    const bytes = plainLike();
+    c.socket.write(bytes.slice(0, 30));
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    c.socket.write(bytes.slice(30));
+    await waitFor("the answer", () => c.bodies().length === 1);
+    // Past the headers timeout (400 ms) that the piece armed: still open, and serving.
+    await new Promise((resolve) => setTimeout(resolve, 600));
+    expect(c.ended()).toBe(false);
+    c.socket.write(plainRead());
+    await waitFor("the second answer", () => c.bodies().length === 2);
+  });
+
   it("gives a body the request timeout, not the headers timeout, and reads nothing after", async () => {
     const c = await client(await startLean());
     c.socket.on("error", () => undefined);
