@@ -161,11 +161,18 @@ export class HttpServer {
   private serve(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
     const socket = req.socket;
     if (!this.closing) {
+      // A request pipelined behind one still being answered waits for that answer, as on the
+      // lean path: a read sent after a like then sees the like.
+      const before = this.unanswered.get(socket);
       this.unanswered.set(socket, res);
       res.once("close", this.answered);
-      if (req.headers.host === undefined && req.httpVersion === "1.1")
-        sendError(res, new MalformedRequestError("no Host header"), silentLogger);
-      else listener(req, res);
+      const handle = () => {
+        if (req.headers.host === undefined && req.httpVersion === "1.1")
+          sendError(res, new MalformedRequestError("no Host header"), silentLogger);
+        else listener(req, res);
+      };
+      if (before === undefined) handle();
+      else before.once("close", () => (socket.destroyed ? undefined : handle()));
       return;
     }
     // A pipelined request behind one still unanswered: that one must not close the connection

@@ -88,3 +88,31 @@ describe("what node:http refuses", () => {
     });
   }
 });
+
+describe("pipelined requests", () => {
+  it("are served in order on node:http's path too: a read after a like sees it", async () => {
+    const like = (user: string) => {
+      const body = JSON.stringify({ post: "pipelined", user });
+      return `POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Length: ${body.length}\r\n\r\n${body}`;
+    };
+    const read = (user: string) =>
+      `GET /likes?post=pipelined&user=${user} HTTP/1.1\r\nHost: x\r\n\r\n`;
+    // The lean path first (it serves in order), then node:http's (a health check hands it over).
+    const close = "GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
+    const received = await exchange(
+      like("lean") + read("lean") + HEALTH + like("http") + read("http") + close,
+    );
+    const bodies = received
+      .split(/HTTP\/1\.1 \d{3} /)
+      .slice(1)
+      .map((answer) => JSON.parse(answer.slice(answer.indexOf("\r\n\r\n") + 4)) as unknown);
+    expect(bodies).toEqual([
+      { post: "pipelined", user: "lean", new: true, node: "test-node" },
+      { post: "pipelined", likes: 1, liked: true },
+      { status: "ok" },
+      { post: "pipelined", user: "http", new: true, node: "test-node" },
+      { post: "pipelined", likes: 2, liked: true },
+      { status: "ok" },
+    ]);
+  });
+});
