@@ -19,15 +19,17 @@ import {
   ShuttingDownError,
   type HttpError,
 } from "./errors.js";
-import { LeanConnection } from "./lean-connection.js";
+import { LeanConnection, type LeanOptions } from "./lean-connection.js";
 import type { PlainHandler } from "./plain-reply.js";
 import { rawErrorResponse, sendError } from "./respond.js";
 import { silentLogger } from "../telemetry/types.js";
 
 // Slow or stalled clients must not pin a connection forever.
-const REQUEST_TIMEOUT_MS = 30_000;
-const HEADERS_TIMEOUT_MS = 10_000;
-const KEEP_ALIVE_TIMEOUT_MS = 5_000;
+const TIME_LIMITS: LeanOptions = {
+  requestTimeoutMs: 30_000,
+  headersTimeoutMs: 10_000,
+  keepAliveTimeoutMs: 5_000,
+};
 // While closing, connections that have become idle are closed this often.
 const IDLE_SWEEP_MS = 50;
 
@@ -49,6 +51,8 @@ export class HttpServer {
     listener: RequestListener,
     /** The methods the port serves, for the Allow header of a refused CONNECT. */
     private readonly methods: readonly string[] = ["GET", "HEAD", "POST"],
+    /** The same on both paths (node:http's and the lean connection's); shorter in tests. */
+    limits: LeanOptions = TIME_LIMITS,
   ) {
     const unanswered = this.unanswered;
     this.answered = function (this: ServerResponse) {
@@ -61,20 +65,15 @@ export class HttpServer {
       { requireHostHeader: false, connectionsCheckingInterval: 1000 },
       (req, res) => this.serve(req, res, listener),
     );
-    this.server.requestTimeout = REQUEST_TIMEOUT_MS;
-    this.server.headersTimeout = HEADERS_TIMEOUT_MS;
-    this.server.keepAliveTimeout = KEEP_ALIVE_TIMEOUT_MS;
+    this.server.requestTimeout = limits.requestTimeoutMs;
+    this.server.headersTimeout = limits.headersTimeoutMs;
+    this.server.keepAliveTimeout = limits.keepAliveTimeoutMs;
     // Every connection is first offered to the lean path; node:http's own listener takes those
     // it leaves (and all of them while no plain handler is set).
     const [nodeHttp] = this.server.listeners("connection") as ((socket: Socket) => void)[];
     if (nodeHttp === undefined) throw new Error("node:http has no connection listener");
     this.server.off("connection", nodeHttp);
     const handOff = (socket: Socket) => nodeHttp.call(this.server, socket);
-    const lean = {
-      keepAliveTimeoutMs: KEEP_ALIVE_TIMEOUT_MS,
-      headersTimeoutMs: HEADERS_TIMEOUT_MS,
-      requestTimeoutMs: REQUEST_TIMEOUT_MS,
-    };
     this.server.on("connection", (socket: Socket) => {
       const plain = this.plain;
       if (plain === undefined || this.closing) {
@@ -89,7 +88,7 @@ export class HttpServer {
           this.lean.delete(connection);
           handOff(handed);
         },
-        lean,
+        limits,
       );
       this.lean.add(connection);
       socket.once("close", () => this.lean.delete(connection));
@@ -101,11 +100,16 @@ export class HttpServer {
         socket.destroy();
         return;
       }
-      const answer = rawErrorResponse(clientErrorOf(error));
-      // Behind a pipelined request still being answered, the error follows that answer.
+      const refusal = clientErrorOf(error);
       const before = this.unanswered.get(socket as Socket);
-      if (before === undefined) socket.end(answer);
-      else before.once("close", () => (socket.writable ? socket.end(answer) : socket.destroy()));
+      if (before === undefined) socket.end(rawErrorResponse(refusal));
+      // The request being answered is the one that failed: its body did not all come in time.
+      else if (!before.req.complete) sendError(before, refusal, silentLogger);
+      // Behind a pipelined request still being answered, the error follows that answer.
+      else
+        before.once("close", () =>
+          socket.writable ? socket.end(rawErrorResponse(refusal)) : socket.destroy(),
+        );
     });
     this.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
       sendError(res, new ExpectationFailedError(req.headers.expect ?? ""), silentLogger),

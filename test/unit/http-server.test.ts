@@ -3,6 +3,7 @@
 // on one that has carried answers already, and the connection then closes.
 import net from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { HttpServer } from "../../src/http/server.js";
 import { startApp } from "../support/app.js";
 import { waitFor } from "../support/wait.js";
 
@@ -15,8 +16,8 @@ beforeAll(async () => {
 afterAll(() => app.close());
 
 /** Sends `bytes` on a new connection and reads until the server closes it. */
-async function exchange(bytes: string): Promise<string> {
-  const socket = net.connect({ host: "127.0.0.1", port });
+async function exchange(bytes: string, to = port): Promise<string> {
+  const socket = net.connect({ host: "127.0.0.1", port: to });
   let received = "";
   let closed = false;
   socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
@@ -114,5 +115,33 @@ describe("pipelined requests", () => {
       { post: "pipelined", likes: 2, liked: true },
       { status: "ok" },
     ]);
+  });
+});
+
+describe("node:http's time limits", () => {
+  it("answers a request whose body or head stops coming 408 as JSON, and closes", async () => {
+    // node:http's path only (no plain handler), with short limits.
+    const server = new HttpServer(
+      (req, res) => {
+        req.resume();
+        req.on("end", () => res.end("{}"));
+      },
+      undefined,
+      { requestTimeoutMs: 600, headersTimeoutMs: 400, keepAliveTimeoutMs: 5_000 },
+    );
+    const at = await server.listen(0, "127.0.0.1");
+    try {
+      for (const unfinished of [
+        "POST /x HTTP/1.1\r\nHost: x\r\nContent-Length: 10\r\n\r\nabc",
+        "POST /x HTTP/1.1\r\nHost: x\r\n",
+      ])
+        expect(lastAnswer(await exchange(unfinished, at))).toEqual({
+          status: 408,
+          type: "application/json; charset=utf-8",
+          code: "request_timeout",
+        });
+    } finally {
+      await server.close(0);
+    }
   });
 });
