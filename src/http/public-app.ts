@@ -161,11 +161,13 @@ export function createPublicApp(
     });
   });
 
-  route("get", "/healthz", (_req, res) => {
+  route("get", "/healthz", (req, res) => {
+    onlyKnown(req.query, []);
     sendJson(res, 200, { status: "ok" });
   });
 
-  route("get", "/readyz", (_req, res) => {
+  route("get", "/readyz", (req, res) => {
+    onlyKnown(req.query, []);
     const reason = deps.notReady();
     if (reason !== undefined) throw new NotReadyError(reason);
     sendJson(res, 200, { status: "ready" });

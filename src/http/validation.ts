@@ -113,7 +113,7 @@ export function onlyKnown(query: Query, known: readonly string[]): void {
     if (!known.includes(key))
       throw new InvalidInputError(
         "invalid_query",
-        `unknown query parameter ${JSON.stringify(key)}; expected ${known.join(", ")}`,
+        `unknown query parameter ${JSON.stringify(key)}; ${known.length === 0 ? "this path takes none" : `expected ${known.join(", ")}`}`,
       );
 }
 

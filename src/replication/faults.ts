@@ -88,7 +88,7 @@ function onlyKeys(value: Record<string, unknown>, known: readonly string[], what
 function wholeMs(value: unknown, what: string): number {
   if (typeof value !== "number" || !Number.isInteger(value) || value < 0 || value > MAX_DELAY_MS)
     throw new FaultInputError(
-      `${what} must be a whole number of ms from 0 to ${MAX_DELAY_MS} (got ${JSON.stringify(value)})`,
+      `${what} must be a whole number of ms from 0 to ${MAX_DELAY_MS} (got ${shown(value)})`,
     );
   return value;
 }
@@ -128,7 +128,7 @@ export function parseFaultRequest(peer: string, body: unknown): FaultRequest {
   if (body.drop !== undefined) {
     if (typeof body.drop !== "number" || !(body.drop > 0 && body.drop <= 1))
       throw new FaultInputError(
-        `"drop" must be a probability above 0 and at most 1 (got ${JSON.stringify(body.drop)})`,
+        `"drop" must be a probability above 0 and at most 1 (got ${shown(body.drop)})`,
       );
     specs.drop = body.drop;
   }
@@ -266,4 +266,9 @@ export class Faults {
     if (why === "expired") this.changed();
     return true;
   }
+}
+
+/** A value as the request had it: JSON's, but a number past JSON's range (1e400) as itself. */
+function shown(value: unknown): string {
+  return typeof value === "number" ? String(value) : JSON.stringify(value);
 }

@@ -172,9 +172,19 @@ describe("public API", () => {
     await rejects(400, () => post(likeBody("p", "u"), "application/json", "?consistency=most"));
   });
 
-  it("answers the probes", async () => {
+  it("answers the probes, and refuses a query on them as on every path", async () => {
     expect(await get("/healthz")).toEqual({ status: 200, body: { status: "ok" } });
     expect(await get("/readyz")).toEqual({ status: 200, body: { status: "ready" } });
+    for (const probe of ["/healthz?x=1", "/readyz?x=1", "/?x=1"])
+      expect(await get(probe)).toEqual({
+        status: 400,
+        body: {
+          error: {
+            code: "invalid_query",
+            message: 'unknown query parameter "x"; this path takes none',
+          },
+        },
+      });
   });
 
   it("treats an empty POST as a 400 and a chunked JSON body like any other", async () => {

@@ -95,6 +95,13 @@ describe("parseFaultRequest", () => {
     expect(codeOf(() => parseFaultRequest(peer, body))).toBe("invalid_fault");
   });
 
+  it("says what it refused as the request had it, a number past JSON's range too", () => {
+    // JSON.parse("1e400") is Infinity, which JSON.stringify writes as null.
+    expect(() => parseFaultRequest("*", { drop: Infinity })).toThrow(/\(got Infinity\)/);
+    expect(() => parseFaultRequest("*", { delay: { ms: -Infinity } })).toThrow(/\(got -Infinity\)/);
+    expect(() => parseFaultRequest("*", { drop: "0.5" })).toThrow(/\(got "0\.5"\)/);
+  });
+
   it("reads durations", () => {
     expect(parseDuration("500ms")).toBe(500);
     expect(parseDuration("2m")).toBe(120_000);
