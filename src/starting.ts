@@ -88,6 +88,13 @@ export class Starting {
       await starting.close();
       throw error;
     }
+    // Before a snapshot bootstrap, which may take a while: where /readyz and /metrics answer
+    // meanwhile (with port 0, nowhere else to learn it).
+    logger.info("ports open; starting", {
+      host: config.host,
+      http: publicPort.port,
+      admin: adminPort.port,
+    });
     return starting;
   }
 

@@ -170,13 +170,8 @@ export class HttpServer {
       const before = this.unanswered.get(socket);
       this.unanswered.set(socket, res);
       res.once("close", this.answered);
-      const handle = () => {
-        if (req.headers.host === undefined && req.httpVersion === "1.1")
-          sendError(res, new MalformedRequestError("no Host header"), silentLogger);
-        else listener(req, res);
-      };
-      if (before === undefined) handle();
-      else before.once("close", () => (socket.destroyed ? undefined : handle()));
+      if (before === undefined) handle(req, res, listener);
+      else before.once("close", () => socket.destroyed || handle(req, res, listener));
       return;
     }
     // A pipelined request behind one still unanswered: that one must not close the connection
@@ -187,6 +182,13 @@ export class HttpServer {
     res.once("close", this.answered);
     sendError(res, new ShuttingDownError(), silentLogger);
   }
+}
+
+/** A request, once those before it on its connection are answered. */
+function handle(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
+  if (req.headers.host === undefined && req.httpVersion === "1.1")
+    sendError(res, new MalformedRequestError("no Host header"), silentLogger);
+  else listener(req, res);
 }
 
 /** The answer to what node:http's parser refused (`HPE_*`, with its reason) or timed out. */

@@ -7,7 +7,6 @@ import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
 import { TEST_SECRET, clusterView } from "../support/cluster.js";
 import { OtlpReceiver, SPAN_KIND } from "../support/otlp-receiver.js";
-import { freePorts } from "../support/tcp-proxy.js";
 import { NodeProcess, countOf, postLike } from "../support/process.js";
 import { SEED_ORIGIN, SnapshotPeer, seedDataDir } from "../support/snapshot-peer.js";
 import { RawLink } from "../support/peer.js";
@@ -51,16 +50,15 @@ async function start(env: Record<string, string>): Promise<NodeProcess> {
 }
 
 /**
- * Launches node B into `dataDir` with `peers`, without waiting for it to listen (a bootstrap
- * runs before): its public and admin ports are chosen here, so a test can watch it start.
+ * Launches node B into `dataDir` with `peers`, waiting only until its public and admin ports are
+ * open (before its bootstrap, which a test watches through them), not until it listens.
  */
 async function launch(dataDir: string, peers: string) {
-  const [http, admin] = (await freePorts(2)) as [number, number];
   const env = {
     LIKES_NODE_NAME: "nodeB",
     LIKES_DATA_DIR: dataDir,
-    LIKES_HTTP_PORT: String(http),
-    LIKES_ADMIN_PORT: String(admin),
+    LIKES_HTTP_PORT: "0",
+    LIKES_ADMIN_PORT: "0",
     LIKES_PEER_PORT: "0",
     LIKES_CLUSTER_SECRET: TEST_SECRET,
     LIKES_SNAPSHOT_THRESHOLD: THRESHOLD,
@@ -68,7 +66,10 @@ async function launch(dataDir: string, peers: string) {
   };
   const node = new NodeProcess(env);
   running.push(node);
-  return { env, http, admin, node };
+  const open = await waitFor("B to open its ports", () =>
+    node.lines.find((l) => l.message === "ports open; starting"),
+  );
+  return { env, http: Number(open.http), admin: Number(open.admin), node };
 }
 
 /**
