@@ -12,7 +12,7 @@ import type {
   SnapshotJoinResult,
 } from "../sections/storage.js";
 import type { ThroughputResult } from "../sections/throughput.js";
-import { figure, fmt, show } from "./stats.js";
+import { figure, fmt, show, type Figure } from "./stats.js";
 
 export type Goal = [figure: string, measured: string, goal: string, met: boolean | undefined];
 
@@ -26,51 +26,28 @@ export function throughputGoals(t: ThroughputResult, judged: boolean): Goal[] {
     judged ? target : "—",
     judged ? met : undefined,
   ];
+  const atLeast = (name: string, ratio: Figure, min: number, target: string): Goal =>
+    goal(name, show(ratio), target, ratio.median >= min);
   const { ratios } = t;
   const cpu = t.post.likes;
   return [
-    goal(
-      "POST /like, 3 nodes / baseline M",
-      show(ratios.likesOverM),
-      "≥ 1.0",
-      ratios.likesOverM.median >= 1,
-    ),
-    goal(
-      "POST /like, 3 nodes / baseline R",
-      show(ratios.likesOverR),
-      "≥ 1.3",
-      ratios.likesOverR.median >= 1.3,
-    ),
-    goal(
-      "POST /like, one node, no peers / baseline M",
-      show(ratios.oneOverM),
-      "≥ 1.5",
-      ratios.oneOverM.median >= 1.5,
-    ),
+    atLeast("POST /like, 3 nodes / baseline M", ratios.likesOverM, 1, "≥ 1.0"),
+    atLeast("POST /like, 3 nodes / baseline R", ratios.likesOverR, 1.3, "≥ 1.3"),
+    atLeast("POST /like, one node, no peers / baseline M", ratios.oneOverM, 1.5, "≥ 1.5"),
     goal(
       "CPU per like: loaded node (all 3 nodes; M per request)",
       `${fmt(cpu.cpuUs.median, 0)} µs (${fmt(cpu.cpuUsAll.median, 0)}; M ${fmt(t.post.M.cpuUs.median, 0)})`,
       "≤ 100 µs",
       cpu.cpuUs.median <= 100,
     ),
-    goal(
-      "POST: default sampler / OTEL_SDK_DISABLED",
-      show(ratios.tracingOverOff),
-      "≥ 0.95",
-      ratios.tracingOverOff.median >= 0.95,
-    ),
-    goal(
+    atLeast("POST: default sampler / OTEL_SDK_DISABLED", ratios.tracingOverOff, 0.95, "≥ 0.95"),
+    atLeast(
       "GET count: default sampler / OTEL_SDK_DISABLED",
-      show(ratios.getTracingOverOff),
+      ratios.getTracingOverOff,
+      0.95,
       "≥ 0.95",
-      ratios.getTracingOverOff.median >= 0.95,
     ),
-    goal(
-      "GET count: likes / baseline M",
-      show(ratios.getLikesOverM),
-      "≥ 1.0",
-      ratios.getLikesOverM.median >= 1,
-    ),
+    atLeast("GET count: likes / baseline M", ratios.getLikesOverM, 1, "≥ 1.0"),
   ];
 }
 

@@ -147,55 +147,43 @@ describe("snapshot messages", () => {
 });
 
 describe("snapshot download", () => {
-  it("installs a whole, checked copy that opens with every entry and a new origin of its own", async () => {
-    const { snapshot, bytes } = await snapshotOf(20_000);
-    expect(snapshot.entryCount).toBe(20_000);
-    expect(snapshot.vv.get(SEED_ORIGIN)).toBe(20_000);
-    expect(await snapshot.verdict).toEqual({ checksum: sha(bytes), problems: [] });
-    await snapshot.remove();
-    const target = dir();
-    expect(await (await download(target, bytes)).install(sha(bytes))).toEqual({});
-    expect(leftovers(target)).toEqual(["likes.db"]);
-    expect(pageSizeOf(join(target, "likes.db"))).toBe(PAGE_SIZE);
-    const store = SqliteStore.open({
-      dataDir: target,
-      nodeName: "joiner" as NodeName,
-      fsync: "normal",
-    });
-    try {
-      expect(store.digest().get(SEED_ORIGIN)).toBe(20_000);
-      expect(store.count("post-3" as never)).toBe(200);
-      expect(store.origin.startsWith("joiner~")).toBe(true);
-      // The serving node's identity did not travel with its likes.
-      expect(store.previousOrigin).toBeUndefined();
-    } finally {
-      await store.close();
-    }
-  });
-
-  it("rewrites a snapshot of 16 KiB pages (an earlier version's) in this node's, every like kept", async () => {
-    const { snapshot, bytes } = await snapshotOf(20_000, 16_384);
-    await snapshot.remove();
-    expect(bytes.readUInt16BE(16)).toBe(16_384);
-    const target = dir();
-    const report = await (await download(target, bytes)).install(sha(bytes));
-    expect(report).toEqual({ repaged: { from: 16_384, to: PAGE_SIZE } });
-    expect(leftovers(target)).toEqual(["likes.db"]);
-    expect(pageSizeOf(join(target, "likes.db"))).toBe(PAGE_SIZE);
-    const store = SqliteStore.open({
-      dataDir: target,
-      nodeName: "joiner" as NodeName,
-      fsync: "normal",
-    });
-    try {
-      expect(store.digest().get(SEED_ORIGIN)).toBe(20_000);
-      expect(store.count("post-3" as never)).toBe(200);
-      expect(store.setSize()).toBe(20_000);
-      expect(store.previousOrigin).toBeUndefined();
-    } finally {
-      await store.close();
-    }
-  });
+  it.each([
+    ["in this node's pages", undefined, {}],
+    [
+      "in 16 KiB pages (an earlier version's), rewritten in this node's",
+      16_384,
+      { repaged: { from: 16_384, to: PAGE_SIZE } },
+    ],
+  ] as const)(
+    "installs a whole, checked copy %s that opens with every entry and a new origin of its own",
+    async (_, pageSize, report) => {
+      const { snapshot, bytes } = await snapshotOf(20_000, pageSize);
+      expect(bytes.readUInt16BE(16)).toBe(pageSize ?? PAGE_SIZE);
+      expect(snapshot.entryCount).toBe(20_000);
+      expect(snapshot.vv.get(SEED_ORIGIN)).toBe(20_000);
+      expect(await snapshot.verdict).toEqual({ checksum: sha(bytes), problems: [] });
+      await snapshot.remove();
+      const target = dir();
+      expect(await (await download(target, bytes)).install(sha(bytes))).toEqual(report);
+      expect(leftovers(target)).toEqual(["likes.db"]);
+      expect(pageSizeOf(join(target, "likes.db"))).toBe(PAGE_SIZE);
+      const store = SqliteStore.open({
+        dataDir: target,
+        nodeName: "joiner" as NodeName,
+        fsync: "normal",
+      });
+      try {
+        expect(store.digest().get(SEED_ORIGIN)).toBe(20_000);
+        expect(store.count("post-3" as never)).toBe(200);
+        expect(store.setSize()).toBe(20_000);
+        expect(store.origin.startsWith("joiner~")).toBe(true);
+        // The serving node's identity did not travel with its likes.
+        expect(store.previousOrigin).toBeUndefined();
+      } finally {
+        await store.close();
+      }
+    },
+  );
 
   it("aborts a copy being made at its next step, leaving no file of it", async () => {
     const source = dir();
