@@ -16,11 +16,11 @@ import {
   snapshotJoinGoal,
   throughputGoals,
   type Goal,
-} from "./lib/goals.js";
+} from "./goals.js";
 import { REPO } from "./lib/likes.js";
 import { provisionNode24, type Runtime } from "./lib/node24.js";
 import { stopAll } from "./lib/proc.js";
-import { reportLines, writeReport } from "./lib/report.js";
+import { reportLines, writeReport } from "./report.js";
 import { commits, type CommitsResult } from "./sections/commits.js";
 import { convergence } from "./sections/convergence.js";
 import { noPeers, type NoPeersResult } from "./sections/no-peers.js";

@@ -3,10 +3,10 @@
 // `test-results/`).
 import { existsSync, mkdirSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import type { ThroughputResult } from "../sections/throughput.js";
+import type { ThroughputResult } from "./sections/throughput.js";
 import type { Goal } from "./goals.js";
-import { REPO } from "./likes.js";
-import { fmt, show } from "./stats.js";
+import { REPO } from "./lib/likes.js";
+import { fmt, show } from "./lib/stats.js";
 
 export interface Report {
   readonly date: string;

@@ -1,18 +1,18 @@
 // The benchmark's goals: each section's result as rows of the table `make bench` prints. A row
 // with a goal is judged (met or not); one with "—" is reported. Goals are judged on the runtime
 // the image ships; the same figure on another runtime is a reported row.
-import { MAX_TRACKED } from "../../src/replication/convergence.js";
-import type { CommitsResult } from "../sections/commits.js";
-import type { ConvergenceResult } from "../sections/convergence.js";
-import type { NoPeersResult } from "../sections/no-peers.js";
+import { MAX_TRACKED } from "../src/replication/convergence.js";
+import type { CommitsResult } from "./sections/commits.js";
+import type { ConvergenceResult } from "./sections/convergence.js";
+import type { NoPeersResult } from "./sections/no-peers.js";
 import type {
   CatchUpResult,
   IncrementalCatchUpResult,
   SizeResult,
   SnapshotJoinResult,
-} from "../sections/storage.js";
-import type { ThroughputResult } from "../sections/throughput.js";
-import { figure, fmt, show, type Figure } from "./stats.js";
+} from "./sections/storage.js";
+import type { ThroughputResult } from "./sections/throughput.js";
+import { figure, fmt, show, type Figure } from "./lib/stats.js";
 
 export type Goal = [figure: string, measured: string, goal: string, met: boolean | undefined];
 
