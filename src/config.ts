@@ -2,7 +2,6 @@
 // a bad value stops the node at start with the variable's name (DESIGN §5).
 import { hostname } from "node:os";
 import { isNodeName, type NodeName } from "./crdt/ids.js";
-import { DEFAULT_PEER_LIMITS } from "./replication/limits.js";
 
 /**
  * A peer's replication address, `host:port` (`[v6]:port` for IPv6), the one type of it: made by
@@ -72,6 +71,8 @@ const MIN_SECRET_LENGTH = 16;
  * anti-entropy takes a second or two (the benchmark's catch-up: 5,000,000 likes in 35–70 s).
  */
 export const DEFAULT_SNAPSHOT_THRESHOLD = 100_000;
+/** LIKES_MAX_ORIGINS unset: the replication core's limit on origins held (limits.ts). */
+export const DEFAULT_MAX_ORIGINS = 10_000;
 const MAX_SEQ_TOTAL = Number.MAX_SAFE_INTEGER - 1;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -179,7 +180,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
             MAX_SEQ_TOTAL,
             "or off",
           ),
-    maxOrigins: integer(read, "LIKES_MAX_ORIGINS", DEFAULT_PEER_LIMITS.maxOrigins, 1, 10_000_000),
+    maxOrigins: integer(read, "LIKES_MAX_ORIGINS", DEFAULT_MAX_ORIGINS, 1, 10_000_000),
     logLevel: logLevel as LogLevel,
     tracingDisabled: read("OTEL_SDK_DISABLED")?.toLowerCase() === "true",
     samplerFromEnv: read("OTEL_TRACES_SAMPLER") !== undefined,

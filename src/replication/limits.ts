@@ -1,6 +1,7 @@
 // What a peer may make this node hold, whatever it sends: a peer that holds the cluster secret
 // but is buggy or hostile must not grow this node's memory, metrics or traffic without bound,
 // nor store entries that can never replicate. A message past a limit is refused whole.
+import { DEFAULT_MAX_ORIGINS } from "../config.js";
 import type { Digest, Entry, OriginId } from "../crdt/index.js";
 
 export interface PeerLimits {
@@ -17,7 +18,7 @@ export interface PeerLimits {
 }
 
 export const DEFAULT_PEER_LIMITS: PeerLimits = {
-  maxOrigins: 10_000,
+  maxOrigins: DEFAULT_MAX_ORIGINS,
   maxGap: 100_000,
   maxFutureMs: 60 * 60 * 1000,
 };
