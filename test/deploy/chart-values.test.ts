@@ -382,9 +382,37 @@ describe.skipIf(!HELM)(`make render: what make run installs${helmSkipNote}`, () 
   });
 
   it("annotates the pods with a digest of the image's sources, so a rebuilt image rolls them", () => {
-    const digest = render().likesPod().annotations["likes/build-sources"];
-    expect(digest).toMatch(/^[0-9a-f]{16}$/);
-    expect(render().likesPod().annotations["likes/build-sources"]).toBe(digest);
+    // A copy of what the image is built from and what renders it, in a git tree of its own, so
+    // that a source can change without touching this checkout.
+    const tree = mkdtempSync(join(tmpdir(), "likes-digest-"));
+    try {
+      for (const path of ["Makefile", "mk", "k8s", "Dockerfile", "package.json", "src"])
+        cpSync(join(REPO_ROOT, path), join(tree, path), { recursive: true });
+      execFileSync("git", ["init", "-q"], { cwd: tree });
+      const digest = () =>
+        new Release(
+          "make render",
+          parseAll(
+            execFileSync("make", ["-s", "render"], {
+              cwd: tree,
+              encoding: "utf8",
+              maxBuffer: 64 * 1024 * 1024,
+              env: { ...process.env, HELM: HELM ?? "" },
+            }),
+          ),
+        ).likesPod().annotations["likes/build-sources"];
+      const first = digest();
+      expect(first).toMatch(/^[0-9a-f]{16}$/);
+      expect(digest()).toBe(first);
+      // A test file is not in the image: the pods stay.
+      writeFileSync(join(tree, "src/new.test.ts"), "export {};\n");
+      expect(digest()).toBe(first);
+      // A changed source is: they roll.
+      writeFileSync(join(tree, "src/main.ts"), "// changed\n", { flag: "a" });
+      expect(digest()).not.toBe(first);
+    } finally {
+      rmSync(tree, { recursive: true, force: true });
+    }
   });
 });
 
