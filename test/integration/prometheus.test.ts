@@ -40,11 +40,18 @@ async function startPrometheus(dir: string): Promise<{ prometheus: ChildProcess;
     );
     let exited = false;
     prometheus.once("exit", () => (exited = true));
-    const outcome = await waitFor(
-      "prometheus to be ready (or to exit)",
-      async () => (exited ? "exited" : (await fetch(`${api}/-/ready`)).ok && "ready"),
-      { timeoutMs: 30_000 },
-    );
+    let outcome: string;
+    try {
+      outcome = await waitFor(
+        "prometheus to be ready (or to exit)",
+        async () => (exited ? "exited" : (await fetch(`${api}/-/ready`)).ok && "ready"),
+        { timeoutMs: 30_000 },
+      );
+    } catch (error) {
+      // Never ready: not left running behind the failed suite.
+      prometheus.kill("SIGKILL");
+      throw error;
+    }
     if (outcome === "ready") return { prometheus, api };
     if (attempt === 3) throw new Error("prometheus exited at start three times");
   }
