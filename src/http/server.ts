@@ -46,6 +46,8 @@ export class HttpServer {
   /** Serves plain requests without node:http (lean-connection.ts), once the node serves. */
   private plain: PlainHandler | undefined;
   private readonly lean = new Set<LeanConnection>();
+  /** Connections answered for what node:http refused: nothing more is read or answered. */
+  private readonly refused = new WeakSet<Duplex>();
 
   constructor(
     listener: RequestListener,
@@ -75,6 +77,8 @@ export class HttpServer {
     this.server.off("connection", nodeHttp);
     const handOff = (socket: Socket) => nodeHttp.call(this.server, socket);
     this.server.on("connection", (socket: Socket) => {
+      // A response queued behind a pipelined one emits no 'close' when its socket dies.
+      socket.once("close", () => this.unanswered.delete(socket));
       const plain = this.plain;
       if (plain === undefined || this.closing) {
         handOff(socket);
@@ -96,20 +100,28 @@ export class HttpServer {
     // node:http answers what it cannot parse and a request past its time limits with a bare
     // status line, or nothing once the connection has carried an answer; these are JSON too.
     this.server.on("clientError", (error: Error & { code?: string }, socket: Duplex) => {
+      // One answer a connection: node:http repeats a parse error at every chunk after it.
+      if (this.refused.has(socket)) return;
+      this.refused.add(socket);
       if (error.code === "ECONNRESET" || !socket.writable) {
         socket.destroy();
         return;
       }
+      // Nothing more is read (the rest of a timed-out request, a request after it): the
+      // connection ends with this answer, then closes whatever the client does.
+      socket.pause();
       const refusal = clientErrorOf(error);
+      const last = () => socket.end(rawErrorResponse(refusal), () => socket.destroy());
       const before = this.unanswered.get(socket as Socket);
-      if (before === undefined) socket.end(rawErrorResponse(refusal));
-      // The request being answered is the one that failed: its body did not all come in time.
-      else if (!before.req.complete) sendError(before, refusal, silentLogger);
+      if (before === undefined) last();
+      // The request being answered, or waiting its turn, is the one whose body did not all
+      // come: it gets the answer (node:http writes it after those before it, then closes).
+      else if (!before.req.complete) {
+        if (before.headersSent) socket.destroy();
+        else sendError(before, refusal, silentLogger);
+      }
       // Behind a pipelined request still being answered, the error follows that answer.
-      else
-        before.once("close", () =>
-          socket.writable ? socket.end(rawErrorResponse(refusal)) : socket.destroy(),
-        );
+      else before.once("close", () => (socket.writable ? last() : socket.destroy()));
     });
     this.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
       sendError(res, new ExpectationFailedError(req.headers.expect ?? ""), silentLogger),
@@ -166,12 +178,22 @@ export class HttpServer {
     const socket = req.socket;
     if (!this.closing) {
       // A request pipelined behind one still being answered waits for that answer, as on the
-      // lean path: a read sent after a like then sees the like.
+      // lean path: a read sent after a like then sees the like. Meanwhile nothing more is read
+      // (a waiting request writes nothing, so node:http's own backpressure would not stop it).
       const before = this.unanswered.get(socket);
       this.unanswered.set(socket, res);
       res.once("close", this.answered);
-      if (before === undefined) handle(req, res, listener);
-      else before.once("close", () => socket.destroyed || handle(req, res, listener));
+      if (before === undefined) {
+        handle(req, res, listener);
+        return;
+      }
+      socket.pause();
+      before.once("close", () => {
+        // Answered meanwhile (its body refused), or gone with its connection: not served.
+        if (socket.destroyed || res.headersSent || this.refused.has(socket)) return;
+        socket.resume();
+        handle(req, res, listener);
+      });
       return;
     }
     // A pipelined request behind one still unanswered: that one must not close the connection

@@ -118,6 +118,33 @@ describe("pipelined requests", () => {
   });
 });
 
+describe("a refusal behind a request being answered", () => {
+  it("follows that answer, and the refused request is never served", async () => {
+    const served: string[] = [];
+    const server = new HttpServer((req, res) => {
+      served.push(req.url ?? "");
+      req.resume();
+      // The first answer takes a while: the second request is read (and refused) meanwhile.
+      req.on("end", () => setTimeout(() => res.end("{}"), req.url === "/first" ? 50 : 0));
+    });
+    const at = await server.listen(0, "127.0.0.1");
+    try {
+      // A bad chunk size in the body of a request pipelined behind another.
+      const received = await exchange(
+        "GET /first HTTP/1.1\r\nHost: a\r\n\r\n" +
+          "POST /second HTTP/1.1\r\nHost: a\r\nTransfer-Encoding: chunked\r\n\r\nzz\r\n",
+        at,
+      );
+      const statuses = [...received.matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      expect(statuses).toEqual(["200", "400"]);
+      expect(lastAnswer(received)).toMatchObject({ status: 400, code: "malformed_request" });
+      expect(served).toEqual(["/first"]);
+    } finally {
+      await server.close(0);
+    }
+  });
+});
+
 describe("node:http's time limits", () => {
   it("answers a request whose body or head stops coming 408 as JSON, and closes", async () => {
     // node:http's path only (no plain handler), with short limits.
