@@ -17,6 +17,7 @@ export interface LeanOptions {
   readonly requestTimeoutMs: number;
 }
 
+const HEAD_END = "\r\n\r\n";
 /** Bytes read ahead while a request is served, or while answers wait for the client to read. */
 const READ_AHEAD_BYTES = 64 * 1024;
 /** The answer to a request not all here in time, as node:http's is (server.ts). */
@@ -219,7 +220,10 @@ export class LeanConnection {
   private holdsRequest(): boolean {
     const blank = this.buffered === undefined ? 0 : blankLines(this.buffered);
     if (blank > 0) this.consume(blank);
-    return this.buffered !== undefined && parsePlainRequest(this.buffered).kind !== "incomplete";
+    if (this.buffered === undefined) return false;
+    const { kind } = parsePlainRequest(this.buffered);
+    // "other" is also the start of a request that cannot become plain: whole with its head only.
+    return kind === "plain" || (kind === "other" && this.buffered.includes(HEAD_END));
   }
 
   private flush(out: string): void {
