@@ -147,12 +147,18 @@ async function fromPeer(deps: BootstrapDeps, peer: PeerAddress): Promise<Bootstr
         throw new SnapshotRefusedError(`the end of snapshot ${end.id}, asked ${begin.id}`);
       if (end.problem)
         throw new SnapshotRefusedError(`the serving peer found its copy damaged: ${end.problem}`);
-      const { repaged } = await sink.install(end.checksum);
-      if (repaged)
+      const report = await sink.install(end.checksum);
+      if ("repaged" in report)
         logger.info("snapshot rewritten in this node's page size", {
           peer,
-          fromBytes: repaged.from,
-          toBytes: repaged.to,
+          pageSizeFrom: report.repaged.from,
+          pageSizeTo: report.repaged.to,
+        });
+      else if ("kept" in report)
+        logger.warn("snapshot installed in its own page size: it could not be rewritten", {
+          peer,
+          pageSize: report.kept.pageSize,
+          error: report.kept.error,
         });
     } catch (error) {
       await sink?.abort();

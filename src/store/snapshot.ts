@@ -5,28 +5,15 @@
 // is ever at the database's path: a download lives under another name until it is complete and
 // checked, and a start removes whatever a killed one left.
 import { createHash, randomBytes } from "node:crypto";
-import {
-  closeSync,
-  existsSync,
-  fsyncSync,
-  openSync,
-  readdirSync,
-  renameSync,
-  rmSync,
-} from "node:fs";
+import { existsSync, readdirSync, rmSync } from "node:fs";
 import { open, rename, rm, stat, type FileHandle } from "node:fs/promises";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import type { Digest } from "../crdt/index.js";
 import { SNAPSHOT_CHECKSUM, checkCopy, type CopyCheck, type CopyVerdict } from "./copy-check.js";
 import { DB_FILE } from "./data-dir.js";
-import {
-  PAGE_SIZE,
-  SCHEMA_VERSION,
-  loadVersionVector,
-  prepare,
-  prepareLayout,
-} from "./sqlite-schema.js";
+import { repage, type RepageOutcome } from "./repage.js";
+import { SCHEMA_VERSION, loadVersionVector, prepare, prepareLayout } from "./sqlite-schema.js";
 
 /** Where a download is written until it is installed (and its journal's name prefix). */
 export const DOWNLOAD_FILE = `${DB_FILE}.snapshot`;
@@ -50,7 +37,8 @@ export function removeStaleSnapshots(dataDir: string): string[] {
   const stale = readdirSync(dataDir).filter(
     (name) => name.startsWith(DOWNLOAD_FILE) || name.startsWith(SERVED_PREFIX),
   );
-  for (const name of stale) rmSync(join(dataDir, name), { force: true });
+  // Recursive: whatever stands under one of these names is this code's leftover.
+  for (const name of stale) rmSync(join(dataDir, name), { force: true, recursive: true });
   return stale;
 }
 
@@ -133,11 +121,11 @@ function strip(path: string): { vv: Digest; entryCount: number } {
   }
 }
 
-/** What an install did besides checking and renaming. */
-export interface InstallReport {
-  /** Set when the snapshot's pages were not this node's size and it was rewritten in them. */
-  readonly repaged?: { readonly from: number; readonly to: number };
-}
+/**
+ * What an install did besides checking and renaming: a snapshot in pages of another size is
+ * rewritten in this node's (`repaged`), or installed as it is if that failed (`kept`).
+ */
+export type InstallReport = RepageOutcome;
 
 /** What the serving peer said of its snapshot, checked against what arrives. */
 export interface SnapshotPromise {
@@ -216,13 +204,13 @@ export class SnapshotDownload {
       await this.close();
       const path = join(this.dataDir, DOWNLOAD_FILE);
       check(path);
-      const repaged = repage(path);
+      const report = await repage(path);
       // Left by no start that reached here, but a WAL beside the new file would be applied to it.
       for (const suffix of ["-wal", "-shm", "-journal"])
         await rm(join(this.dataDir, `${DB_FILE}${suffix}`), { force: true });
       await rename(path, join(this.dataDir, DB_FILE));
       await syncDirectory(this.dataDir);
-      return repaged ? { repaged } : {};
+      return report;
     } catch (error) {
       await this.abort();
       throw error;
@@ -270,38 +258,6 @@ function check(path: string): void {
   } finally {
     db.close();
   }
-}
-
-/**
- * A copy in pages of another size (a node made by a version before 4 KiB pages serves 16 KiB
- * ones) is rewritten in this node's (VACUUM INTO a sibling that a start removes, renamed over
- * it), so that a joining node does not inherit what makes every commit write four times the
- * log. About 1.5 s per 5,000,000 likes here, on a node that is not ready yet.
- */
-function repage(path: string): { from: number; to: number } | undefined {
-  const into = `${path}-repaged`;
-  const db = new Database(path, { fileMustExist: true });
-  let from: number;
-  try {
-    const pageSize = db.prepare("PRAGMA page_size").pluck();
-    kept.push(pageSize);
-    from = pageSize.get() as number;
-    if (from === PAGE_SIZE) return undefined;
-    rmSync(into, { force: true });
-    db.exec(`PRAGMA page_size = ${PAGE_SIZE}`);
-    db.exec(`VACUUM INTO '${into.replaceAll("'", "''")}'`);
-  } finally {
-    db.close();
-  }
-  // VACUUM INTO writes its file without a sync; the rename below must not outlive its bytes.
-  const file = openSync(into, "r+");
-  try {
-    fsyncSync(file);
-  } finally {
-    closeSync(file);
-  }
-  renameSync(into, path);
-  return { from, to: PAGE_SIZE };
 }
 
 /** A rename is durable once the directory that holds it is synced. */

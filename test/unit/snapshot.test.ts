@@ -1,7 +1,7 @@
 // Snapshot bootstrap parts: the peer messages, the served copy, the checked download and its
 // install, and the joining end's checks of what a peer sends.
 import { createHash, randomBytes } from "node:crypto";
-import { mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -148,15 +148,24 @@ describe("snapshot messages", () => {
 
 describe("snapshot download", () => {
   it.each([
-    ["in this node's pages", undefined, {}],
+    ["in this node's pages", undefined, false, {}, PAGE_SIZE],
     [
       "in 16 KiB pages (an earlier version's), rewritten in this node's",
       16_384,
+      false,
       { repaged: { from: 16_384, to: PAGE_SIZE } },
+      PAGE_SIZE,
+    ],
+    [
+      "in 16 KiB pages that cannot be rewritten (something in the rewrite's way), as they are",
+      16_384,
+      true,
+      { kept: { pageSize: 16_384, error: expect.stringMatching(/directory/) as unknown } },
+      16_384,
     ],
   ] as const)(
     "installs a whole, checked copy %s that opens with every entry and a new origin of its own",
-    async (_, pageSize, report) => {
+    async (_, pageSize, blocked, report, installedPageSize) => {
       const { snapshot, bytes } = await snapshotOf(20_000, pageSize);
       expect(bytes.readUInt16BE(16)).toBe(pageSize ?? PAGE_SIZE);
       expect(snapshot.entryCount).toBe(20_000);
@@ -164,9 +173,12 @@ describe("snapshot download", () => {
       expect(await snapshot.verdict).toEqual({ checksum: sha(bytes), problems: [] });
       await snapshot.remove();
       const target = dir();
-      expect(await (await download(target, bytes)).install(sha(bytes))).toEqual(report);
+      const downloaded = await download(target, bytes);
+      // A directory where the rewrite goes: as a full disk would, it fails the rewrite alone.
+      if (blocked) mkdirSync(join(target, "likes.db.snapshot-repaged", "x"), { recursive: true });
+      expect(await downloaded.install(sha(bytes))).toEqual(report);
       expect(leftovers(target)).toEqual(["likes.db"]);
-      expect(pageSizeOf(join(target, "likes.db"))).toBe(PAGE_SIZE);
+      expect(pageSizeOf(join(target, "likes.db"))).toBe(installedPageSize);
       const store = SqliteStore.open({
         dataDir: target,
         nodeName: "joiner" as NodeName,
