@@ -123,13 +123,21 @@ export class HttpServer {
       // Behind a pipelined request still being answered, the error follows that answer.
       else before.once("close", () => (socket.writable ? last() : socket.destroy()));
     });
+    // Served as any request (in its turn, refused while closing), with the 417 as its answer.
+    const expectationFailed: RequestListener = (req, res) =>
+      sendError(res, new ExpectationFailedError(req.headers.expect ?? ""), silentLogger);
     this.server.on("checkExpectation", (req: IncomingMessage, res: ServerResponse) =>
-      sendError(res, new ExpectationFailedError(req.headers.expect ?? ""), silentLogger),
+      this.serve(req, res, expectationFailed),
     );
-    // Without a listener node:http drops a CONNECT's connection without a word.
+    // Without a listener node:http drops a CONNECT's connection without a word. After the answer
+    // to a request before it, if one is being written.
     this.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
       socket.on("error", () => socket.destroy());
-      socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods)));
+      const refuse = () =>
+        socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods)));
+      const before = this.unanswered.get(socket as Socket);
+      if (before === undefined) refuse();
+      else before.once("close", () => (socket.writable ? refuse() : socket.destroy()));
     });
   }
 
