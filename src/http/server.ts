@@ -185,23 +185,14 @@ export class HttpServer {
   private serve(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
     const socket = req.socket;
     if (!this.closing) {
-      // A request pipelined behind one still being answered waits for that answer, as on the
-      // lean path: a read sent after a like then sees the like. Meanwhile nothing more is read
-      // (a waiting request writes nothing, so node:http's own backpressure would not stop it).
-      const before = this.unanswered.get(socket);
+      // Pipelined requests are handed over as node:http parses them, their answers written in
+      // order; unlike the lean path, a read behind a like may run before the like commits.
+      // Holding it back would need node:http's parser paused: it reads the socket's handle
+      // itself, so socket.pause() does not stop it, and 100,000 reads pipelined behind a stalled
+      // write then held 220 MB; node:http's own backpressure (on the answers written) bounds it.
       this.unanswered.set(socket, res);
       res.once("close", this.answered);
-      if (before === undefined) {
-        handle(req, res, listener);
-        return;
-      }
-      socket.pause();
-      before.once("close", () => {
-        // Answered meanwhile (its body refused), or gone with its connection: not served.
-        if (socket.destroyed || res.headersSent || this.refused.has(socket)) return;
-        socket.resume();
-        handle(req, res, listener);
-      });
+      handle(req, res, listener);
       return;
     }
     // A pipelined request behind one still unanswered: that one must not close the connection
@@ -214,7 +205,7 @@ export class HttpServer {
   }
 }
 
-/** A request, once those before it on its connection are answered. */
+/** A request, refused if HTTP/1.1 without a Host. */
 function handle(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
   if (req.headers.host === undefined && req.httpVersion === "1.1")
     sendError(res, new MalformedRequestError("no Host header"), silentLogger);
