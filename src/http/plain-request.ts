@@ -145,7 +145,7 @@ const PLAIN_STARTS = [Buffer.from("POST /like", "latin1"), Buffer.from("GET /lik
 
 /**
  * Whether bytes without the end of a head yet may still be a plain request's: they begin as one,
- * and no line of them ends with a bare LF. Others (another route, TLS, LF line ends) go to
+ * and no line of them ends with a bare LF or CR. Others (another route, TLS, LF line ends) go to
  * node:http at once, rather than waiting out the headers timeout for a CRLFCRLF that never comes.
  */
 function mayBePlain(bytes: Buffer, from: number): boolean {
@@ -156,6 +156,9 @@ function mayBePlain(bytes: Buffer, from: number): boolean {
   if (!PLAIN_STARTS.some(begins)) return false;
   for (let at = bytes.indexOf(0x0a, from); at !== -1; at = bytes.indexOf(0x0a, at + 1))
     if (at === 0 || bytes[at - 1] !== 0x0d) return false;
+  // A bare CR too (one not followed by LF, once the byte after it is here).
+  for (let at = bytes.indexOf(0x0d, from); at !== -1; at = bytes.indexOf(0x0d, at + 1))
+    if (at + 1 < bytes.length && bytes[at + 1] !== 0x0a) return false;
   return true;
 }
 

@@ -300,6 +300,7 @@ describe("a lean connection's limits", () => {
     for (const start of [
       "GET /likes?post=p HTTP/1.1\nHost: x\n\n", // LF line ends: node:http refuses them
       "GET /likes?post=p HTTP/1.1\r\nHost: x\n", // one, and no end of the head yet
+      "GET /likes?post=p HTTP/1.1\rHost: x\r\r", // CR line ends: node:http refuses them too
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", // a TLS ClientHello
     ]) {
       const c = await client(await startLean());
