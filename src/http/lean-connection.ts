@@ -5,7 +5,7 @@
 import type { Socket } from "node:net";
 import { errorAnswer, RequestTimeoutError, ShuttingDownError } from "./errors.js";
 import { replyOf, type PlainHandler, type PlainReply } from "./plain-reply.js";
-import { blankLines, parsePlainRequest } from "./plain-request.js";
+import { HEAD_END, blankLines, parsePlainRequest } from "./plain-request.js";
 import { httpDate, rawErrorResponse, rawJsonResponse } from "./respond.js";
 
 export interface LeanOptions {
@@ -17,7 +17,6 @@ export interface LeanOptions {
   readonly requestTimeoutMs: number;
 }
 
-const HEAD_END = "\r\n\r\n";
 /** Bytes read ahead while a request is served, or while answers wait for the client to read. */
 const READ_AHEAD_BYTES = 64 * 1024;
 /** The answer to a request not all here in time, as node:http's is (server.ts). */
@@ -32,8 +31,6 @@ export class LeanConnection {
    * again until that much is here, and its deadline is the request timeout.
    */
   private awaited = 0;
-  /** The socket's timer is set to an unfinished request's deadline, not the keep-alive timeout. */
-  private shortened = false;
   /** How far the incomplete head has been looked through for its end. */
   private searched = 0;
   /** A request is being served: the next waits (answers keep their order). */
@@ -210,10 +207,9 @@ export class LeanConnection {
     this.partialSince = 0;
     this.awaited = 0;
     this.searched = 0;
-    if (this.shortened) {
-      this.shortened = false;
+    // The socket's timer set to an unfinished request's deadline (armDeadline) goes back.
+    if (this.socket.timeout !== this.options.keepAliveTimeoutMs)
       this.socket.setTimeout(this.options.keepAliveTimeoutMs);
-    }
   }
 
   /** Whether a whole request (after any empty lines) is buffered. */
@@ -286,7 +282,6 @@ export class LeanConnection {
     const left = Math.ceil(this.partialSince + this.deadline() - now);
     if (left >= this.options.keepAliveTimeoutMs) return;
     this.socket.setTimeout(Math.max(1, left));
-    this.shortened = true;
   }
 
   private giveToNodeHttp(): void {

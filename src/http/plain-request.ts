@@ -35,7 +35,8 @@ export type Parsed =
 /** A head longer than this is node:http's to refuse (431), as its own limit is 16 KiB. */
 export const MAX_HEAD_BYTES = 16 * 1024;
 
-const HEAD_END = Buffer.from("\r\n\r\n");
+/** Where a request's head ends. */
+export const HEAD_END = Buffer.from("\r\n\r\n");
 const INCOMPLETE: Parsed = { kind: "incomplete", size: 0 };
 const OTHER: Parsed = { kind: "other" };
 /** The Content-Types of a plain like's body (lower-cased), on both plain paths. */

@@ -111,17 +111,17 @@ export class HttpServer {
       // connection ends with this answer, then closes whatever the client does.
       socket.pause();
       const refusal = clientErrorOf(error);
-      const last = () => socket.end(rawErrorResponse(refusal), () => socket.destroy());
       const before = this.unanswered.get(socket as Socket);
-      if (before === undefined) last();
-      // The request being answered, or waiting its turn, is the one whose body did not all
-      // come: it gets the answer (node:http writes it after those before it, then closes).
-      else if (!before.req.complete) {
+      // The request being answered is the one whose body did not all come: it gets the answer
+      // (node:http writes it after those before it, then closes).
+      if (before !== undefined && !before.req.complete) {
         if (before.headersSent) socket.destroy();
         else sendError(before, refusal, silentLogger);
+        return;
       }
-      // Behind a pipelined request still being answered, the error follows that answer.
-      else before.once("close", () => (socket.writable ? last() : socket.destroy()));
+      this.afterAnswers(socket, () =>
+        socket.end(rawErrorResponse(refusal), () => socket.destroy()),
+      );
     });
     // Served as any request (in its turn, refused while closing), with the 417 as its answer.
     const expectationFailed: RequestListener = (req, res) =>
@@ -133,12 +133,17 @@ export class HttpServer {
     // to a request before it, if one is being written.
     this.server.on("connect", (_req: IncomingMessage, socket: Duplex) => {
       socket.on("error", () => socket.destroy());
-      const refuse = () =>
-        socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods)));
-      const before = this.unanswered.get(socket as Socket);
-      if (before === undefined) refuse();
-      else before.once("close", () => (socket.writable ? refuse() : socket.destroy()));
+      this.afterAnswers(socket, () =>
+        socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods))),
+      );
     });
+  }
+
+  /** Writes the connection's last answer now, or after the one being written on it. */
+  private afterAnswers(socket: Duplex, last: () => void): void {
+    const before = this.unanswered.get(socket as Socket);
+    if (before === undefined) last();
+    else before.once("close", () => (socket.writable ? last() : socket.destroy()));
   }
 
   /** Serves plain requests of new connections with `handler`, without node:http. */
@@ -184,23 +189,21 @@ export class HttpServer {
 
   private serve(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
     const socket = req.socket;
+    const before = this.unanswered.get(socket);
+    this.unanswered.set(socket, res);
+    res.once("close", this.answered);
+    // Pipelined requests are handed over as node:http parses them, their answers written in
+    // order; unlike the lean path, a read behind a like may run before the like commits.
+    // Holding it back would need node:http's parser paused: it reads the socket's handle
+    // itself, so socket.pause() does not stop it, and 100,000 reads pipelined behind a stalled
+    // write then held 220 MB; node:http's own backpressure (on the answers written) bounds it.
     if (!this.closing) {
-      // Pipelined requests are handed over as node:http parses them, their answers written in
-      // order; unlike the lean path, a read behind a like may run before the like commits.
-      // Holding it back would need node:http's parser paused: it reads the socket's handle
-      // itself, so socket.pause() does not stop it, and 100,000 reads pipelined behind a stalled
-      // write then held 220 MB; node:http's own backpressure (on the answers written) bounds it.
-      this.unanswered.set(socket, res);
-      res.once("close", this.answered);
       handle(req, res, listener);
       return;
     }
     // A pipelined request behind one still unanswered: that one must not close the connection
     // before this answer is written.
-    const before = this.unanswered.get(socket);
     if (before !== undefined && !before.headersSent) before.removeHeader("connection");
-    this.unanswered.set(socket, res);
-    res.once("close", this.answered);
     sendError(res, new ShuttingDownError(), silentLogger);
   }
 }
