@@ -93,11 +93,14 @@ describe("what node:http refuses", () => {
 describe("a refusal behind a request being answered", () => {
   it("follows that answer, as JSON, and then the connection closes", async () => {
     const served: string[] = [];
+    let secondRead: () => void = () => undefined;
+    const second = new Promise<void>((resolve) => (secondRead = resolve));
     const server = new HttpServer((req, res) => {
       served.push(req.url ?? "");
       req.resume();
-      // The first answer takes a while: the second request is read (and refused) meanwhile.
-      req.on("end", () => setTimeout(() => res.end("{}"), req.url === "/first" ? 50 : 0));
+      // The first answer waits until the second request is read (and refused behind it).
+      if (req.url === "/first") req.on("end", () => void second.then(() => res.end("{}")));
+      else secondRead();
     });
     const at = await server.listen(0, "127.0.0.1");
     try {
