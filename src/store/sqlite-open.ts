@@ -16,6 +16,7 @@ import {
   prepare,
   prepareLayout,
   startIncarnation,
+  type OriginRow,
   type Statements,
 } from "./sqlite-schema.js";
 import { removeStaleSnapshots } from "./snapshot.js";
@@ -39,6 +40,8 @@ export interface OpenDatabase {
   readonly origin: OriginId;
   readonly previousOrigin: OriginId | undefined;
   readonly vv: VersionVector;
+  /** The origins' rows the vector was read from (ContiguousSaves starts from their seqs). */
+  readonly origins: readonly OriginRow[];
 }
 
 /**
@@ -100,8 +103,9 @@ function openIn<T>(
     const sql = { ...layout, ...prepare(db) };
     const { origin, previous } = startIncarnation(sql, options.nodeName);
     const health = new StorageHealth(dir, options.onCondition);
-    const vv = loadVersionVector(sql);
-    return build({ db, sql, dir, health, origin, previousOrigin: previous, vv });
+    const origins = sql.origins.all() as OriginRow[];
+    const vv = loadVersionVector(sql, origins);
+    return build({ db, sql, dir, health, origin, previousOrigin: previous, vv, origins });
   } catch (error) {
     db.close();
     throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;

@@ -176,8 +176,11 @@ export function startIncarnation(
 /** An origin's row: the origin, its saved contiguous seq, its number in the entries' dots. */
 export type OriginRow = [origin: OriginId, upTo: number, id: number];
 
-export function loadVersionVector(sql: Pick<Statements, "origins" | "ahead">): VersionVector {
-  const rows = sql.origins.all() as OriginRow[];
+/** The version vector the store holds: the origins' rows (read here unless given), then the rest. */
+export function loadVersionVector(
+  sql: Pick<Statements, "origins" | "ahead">,
+  rows = sql.origins.all() as OriginRow[],
+): VersionVector {
   const vv = VersionVector.from(new Map(rows.map(([origin, upTo]) => [origin, upTo])));
   // Entries committed since the saved seq (fewer than SAVE_EVERY, contiguous-saves.ts), and
   // those that arrived above a gap (few, and they wait for it to fill): taken in rowid order.

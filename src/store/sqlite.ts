@@ -20,7 +20,7 @@ import { LogStore } from "./log-store.js";
 import { StoreSnapshot } from "./snapshot.js";
 import type { SqliteStoreOptions } from "./sqlite-options.js";
 import { openDatabase, startCheckpointer, type OpenDatabase } from "./sqlite-open.js";
-import type { OriginRow, Statements } from "./sqlite-schema.js";
+import type { Statements } from "./sqlite-schema.js";
 import type { StorageCondition, StorageHealth } from "./storage-health.js";
 import type { WalRestarts } from "./types.js";
 
@@ -74,8 +74,7 @@ export class SqliteStore extends LogStore {
     this.previousOrigin = opened.previousOrigin;
     this.size = this.sql.setSize.get() as number;
     this.savedSize = Number(this.sql.metaValue.get("set_size") ?? Number.NaN);
-    const rows = this.sql.origins.all() as OriginRow[];
-    this.contiguous = new ContiguousSaves(rows.map(([, upTo, id]) => [id, upTo]));
+    this.contiguous = new ContiguousSaves(opened.origins.map(([, upTo, id]) => [id, upTo]));
   }
 
   /**
