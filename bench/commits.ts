@@ -3,9 +3,8 @@
 // time of the commit's transaction (as likes_store_commit_seconds sees it) and the bytes of log
 // each commit wrote:
 // node dist-bench/bench/commits.js <dataDir> <held> <commits> <likesPerCommit>
-import { statSync } from "node:fs";
-import { join } from "node:path";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../src/crdt/index.js";
+import { seededRandom } from "../src/load/zipf.js";
 import { SqliteStore } from "../src/store/index.js";
 import { SEEDED_POSTS, seededEntries } from "./lib/seeded.js";
 
@@ -33,14 +32,12 @@ await store.close();
 // checkpoint off, as in a node), so that the log's growth is what the commits wrote. The copy
 // of those bytes into the database, which a node's worker makes later, is not in the figure.
 store = open(3_600_000);
-const wal = join(dataDir, "likes.db-wal");
-const walSize = () => statSync(wal, { throwIfNoEntry: false })?.size ?? 0;
 const peer = "peer~bench1" as OriginId;
-// A fixed sequence of posts, the same in every run (a linear congruential generator).
-let state = 12_345;
-const nextPost = () => (state = (state * 1_103_515_245 + 12_345) & 0x7fffffff) % SEEDED_POSTS;
+// A fixed sequence of posts, the same in every run.
+const random = seededRandom(12_345);
+const nextPost = () => Math.floor(random() * SEEDED_POSTS);
 let seq = 0;
-const walBefore = walSize();
+const walBefore = store.walBytes();
 transactionSeconds = 0;
 for (let c = 0; c < commits; c++) {
   const entries: Entry[] = [];
@@ -56,7 +53,7 @@ for (let c = 0; c < commits; c++) {
   }
   await store.apply(entries, peer);
 }
-const walBytes = walSize() - walBefore;
+const walBytes = store.walBytes() - walBefore;
 await store.close();
 process.stdout.write(
   JSON.stringify({

@@ -138,8 +138,7 @@ async function main(): Promise<void> {
       rate: plan.rate,
       seconds: plan.convSeconds,
       partitionSeconds: plan.partition,
-      partitionRounds: plan.rounds,
-      receiveRounds: plan.rounds,
+      rounds: plan.rounds,
     });
     results.convergence = c;
     goals.push(...convergenceGoals(c, shipped.label, plan.partition));

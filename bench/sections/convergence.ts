@@ -24,10 +24,11 @@ export interface ConvergenceOptions {
   readonly rate: number;
   readonly seconds: number;
   readonly partitionSeconds: number;
-  /** Partitions healed, one after another on the same cluster. */
-  readonly partitionRounds: number;
-  /** Rounds of load on one node alone, one after another, for the receiving peers' CPU. */
-  readonly receiveRounds: number;
+  /**
+   * Rounds of what one pass leaves to chance: partitions healed one after another on the same
+   * cluster, and loads on one node alone for the receiving peers' CPU.
+   */
+  readonly rounds: number;
 }
 
 export interface ConvergenceResult {
@@ -286,7 +287,7 @@ async function steady(o: ConvergenceOptions): Promise<Omit<ConvergenceResult, "h
     // Only node1 takes writes: what the two others spend is the cost of receiving. In rounds,
     // as the other figures: one pass spread from 53 to 99 µs between runs of one build.
     const receiverRounds: number[] = [];
-    for (let round = 0; round < o.receiveRounds; round++) {
+    for (let round = 0; round < o.rounds; round++) {
       const cpuBefore = await perNode(nodes, "process_cpu_seconds_total");
       const receiving = load([nodes[0] as LikesNode], o.rate, `receive-${round}`);
       await sleep(o.seconds * 1000);
@@ -365,7 +366,7 @@ async function heal(o: ConvergenceOptions): Promise<{ healMs: Figure; errors: nu
   const healMs: number[] = [];
   let errors = 0;
   try {
-    for (let round = 0; round < o.partitionRounds; round++) {
+    for (let round = 0; round < o.rounds; round++) {
       const partitionLoad = load(nodes, o.rate, `partition${round}`);
       cluster.isolate(2, true);
       await sleep(o.partitionSeconds * 1000);
