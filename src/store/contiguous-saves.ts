@@ -12,18 +12,13 @@ export const SAVE_EVERY = 4096;
 export class ContiguousSaves {
   /** What the store holds, by origin id. */
   private readonly saved = new Map<number, number>();
-  /** Committed, perhaps not saved yet. */
-  private readonly committed = new Map<number, number>();
   /** Advanced by the running transaction, which may yet roll back. */
   private readonly staged = new Map<number, number>();
   /** Written by the running transaction. */
   private readonly writing = new Map<number, number>();
 
   constructor(onDisk: Iterable<readonly [id: number, upTo: number]>) {
-    for (const [id, upTo] of onDisk) {
-      this.saved.set(id, upTo);
-      this.committed.set(id, upTo);
-    }
+    for (const [id, upTo] of onDisk) this.saved.set(id, upTo);
   }
 
   /** The running transaction made the origin's entries contiguous up to `upTo`. */
@@ -44,7 +39,6 @@ export class ContiguousSaves {
 
   /** The running transaction committed. */
   commit(): void {
-    for (const [id, upTo] of this.staged) this.committed.set(id, upTo);
     for (const [id, upTo] of this.writing) this.saved.set(id, upTo);
     this.forget();
   }
@@ -55,11 +49,13 @@ export class ContiguousSaves {
     this.writing.clear();
   }
 
-  /** Committed rows that the store does not hold yet: written at a clean close. */
-  unsaved(): [id: number, upTo: number][] {
+  /**
+   * Of what was committed (the store's version vector, by origin id), the rows the store does
+   * not hold yet: written at a clean close.
+   */
+  unsaved(committed: Iterable<readonly [id: number, upTo: number]>): [id: number, upTo: number][] {
     const rows: [number, number][] = [];
-    for (const [id, upTo] of this.committed)
-      if (upTo > (this.saved.get(id) ?? 0)) rows.push([id, upTo]);
+    for (const [id, upTo] of committed) if (upTo > (this.saved.get(id) ?? 0)) rows.push([id, upTo]);
     return rows;
   }
 

@@ -277,10 +277,15 @@ export class SqliteStore extends LogStore {
    * a lost store), the next open finds the seqs again from the entries.
    */
   private saveUnsaved(): void {
-    const rows = this.contiguous.unsaved();
-    const size = this.size !== this.savedSize;
-    if ((rows.length === 0 && !size) || !this.db.open || this.health.condition !== "ok") return;
+    if (!this.db.open || this.health.condition !== "ok") return;
     try {
+      // What was committed is the version vector: the rows behind it are written.
+      const committed = [...this.digest()].map(
+        ([origin, upTo]) => [this.idOf(origin), upTo] as const,
+      );
+      const rows = this.contiguous.unsaved(committed);
+      const size = this.size !== this.savedSize;
+      if (rows.length === 0 && !size) return;
       this.db
         .transaction(() => {
           for (const [id, upTo] of rows) this.sql.saveUpTo.run(upTo, id);

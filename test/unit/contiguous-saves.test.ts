@@ -41,15 +41,15 @@ describe("ContiguousSaves", () => {
               saves.commit();
             } else saves.forget();
             // What a close would write: every committed row ahead of the saved one, no other.
-            const unsaved = new Map(saves.unsaved());
+            const unsaved = new Map(saves.unsaved(committed));
             for (const [id, upTo] of committed)
               expect(unsaved.get(id)).toBe(upTo > (disk.get(id) ?? 0) ? upTo : undefined);
           }
           // A clean close writes the rest: every row then says what was committed.
-          const rest = saves.unsaved();
+          const rest = saves.unsaved(committed);
           for (const [id, upTo] of rest) disk.set(id, upTo);
           saves.wrote(rest);
-          expect(saves.unsaved()).toEqual([]);
+          expect(saves.unsaved(committed)).toEqual([]);
           for (const [id, upTo] of committed) expect(disk.get(id) ?? 0).toBe(upTo);
         },
       ),
