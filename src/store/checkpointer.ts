@@ -18,9 +18,9 @@
 // caches. A shared flag says when a restart is under way, so that the node's commits wait for
 // it with the event loop free (group-commit.ts) rather than in SQLite's busy wait, which
 // sleeps 1, 2, 5, 10 ms and more between tries and blocks the thread.
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import type { WalRestarts } from "./types.js";
+import { SQLITE_MODULE } from "./sqlite-module.js";
 
 const WORKER_SOURCE = `
 const { parentPort, workerData } = require("node:worker_threads");
@@ -109,7 +109,7 @@ export class Checkpointer {
         restartBytes: options.restartBytes,
         shared: this.shared.buffer,
         heldMicros: this.heldMicros.buffer,
-        module: createRequire(import.meta.url).resolve("better-sqlite3"),
+        module: SQLITE_MODULE,
       },
     });
     this.worker.on("message", (message: { failed?: CheckpointError; resumed?: true }) => {

@@ -1,7 +1,7 @@
 // The check of a snapshot's copy on the node that serves it: its checksum and SQLite's
 // quick_check, in a child process while the copy is read (store/snapshot.ts makes the copy).
 import { execFile, type ChildProcess } from "node:child_process";
-import { createRequire } from "node:module";
+import { SQLITE_MODULE } from "./sqlite-module.js";
 
 /**
  * A snapshot's checksum, beside the link's MAC: SHA-512/256 (FIPS 180-4), 32 bytes like SHA-256
@@ -45,7 +45,6 @@ try {
 }
 process.stdout.write(JSON.stringify({ checksum, problems }));
 `;
-const SQLITE_MODULE = createRequire(import.meta.url).resolve("better-sqlite3");
 
 /** Starts the check of a copy that nothing writes any more. */
 export function checkCopy(path: string): CopyCheck {

@@ -4,10 +4,10 @@
 // VACUUM INTO a sibling that any start removes (its name begins as the download's), on a worker
 // thread: about 1.2 s per 5,000,000 likes here, while the node's ports answer /healthz and
 // /metrics. A copy that cannot be rewritten (no room for a second one) is installed as it is.
-import { createRequire } from "node:module";
 import { Worker } from "node:worker_threads";
 import { open, rename, rm } from "node:fs/promises";
 import { PAGE_SIZE } from "./sqlite-schema.js";
+import { SQLITE_MODULE } from "./sqlite-module.js";
 
 const WORKER_SOURCE = `
 const { workerData } = require("node:worker_threads");
@@ -22,7 +22,6 @@ try {
   db.close();
 }
 `;
-const SQLITE_MODULE = createRequire(import.meta.url).resolve("better-sqlite3");
 
 export type RepageOutcome =
   | { readonly repaged: { readonly from: number; readonly to: number } }
