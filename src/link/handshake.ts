@@ -141,7 +141,20 @@ export function linkKey(secret: string, clientNonce: Buffer, serverNonce: Buffer
   return mac(secret, "key", clientNonce, serverNonce);
 }
 
-/** Whether the first bytes of a connection are an HTTP request: a peer of protocol v2. */
-export function looksLikeHttp(first: Buffer): boolean {
-  return /^(POST|GET|HEAD|PUT|OPTIONS|DELETE|PATCH) /.test(first.toString("latin1", 0, 8));
+const HTTP_STARTS = ["POST ", "GET ", "HEAD ", "PUT ", "OPTIONS ", "DELETE ", "PATCH "];
+/** Bytes enough to tell an HTTP request's start from a greeting: the longest of HTTP_STARTS. */
+const HTTP_START_BYTES = 8;
+
+/**
+ * Whether a connection's first bytes are an HTTP request (a peer of protocol v2), or undefined
+ * while they are too few to tell: TCP may deliver "GE" and then "T /peer/v2/deltas".
+ */
+export function looksLikeHttp(first: Buffer): boolean | undefined {
+  const text = first.toString("latin1", 0, HTTP_START_BYTES);
+  let undecided = false;
+  for (const start of HTTP_STARTS) {
+    if (text.startsWith(start)) return true;
+    if (start.startsWith(text)) undecided = true;
+  }
+  return undecided ? undefined : false;
 }

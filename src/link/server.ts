@@ -101,6 +101,17 @@ export class LinkServer {
     this.refusals.refused(socket.remoteAddress ?? "unknown", error, reason);
   }
 
+  private refuseV2(socket: Socket): void {
+    this.refuse(
+      socket,
+      new HandshakeError("an HTTP request: peer protocol v2", "protocol version"),
+      "protocol v2",
+    );
+    socket.end(
+      `HTTP/1.1 410 Gone\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(V2_REFUSAL)}\r\nconnection: close\r\n\r\n${V2_REFUSAL}`,
+    );
+  }
+
   private accept(socket: Socket): void {
     this.sockets.add(socket);
     socket.once("close", () => this.sockets.delete(socket));
@@ -111,7 +122,8 @@ export class LinkServer {
     const reader = new FrameReader(MAX_HANDSHAKE_FRAME);
     const clientNonce: Buffer[] = [];
     const serverNonce = freshNonce();
-    let first = true;
+    // The first bytes, kept until they tell an HTTP request from a greeting.
+    let start: Buffer | undefined = Buffer.alloc(0);
     let caller = "";
     const timer = setTimeout(() => {
       this.refuse(socket, new HandshakeError("no handshake within 5 s", "malformed"), "timeout");
@@ -129,21 +141,19 @@ export class LinkServer {
     };
     const onData = (chunk: Buffer) => {
       try {
-        if (first && looksLikeHttp(chunk)) {
-          first = false;
-          clearTimeout(timer);
-          socket.off("data", onData);
-          this.refuse(
-            socket,
-            new HandshakeError("an HTTP request: peer protocol v2", "protocol version"),
-            "protocol v2",
-          );
-          socket.end(
-            `HTTP/1.1 410 Gone\r\ncontent-type: application/json\r\ncontent-length: ${Buffer.byteLength(V2_REFUSAL)}\r\nconnection: close\r\n\r\n${V2_REFUSAL}`,
-          );
-          return;
+        if (start) {
+          start = Buffer.concat([start, chunk]);
+          const http = looksLikeHttp(start);
+          if (http === undefined) return;
+          chunk = start;
+          start = undefined;
+          if (http) {
+            clearTimeout(timer);
+            socket.off("data", onData);
+            this.refuseV2(socket);
+            return;
+          }
         }
-        first = false;
         reader.push(chunk);
         for (let body = reader.next(); body; body = reader.next()) {
           if (clientNonce.length === 0) {

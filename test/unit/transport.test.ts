@@ -1,4 +1,6 @@
+import { once } from "node:events";
 import net, { type AddressInfo } from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
@@ -10,6 +12,7 @@ import {
   decodeGreeting,
   encodeAnswer,
   freshNonce,
+  looksLikeHttp,
   proofOf,
 } from "../../src/link/handshake.js";
 import { LinkServer } from "../../src/link/server.js";
@@ -224,6 +227,53 @@ describe("peer link: bytes", () => {
       expect(clientSide.bytes.in).toBe(serverSide.bytes.out);
     } finally {
       transport.close();
+      await server.close();
+    }
+  });
+});
+
+describe("peer link: a caller of protocol v2 (HTTP)", () => {
+  it("is told from a greeting by its first 8 bytes at most, and waits while they are too few", () => {
+    for (const start of ["POST ", "GET ", "HEAD ", "PUT ", "OPTIONS ", "DELETE ", "PATCH "]) {
+      for (let n = 1; n < start.length; n++)
+        expect(looksLikeHttp(Buffer.from(start.slice(0, n))), start.slice(0, n)).toBeUndefined();
+      expect(looksLikeHttp(Buffer.from(`${start}/peer/v2/deltas HTTP/1.1`))).toBe(true);
+    }
+    // A greeting starts with its length: a byte that may read as "P", but "LIKES" follows.
+    expect(looksLikeHttp(Buffer.from("PLIKES"))).toBe(false);
+    expect(looksLikeHttp(Buffer.from("GET/ HTTP/1.1"))).toBe(false);
+    expect(looksLikeHttp(Buffer.of(0x20))).toBe(false);
+  });
+
+  it("is told to upgrade however TCP cuts the start of its request", async () => {
+    const server = new LinkServer({
+      secret: SECRET,
+      node: "b",
+      codec: binaryCodec,
+      handle: () => Promise.reject(new Error("a v2 caller is never handled")),
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    const port = await server.listen(0, "127.0.0.1");
+    const request = "POST /peer/v2/deltas HTTP/1.1\r\nhost: b\r\ncontent-length: 0\r\n\r\n";
+    try {
+      for (const cut of [1, 2, 4, 5, 7]) {
+        const socket = net.connect({ host: "127.0.0.1", port });
+        socket.setNoDelay(true);
+        await once(socket, "connect");
+        let answer = "";
+        socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
+        const ended = once(socket, "end");
+        socket.write(request.slice(0, cut));
+        // Apart in time, so that the node reads the start alone (a greeting would wait for its
+        // length, and time out in 5 s); together, the answer is the same.
+        await sleep(20);
+        socket.write(request.slice(cut));
+        await ended;
+        socket.destroy();
+        expect(answer, `cut after ${cut} bytes`).toMatch(/^HTTP\/1\.1 410 Gone\r\n/);
+      }
+    } finally {
       await server.close();
     }
   });
