@@ -28,11 +28,7 @@ const READ_FIELDS = { method: "GET", path: "/likes" } as const;
 
 /** Whether a request is the plain case this path serves, decided from its head alone. */
 export function isPlainLike(req: IncomingMessage): boolean {
-  const url = req.url;
-  if (req.method !== "POST" || url === undefined) return false;
-  if (url !== "/like" && !url.startsWith("/like?")) return false;
-  // A fragment is cut by express (parseurl): the express route serves such a target.
-  if (url.includes("#")) return false;
+  if (req.method !== "POST" || !servesTarget(req.url, LIKE_FIELDS.path)) return false;
   const headers = req.headers;
   if (headers["transfer-encoding"] !== undefined || headers["content-encoding"] !== undefined)
     return false;
@@ -46,12 +42,18 @@ export function isPlainLike(req: IncomingMessage): boolean {
 
 /** Whether a request is a read this path serves: `GET /likes` with any query. */
 export function isPlainRead(req: IncomingMessage): boolean {
-  const url = req.url;
+  return req.method === "GET" && servesTarget(req.url, READ_FIELDS.path);
+}
+
+/**
+ * Whether a target is `path` with any query and no fragment: express cuts a fragment
+ * (parseurl), so its route serves such a target.
+ */
+function servesTarget(url: string | undefined, path: string): boolean {
   return (
-    req.method === "GET" &&
     url !== undefined &&
-    (url === "/likes" || url.startsWith("/likes?")) &&
-    // A fragment is cut by express (parseurl): the express route serves such a target.
+    url.startsWith(path) &&
+    (url.length === path.length || url[path.length] === "?") &&
     !url.includes("#")
   );
 }
