@@ -52,8 +52,11 @@ export class LeanConnection {
   constructor(
     private readonly socket: Socket,
     private readonly handler: PlainHandler,
-    /** Gives the socket, with its unread bytes put back, to node:http. */
-    private readonly handOff: (socket: Socket) => void,
+    /**
+     * Gives the socket, with its unread bytes put back, to node:http; with the time (of
+     * performance.now()) since which the request in those bytes has been coming, if it had.
+     */
+    private readonly handOff: (socket: Socket, since: number | undefined) => void,
     private readonly options: LeanOptions,
   ) {
     this.keepAlive = `Connection: keep-alive\r\nKeep-Alive: timeout=${Math.floor(options.keepAliveTimeoutMs / 1000)}\r\n`;
@@ -302,7 +305,7 @@ export class LeanConnection {
     const paused = socket.isPaused();
     if (this.buffered !== undefined) socket.unshift(this.buffered);
     this.buffered = undefined;
-    this.handOff(socket);
+    this.handOff(socket, this.partialSince === 0 ? undefined : this.partialSince);
     if (paused) socket.resume();
   }
 }

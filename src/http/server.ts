@@ -48,6 +48,8 @@ export class HttpServer {
   private readonly lean = new Set<LeanConnection>();
   /** Connections answered for what node:http refused: nothing more is read or answered. */
   private readonly refused = new WeakSet<Duplex>();
+  /** Connections handed over by the lean path mid-request: what serve() does with its head. */
+  private readonly handedDeadlines = new WeakMap<Socket, (req: IncomingMessage) => void>();
 
   constructor(
     listener: RequestListener,
@@ -88,9 +90,10 @@ export class HttpServer {
       const connection = new LeanConnection(
         socket,
         plain,
-        (handed) => {
+        (handed, since) => {
           this.lean.delete(connection);
           handOff(handed);
+          if (since !== undefined) this.keepDeadlines(handed, since, limits);
         },
         limits,
       );
@@ -136,6 +139,33 @@ export class HttpServer {
       this.afterAnswers(socket, () =>
         socket.end(rawErrorResponse(new MethodNotAllowedError("CONNECT", this.methods))),
       );
+    });
+  }
+
+  /**
+   * node:http starts a request's time limits when it reads its first byte: for a request begun
+   * on the lean path, at the handoff. Its head keeps the deadline it had, then its body the
+   * request's, both counted `since` the request began; past one, the answer is node:http's own
+   * (the clientError above).
+   */
+  private keepDeadlines(socket: Socket, since: number, limits: LeanOptions): void {
+    const expire = () => {
+      this.handedDeadlines.delete(socket);
+      const error = Object.assign(new Error("the request did not all come in time"), {
+        code: "ERR_HTTP_REQUEST_TIMEOUT",
+      });
+      this.server.emit("clientError", error, socket);
+    };
+    const left = (limit: number) => Math.max(1, since + limit - performance.now());
+    const head = setTimeout(expire, left(limits.headersTimeoutMs));
+    socket.once("close", () => clearTimeout(head));
+    // serve() calls this with the request once node:http has read its head.
+    this.handedDeadlines.set(socket, (req) => {
+      clearTimeout(head);
+      if (req.complete) return;
+      const whole = setTimeout(expire, left(limits.requestTimeoutMs));
+      req.once("end", () => clearTimeout(whole));
+      socket.once("close", () => clearTimeout(whole));
     });
   }
 
@@ -189,6 +219,11 @@ export class HttpServer {
 
   private serve(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
     const socket = req.socket;
+    const handed = this.handedDeadlines.get(socket);
+    if (handed !== undefined) {
+      this.handedDeadlines.delete(socket);
+      handed(req);
+    }
     const before = this.unanswered.get(socket);
     this.unanswered.set(socket, res);
     res.once("close", this.answered);

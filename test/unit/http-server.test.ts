@@ -2,6 +2,7 @@
 // Expect it does not meet) is answered as JSON like every other error, on a new connection and
 // on one that has carried answers already, and the connection then closes.
 import net from "node:net";
+import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpServer } from "../../src/http/server.js";
 import { startApp } from "../support/app.js";
@@ -143,6 +144,56 @@ describe("node:http's time limits", () => {
           type: "application/json; charset=utf-8",
           code: "request_timeout",
         });
+    } finally {
+      await server.close(0);
+    }
+  });
+});
+
+describe("time limits of a request the lean path hands to node:http", () => {
+  it("keeps the deadlines it had from its first byte: its head's, then its body's", async () => {
+    // With the lean path, and short limits. node:http checks them each second: a deadline it
+    // started over at the handoff would come at least a second later than checked here.
+    const limits = { requestTimeoutMs: 3_000, headersTimeoutMs: 1_500, keepAliveTimeoutMs: 9_000 };
+    const server = new HttpServer(
+      (req, res) => {
+        req.resume();
+        req.on("end", () => res.end("{}"));
+      },
+      undefined,
+      limits,
+    );
+    server.servePlain(() => ({ status: 200, body: "{}" }));
+    const at = await server.listen(0, "127.0.0.1");
+    // A start that may still become a plain like, then what makes the request node:http's:
+    // another target (its head unfinished), or a chunked body (unfinished).
+    const cases: [what: string, start: string, rest: string, limitMs: number][] = [
+      ["its head", "POST /li", "kes HTTP/1.1\r\nHost: x\r\n", limits.headersTimeoutMs],
+      [
+        "its body",
+        "POST /like HTTP/1.1\r\nHost: x\r\n",
+        "Transfer-Encoding: chunked\r\n\r\n5\r\nab",
+        limits.requestTimeoutMs,
+      ],
+    ];
+    try {
+      for (const [what, start, rest, limitMs] of cases) {
+        const socket = net.connect({ host: "127.0.0.1", port: at });
+        let received = "";
+        let closedAt = 0;
+        socket.on("data", (chunk: Buffer) => (received += chunk.toString("latin1")));
+        socket.on("error", () => {});
+        socket.on("close", () => (closedAt = performance.now()));
+        const began = performance.now();
+        socket.write(start);
+        // Handed over two thirds into the head's time.
+        await sleep(1_000);
+        socket.write(rest);
+        await waitFor(`the 408 for ${what}`, () => closedAt > 0, { timeoutMs: limitMs + 5_000 });
+        expect(lastAnswer(received), what).toMatchObject({ status: 408, code: "request_timeout" });
+        expect(closedAt - began, what).toBeGreaterThanOrEqual(limitMs - 50);
+        expect(closedAt - began, what).toBeLessThan(limitMs + 900);
+      }
     } finally {
       await server.close(0);
     }
