@@ -1,0 +1,71 @@
+// The replicator tests' simulated cluster: real replicators and memory stores on a simulated
+// network in virtual time, and a backlog of likes to replicate.
+import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import { StaticMembership, type Transport } from "../../src/replication/ports.js";
+import { Replicator } from "../../src/replication/replicator.js";
+import { MemoryStore } from "../../src/store/index.js";
+import { noMetrics, silentLogger, type Metrics } from "../../src/telemetry/types.js";
+import { SimNetwork } from "../sim/network.js";
+import { Scheduler, seededRandom } from "../sim/scheduler.js";
+
+interface SimNodeOptions {
+  readonly metrics?: Metrics;
+  /** LIKES_PUSH_MS; 5 unless given. */
+  readonly pushMs?: number;
+  readonly syncMs?: number;
+  readonly retryMaxMs?: number;
+  /** Sees every request the node receives, before it answers. */
+  readonly onRequest?: (request: Parameters<Replicator["handle"]>[0]) => void;
+  /** Stands between the node and the network, for what it sends. */
+  readonly wrapTransport?: (transport: Transport) => Transport;
+}
+
+/** Real replicators and memory stores on a simulated network, in virtual time. */
+export function simNetwork(seed: number) {
+  const scheduler = new Scheduler();
+  const random = seededRandom(seed);
+  const network = new SimNetwork(scheduler, random);
+  const node = (name: string, peers: string[], options: SimNodeOptions = {}) => {
+    const store = MemoryStore.open(name as NodeName, {
+      schedule: (flush) => scheduler.setTimeout(flush, 0),
+    });
+    const endpoint = {
+      address: `${name}:1`,
+      alive: true,
+      life: 1,
+      handle: (r: Parameters<Replicator["handle"]>[0]) => {
+        options.onRequest?.(r);
+        return replicator.handle(r);
+      },
+    };
+    const replicator: Replicator = new Replicator({
+      store,
+      transport: (options.wrapTransport ?? ((t) => t))(network.transportFor(endpoint)),
+      clock: scheduler,
+      random,
+      membership: new StaticMembership(peers.map((p) => `${p}:1`)),
+      logger: silentLogger,
+      pushMs: options.pushMs ?? 5,
+      syncMs: options.syncMs ?? 1000,
+      ...(options.retryMaxMs === undefined ? {} : { retryMaxMs: options.retryMaxMs }),
+      ...(options.metrics ? { metrics: options.metrics } : {}),
+    });
+    network.attach(endpoint);
+    return { store, replicator, endpoint };
+  };
+  return { scheduler, network, node };
+}
+
+export function twoNodes(metrics: Metrics = noMetrics) {
+  const { scheduler, network, node } = simNetwork(7);
+  return { scheduler, network, a: node("a", ["b"], { metrics }), b: node("b", ["a"]) };
+}
+
+export const bulk = (n: number): Entry[] =>
+  Array.from({ length: n }, (_, i) => ({
+    origin: "old~1" as OriginId,
+    seq: i + 1,
+    post: `p${i % 10}` as PostId,
+    user: `u${i}` as UserId,
+    ts: 1,
+  }));
