@@ -39,7 +39,11 @@ describe("a lean connection's limits", () => {
       );
     });
     await new Promise<void>((resolve) => net.listen(0, "127.0.0.1", resolve));
-    closers.push(() => new Promise((resolve) => net.close(() => resolve())));
+    // A connection left open (a keep-alive timeout of a minute) would hold the close that long.
+    closers.push(() => {
+      for (const connection of connections) connection.destroy();
+      return new Promise((resolve) => net.close(() => resolve()));
+    });
     return (net.address() as AddressInfo).port;
   }
 
