@@ -37,17 +37,22 @@ export async function repage(path: string): Promise<RepageOutcome> {
     await rm(into, { force: true });
     await vacuumInto(path, into);
     // VACUUM INTO writes its file without a sync; the rename must not outlive its bytes.
-    const file = await open(into, "r+");
-    try {
-      await file.sync();
-    } finally {
-      await file.close();
-    }
+    await syncPath(into);
     await rename(into, path);
     return { repaged: { from, to: PAGE_SIZE } };
   } catch (error) {
     await rm(into, { force: true, recursive: true }).catch(() => undefined);
     return { kept: { pageSize: from, error: String(error) } };
+  }
+}
+
+/** fsync of a file or a directory, opened to read (Linux syncs it all the same). */
+export async function syncPath(path: string): Promise<void> {
+  const handle = await open(path, "r");
+  try {
+    await handle.sync();
+  } finally {
+    await handle.close();
   }
 }
 

@@ -12,7 +12,7 @@ import Database from "better-sqlite3";
 import type { Digest } from "../crdt/index.js";
 import { SNAPSHOT_CHECKSUM, checkCopy, type CopyCheck, type CopyVerdict } from "./copy-check.js";
 import { DB_FILE } from "./data-dir.js";
-import { repage, type RepageOutcome } from "./repage.js";
+import { repage, syncPath, type RepageOutcome } from "./repage.js";
 import { SCHEMA_VERSION, loadVersionVector, prepare, prepareLayout } from "./sqlite-schema.js";
 
 /** Where a download is written until it is installed (and its journal's name prefix). */
@@ -109,6 +109,8 @@ function strip(path: string): { vv: Digest; entryCount: number } {
   const db = new Database(path);
   try {
     db.exec("PRAGMA journal_mode = DELETE");
+    // Not synced here: install syncs the file it keeps, and a rewrite replaces this one.
+    db.exec("PRAGMA synchronous = OFF");
     db.exec("DELETE FROM meta WHERE key = 'origin'");
     const sql = prepare(db);
     kept.push(sql);
@@ -200,16 +202,18 @@ export class SnapshotDownload {
         throw new SnapshotRefusedError(
           `checksum mismatch: ${SNAPSHOT_CHECKSUM} ${digest.toString("hex")}, the peer's ${checksum.toString("hex")}`,
         );
-      await this.file.sync();
       await this.close();
       const path = join(this.dataDir, DOWNLOAD_FILE);
       check(path);
       const report = await repage(path);
+      // A rewritten file was synced by repage: the download as it came is synced only if kept.
+      if (!("repaged" in report)) await syncPath(path);
       // Left by no start that reached here, but a WAL beside the new file would be applied to it.
       for (const suffix of ["-wal", "-shm", "-journal"])
         await rm(join(this.dataDir, `${DB_FILE}${suffix}`), { force: true });
       await rename(path, join(this.dataDir, DB_FILE));
-      await syncDirectory(this.dataDir);
+      // A rename is durable once the directory that holds it is synced.
+      await syncPath(this.dataDir);
       return report;
     } catch (error) {
       await this.abort();
@@ -251,21 +255,13 @@ function check(path: string): void {
       );
     // Its likes are this node's now; its identity is not (a start takes a new origin anyway).
     db.exec("PRAGMA journal_mode = DELETE");
+    // Not synced here: install syncs the file it keeps, and a rewrite replaces this one.
+    db.exec("PRAGMA synchronous = OFF");
     db.exec("DELETE FROM meta WHERE key = 'origin'");
   } catch (error) {
     if (error instanceof SnapshotRefusedError) throw error;
     throw new SnapshotRefusedError(`unreadable: ${String(error)}`);
   } finally {
     db.close();
-  }
-}
-
-/** A rename is durable once the directory that holds it is synced. */
-async function syncDirectory(path: string): Promise<void> {
-  const dir = await open(path, "r");
-  try {
-    await dir.sync();
-  } finally {
-    await dir.close();
   }
 }
