@@ -1,6 +1,7 @@
 // The admin port: metrics and introspection for operators, never exposed publicly; with
 // LIKES_FAULTS=enabled, also /faults, which injects faults in the peer link (README, "Fault injection").
 import type { IncomingMessage, RequestListener } from "node:http";
+import { trace } from "@opentelemetry/api";
 import {
   FaultInputError,
   parseFaultPeer,
@@ -18,6 +19,7 @@ import {
   UnsupportedMediaTypeError,
 } from "./errors.js";
 import { sendError, sendJson, sendMetrics, type MetricsRenderer } from "./respond.js";
+import { nameByRoute } from "../telemetry/server-spans.js";
 
 /** What /faults reads and changes (replication/faults.ts's Faults). */
 export interface FaultsAdmin {
@@ -39,11 +41,15 @@ const ALLOW = ["GET", "HEAD"] as const;
 const FAULTS_ALLOW = ["GET", "HEAD", "DELETE"] as const;
 const FAULT_ALLOW = ["PUT", "DELETE"] as const;
 const FAULT_BODY_LIMIT = 4096;
+/** The routes a SERVER span is named by, as `PUT /faults/:peer`; others keep the bare method. */
+const ROUTES = new Set(["/cluster", "/metrics", "/faults", "/faults/:peer"]);
 
 export function adminListener(deps: AdminDeps): RequestListener {
   return (req, res) => {
     const path = (req.url ?? "").split("?")[0] ?? "";
     const fields = { port: "admin", path };
+    const route = path.startsWith("/faults/") ? "/faults/:peer" : path;
+    if (ROUTES.has(route)) nameByRoute(trace.getActiveSpan(), req.method ?? "", route);
     try {
       if (path === "/faults" || path.startsWith("/faults/")) {
         faultsRoute(deps, req, path).then(

@@ -230,6 +230,13 @@ describe("tracing injected faults", () => {
         .map(instance)
         .sort(),
     ).toEqual(["node1", "node2"]);
+    // The admin port's requests that made and healed the cut: SERVER spans named by route.
+    await waitFor("node3's admin spans, named by route", () => {
+      const names = receiver!.spans
+        .filter((s) => instance(s) === "node3" && s.kind === SPAN_KIND.SERVER)
+        .map((s) => s.name);
+      return names.includes("PUT /faults/:peer") && names.includes("DELETE /faults");
+    });
   });
 });
 
