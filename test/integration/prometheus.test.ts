@@ -156,6 +156,9 @@ describe.skipIf(!hasPrometheus)(
         [...(await res.text()).matchAll(/^# TYPE (\S+) (\S+)$/gm)].map((m) => m[1] as string),
       );
       for (const name of Object.keys(EXPORTED_METRICS)) expect(exported, name).toContain(name);
+      // And the other way: none of the node's own metrics is missing from the list.
+      for (const name of exported)
+        if (/^(likes|http)_/.test(name)) expect(EXPORTED_METRICS, name).toHaveProperty(name);
       for (const q of panelQueries())
         for (const name of metricNamesIn(q.expr))
           expect(exported, `${name} in ${q.panelTitle}`).toContain(name);

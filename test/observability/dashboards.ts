@@ -27,6 +27,8 @@ export const EXPORTED_METRICS: Readonly<Record<string, MetricType>> = Object.fre
   likes_convergence_seconds: "histogram",
   likes_replication_pending: "gauge",
   likes_peer_up: "gauge",
+  likes_peer_clock_skew_seconds: "gauge",
+  likes_peer_link_unanswered_bytes: "gauge",
   // Only with LIKES_FAULTS=enabled: the dashboards' fault annotation.
   likes_fault_active: "gauge",
   likes_gossip_messages_total: "counter",
