@@ -54,6 +54,13 @@ describe.skipIf(!HELM)(`chart values${helmSkipNote}`, () => {
       expect(env("snapshot.threshold=off")).toBe("off");
       expect(env("snapshot.threshold=0")).toBe("0");
       expect(env("snapshot.threshold=5000000")).toBe("5000000");
+      expect(env("snapshot.threshold=9007199254740990")).toBe("9007199254740990");
+      // The node exits on these (LIKES_SNAPSHOT_THRESHOLD up to 2^53 - 2): the chart says so first.
+      for (const bad of ["snapshot.threshold=9007199254740991", "snapshot.threshold=-1"])
+        expect(() => helmTemplate(["--set", bad]), bad).toThrow(/threshold/);
+      expect(() =>
+        helmTemplate(["--set-string", "snapshot.threshold=99999999999999999999"]),
+      ).toThrow(/threshold/);
     });
 
     it("passes tracesPerSecond as the node reads it, and refuses what the node would refuse", () => {
