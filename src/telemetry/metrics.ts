@@ -21,7 +21,8 @@ import type {
  * How often the event-loop lag histogram (nodejs_eventloop_lag_*) samples the loop, by a timer.
  * prom-client's 10 ms woke an idle node 100 times a second: 40% of its idle CPU (13 ms a second
  * down to 8 on this machine, Node 24). A stall longer than this is measured whole either way,
- * and the 300 samples between two scrapes 15 s apart keep a p99 meaningful.
+ * and the 100 samples between two scrapes 5 s apart (both Prometheus configs) keep a p99
+ * meaningful.
  */
 const EVENT_LOOP_SAMPLE_MS = 50;
 
