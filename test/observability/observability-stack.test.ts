@@ -116,6 +116,23 @@ describe("prometheus configs", () => {
     );
   });
 
+  it("scrape each pod at its annotated port, whether its address is IPv4 or IPv6", () => {
+    const [job] = readChartFile<Config>("prometheus", "prometheus.yml").scrape_configs;
+    const rule = job?.relabel_configs?.find((r) => r.target_label === "__address__") as
+      { regex: string; replacement: string } | undefined;
+    expect(rule).toBeDefined();
+    // As Prometheus applies it: the source labels joined by ';', the regex anchored.
+    const relabel = (address: string, port: string) => {
+      const match = new RegExp(`^(?:${rule?.regex})$`).exec(`${address};${port}`);
+      return match
+        ? rule?.replacement.replace(/\$(\d)/g, (_, i) => match[Number(i)] ?? "")
+        : address;
+    };
+    expect(relabel("10.1.2.3:8080", "9464")).toBe("10.1.2.3:9464");
+    expect(relabel("10.1.2.3", "9464")).toBe("10.1.2.3:9464");
+    expect(relabel("[fd00::5]:8080", "9464")).toBe("[fd00::5]:9464");
+  });
+
   it.skipIf(!hasPromtool).each(Object.keys(PROMETHEUS_CONFIGS))(
     `pass promtool check config: %s${skipNote("promtool", hasPromtool)}`,
     (name) => {
