@@ -4,6 +4,7 @@
 
 import { PeerLimitError } from "../replication/limits.js";
 import { SnapshotGoneError } from "../replication/snapshot-source.js";
+import { WritesStoppedError } from "../replication/types.js";
 import { StorageFullError, StoreCorruptError } from "../store/types.js";
 
 type Headers = Readonly<Record<string, string>>;
@@ -154,6 +155,8 @@ function fromBelow(error: unknown): HttpError | undefined {
   if (error instanceof PeerLimitError) return new HttpError(400, "peer_limit", error.message);
   // A chunk of a snapshot removed (read to its end, idle, or the node restarted).
   if (error instanceof SnapshotGoneError) return new HttpError(410, "snapshot_gone", error.message);
+  // A like whose body came after the stop's hand-off began.
+  if (error instanceof WritesStoppedError) return new ShuttingDownError();
   return undefined;
 }
 

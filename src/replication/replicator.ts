@@ -28,7 +28,12 @@ import {
   type SyncRequest,
 } from "./protocol.js";
 import { Pusher } from "./pusher.js";
-import type { ClusterView, Consistency, WriteOutcome } from "./types.js";
+import {
+  WritesStoppedError,
+  type ClusterView,
+  type Consistency,
+  type WriteOutcome,
+} from "./types.js";
 import { WriteWaiters } from "./write-waiters.js";
 
 export type { ClusterView, Consistency, PeerView, WriteOutcome } from "./types.js";
@@ -76,6 +81,14 @@ export class Replicator {
   /** What applying a peer's entries needs (anti-entropy.ts). */
   private readonly applier: Parameters<typeof applyFromPeer>[0];
   private running = false;
+  /**
+   * False once the stop's hand-off (or the stop) began: a like committed after it would be held
+   * by this node alone, so it is refused instead.
+   */
+  private accepting = true;
+  /** Likes being committed now; the hand-off waits until they are published. */
+  private committing = 0;
+  private committed: (() => void) | undefined;
 
   constructor(deps: ReplicatorDeps) {
     const { store, transport, clock, random, membership, logger } = deps;
@@ -148,6 +161,7 @@ export class Replicator {
 
   stop(): void {
     this.running = false;
+    this.accepting = false;
     this.pusher.stop();
     this.antiEntropy.stop();
     this.peers.stop();
@@ -162,6 +176,17 @@ export class Replicator {
    */
   async handOff(timeoutMs: number): Promise<void> {
     const deadline = this.clock.now() + timeoutMs;
+    this.accepting = false;
+    this.logger.info("handing off to peers", { waitMs: timeoutMs });
+    // A like being committed now is pushed with the rest: its entry is published first.
+    if (this.committing > 0)
+      await new Promise<void>((resolve) => {
+        const timer = this.clock.setTimeout(resolve, timeoutMs);
+        this.committed = () => {
+          timer.cancel();
+          resolve();
+        };
+      });
     for (;;) {
       const own = this.store.digest().get(this.self.origin) ?? 0;
       const left = deadline - this.clock.now();
@@ -187,14 +212,23 @@ export class Replicator {
    * it or `timeoutMs` passes. A repeat of a like already held needs no new dot and no wait.
    */
   async write(like: Like, consistency: Consistency, timeoutMs: number): Promise<WriteOutcome> {
+    if (!this.accepting) throw new WritesStoppedError();
     const required = this.required(consistency);
     // The entry carries the request's context, so every node that applies it joins its trace.
     const traceparent = activeTraceparent();
-    const { entry } = await storeSpan(() => this.store.accept(like, this.clock.now(), traceparent));
+    this.committing++;
+    let entry;
+    try {
+      ({ entry } = await storeSpan(() => this.store.accept(like, this.clock.now(), traceparent)));
+      if (entry) {
+        this.logger.debug("like accepted", { post: like.post, user: like.user, seq: entry.seq });
+        this.pusher.published(entry);
+        this.convergence.add(entry);
+      }
+    } finally {
+      if (--this.committing === 0) this.committed?.();
+    }
     if (!entry) return { isNew: false, acks: required, required };
-    this.logger.debug("like accepted", { post: like.post, user: like.user, seq: entry.seq });
-    this.pusher.published(entry);
-    this.convergence.add(entry);
     if (required <= 1) return { isNew: true, acks: 1, required };
     let acks = this.acksFor(entry.seq);
     if (acks < required && this.running) {

@@ -5,6 +5,14 @@ export type { ReplicationPath } from "../telemetry/types.js";
 
 export type Consistency = "local" | "quorum" | "all";
 
+/** A like that reached the node once its stop had begun: no peer would get it from here. */
+export class WritesStoppedError extends Error {
+  override readonly name = "WritesStoppedError";
+  constructor() {
+    super("the node is stopping and takes no more likes");
+  }
+}
+
 /** What a write reached: `acks` nodes hold the like, `required` were asked for. */
 export interface WriteOutcome {
   readonly isNew: boolean;

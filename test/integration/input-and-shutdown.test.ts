@@ -202,6 +202,36 @@ describe("SIGTERM", () => {
     agent.destroy();
   });
 
+  it("refuses a like whose body comes after the hand-off began: no like is left on it alone", async () => {
+    cluster = await TestCluster.start(2);
+    await allUp(cluster);
+    const [node1, node2] = [cluster.node(0), cluster.node(1)];
+    const { origin } = await clusterView(node1.adminUrl);
+    // A body (on node:http's path) that comes late, as from a slow client: its head read (the
+    // 100 Continue says so) before the stop.
+    const slow = rawConnection(Number(new URL(node1.url).port));
+    const like = '{"post":"late","user":"u1"}';
+    slow.socket.write(
+      "POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nExpect: 100-continue\r\nTransfer-Encoding: chunked\r\n\r\n",
+    );
+    await waitFor("the head to be read", () => slow.received().startsWith("HTTP/1.1 100 Continue"));
+    const exit = node1.kill("SIGTERM");
+    await waitFor(
+      "the hand-off to begin",
+      () => node1.lines.some((l) => l.message === "handing off to peers"),
+      { timeoutMs: 5_000 },
+    );
+    slow.socket.write(`${like.length.toString(16)}\r\n${like}\r\n0\r\n\r\n`);
+    expect(await slow.ended).toEqual({ hadError: false });
+    const answer = slow.received().replace(/^HTTP\/1\.1 100 Continue\r\n\r\n/, "");
+    expect(answer).toMatch(/^HTTP\/1\.1 503 Service Unavailable\r\n/);
+    expect(answer).toContain('"code":"shutting_down"');
+    expect(await exit).toBe(0);
+    // Refused, not left behind: node1 wrote nothing that node2 lacks.
+    expect((await clusterView(node2.adminUrl)).vv[origin] ?? 0).toBe(0);
+    expect(await countOf(node2.url, "late")).toBe(0);
+  });
+
   it("hands its peer, before it exits, the likes its push pace still held", async () => {
     // A pace far longer than the test, and no anti-entropy: only the stop's hand-off can move
     // the likes written after the first one.
