@@ -2,12 +2,13 @@
 # Build:  make image      (docker build -t likes:dev .)
 # Run:    docker run -p 8080:8080 likes:dev
 # Both stages use the same base so that better-sqlite3's native addon matches the runtime's
-# Node ABI and glibc.
-ARG NODE_IMAGE=node:24-bookworm-slim
+# Node ABI and glibc. A release, not `node:24-bookworm-slim`: a rebuild of one commit gets the
+# same Node (make test-image stands in this very version from the npm registry).
+ARG NODE_IMAGE=node:24.22.3-bookworm-slim
 
 FROM ${NODE_IMAGE} AS build
-# Toolchain for node-gyp: better-sqlite3 compiles from source when its prebuilt binary
-# cannot be downloaded.
+# Toolchain for node-gyp: better-sqlite3 always compiles from source (below), whether or not
+# its prebuilt binary could be downloaded, so that the network does not choose the binary.
 RUN apt-get update \
  && apt-get install -y --no-install-recommends python3 make g++ \
  && rm -rf /var/lib/apt/lists/*
@@ -15,6 +16,7 @@ WORKDIR /app
 # CI=true: lefthook's postinstall skips installing git hooks.
 # nodedir: node-gyp uses this Node's own headers instead of downloading them.
 ENV CI=true \
+    npm_config_build_from_source=true \
     npm_config_nodedir=/usr/local \
     npm_config_fund=false \
     npm_config_audit=false \
@@ -24,8 +26,12 @@ COPY package.json package-lock.json ./
 RUN npm ci
 COPY tsconfig*.json ./
 COPY src ./src
+# The addon's sources, objects and test extension are not needed to run it (24 MB of 26).
 RUN npm run build \
- && npm prune --omit=dev
+ && npm prune --omit=dev \
+ && cd node_modules/better-sqlite3 \
+ && rm -rf deps src build/deps build/Release/obj build/Release/obj.target build/Release/.deps \
+      build/Release/test_extension.node build/Release/*.a
 
 FROM ${NODE_IMAGE} AS runtime
 ENV NODE_ENV=production \

