@@ -73,6 +73,12 @@ const MIN_SECRET_LENGTH = 16;
 export const DEFAULT_SNAPSHOT_THRESHOLD = 100_000;
 /** LIKES_MAX_ORIGINS unset: the replication core's limit on origins held (limits.ts). */
 export const DEFAULT_MAX_ORIGINS = 10_000;
+/**
+ * LIKES_MAX_ORIGINS at most: a new link's first sync names every origin in one frame (1 MiB),
+ * about 33 bytes an origin with ids of 25 characters (`likes-12~` and an incarnation):
+ * 25,000 take 0.83 MB. Ids of longer node names fit fewer (100 bytes an origin at the longest).
+ */
+export const MAX_ORIGINS_LIMIT = 25_000;
 const MAX_SEQ_TOTAL = Number.MAX_SAFE_INTEGER - 1;
 
 type Env = Readonly<Record<string, string | undefined>>;
@@ -180,7 +186,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
             MAX_SEQ_TOTAL,
             "or off",
           ),
-    maxOrigins: integer(read, "LIKES_MAX_ORIGINS", DEFAULT_MAX_ORIGINS, 1, 10_000_000),
+    maxOrigins: integer(read, "LIKES_MAX_ORIGINS", DEFAULT_MAX_ORIGINS, 1, MAX_ORIGINS_LIMIT),
     logLevel: logLevel as LogLevel,
     tracingDisabled: read("OTEL_SDK_DISABLED")?.toLowerCase() === "true",
     samplerFromEnv: read("OTEL_TRACES_SAMPLER") !== undefined,

@@ -2,7 +2,10 @@
 // documented, or documented and never read, is a defect of one or the other.
 import { readFileSync } from "node:fs";
 import { describe, expect, it } from "vitest";
-import { loadConfig } from "../../src/config.js";
+import { ConfigError, MAX_ORIGINS_LIMIT, loadConfig } from "../../src/config.js";
+import type { NodeName, OriginId } from "../../src/crdt/index.js";
+import { MAX_FRAME_BYTES } from "../../src/link/frames.js";
+import { binaryCodec } from "../../src/replication/codec.js";
 
 /** Every variable `loadConfig` asks of an environment holding `given`. */
 function variablesRead(given: Record<string, string>): Set<string> {
@@ -43,5 +46,21 @@ describe("configuration", () => {
     for (const name of read) expect(table, `README documents ${name}`).toContain(`\`${name}`);
     const documented = new Set(table.match(/\b(?:LIKES|K8S)_[A-Z0-9_]+/g));
     for (const name of documented) expect(read, `the node reads ${name}`).toContain(name);
+  });
+
+  it("bounds LIKES_MAX_ORIGINS where a first sync naming every origin still fits one frame", () => {
+    expect(loadConfig({ LIKES_MAX_ORIGINS: String(MAX_ORIGINS_LIMIT) }, "n").maxOrigins).toBe(
+      MAX_ORIGINS_LIMIT,
+    );
+    expect(() => loadConfig({ LIKES_MAX_ORIGINS: String(MAX_ORIGINS_LIMIT + 1) }, "n")).toThrow(
+      ConfigError,
+    );
+    // Ids as a StatefulSet's pods make them: `likes-<ordinal>~` and 16 base-36 characters.
+    const vv = new Map<OriginId, number>();
+    for (let i = 0; i < MAX_ORIGINS_LIMIT; i++)
+      vv.set(`likes-${i % 100}~${(1e15 + i).toString(36).padStart(16, "a")}` as OriginId, 1e9 + i);
+    const origin = [...vv.keys()][0] as OriginId;
+    const sync = binaryCodec.encode({ kind: "sync", node: "likes-0" as NodeName, origin, vv });
+    expect(sync.length).toBeLessThan(MAX_FRAME_BYTES * 0.95);
   });
 });
