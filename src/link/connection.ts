@@ -21,6 +21,8 @@ export class Connection {
   private closing: Error | undefined;
   private isClosed = false;
   private corked = false;
+  /** Told to stop reading: no frame is handed on, even one already read. */
+  private paused = false;
 
   constructor(
     private readonly socket: Socket,
@@ -67,13 +69,21 @@ export class Connection {
     this.socket.write(frame);
   }
 
-  /** Stops reading (a reader that does not keep up) or starts again. */
+  /**
+   * Stops reading (a reader that does not keep up) or starts again. A pause holds the frames of
+   * a socket read not yet handed on too: one read may hold a thousand small requests.
+   */
   pause(): void {
+    this.paused = true;
     this.socket.pause();
   }
 
   resume(): void {
-    if (this.open) this.socket.resume();
+    if (!this.open || !this.paused) return;
+    this.paused = false;
+    // The frames read before the pause go first.
+    this.received(undefined);
+    if (this.open && !this.paused) this.socket.resume();
   }
 
   close(error?: Error): void {
@@ -90,10 +100,11 @@ export class Connection {
     if (!this.open) return;
     try {
       if (chunk) this.reader.push(chunk);
+      if (this.paused) return;
       for (let body = this.reader.next(); body; body = this.reader.next()) {
         this.events.bytes("in", varintSize(body.length) + body.length);
         this.events.payload(this.opener.open(body));
-        if (!this.open) return;
+        if (!this.open || this.paused) return;
       }
     } catch (error) {
       this.close(error instanceof Error ? error : new FrameError(String(error)));

@@ -18,9 +18,11 @@ import {
   looksLikeHttp,
   proofOf,
 } from "../../src/link/handshake.js";
-import { LinkServer } from "../../src/link/server.js";
+import { LinkServer, MAX_REQUESTS_IN_HANDLING } from "../../src/link/server.js";
 import type { PeerRequest } from "../../src/replication/protocol.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
+import { RawLink } from "../support/peer.js";
+import { waitFor } from "../support/wait.js";
 import { SECRET, entry, sender } from "./transport-fixtures.js";
 
 describe("peer link: bytes", () => {
@@ -64,6 +66,52 @@ describe("peer link: bytes", () => {
       expect(clientSide.bytes.in).toBe(serverSide.bytes.out);
     } finally {
       transport.close();
+      await server.close();
+    }
+  });
+});
+
+describe("peer link: the serving end's bounds", () => {
+  it("handles at most MAX_REQUESTS_IN_HANDLING at once, even of requests read in one go", async () => {
+    const pending: (() => void)[] = [];
+    const server = new LinkServer({
+      secret: SECRET,
+      node: "b",
+      codec: binaryCodec,
+      // Each request stays in handling until the test lets it go.
+      handle: () =>
+        new Promise((resolve) => {
+          pending.push(() =>
+            resolve({ kind: "sync-reply", ...sender, entries: [], diff: new Map(), more: false }),
+          );
+        }),
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    const link = await RawLink.open(await server.listen(0, "127.0.0.1"), { secret: SECRET });
+    try {
+      // Four times the bound of small requests in one socket write: read in one go.
+      const total = 4 * MAX_REQUESTS_IN_HANDLING;
+      const frames = Array.from(
+        { length: total },
+        () => link.frame({ kind: "sync", ...sender, vv: new Map() }).bytes,
+      );
+      link.write(Buffer.concat(frames));
+      await waitFor(
+        "the first requests in handling",
+        () => pending.length >= MAX_REQUESTS_IN_HANDLING,
+      );
+      // What the node reads next waits while those are handled.
+      await new Promise((resolve) => setImmediate(resolve));
+      expect(pending).toHaveLength(MAX_REQUESTS_IN_HANDLING);
+      // Answered one at a time, the others come in their turn, and every one is handled.
+      for (let answered = 0; answered < total; answered++) {
+        await waitFor("a request to answer", () => pending.length > answered);
+        pending[answered]?.();
+      }
+      expect(pending).toHaveLength(total);
+    } finally {
+      link.close();
       await server.close();
     }
   });
