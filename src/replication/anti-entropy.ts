@@ -103,7 +103,8 @@ export class AntiEntropy {
    * a sync with another that finds more to pull takes its first page only.
    */
   async syncWith(peer: PeerState): Promise<void> {
-    if (peer.syncing || !this.running) return;
+    // A peer held after a refusal is synced with when its hold ends (peer-table.ts).
+    if (peer.syncing || !this.running || peer.held(this.deps.clock.now())) return;
     const { self, store, transport, peers } = this.deps;
     peer.syncing = true;
     let failed = false;
@@ -122,6 +123,7 @@ export class AntiEntropy {
             if (peer.isSelf) return undefined;
             checkEntries(reply.entries, vv, this.deps.clock.now(), this.deps.limits);
             await applyFromPeer(this.deps, reply.entries, "sync", reply);
+            if (reply.entries.length > 0) peers.accepted(peer);
             return { reply, theirs };
           },
           (p) => ({
@@ -172,7 +174,8 @@ export class AntiEntropy {
 
   private async pushMissing(peer: PeerState): Promise<void> {
     // A peer that is pulling pages from us gets them that way; pushing them too doubles the work.
-    if (peer.pullingUntil > this.deps.clock.now() || this.deps.pusher.paused(peer)) return;
+    const now = this.deps.clock.now();
+    if (peer.pullingUntil > now || this.deps.pusher.paused(peer) || peer.held(now)) return;
     for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
       const entries = missingEntries(this.deps.store, peer.acked, MAX_PAGE_ENTRIES);
       if (entries.length === 0) return;

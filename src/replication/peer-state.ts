@@ -32,6 +32,11 @@ export class PeerState {
   syncing = false;
   failures = 0;
   retry: Timer | undefined;
+  /** What this node sent it or asked of it, refused in a row (it answered, and said no). */
+  refusals = 0;
+  /** Until then nothing is pushed to it or synced with it: a refusal's backoff (clock ms). */
+  heldUntil = 0;
+  heldRetry: Timer | undefined;
   /** Until then the peer is pulling pages from us (it asked for more): no need to push them. */
   pullingUntil = 0;
   /** The peer's clock minus ours (ms) at the last answer, when the transport can tell. */
@@ -70,6 +75,18 @@ export class PeerState {
     this.failures++;
     this.pushedUpTo = this.ackedOf(self);
     return Math.min(maxMs, baseMs * 2 ** Math.min(this.failures - 1, MAX_BACKOFF_DOUBLINGS));
+  }
+
+  /** Records a refusal; returns the backoff before the next attempt. */
+  refused(self: OriginId, baseMs: number, maxMs: number): number {
+    this.refusals++;
+    // What was sent and refused goes again from what it holds.
+    this.pushedUpTo = this.ackedOf(self);
+    return Math.min(maxMs, baseMs * 2 ** Math.min(this.refusals - 1, MAX_BACKOFF_DOUBLINGS));
+  }
+
+  held(now: number): boolean {
+    return this.heldUntil > now;
   }
 
   ackedOf(origin: OriginId): number {

@@ -3,9 +3,15 @@
 // it, and learn through PeerEvents when something changes.
 import type { Digest } from "../crdt/index.js";
 import type { Logger } from "../telemetry/types.js";
-import { believable } from "./limits.js";
+import { PeerLimitError, believable } from "./limits.js";
 import { PeerState } from "./peer-state.js";
-import type { Clock, Membership, PeerAddress, Random } from "./ports.js";
+import {
+  refusalCode,
+  type Clock,
+  type Membership,
+  type PeerAddress,
+  type Random,
+} from "./ports.js";
 import type { Sender } from "./protocol.js";
 
 /**
@@ -17,6 +23,13 @@ import type { Sender } from "./protocol.js";
  */
 export const DEFAULT_RETRY_BASE_MS = 50;
 export const DEFAULT_RETRY_MAX_MS = 250;
+/**
+ * Backoff of a peer that refuses what this node sends it, or whose answer this node refuses
+ * (its disk full, an entry past a limit): it answers, so it is up, and asking again at once
+ * would be refused again. Slower than a link's, and not reset by its other answers.
+ */
+export const REFUSAL_BASE_MS = 1_000;
+export const REFUSAL_MAX_MS = 60_000;
 /** A skew worth a log line: it shifts every lag figure, and past an hour entries are refused. */
 const SKEW_WARN_MS = 10_000;
 const SKEW_LOG_EVERY_MS = 60_000;
@@ -61,7 +74,10 @@ export class PeerTable {
 
   stop(): void {
     this.running = false;
-    for (const peer of this.peers.values()) peer.retry?.cancel();
+    for (const peer of this.peers.values()) {
+      peer.retry?.cancel();
+      peer.heldRetry?.cancel();
+    }
   }
 
   /** Peers other than this node. */
@@ -106,6 +122,7 @@ export class PeerTable {
     for (const [address, peer] of this.peers)
       if (!wanted.has(address)) {
         peer.retry?.cancel();
+        peer.heldRetry?.cancel();
         this.peers.delete(address);
       }
     for (const address of wanted)
@@ -133,6 +150,10 @@ export class PeerTable {
   }
 
   failed(peer: PeerState, what: string, error: unknown): void {
+    if (error instanceof PeerLimitError || refusalCode(error) !== undefined) {
+      this.refused(peer, what, error);
+      return;
+    }
     const wasUp = peer.up !== false;
     const delay = peer.failed(
       this.deps.self.origin,
@@ -168,6 +189,42 @@ export class PeerTable {
       peer.retry = undefined;
       this.events?.retry(peer);
     }
+  }
+
+  /**
+   * A refusal, either way: the peer stays up (it answered), and nothing is pushed to it or
+   * synced with it until its backoff runs out; then an exchange tries again. Logged when it
+   * starts and when it ends, not at each refusal.
+   */
+  private refused(peer: PeerState, what: string, error: unknown): void {
+    const delay = peer.refused(this.deps.self.origin, REFUSAL_BASE_MS, REFUSAL_MAX_MS);
+    const jittered = delay * (0.5 + 0.5 * (this.deps.random ?? Math.random)());
+    peer.heldUntil = this.deps.clock.now() + jittered;
+    if (peer.refusals === 1)
+      this.deps.logger.warn("peer refuses", {
+        peer: peer.label,
+        address: peer.address,
+        during: what,
+        error: String(error),
+        note: "nothing goes to it or comes from it until a retry succeeds (1 s doubling to 1 min)",
+      });
+    this.events?.changed();
+    if (!this.running || !this.peers.has(peer.address)) return;
+    peer.heldRetry?.cancel();
+    peer.heldRetry = this.deps.clock.setTimeout(() => {
+      peer.heldRetry = undefined;
+      this.events?.retry(peer);
+    }, jittered);
+  }
+
+  /** Entries went to the peer or came from it: a refusal it made, or this node made, is over. */
+  accepted(peer: PeerState): void {
+    if (peer.refusals === 0) return;
+    peer.refusals = 0;
+    peer.heldUntil = 0;
+    peer.heldRetry?.cancel();
+    peer.heldRetry = undefined;
+    this.deps.logger.info("peer accepts again", { peer: peer.label, address: peer.address });
   }
 
   /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */

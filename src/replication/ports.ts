@@ -19,8 +19,22 @@ export interface Clock {
 export type Random = () => number;
 
 export interface Transport {
-  /** Sends a request to a peer; rejects when the peer cannot be reached or answers badly. */
+  /**
+   * Sends a request to a peer; rejects when the peer cannot be reached or answers badly, or
+   * with an error carrying the peer's `code` when it answered with an error (refusalCode).
+   */
   send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>>;
+}
+
+/**
+ * The peer's error code when a send's rejection says it answered, and refused (`peer_limit`,
+ * `storage_full`, `internal`, ...): a code in lower case, unlike a socket's (`ECONNRESET`).
+ */
+export function refusalCode(error: unknown): string | undefined {
+  const code = (error as { code?: unknown } | null)?.code;
+  return error instanceof Error && typeof code === "string" && /^[a-z_]+$/.test(code)
+    ? code
+    : undefined;
 }
 
 /** Who the peers are right now; membership may change at any time. */

@@ -94,6 +94,7 @@ export class Pusher {
       transport.send(peer.address, { kind: "deltas", ...self, entries }),
     );
     peers.contacted(peer, reply, reply.vv);
+    if (entries.length > 0) peers.accepted(peer);
     return reply;
   }
 
@@ -142,9 +143,17 @@ export class Pusher {
     this.timerAt = Infinity;
   }
 
-  /** A peer a push could go to now: not known to be down, its window not full, not paused. */
+  /**
+   * A peer a push could go to now: not known to be down, its window not full, not paused, not
+   * held after refusing (its retry sync pushes what it lacks).
+   */
   private pushable(peer: PeerState): boolean {
-    return peer.up !== false && peer.pushesInFlight < PUSH_WINDOW && !this.paused(peer);
+    return (
+      peer.up !== false &&
+      peer.pushesInFlight < PUSH_WINDOW &&
+      !this.paused(peer) &&
+      !peer.held(this.deps.clock.now())
+    );
   }
 
   /**

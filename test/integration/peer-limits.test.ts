@@ -3,9 +3,10 @@
 // likes_gossip_messages_total.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
-import { TestCluster, clusterView } from "../support/cluster.js";
+import { TestCluster, allUp, clusterView } from "../support/cluster.js";
 import { RawLink } from "../support/peer.js";
 import { countOf } from "../support/process.js";
+import { waitFor } from "../support/wait.js";
 
 const MAX_ORIGINS = 20;
 let cluster: TestCluster;
@@ -89,3 +90,65 @@ describe("limits on what a peer can make a node hold", () => {
     expect(await countOf(cluster.urls[0]!, "future")).toBe(1);
   });
 });
+
+describe("a peer that refuses what a node sends it", () => {
+  let pair: TestCluster | undefined;
+  afterAll(() => pair?.stop());
+
+  it("stays up, is retried with a backoff, and is logged once, not at each refusal", async () => {
+    // node2 holds one origin at most, its own: every entry of node1 is past its limit, and
+    // node1 refuses none of node2's.
+    pair = await TestCluster.start(2, {}, (i): Record<string, string> =>
+      i === 1 ? { LIKES_MAX_ORIGINS: "1" } : {},
+    );
+    await allUp(pair);
+    const [node1, node2] = [pair.node(0), pair.node(1)];
+    const like = (url: string, user: string) =>
+      fetch(`${url}/like`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ post: "refused", user }),
+      });
+    const since = node1.lines.length;
+    const logged = (message: string) =>
+      node1.lines.slice(since).filter((l) => l.message === message);
+    // node2's own origin first (an origin is held from its first like), then node1's.
+    expect((await like(node2.url, "u2")).status).toBe(201);
+    expect((await like(node1.url, "u1")).status).toBe(201);
+    // What node2 refused: node1's push, then each retry.
+    const refused = async () => {
+      const text = await (await fetch(`${node2.adminUrl}/metrics`)).text();
+      return Number(
+        /^likes_gossip_messages_total\{kind="deltas",result="rejected"\} (\d+)/m.exec(text)?.[1] ??
+          0,
+      );
+    };
+    await waitFor("node2 to refuse node1's push", async () => (await refused()) >= 1);
+    const sent = await messages(node1.adminUrl);
+    // The first retry comes within the backoff's first second; refused too.
+    await waitFor("a retry to be refused too", async () => (await refused()) >= 2, {
+      timeoutMs: 5_000,
+    });
+    expect(logged("peer down")).toHaveLength(0);
+    expect(logged("peer up")).toHaveLength(0);
+    expect(logged("peer refuses")).toHaveLength(1);
+    const view = (await (await fetch(`${node1.adminUrl}/cluster`)).json()) as {
+      peers: { up: boolean | null }[];
+    };
+    expect(view.peers.map((p) => p.up)).toEqual([true]);
+    // Before, each refusal marked it down, the retry's sync brought it up, and the push went
+    // again: hundreds of messages a second.
+    expect((await messages(node1.adminUrl)) - sent).toBeLessThan(10);
+  });
+});
+
+/** Requests node1 sent its peers (ok or not). */
+async function messages(adminUrl: string): Promise<number> {
+  const text = await (await fetch(`${adminUrl}/metrics`)).text();
+  let n = 0;
+  for (const m of text.matchAll(
+    /^likes_gossip_messages_total\{[^}]*result="(?:ok|error)"\} (\d+)/gm,
+  ))
+    n += Number(m[1]);
+  return n;
+}
