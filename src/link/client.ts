@@ -28,12 +28,11 @@ export interface LinkFaults {
 /** The longest a dropped message's send takes to fail: a lost message is seen as a late one. */
 const DROP_WAIT_MS = 50;
 
-/** A send that failed because of an injected fault (LIKES_FAULTS): the peer is unharmed. */
-export class FaultError extends PeerRequestError {
-  constructor(message: string) {
-    super(message, "fault");
-  }
-}
+/**
+ * A send that failed because of an injected fault (LIKES_FAULTS): as a network failure, it
+ * carries no code (a code says the peer answered, and refused: replication/ports.ts).
+ */
+export class FaultError extends PeerRequestError {}
 
 export class LinkTransport implements Transport {
   private readonly links = new Map<PeerAddress, ClientLink>();

@@ -8,7 +8,7 @@ import { describe, expect, it } from "vitest";
 import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { Faults, parseFaultRequest } from "../../src/replication/faults.js";
-import { LinkTransport, PeerRequestError } from "../../src/link/client.js";
+import { FaultError, LinkTransport, PeerRequestError } from "../../src/link/client.js";
 import { FrameReader, plainFrame } from "../../src/link/frames.js";
 import {
   MAX_HANDSHAKE_FRAME,
@@ -314,7 +314,7 @@ describe("injected faults on the peer link (LIKES_FAULTS)", () => {
         ),
         new Promise((resolve) => setImmediate(() => resolve("not yet"))),
       ]);
-      expect(outcome).toMatchObject({ code: "fault" });
+      expect(outcome).toBeInstanceOf(FaultError);
       expect(l.seen).toHaveLength(1);
       l.faultsA.clear();
       await l.push();
