@@ -6,6 +6,7 @@ import { afterEach, describe, expect, it } from "vitest";
 import { TestCluster, allUp } from "../support/cluster.js";
 import { countOf, postLike, type NodeProcess } from "../support/process.js";
 import { waitFor } from "../support/wait.js";
+import { metricSum } from "../support/metrics.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -39,22 +40,8 @@ async function clearFaults(node: NodeProcess): Promise<void> {
 }
 
 /** The sum of a node's samples of `name` whose labels include every one given. */
-async function metric(
-  node: NodeProcess,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const set = match[2] ?? "";
-    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`)))
-      sum += Number(match[3]);
-  }
-  return sum;
-}
+const metric = (node: NodeProcess, name: string, labels?: Record<string, string>) =>
+  metricSum(node.adminUrl, name, labels);
 
 /** Posts likes one after another on a node; the ones acknowledged (2xx). */
 async function postMany(node: NodeProcess, post: string, n: number, from = 0): Promise<number> {

@@ -6,6 +6,7 @@ import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/i
 import { TestCluster, allUp, clusterView } from "../support/cluster.js";
 import { RawLink } from "../support/peer.js";
 import { countOf } from "../support/process.js";
+import { metricSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
 const MAX_ORIGINS = 20;
@@ -45,11 +46,8 @@ async function push(entries: Entry[]): Promise<{ ok: true } | { ok: false; code:
   return { ok: true };
 }
 
-async function rejected(): Promise<number> {
-  const text = await (await fetch(`${cluster.node(0).adminUrl}/metrics`)).text();
-  const line = /^likes_gossip_messages_total\{kind="deltas",result="rejected"\} (\d+)/m.exec(text);
-  return Number(line?.[1] ?? 0);
-}
+const rejected = (adminUrl = cluster.node(0).adminUrl): Promise<number> =>
+  metricSum(adminUrl, "likes_gossip_messages_total", { kind: "deltas", result: "rejected" });
 
 describe("limits on what a peer can make a node hold", () => {
   it("refuses, whole, a push that would take the node past LIKES_MAX_ORIGINS", async () => {
@@ -116,13 +114,7 @@ describe("a peer that refuses what a node sends it", () => {
     expect((await like(node2.url, "u2")).status).toBe(201);
     expect((await like(node1.url, "u1")).status).toBe(201);
     // What node2 refused: node1's push, then each retry.
-    const refused = async () => {
-      const text = await (await fetch(`${node2.adminUrl}/metrics`)).text();
-      return Number(
-        /^likes_gossip_messages_total\{kind="deltas",result="rejected"\} (\d+)/m.exec(text)?.[1] ??
-          0,
-      );
-    };
+    const refused = () => rejected(node2.adminUrl);
     await waitFor("node2 to refuse node1's push", async () => (await refused()) >= 1);
     const sent = await messages(node1.adminUrl);
     // The first retry comes within the backoff's first second; refused too.
@@ -142,13 +134,8 @@ describe("a peer that refuses what a node sends it", () => {
   });
 });
 
-/** Requests node1 sent its peers (ok or not). */
+/** Requests a node sent its peers (ok or not). */
 async function messages(adminUrl: string): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  let n = 0;
-  for (const m of text.matchAll(
-    /^likes_gossip_messages_total\{[^}]*result="(?:ok|error)"\} (\d+)/gm,
-  ))
-    n += Number(m[1]);
-  return n;
+  const sent = (result: string) => metricSum(adminUrl, "likes_gossip_messages_total", { result });
+  return (await sent("ok")) + (await sent("error"));
 }

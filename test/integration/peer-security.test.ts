@@ -11,16 +11,11 @@ import { TestCluster, clusterView } from "../support/cluster.js";
 import { RawLink } from "../support/peer.js";
 import { WireWriter } from "../../src/replication/wire.js";
 import { countOf, type NodeProcess } from "../support/process.js";
+import { metricSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
-async function counter(node: NodeProcess, kind: string, result: string): Promise<number> {
-  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  const line = new RegExp(
-    `^likes_gossip_messages_total\\{kind="${kind}",result="${result}"\\} (\\d+)`,
-    "m",
-  ).exec(text);
-  return Number(line?.[1] ?? 0);
-}
+const counter = (node: NodeProcess, kind: string, result: string): Promise<number> =>
+  metricSum(node.adminUrl, "likes_gossip_messages_total", { kind, result });
 
 /**
  * An intruder of its own per test (origin, post): what one test sends, even the push it gets

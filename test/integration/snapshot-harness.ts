@@ -6,6 +6,7 @@ import { join } from "node:path";
 import { TEST_SECRET } from "../support/cluster.js";
 import { NodeProcess } from "../support/process.js";
 import type { SnapshotPeer } from "../support/snapshot-peer.js";
+import { metricSum } from "../support/metrics.js";
 
 export const LIKES = 50_000;
 export const THRESHOLD = "10000";
@@ -39,22 +40,7 @@ export async function start(env: Record<string, string>): Promise<NodeProcess> {
 }
 
 /** The sum of a node's samples of `name` whose labels include every one given. */
-export async function metric(
-  adminUrl: string,
-  name: string,
-  labels: Record<string, string> = {},
-): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  let sum = 0;
-  for (const line of text.split("\n")) {
-    const match = /^([a-z_]+)(\{[^}]*\})? (\S+)/.exec(line);
-    if (!match || match[1] !== name) continue;
-    const set = match[2] ?? "";
-    if (Object.entries(labels).every(([k, v]) => set.includes(`${k}="${v}"`)))
-      sum += Number(match[3]);
-  }
-  return sum;
-}
+export const metric = metricSum;
 
 /** The files a data directory holds besides the lock. */
 export function filesOf(dir: string): string[] {
