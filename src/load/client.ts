@@ -2,7 +2,7 @@
 // request, and the probe of GET / at start.
 import http from "node:http";
 import https from "node:https";
-import type { LoadRequest, Outcome } from "./workload.js";
+import { ABANDONED, type LoadRequest, type Outcome } from "./workload.js";
 
 export class HttpTargets {
   private readonly agents: http.Agent[];
@@ -35,11 +35,9 @@ export class HttpTargets {
     }).then((answer) => ("status" in answer ? { status: answer.status } : answer));
   }
 
-  /** Ends every request still in flight (each resolves with error "aborted"). */
-  abortAll(): number {
-    const n = this.pending.size;
+  /** Ends every request still in flight (each resolves with error ABANDONED). */
+  abortAll(): void {
     for (const req of this.pending) req.destroy(new AbortedError());
-    return n;
   }
 
   close(): void {
@@ -56,7 +54,7 @@ class AbortedError extends Error {
 
 function causeOf(error: unknown): string {
   if (error instanceof TimeoutError) return "timeout";
-  if (error instanceof AbortedError) return "aborted";
+  if (error instanceof AbortedError) return ABANDONED;
   const code = (error as NodeJS.ErrnoException | undefined)?.code;
   return typeof code === "string" ? code : error instanceof Error ? error.message : String(error);
 }

@@ -32,8 +32,16 @@ export class LocalCluster {
     return this.members.map((m) => m.node);
   }
 
-  /** Starts `count` nodes on the make dev ports and waits until each sees every peer up. */
-  static async start(count: number): Promise<LocalCluster> {
+  /**
+   * Starts `count` nodes on the make dev ports and waits until each sees every peer up.
+   * `starting` gets the cluster as soon as its nodes are spawned, before they are ready: what a
+   * signal during the start must stop. Should the start fail, the nodes are stopped and their
+   * directory kept for its logs (the error says where).
+   */
+  static async start(
+    count: number,
+    starting: (cluster: LocalCluster) => void = () => {},
+  ): Promise<LocalCluster> {
     const dir = mkdtempSync(join(tmpdir(), "likes-demo-"));
     const secret = randomBytes(32).toString("hex");
     const members = Array.from({ length: count }, (_, i): Member => {
@@ -82,9 +90,13 @@ export class LocalCluster {
       for (const m of members) if (m.exitCode === undefined) m.child.kill("SIGTERM");
       rmSync(dir, { recursive: true, force: true });
     });
+    starting(cluster);
     try {
       await cluster.ready();
     } catch (error) {
+      // Stopped while starting (a signal): the stop that was asked for decides about the
+      // directory. Otherwise it is kept for the logs.
+      if (cluster.stopped) throw new DemoError("stopped while starting");
       await cluster.stop(true);
       throw error;
     }
@@ -94,10 +106,11 @@ export class LocalCluster {
   private async ready(): Promise<void> {
     const deadline = Date.now() + READY_TIMEOUT_MS;
     for (;;) {
+      if (this.stopped) throw new DemoError("stopped while starting");
       for (const m of this.members)
         if (m.exitCode !== undefined)
           throw new DemoError(
-            `${m.node.name} exited (code ${m.exitCode}) while starting: ${lastLines(m.log)}`,
+            `${m.node.name} exited (code ${m.exitCode}) while starting: ${lastLines(m.log)} (logs kept in ${this.dir})`,
           );
       const states = await Promise.all(
         this.members.map((m) => clusterState(m.node).catch(() => undefined)),
@@ -113,17 +126,31 @@ export class LocalCluster {
         return;
       if (Date.now() > deadline)
         throw new DemoError(
-          `the started nodes did not all see each other up within ${READY_TIMEOUT_MS / 1000}s (logs in ${this.dir})`,
+          `the started nodes did not all see each other up within ${READY_TIMEOUT_MS / 1000}s (logs kept in ${this.dir})`,
         );
       await new Promise((resolve) => setTimeout(resolve, 100));
     }
   }
 
-  stopped = false;
+  private stopping: Promise<void> | undefined;
 
-  /** SIGTERM (graceful), SIGKILL past the deadline; removes the directory unless `keep`. */
-  async stop(keep = false): Promise<void> {
-    this.stopped = true;
+  get stopped(): boolean {
+    return this.stopping !== undefined;
+  }
+
+  /**
+   * SIGTERM (graceful), SIGKILL past the deadline; removes the directory unless `keep`. The
+   * first call decides: a start that failed keeps the directory for its logs, and the demo's
+   * clean-up after it (a later call) leaves it there.
+   */
+  stop(keep = false): Promise<void> {
+    this.stopping ??= this.stopMembers().then(() => {
+      if (!keep) rmSync(this.dir, { recursive: true, force: true });
+    });
+    return this.stopping;
+  }
+
+  private async stopMembers(): Promise<void> {
     await Promise.all(
       this.members.map(
         (m) =>
@@ -138,7 +165,6 @@ export class LocalCluster {
           }),
       ),
     );
-    if (!keep) rmSync(this.dir, { recursive: true, force: true });
   }
 }
 

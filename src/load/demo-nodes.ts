@@ -48,21 +48,38 @@ function causeOf(error: unknown): string {
   return typeof code === "string" ? code : String(error);
 }
 
-async function json<T>(url: string, init: RequestInit = {}): Promise<T> {
+/**
+ * The JSON body of a 2xx answer. `what` names the port the URL should be (a likes admin port, a
+ * likes node), for the one-line DemoError when the answer is something else's.
+ */
+async function json(url: string, what: string, init: RequestInit = {}): Promise<unknown> {
   const res = await call(url, init);
   const text = await res.text();
-  if (!res.ok)
-    throw new DemoError(`${init.method ?? "GET"} ${url} answered ${res.status}: ${text.trim()}`);
-  return JSON.parse(text) as T;
+  const request = `${init.method ?? "GET"} ${url}`;
+  if (!res.ok) throw new DemoError(`${request} answered ${res.status}: ${text.trim()}`);
+  try {
+    return JSON.parse(text) as unknown;
+  } catch {
+    throw new DemoError(`${request}: not ${what} (not JSON)`);
+  }
 }
 
-/** Each node's name from its public GET / and its admin /cluster, which must agree. */
+const ADMIN_PORT = "a likes admin port";
+const PUBLIC_PORT = "a likes node";
+
+const isRecord = (x: unknown): x is Record<string, unknown> =>
+  typeof x === "object" && x !== null && !Array.isArray(x);
+
+/**
+ * Each node's name from its public GET / and its admin /cluster, which must agree; each node
+ * once (two URLs of the same node would make a meaningless cut and read-back).
+ */
 export async function identify(
   urls: readonly string[],
   adminUrls: readonly string[],
   probeTimeoutMs = 2000,
 ): Promise<DemoNode[]> {
-  return Promise.all(
+  const nodes = await Promise.all(
     urls.map(async (url, i) => {
       const adminUrl = adminUrls[i] ?? "";
       const answer = await probe(url, probeTimeoutMs);
@@ -76,10 +93,29 @@ export async function identify(
       return { name: answer.node, url, adminUrl };
     }),
   );
+  const seen = new Map<string, DemoNode>();
+  for (const node of nodes) {
+    const before = seen.get(node.name);
+    if (before)
+      throw new DemoError(
+        `${node.name} answers at both ${before.url} and ${node.url}: give each node once`,
+      );
+    seen.set(node.name, node);
+  }
+  return nodes;
 }
 
-export function clusterState(node: DemoNode): Promise<ClusterState> {
-  return json<ClusterState>(`${node.adminUrl}/cluster`);
+export async function clusterState(node: DemoNode): Promise<ClusterState> {
+  const url = `${node.adminUrl}/cluster`;
+  const body = await json(url, ADMIN_PORT);
+  if (
+    !isRecord(body) ||
+    typeof body.node !== "string" ||
+    !isRecord(body.vv) ||
+    !Array.isArray(body.peers)
+  )
+    throw new DemoError(`GET ${url}: not ${ADMIN_PORT} (no node, vv and peers)`);
+  return body as unknown as ClusterState;
 }
 
 export async function metricsOf(node: DemoNode): Promise<NodeMetrics> {
@@ -105,7 +141,7 @@ export async function checkFaultsEnabled(node: DemoNode): Promise<void> {
  * the scenario die before it heals the cut, the node heals by itself.
  */
 export async function cutOff(node: DemoNode, safetyMs: number): Promise<void> {
-  await json(`${node.adminUrl}/faults/%2A`, {
+  await json(`${node.adminUrl}/faults/%2A`, ADMIN_PORT, {
     method: "PUT",
     headers: { "content-type": "application/json" },
     body: JSON.stringify({ cut: "both", for: `${Math.ceil(safetyMs / 1000)}s` }),
@@ -113,7 +149,7 @@ export async function cutOff(node: DemoNode, safetyMs: number): Promise<void> {
 }
 
 export async function heal(node: DemoNode): Promise<void> {
-  await json(`${node.adminUrl}/faults/%2A`, { method: "DELETE" });
+  await json(`${node.adminUrl}/faults/%2A`, ADMIN_PORT, { method: "DELETE" });
 }
 
 /** Every user holding a like of `post` on the node, page by page. */
@@ -124,8 +160,15 @@ export async function usersOf(node: DemoNode, post: string): Promise<Set<string>
     const query: string =
       `post=${encodeURIComponent(post)}&detail=true&limit=1000` +
       (cursor === null ? "" : `&cursor=${encodeURIComponent(cursor)}`);
-    const page: { users: string[]; next: string | null } = await json(`${node.url}/likes?${query}`);
-    for (const u of page.users) users.add(u);
+    const url = `${node.url}/likes?${query}`;
+    const page = await json(url, PUBLIC_PORT);
+    if (
+      !isRecord(page) ||
+      !Array.isArray(page.users) ||
+      (page.next !== null && typeof page.next !== "string")
+    )
+      throw new DemoError(`GET ${url}: not ${PUBLIC_PORT} (no users and next)`);
+    for (const u of page.users) users.add(String(u));
     cursor = page.next;
   } while (cursor !== null);
   return users;

@@ -1,7 +1,14 @@
 // The command line of the guided scenario (make demo): the phases' durations, the node to cut
 // off, where the cluster is, and the load's shape. Bad input is a UsageError naming the option.
 import { parseArgs } from "node:util";
-import { DEV_FIRST_PORT, UsageError, baseUrl, numberOption, parseDuration } from "./options.js";
+import {
+  DEV_FIRST_PORT,
+  UsageError,
+  baseUrl,
+  numberOption,
+  parseDuration,
+  urlList,
+} from "./options.js";
 
 /** The `make dev` convention (scripts/cluster.js): node i's admin port is 9463 + i. */
 export const DEV_FIRST_ADMIN_PORT = 9464;
@@ -62,7 +69,8 @@ Options (default in brackets):
   --rate <n>                requests a second, likes and reads together [100]
   --steady <d>              phase 1, steady load before the cut [10s]
   --cut <d>                 phase 2, how long the node stays cut off [20s]
-  --after <d>               phase 3, load after the heal, at least (and until converged) [10s]
+  --after <d>               phase 3, load after the heal, at least (and until converged);
+                            0 = stop once converged [10s]
   --converge-timeout <d>    deadline to converge after the heal, and again after the load [30s]
   --posts <n>, --zipf <s>, --users <n>, --reads <share>
                             the load's shape, as for make load [1000, 1.1, 10000, 0.2]
@@ -72,28 +80,48 @@ Options (default in brackets):
   --json                    the summary as JSON on stdout; the step lines go to stderr
   -h, --help                this text
 
-Durations: 500ms, 30s, 2m, 1h. Exit status: 0 converged and nothing lost; 1 a like was lost,
-the nodes did not converge by the deadline, or no cluster to run on; 2 bad options.
+Durations: 500ms, 30s, 2m, 1h (at most 1h); numbers are decimal (20, 0.5).
+
+Exit status: 0 when all three hold: converged (by --converge-timeout after the heal, every
+node holds what any held at the heal), settled (by --converge-timeout after the load stopped,
+every version vector equal and nothing pending on any link) and lost = 0 (every acknowledged
+like found on every node); 1 otherwise, or no cluster to run on; 2 bad options.
 `;
 
 const CLUSTER_MODES: readonly ClusterMode[] = ["auto", "running", "start"];
 const NODE_NAME = /^[A-Za-z0-9._-]{1,63}$/;
 
-function urlList(values: readonly string[] | undefined, option: string): string[] {
-  return (values ?? [])
-    .flatMap((u) => u.split(","))
-    .filter((u) => u.trim() !== "")
-    .map((u) => baseUrl(u, option));
+/** Each URL once: the same node twice would make a meaningless cut and read-back. */
+function distinct(urls: readonly string[], option: string): string[] {
+  const seen = new Set<string>();
+  for (const url of urls) {
+    if (seen.has(url)) throw new UsageError(`--${option}: ${url} is given twice`);
+    seen.add(url);
+  }
+  return [...urls];
 }
 
 /** Every phase is bounded: an hour at most (a fault's own expiry must stay within 24 h). */
 const MAX_PHASE_MS = 3_600_000;
 
 function positiveDuration(option: string, text: string): number {
-  const ms = parseDuration(option, text);
+  const ms = parseDuration(option, text, MAX_PHASE_MS);
   if (ms <= 0) throw new UsageError(`--${option}: must be more than 0`);
-  if (ms > MAX_PHASE_MS) throw new UsageError(`--${option}: ${text} is more than 1h`);
   return ms;
+}
+
+/** The names of the nodes of a cluster the demo starts itself (LocalCluster): node1 … node<n>. */
+export function ownClusterNames(count: number): string[] {
+  return Array.from({ length: count }, (_, i) => `node${i + 1}`);
+}
+
+/** The UsageError when the node to cut is not one of those the demo would start. */
+export function checkCutNodeOfOwnCluster(cutNode: string, count: number): void {
+  const names = ownClusterNames(count);
+  if (!names.includes(cutNode))
+    throw new UsageError(
+      `--cut-node: ${cutNode} is not one of the nodes it starts (${names.join(", ")})`,
+    );
 }
 
 export function parseDemoOptions(argv: readonly string[]): DemoOptions {
@@ -135,8 +163,8 @@ export function parseDemoOptions(argv: readonly string[]): DemoOptions {
       `--cluster: "${values.cluster}" is not one of ${CLUSTER_MODES.join(", ")}`,
     );
   const nodes = numberOption("nodes", values.nodes, { min: 2, max: 20, integer: true });
-  let urls = urlList(values.url, "url");
-  let adminUrls = urlList(values["admin-url"], "admin-url");
+  let urls = distinct(urlList(values.url, "url"), "url");
+  let adminUrls = distinct(urlList(values["admin-url"], "admin-url"), "admin-url");
   if (urls.length === 0 && adminUrls.length > 0)
     throw new UsageError("--admin-url: needs --url (the public URLs, in the same order)");
   if (urls.length > 0 && adminUrls.length !== urls.length)
@@ -157,6 +185,10 @@ export function parseDemoOptions(argv: readonly string[]): DemoOptions {
   const cutNode = values["cut-node"];
   if (!NODE_NAME.test(cutNode))
     throw new UsageError(`--cut-node: "${cutNode}" is not a node name (1-63 of A-Za-z0-9._-)`);
+  // The cluster it starts is known now: refused before anything starts. (auto decides to start
+  // one only once no make dev node answers: demo.ts checks it there.)
+  if (cluster === "start") checkCutNodeOfOwnCluster(cutNode, urls.length);
+  const afterMs = parseDuration("after", values.after, MAX_PHASE_MS);
   return Object.freeze({
     urls: Object.freeze(urls),
     devNodes,
@@ -166,7 +198,7 @@ export function parseDemoOptions(argv: readonly string[]): DemoOptions {
     rate: numberOption("rate", values.rate, { min: 0.1, max: 100_000 }),
     steadyMs: positiveDuration("steady", values.steady),
     cutMs: positiveDuration("cut", values.cut),
-    afterMs: values.after === "0" ? 0 : positiveDuration("after", values.after),
+    afterMs,
     convergeTimeoutMs: positiveDuration("converge-timeout", values["converge-timeout"]),
     posts: numberOption("posts", values.posts, { min: 1, max: 1_000_000, integer: true }),
     zipfExponent: numberOption("zipf", values.zipf, { min: 0, max: 10 }),

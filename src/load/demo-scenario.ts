@@ -184,7 +184,6 @@ export class Scenario {
         rate: options.rate,
         seed,
         sendingMs: load.sendingMs,
-        unanswered: 0,
       });
       return scenarioSummary({
         options,

@@ -7,6 +7,7 @@ import { HELP, UsageError, parseOptions, type LoadOptions } from "./options.js";
 import { markOf, progressLine, summaryText } from "./report.js";
 import { LoadRun, OpenLoopSchedule, type Clock } from "./schedule.js";
 import { LoadStats, summarize } from "./stats.js";
+import { exitQuietlyWhenOutputCloses } from "./streams.js";
 import { Workload } from "./workload.js";
 import { seededRandom } from "./zipf.js";
 
@@ -69,24 +70,23 @@ async function run(options: LoadOptions): Promise<void> {
   const startedAt = clock.now();
   const first = markOf(stats, startedAt);
   let mark = first;
-  const drawProgress = (since = mark) => {
+  /** `overMs`: what the rates are over (the time since `since` unless told). */
+  const drawProgress = (since = mark, overMs?: number) => {
     const now = markOf(stats, clock.now());
-    const line = progressLine(stats, since, now, now.atMs - startedAt, loadRun.inFlight);
+    const line = progressLine(stats, since, now, now.atMs - startedAt, loadRun.inFlight, overMs);
     mark = now;
     // On a terminal the line is redrawn in place: carriage return, then clear to its end.
     out.write(tty ? `\r${line}\x1b[K` : `${line}\n`);
   };
   const progressTimer = progressMs > 0 ? setInterval(() => drawProgress(), progressMs) : undefined;
 
-  let interrupts = 0;
-  let gaveUp = 0;
+  // While sending, Ctrl-C (or SIGTERM) stops it; once sending has stopped (by a signal or by
+  // --duration), it stops waiting: the requests in flight end as unanswered.
+  let interrupted = false;
   const onSignal = () => {
-    interrupts++;
-    if (interrupts === 1) {
-      loadRun.stop();
-      return;
-    }
-    gaveUp += targets.abortAll();
+    if (loadRun.stopped) targets.abortAll();
+    else loadRun.stop();
+    interrupted = true;
   };
   process.on("SIGINT", onSignal);
   process.on("SIGTERM", onSignal);
@@ -103,16 +103,17 @@ async function run(options: LoadOptions): Promise<void> {
   if (loadRun.inFlight > 0) {
     if (tty && progressMs > 0) out.write("\n");
     say(
-      `load: stopped sending; waiting up to ${options.timeoutMs / 1000}s for ${loadRun.inFlight} answers in flight (Ctrl-C again: stop waiting)`,
+      `load: stopped sending; waiting up to ${options.timeoutMs / 1000}s for ${loadRun.inFlight} answers in flight (${interrupted ? "Ctrl-C again" : "Ctrl-C"}: stop waiting)`,
     );
   }
   // Every request ends by its own deadline (--timeout), so this wait is bounded.
   await loadRun.idle();
   if (progressTimer) clearInterval(progressTimer);
   if (progressMs > 0) {
-    // The last line's rates are over the whole run: the time since the previous line can be
-    // a few ms, too short for a rate.
-    drawProgress(first);
+    // The last line's rates are over the whole sending time, as the summary's: the time since
+    // the previous line can be a few ms, too short for a rate, and the wait for the answers in
+    // flight sends nothing.
+    drawProgress(first, loadRun.sendingMs);
     if (tty) out.write("\n");
   }
   targets.close();
@@ -122,11 +123,13 @@ async function run(options: LoadOptions): Promise<void> {
     rate: options.rate,
     seed,
     sendingMs: loadRun.sendingMs,
-    unanswered: gaveUp,
   });
   if (options.json) process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
   else out.write(summaryText(summary));
 }
+
+// A reader that went away (`npm run load | head -1`): end quietly.
+exitQuietlyWhenOutputCloses();
 
 let options: LoadOptions;
 try {

@@ -34,8 +34,9 @@ Open-loop load on a likes cluster: requests are sent at --rate a second by the c
 the answers; when --concurrency requests are in flight, the sends that fall due are dropped and
 counted as "dropped (client saturated)". Likes go to posts drawn from a Zipf distribution
 (post-1 the hottest) by users drawn from a pool, so repeats (200, new:false) happen; a share of
-requests are reads. Stops after --duration or on Ctrl-C (a second Ctrl-C stops waiting for the
-answers in flight), then prints a summary.
+requests are reads. Stops after --duration or on Ctrl-C, then waits for the answers in flight
+(Ctrl-C once sending has stopped: stop waiting; those requests count as "unanswered"), then
+prints a summary. Numbers are decimal (20, 0.5).
 
 Options (default in brackets):
   --url <url>            base URL of a node or Service; repeat or comma-separate for several,
@@ -43,7 +44,8 @@ Options (default in brackets):
   --nodes <n>            without --url: the first n nodes of make dev, http://127.0.0.1:8080,
                          :8081, … [3]
   --rate <n>             requests a second, likes and reads together [100]
-  --duration <d>         how long to send, e.g. 500ms, 30s, 2m, 1h; 0 = until Ctrl-C [30s]
+  --duration <d>         how long to send, e.g. 500ms, 30s, 2m, 1h; at most 24h; 0 = until
+                         Ctrl-C [30s]
   --posts <n>            number of posts, post-1 … post-n [1000]
   --zipf <s>             Zipf exponent of the post popularity; 0 = uniform [1.1]
   --users <n>            size of the user pool, user-1 … user-n [10000]
@@ -51,28 +53,56 @@ Options (default in brackets):
                          GET /likes, /likes?detail=true, /likes?user=, /counts (10 posts) [0.2]
   --concurrency <n>      most requests in flight at once [256]
   --timeout <d>          a request without an answer by then is an error "timeout"; also how
-                         long the end of a run waits for answers in flight [5s]
-  --probe-timeout <d>    how long GET / on each URL may take at start [2s]
+                         long the end of a run waits for answers in flight; at most 1h [5s]
+  --probe-timeout <d>    how long GET / on each URL may take at start; at most 1h [2s]
   --seed <n>             seed of the random choices, to replay a run [random, printed]
-  --progress <d>         progress line every <d>; 0 = none [1s on a terminal, else 5s]
+  --progress <d>         progress line every <d>, 100ms to 1h; 0 = none
+                         [1s on a terminal, else 5s]
   --json                 print the summary as JSON on stdout; progress goes to stderr
   -h, --help             this text
 
-Exit status: 0 the run completed (or was stopped), 1 no node answered GET / at start,
-2 bad options.
+Exit status: 0 the run completed (or was stopped), 1 no node answered GET / at start (or the
+reader of its output went away: \`| head\`), 2 bad options.
 `;
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;
 const UNIT_MS: Record<string, number> = { ms: 1, s: 1000, m: 60_000, h: 3_600_000 };
 
-/** "30s" → 30000; "0" → 0. */
-export function parseDuration(option: string, text: string): number {
+/** Node's timers hold at most 2^31-1 ms (24.8 days); past it a timer fires after 1 ms. */
+const TIMER_MAX_MS = 2 ** 31 - 1;
+export const HOUR_MS = 3_600_000;
+/** The longest --duration: a longer run is `--duration 0` (until Ctrl-C). */
+export const MAX_RUN_MS = 24 * HOUR_MS;
+/** The longest --timeout and --probe-timeout, and --progress interval. */
+export const MAX_WAIT_MS = HOUR_MS;
+/** The shortest --progress interval other than 0 (off): more often floods the output. */
+export const MIN_PROGRESS_MS = 100;
+
+/** 3600000 → "1h", 100 → "100ms": a bound as the messages name it. */
+function durationText(ms: number): string {
+  if (ms % HOUR_MS === 0) return `${ms / HOUR_MS}h`;
+  if (ms % 60_000 === 0) return `${ms / 60_000}m`;
+  if (ms % 1000 === 0) return `${ms / 1000}s`;
+  return `${ms}ms`;
+}
+
+/**
+ * "30s" → 30000; "0" → 0. At most `max` ms (never more than a timer holds): a UsageError naming
+ * the option otherwise.
+ */
+export function parseDuration(option: string, text: string, max = MAX_RUN_MS): number {
   if (text === "0") return 0;
   const m = DURATION.exec(text.trim());
   if (!m)
     throw new UsageError(`--${option}: "${text}" is not a duration (like 500ms, 30s, 2m, 1h)`);
-  return Number(m[1]) * (UNIT_MS[m[2] ?? "s"] ?? 1000);
+  const ms = Number(m[1]) * (UNIT_MS[m[2] ?? "s"] ?? 1000);
+  const bound = Math.min(max, TIMER_MAX_MS);
+  if (ms > bound) throw new UsageError(`--${option}: ${text} is more than ${durationText(bound)}`);
+  return ms;
 }
+
+/** Decimal digits, a sign and a point: not 0x14, 1e3 or Infinity, which Number() reads too. */
+const DECIMAL = /^[+-]?(?:\d+\.?\d*|\.\d+)$/;
 
 /** A number option within bounds; a UsageError naming the option otherwise. */
 export function numberOption(
@@ -82,7 +112,7 @@ export function numberOption(
 ): number {
   const value = Number(text);
   const kind = integer ? "an integer" : "a number";
-  if (text.trim() === "" || !Number.isFinite(value) || (integer && !Number.isInteger(value)))
+  if (!DECIMAL.test(text.trim()) || (integer && !Number.isInteger(value)))
     throw new UsageError(`--${option}: "${text}" is not ${kind}`);
   if (value < min || value > max)
     throw new UsageError(`--${option}: ${text} is out of range: ${kind} from ${min} to ${max}`);
@@ -102,6 +132,20 @@ export function baseUrl(text: string, option = "url"): string {
   if (url.search || url.hash)
     throw new UsageError(`--${option}: "${text}" has a query or fragment`);
   return url.href.replace(/\/+$/, "");
+}
+
+/**
+ * The base URLs of a repeatable, comma-separated option; [] when the option is absent. Given
+ * but empty (`--url ""`) is a UsageError: it never falls back to the default nodes.
+ */
+export function urlList(values: readonly string[] | undefined, option: string): string[] {
+  if (values === undefined) return [];
+  const urls = values
+    .flatMap((u) => u.split(","))
+    .filter((u) => u.trim() !== "")
+    .map((u) => baseUrl(u, option));
+  if (urls.length === 0) throw new UsageError(`--${option}: no URL given`);
+  return urls;
 }
 
 export function parseOptions(argv: readonly string[]): LoadOptions {
@@ -133,15 +177,23 @@ export function parseOptions(argv: readonly string[]): LoadOptions {
     throw new UsageError(error instanceof Error ? error.message : String(error));
   }
   const nodes = numberOption("nodes", values.nodes, { min: 1, max: 20, integer: true });
-  const given = (values.url ?? []).flatMap((u) => u.split(",")).filter((u) => u.trim() !== "");
+  const given = urlList(values.url, "url");
   const urls = given.length
-    ? given.map((u) => baseUrl(u))
+    ? given
     : Array.from({ length: nodes }, (_, i) => `http://127.0.0.1:${DEV_FIRST_PORT + i}`);
-  const durationMs = parseDuration("duration", values.duration);
-  const timeoutMs = parseDuration("timeout", values.timeout);
+  const durationMs = parseDuration("duration", values.duration, MAX_RUN_MS);
+  const timeoutMs = parseDuration("timeout", values.timeout, MAX_WAIT_MS);
   if (timeoutMs <= 0) throw new UsageError("--timeout: must be more than 0");
-  const probeTimeoutMs = parseDuration("probe-timeout", values["probe-timeout"]);
+  const probeTimeoutMs = parseDuration("probe-timeout", values["probe-timeout"], MAX_WAIT_MS);
   if (probeTimeoutMs <= 0) throw new UsageError("--probe-timeout: must be more than 0");
+  const progressMs =
+    values.progress === undefined
+      ? undefined
+      : parseDuration("progress", values.progress, MAX_WAIT_MS);
+  if (progressMs !== undefined && progressMs > 0 && progressMs < MIN_PROGRESS_MS)
+    throw new UsageError(
+      `--progress: ${values.progress} is less than ${MIN_PROGRESS_MS}ms (0 turns the progress lines off)`,
+    );
   return Object.freeze({
     urls: Object.freeze(urls),
     rate: numberOption("rate", values.rate, { min: 0.1, max: 100_000 }),
@@ -161,8 +213,7 @@ export function parseOptions(argv: readonly string[]): LoadOptions {
       values.seed === undefined
         ? undefined
         : numberOption("seed", values.seed, { min: 0, max: 2 ** 32 - 1, integer: true }),
-    progressMs:
-      values.progress === undefined ? undefined : parseDuration("progress", values.progress),
+    progressMs,
     json: values.json,
     help: values.help,
   });

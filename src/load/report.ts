@@ -18,7 +18,9 @@ const ms = (x: number | undefined | null): string =>
 
 /**
  * One line: elapsed, offered and achieved rate since the previous mark, answers by class,
- * errors, dropped sends, requests in flight, and p50/p99 of the last window.
+ * errors, dropped sends, requests in flight, and p50/p99 of the last window. The rates are over
+ * `overMs`, the time between the marks unless told: the last line of a run, from its first mark,
+ * gives them over the sending time, as the summary does (not over the wait for answers after).
  */
 export function progressLine(
   stats: LoadStats,
@@ -26,8 +28,9 @@ export function progressLine(
   now: ProgressMark,
   elapsedMs: number,
   inFlight: number,
+  overMs = now.atMs - previous.atMs,
 ): string {
-  const seconds = (now.atMs - previous.atMs) / 1000;
+  const seconds = overMs / 1000;
   const perSecond = (a: number, b: number) => (seconds > 0 ? Math.round((a - b) / seconds) : 0);
   const recent = stats.recent.snapshot(now.atMs);
   return [

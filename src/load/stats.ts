@@ -1,7 +1,13 @@
 // The counts of a run and the summary made of them: what the progress line and the final
 // report (text or JSON) show.
 import { LatencyHistogram, LatencyWindow } from "./latency.js";
-import { READ_KINDS, type LoadRequest, type Outcome, type ReadKind } from "./workload.js";
+import {
+  ABANDONED,
+  READ_KINDS,
+  type LoadRequest,
+  type Outcome,
+  type ReadKind,
+} from "./workload.js";
 
 export class LoadStats {
   /** Sends that fell due by the schedule: sent + dropped. */
@@ -11,6 +17,8 @@ export class LoadStats {
   dropped = 0;
   /** Requests that got an HTTP answer, whatever its status. */
   answered = 0;
+  /** Requests given up on while in flight (ABANDONED): neither answered nor an error. */
+  unanswered = 0;
   likesNew = 0;
   likesRepeat = 0;
   likesOther = 0;
@@ -27,6 +35,10 @@ export class LoadStats {
 
   record(request: LoadRequest, outcome: Outcome, latencyMs: number, nowMs: number): void {
     if ("error" in outcome) {
+      if (outcome.error === ABANDONED) {
+        this.unanswered++;
+        return;
+      }
       this.errors.set(outcome.error, (this.errors.get(outcome.error) ?? 0) + 1);
       return;
     }
@@ -73,7 +85,10 @@ export interface Summary {
   readonly status: Readonly<Record<string, number>>;
   /** Requests that got no answer, by cause (timeout, ECONNREFUSED, …). */
   readonly errors: { readonly total: number; readonly kinds: Readonly<Record<string, number>> };
-  /** Still in flight when the run gave up waiting (a second Ctrl-C): outcome unknown. */
+  /**
+   * Still in flight when the run gave up waiting (Ctrl-C once sending had stopped): outcome
+   * unknown. answered + errors.total + unanswered = sent.
+   */
   readonly unanswered: number;
   readonly latencyMs: {
     readonly p50: number | null;
@@ -94,7 +109,6 @@ export function summarize(
     rate: number;
     seed: number;
     sendingMs: number;
-    unanswered: number;
   },
 ): Summary {
   const seconds = run.sendingMs / 1000;
@@ -119,7 +133,7 @@ export function summarize(
       total: stats.errorCount,
       kinds: Object.fromEntries([...stats.errors].sort(([a], [b]) => a.localeCompare(b))),
     },
-    unanswered: run.unanswered,
+    unanswered: stats.unanswered,
     latencyMs: {
       p50: round(h.quantile(0.5)),
       p90: round(h.quantile(0.9)),

@@ -20,6 +20,12 @@ export interface LoadRequest {
 /** An answer's status, or why there was none (timeout, ECONNREFUSED, …). */
 export type Outcome = { readonly status: number } | { readonly error: string };
 
+/**
+ * The `error` of a request the client gave up on (load's Ctrl-C while it waits for answers):
+ * not a failure of the cluster, and whether a node took it is unknown. Counted as unanswered.
+ */
+export const ABANDONED = "aborted";
+
 export interface WorkloadShape {
   readonly posts: number;
   readonly zipfExponent: number;

@@ -1,19 +1,27 @@
 // The guided scenario as users run it: the built CLI (dist/load/demo.js, make demo) with short
 // phases, against a real 3-node cluster on 127.0.0.1 with LIKES_FAULTS=enabled, and on a cluster
 // it starts itself. Its --json summary is checked against what the nodes themselves say.
-import { spawn } from "node:child_process";
-import { createServer } from "node:net";
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, readdirSync, rmSync } from "node:fs";
+import { createServer, type Server } from "node:net";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DemoSummary } from "../../src/load/demo-report.js";
 import { TestCluster, clusterView } from "../support/cluster.js";
+import { waitFor } from "../support/wait.js";
 
 const DEMO = fileURLToPath(new URL("../../dist/load/demo.js", import.meta.url));
 const RUN_TIMEOUT_MS = 100_000;
 /** A test's own deadline: one run and the checks after it. */
 const TEST_TIMEOUT_MS = RUN_TIMEOUT_MS + 20_000;
 
-function runDemo(args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+function runDemo(
+  args: string[],
+  /** Called with the stdout and stderr so far on each chunk; may signal the child. */
+  onOutput: (output: string, child: ChildProcess) => void = () => {},
+): Promise<{ code: number | null; stdout: string; stderr: string; pid: number }> {
   return new Promise((resolve, reject) => {
     // A group of its own, so that a run killed at its deadline takes the nodes it started along.
     const child = spawn(process.execPath, [DEMO, ...args], {
@@ -22,8 +30,14 @@ function runDemo(args: string[]): Promise<{ code: number | null; stdout: string;
     });
     let stdout = "";
     let stderr = "";
-    child.stdout.on("data", (chunk: Buffer) => (stdout += chunk.toString()));
-    child.stderr.on("data", (chunk: Buffer) => (stderr += chunk.toString()));
+    child.stdout.on("data", (chunk: Buffer) => {
+      stdout += chunk.toString();
+      onOutput(stdout + stderr, child);
+    });
+    child.stderr.on("data", (chunk: Buffer) => {
+      stderr += chunk.toString();
+      onOutput(stdout + stderr, child);
+    });
     // Bounded: the phases, the convergence deadlines, the read-back and a margin (a shared
     // 2-core machine under load took 46 s for a run that starts its own cluster).
     const killer = setTimeout(
@@ -34,7 +48,7 @@ function runDemo(args: string[]): Promise<{ code: number | null; stdout: string;
     // "close", not "exit": stdout and stderr are read to their ends.
     child.once("close", (code) => {
       clearTimeout(killer);
-      resolve({ code, stdout, stderr });
+      resolve({ code, stdout, stderr, pid: child.pid ?? 0 });
     });
   });
 }
@@ -148,6 +162,30 @@ describe("make demo against a running 3-node cluster", () => {
   });
 });
 
+/** The demo's temporary directories (LocalCluster's), by name. */
+function demoDirs(): string[] {
+  return readdirSync(tmpdir()).filter((d) => d.startsWith("likes-demo-"));
+}
+
+/** Should a run leave anything behind (a failing test): its nodes and its new directories. */
+function cleanUpAfter(pid: number, before: readonly string[]): void {
+  try {
+    process.kill(-pid, "SIGKILL");
+  } catch {
+    // The group is gone already: nothing left.
+  }
+  for (const d of demoDirs())
+    if (!before.includes(d)) rmSync(join(tmpdir(), d), { recursive: true, force: true });
+}
+
+function listen(port: number): Promise<Server> {
+  return new Promise((resolve, reject) => {
+    const server = createServer();
+    server.once("error", reject);
+    server.listen(port, "127.0.0.1", () => resolve(server));
+  });
+}
+
 /** Whether every port of the make dev layout is free on 127.0.0.1 (another cluster may hold them). */
 async function devPortsFree(): Promise<boolean> {
   const ports = [0, 1, 2].flatMap((i) => [8080 + i, 7946 + i, 9464 + i]);
@@ -184,6 +222,65 @@ describe("make demo on a fresh machine", () => {
     },
     TEST_TIMEOUT_MS,
   );
+
+  it(
+    "stops the nodes it is still starting on SIGTERM, and removes their directory",
+    async (ctx) => {
+      if (!(await devPortsFree())) ctx.skip("a make dev port is in use on this machine");
+      const before = demoDirs();
+      let signalled = false;
+      const run = await runDemo(["--cluster=start", ...SHORT], (output, child) => {
+        if (!signalled && output.includes("demo: starting 3 nodes")) {
+          signalled = true;
+          child.kill("SIGTERM");
+        }
+      });
+      try {
+        expect(signalled).toBe(true);
+        expect(run.code, run.stderr).toBe(130);
+        expect(run.stderr).toContain("demo: interrupted");
+        await waitFor("the make dev ports to be free again", devPortsFree, { timeoutMs: 15_000 });
+        expect(demoDirs().filter((d) => !before.includes(d))).toEqual([]);
+      } finally {
+        cleanUpAfter(run.pid, before);
+      }
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it(
+    "says where it kept the logs when a node it starts exits while starting",
+    async (ctx) => {
+      if (!(await devPortsFree())) ctx.skip("a make dev port is in use on this machine");
+      const before = demoDirs();
+      // node3's public port taken: node3 cannot start.
+      const blocker = await listen(8082);
+      let run: Awaited<ReturnType<typeof runDemo>> | undefined;
+      try {
+        run = await runDemo(["--cluster=start", ...SHORT]);
+        expect(run.code, run.stderr).toBe(1);
+        const kept = /node3 exited \(code \d+\) while starting: .*\(logs kept in (\S+)\)$/m.exec(
+          run.stderr,
+        );
+        expect(kept, run.stderr).not.toBeNull();
+        expect(existsSync(join(kept?.[1] ?? "", "node3.log"))).toBe(true);
+      } finally {
+        await new Promise((resolve) => blocker.close(resolve));
+        if (run) cleanUpAfter(run.pid, before);
+      }
+      await waitFor("the make dev ports to be free again", devPortsFree, { timeoutMs: 15_000 });
+    },
+    TEST_TIMEOUT_MS,
+  );
+
+  it("refuses a --cut-node its own cluster would not have, before starting it", async (ctx) => {
+    if (!(await devPortsFree())) ctx.skip("a make dev port is in use on this machine");
+    // make demo NODES=2: the default --cut-node node3 of a 2-node cluster.
+    const { code, stdout, stderr } = await runDemo(["--nodes=2", "--cut-node=node3"]);
+    expect(code, stderr).toBe(2);
+    expect(stderr).toContain("--cut-node: node3 is not one of the nodes it starts (node1, node2)");
+    expect(stdout).not.toContain("starting");
+  });
 
   it("exits 2 on bad options, naming the option", async () => {
     for (const [args, message] of [

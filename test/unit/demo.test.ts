@@ -2,10 +2,19 @@
 // /metrics, the lag quantile, the vector checks of convergence, the acknowledged likes it reads
 // back, and the step lines.
 import { readFileSync } from "node:fs";
+import { createServer, type RequestListener, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { describe, expect, it } from "vitest";
+import { afterEach, describe, expect, it } from "vitest";
 import { AckedLikes } from "../../src/load/acked-likes.js";
-import { covers, joinVectors, sameVector } from "../../src/load/demo-nodes.js";
+import {
+  DemoError,
+  clusterState,
+  covers,
+  identify,
+  joinVectors,
+  sameVector,
+} from "../../src/load/demo-nodes.js";
 import { DEMO_HELP, parseDemoOptions } from "../../src/load/demo-options.js";
 import { StepRecorder } from "../../src/load/demo-steps.js";
 import {
@@ -124,6 +133,54 @@ describe("the convergence checks on version vectors", () => {
   });
 });
 
+describe("the nodes the demo is told to use", () => {
+  const servers: Server[] = [];
+  afterEach(async () => {
+    for (const server of servers.splice(0)) {
+      server.closeAllConnections();
+      await new Promise((resolve) => server.close(resolve));
+    }
+  });
+  /** A stand-in server on 127.0.0.1 (a port the kernel picks); its base URL. */
+  async function serve(handler: RequestListener): Promise<string> {
+    const server = createServer(handler);
+    servers.push(server);
+    await new Promise<void>((resolve) => server.listen(0, "127.0.0.1", resolve));
+    return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  }
+  /** A likes node as far as GET / and the admin /cluster go. */
+  const node = (name: string) =>
+    serve((req, res) => {
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify(req.url === "/" ? { node: name } : { node: name, vv: {}, peers: [] }));
+    });
+
+  it("names an admin URL that answers 200 with something other than JSON, in one line", async () => {
+    const url = await serve((_, res) => res.end("<html>a dashboard</html>"));
+    const error = await clusterState({ name: "x", url, adminUrl: url }).catch((e: unknown) => e);
+    expect(error).toBeInstanceOf(DemoError);
+    expect((error as Error).message).toBe(`GET ${url}/cluster: not a likes admin port (not JSON)`);
+    // JSON, but not what a likes admin port answers.
+    const other = await serve((_, res) => res.end('{"status":"ok"}'));
+    await expect(clusterState({ name: "x", url: other, adminUrl: other })).rejects.toThrow(
+      `GET ${other}/cluster: not a likes admin port`,
+    );
+  });
+
+  it("refuses the same node at two URLs", async () => {
+    const [a, b, c] = await Promise.all([node("node1"), node("node1"), node("node2")]);
+    const urls = [a, b, c] as string[];
+    await expect(identify(urls, urls)).rejects.toThrow(DemoError);
+    await expect(identify(urls, urls)).rejects.toThrow(
+      `node1 answers at both ${a} and ${b}: give each node once`,
+    );
+    expect((await identify([a, c] as string[], [a, c] as string[])).map((n) => n.name)).toEqual([
+      "node1",
+      "node2",
+    ]);
+  });
+});
+
 describe("the acknowledged likes", () => {
   it("keeps 200 and 201 answers as pairs to read back, and counts the rest apart", () => {
     const acked = new AckedLikes(2);
@@ -227,10 +284,52 @@ describe("the demo's options", () => {
       [["--after=-1s"], '--after: "-1s" is not a duration'],
       [["--grafana=ftp://x"], "--grafana"],
       [["--bogus"], "bogus"],
+      [["--url="], "--url: no URL given"],
+      [["--url=http://a:1,http://b:1", "--admin-url=,"], "--admin-url: no URL given"],
+      [
+        ["--url=http://a:1,http://a:1/", "--admin-url=http://a:2,http://b:2"],
+        "--url: http://a:1 is given twice",
+      ],
+      [
+        ["--url=http://a:1,http://b:1", "--admin-url=http://a:2,http://a:2"],
+        "--admin-url: http://a:2 is given twice",
+      ],
+      [["--rate=0x14"], '--rate: "0x14" is not a number'],
+      [["--after=2h"], "--after: 2h is more than 1h"],
+      // The cluster it starts is node1 … node<nodes>: refused before it starts anything.
+      [["--cluster=start", "--nodes=2"], "--cut-node: node3 is not one of the nodes it starts"],
+      [["--cluster=start", "--cut-node=likes-2"], "--cut-node: likes-2 is not one of"],
     ];
     for (const [args, message] of bad) {
       expect(() => parseDemoOptions(args), args.join(" ")).toThrow(UsageError);
       expect(() => parseDemoOptions(args), args.join(" ")).toThrow(message);
+    }
+  });
+
+  it("reads --after 0 however it is written: the load stops once converged", () => {
+    for (const zero of ["0", "0s", "0ms"])
+      expect(parseDemoOptions([`--after=${zero}`]).afterMs, zero).toBe(0);
+    expect(parseDemoOptions(["--cluster=start", "--nodes=2", "--cut-node=node2"]).cutNode).toBe(
+      "node2",
+    );
+    expect(DEMO_HELP).toMatch(/--after <d> .*0 = stop once converged/s);
+  });
+
+  it("documents the exit status as the code decides it: converged, settled and lost = 0", () => {
+    const readme = readFileSync(fileURLToPath(new URL("../../README.md", import.meta.url)), "utf8");
+    const guided = readme.slice(readme.indexOf("## Guided scenario"), readme.indexOf("## Observ"));
+    const doc = readFileSync(fileURLToPath(new URL("../../docs/demo.md", import.meta.url)), "utf8");
+    const intro = doc.slice(0, doc.indexOf("| figure"));
+    for (const [where, text] of [
+      ["--help", DEMO_HELP.slice(DEMO_HELP.indexOf("Exit status"))],
+      ["README Guided scenario", guided],
+      ["docs/demo.md", intro],
+    ] as const) {
+      const flat = text.replace(/\s+/g, " ");
+      expect(flat, where).toMatch(/converged/);
+      expect(flat, where).toMatch(/settled/);
+      expect(flat, where).toMatch(/every version vector equal and nothing pending/);
+      expect(flat, where).toMatch(/lost = 0/);
     }
   });
 

@@ -7,9 +7,10 @@ import fc from "fast-check";
 import { describe, expect, it } from "vitest";
 import { LatencyHistogram, LatencyWindow } from "../../src/load/latency.js";
 import { HELP, UsageError, parseDuration, parseOptions } from "../../src/load/options.js";
+import { markOf, progressLine } from "../../src/load/report.js";
 import { LoadRun, OpenLoopSchedule } from "../../src/load/schedule.js";
 import { LoadStats, summarize } from "../../src/load/stats.js";
-import { Workload, type LoadRequest, type Outcome } from "../../src/load/workload.js";
+import { ABANDONED, Workload, type LoadRequest, type Outcome } from "../../src/load/workload.js";
 import { ZipfSampler, seededRandom } from "../../src/load/zipf.js";
 
 describe("Zipf sampler", () => {
@@ -190,7 +191,7 @@ describe("a load run", () => {
     stats.record(like, { status: 200 }, 4, 0);
     stats.record(read, { status: 200 }, 6, 0);
     stats.record(like, { error: "ECONNRESET" }, 1, 0);
-    const s = summarize(stats, { urls: ["u"], rate: 2, seed: 7, sendingMs: 2000, unanswered: 0 });
+    const s = summarize(stats, { urls: ["u"], rate: 2, seed: 7, sendingMs: 2000 });
     expect(s.likes).toEqual({ new: 1, repeat: 1, other: 0 });
     expect(s.reads.total).toBe(1);
     expect(s.reads.counts).toBe(1);
@@ -198,6 +199,39 @@ describe("a load run", () => {
     expect(s.errors).toEqual({ total: 1, kinds: { ECONNRESET: 1 } });
     expect(s.achievedRate).toBe(1.5);
     expect(s.latencyMs.max).toBe(6);
+  });
+});
+
+describe("the end of a run", () => {
+  it("counts a request given up on (a second Ctrl-C) once: unanswered, not an error", async () => {
+    const v = virtualRun(100, undefined, 100);
+    v.advance(100);
+    expect(v.stats.sent).toBe(10);
+    v.answer(4, { status: 201 });
+    v.answer(1, { error: "timeout" });
+    // What HttpTargets.abortAll makes of the 5 still in flight.
+    v.answer(5, { error: ABANDONED });
+    await v.run.idle();
+    const s = summarize(v.stats, { urls: ["u"], rate: 100, seed: 1, sendingMs: 100 });
+    expect(s.answered).toBe(4);
+    expect(s.errors).toEqual({ total: 1, kinds: { timeout: 1 } });
+    expect(s.unanswered).toBe(5);
+    expect(s.answered + s.errors.total + s.unanswered).toBe(s.sent);
+  });
+
+  it("gives the last progress line's rates over the sending time, as the summary does", async () => {
+    const v = virtualRun(20, 2000, 100);
+    const first = markOf(v.stats, 0);
+    for (let t = 0; t < 2000; t += 100) v.advance(100);
+    expect(v.run.stopped).toBe(true);
+    expect(v.stats.offered).toBe(40);
+    v.answer(40, { status: 201 });
+    await v.run.idle();
+    // The answers came in 1.5 s after the last send: 3.5 s since the start.
+    const line = progressLine(v.stats, first, markOf(v.stats, 3500), 3500, 0, v.run.sendingMs);
+    const s = summarize(v.stats, { urls: ["u"], rate: 20, seed: 1, sendingMs: v.run.sendingMs });
+    expect(line).toMatch(/^3\.5s offered 20\/s achieved 20\/s /);
+    expect(s.achievedRate).toBe(20);
   });
 });
 
@@ -290,6 +324,21 @@ describe("load options", () => {
     [["--url", "ftp://x"], "is not an http:// or https:// URL"],
     [["--timeout", "0"], "--timeout: must be more than 0"],
     [["--rates", "5"], "Unknown option '--rates'"],
+    // Over 2^31-1 ms Node's timers fire after 1 ms: every request would time out at once.
+    [["--timeout", "600h"], "--timeout: 600h is more than 1h"],
+    [["--timeout", "2h"], "--timeout: 2h is more than 1h"],
+    [["--probe-timeout", "600h"], "--probe-timeout: 600h is more than 1h"],
+    [["--duration", "25h"], "--duration: 25h is more than 24h"],
+    [["--duration", "100000h"], "--duration: 100000h is more than 24h"],
+    [["--progress", "0.01ms"], "--progress: 0.01ms is less than 100ms"],
+    [["--progress", "50ms"], "--progress: 50ms is less than 100ms"],
+    [["--progress", "600h"], "--progress: 600h is more than 1h"],
+    [["--url", ""], "--url: no URL given"],
+    [["--url", " , "], "--url: no URL given"],
+    [["--rate", "0x14"], '--rate: "0x14" is not a number'],
+    [["--rate", "1e3"], '--rate: "1e3" is not a number'],
+    [["--posts", "0b11"], '--posts: "0b11" is not an integer'],
+    [["--seed", "0o7"], '--seed: "0o7" is not an integer'],
   ])("refuses %j with a message naming the option", (argv, message) => {
     expect(() => parseOptions(argv)).toThrow(UsageError);
     expect(() => parseOptions(argv)).toThrow(message);
@@ -313,6 +362,27 @@ describe("load options", () => {
         expect(section, `README Load names --${name}`).toContain(`\`--${name}\``);
     }
     expect(() => parseOptions(["--no-such-option"])).toThrow("Unknown option");
+  });
+
+  it("accepts durations up to their bounds, and 0 to turn progress lines off", () => {
+    const o = parseOptions([
+      "--duration=24h",
+      "--timeout=1h",
+      "--probe-timeout=1h",
+      "--progress=100ms",
+    ]);
+    expect([o.durationMs, o.timeoutMs, o.probeTimeoutMs, o.progressMs]).toEqual([
+      86_400_000, 3_600_000, 3_600_000, 100,
+    ]);
+    expect(parseOptions(["--progress=1h"]).progressMs).toBe(3_600_000);
+    expect(parseOptions(["--progress=0"]).progressMs).toBe(0);
+    expect(parseOptions(["--progress=0s"]).progressMs).toBe(0);
+    expect(parseOptions(["--rate=20", "--reads=.5", "--seed=7"])).toMatchObject({
+      rate: 20,
+      readShare: 0.5,
+      seed: 7,
+    });
+    expect(parseOptions(["--rate=2.5"]).rate).toBe(2.5);
   });
 
   it("reads durations in ms, s, m and h", () => {
