@@ -22,7 +22,7 @@ export class Connection {
   private isClosed = false;
   private corked = false;
   /** Told to stop reading: no frame is handed on, even one already read. */
-  private paused = false;
+  private isPaused = false;
 
   constructor(
     private readonly socket: Socket,
@@ -74,16 +74,20 @@ export class Connection {
    * a socket read not yet handed on too: one read may hold a thousand small requests.
    */
   pause(): void {
-    this.paused = true;
+    this.isPaused = true;
     this.socket.pause();
   }
 
   resume(): void {
-    if (!this.open || !this.paused) return;
-    this.paused = false;
+    if (!this.open || !this.isPaused) return;
+    this.isPaused = false;
     // The frames read before the pause go first.
     this.received(undefined);
-    if (this.open && !this.paused) this.socket.resume();
+    if (this.open && !this.isPaused) this.socket.resume();
+  }
+
+  get paused(): boolean {
+    return this.isPaused;
   }
 
   close(error?: Error): void {
@@ -100,11 +104,11 @@ export class Connection {
     if (!this.open) return;
     try {
       if (chunk) this.reader.push(chunk);
-      if (this.paused) return;
+      if (this.isPaused) return;
       for (let body = this.reader.next(); body; body = this.reader.next()) {
         this.events.bytes("in", varintSize(body.length) + body.length);
         this.events.payload(this.opener.open(body));
-        if (!this.open || this.paused) return;
+        if (!this.open || this.isPaused) return;
       }
     } catch (error) {
       this.close(error instanceof Error ? error : new FrameError(String(error)));

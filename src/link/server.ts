@@ -201,13 +201,13 @@ export class LinkServer {
     // The names each direction has carried (requests in, replies out): sent once per link.
     const receivedNames = new ReceivedStrings();
     const sentNames = new SentStrings();
-    let paused = false;
+    // Read from the connection, not kept here: a resume hands on frames read before the pause,
+    // and each of them comes back here before resume() returns.
     const throttle = () => {
       const busy =
         handling >= MAX_REQUESTS_IN_HANDLING || connection.buffered >= SERVER_HIGH_WATER_BYTES;
-      if (busy && !paused) connection.pause();
-      else if (!busy && paused) connection.resume();
-      paused = busy;
+      if (busy && !connection.paused) connection.pause();
+      else if (!busy && connection.paused) connection.resume();
     };
     const answer = (id: number, reply: PeerReply) => {
       const bytes = codec.encode(reply, sentNames);

@@ -104,9 +104,11 @@ describe("peer link: the serving end's bounds", () => {
       // What the node reads next waits while those are handled.
       await new Promise((resolve) => setImmediate(resolve));
       expect(pending).toHaveLength(MAX_REQUESTS_IN_HANDLING);
-      // Answered one at a time, the others come in their turn, and every one is handled.
+      // Answered one at a time, the others come in their turn, never more than the bound in
+      // handling, and every one is handled.
       for (let answered = 0; answered < total; answered++) {
         await waitFor("a request to answer", () => pending.length > answered);
+        expect(pending.length - answered).toBeLessThanOrEqual(MAX_REQUESTS_IN_HANDLING);
         pending[answered]?.();
       }
       expect(pending).toHaveLength(total);
