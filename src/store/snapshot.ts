@@ -109,7 +109,7 @@ function strip(path: string): { vv: Digest; entryCount: number } {
   const db = new Database(path);
   try {
     db.exec("PRAGMA journal_mode = DELETE");
-    // Not synced here: install syncs the file it keeps, and a rewrite replaces this one.
+    // Not synced: a copy made to be served, removed at the next start if this node dies.
     db.exec("PRAGMA synchronous = OFF");
     db.exec("DELETE FROM meta WHERE key = 'origin'");
     const sql = prepare(db);
