@@ -163,7 +163,8 @@ export class HttpServer {
     this.handedDeadlines.set(socket, (req) => {
       clearTimeout(head);
       if (req.complete) return;
-      const whole = setTimeout(expire, left(limits.requestTimeoutMs));
+      // A body all here but not read yet by then is no timeout.
+      const whole = setTimeout(() => req.complete || expire(), left(limits.requestTimeoutMs));
       req.once("end", () => clearTimeout(whole));
       socket.once("close", () => clearTimeout(whole));
     });
