@@ -123,7 +123,7 @@ export class AntiEntropy {
             if (peer.isSelf) return undefined;
             checkEntries(reply.entries, vv, this.deps.clock.now(), this.deps.limits);
             await applyFromPeer(this.deps, reply.entries, "sync", reply);
-            if (reply.entries.length > 0) peers.accepted(peer);
+            if (reply.entries.length > 0) peers.accepted(peer, "received");
             return { reply, theirs };
           },
           (p) => ({
@@ -174,8 +174,7 @@ export class AntiEntropy {
 
   private async pushMissing(peer: PeerState): Promise<void> {
     // A peer that is pulling pages from us gets them that way; pushing them too doubles the work.
-    const now = this.deps.clock.now();
-    if (peer.pullingUntil > now || this.deps.pusher.paused(peer) || peer.held(now)) return;
+    if (peer.pullingUntil > this.deps.clock.now() || this.deps.pusher.held(peer)) return;
     for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
       const entries = missingEntries(this.deps.store, peer.acked, MAX_PAGE_ENTRIES);
       if (entries.length === 0) return;

@@ -14,6 +14,17 @@ import type { PeerView } from "./types.js";
 // 2 ** failures must not overflow for a peer down for days.
 const MAX_BACKOFF_DOUBLINGS = 16;
 
+/** The `count`th backoff of one that starts at `baseMs` and doubles up to `maxMs`. */
+function backoff(count: number, baseMs: number, maxMs: number): number {
+  return Math.min(maxMs, baseMs * 2 ** Math.min(count - 1, MAX_BACKOFF_DOUBLINGS));
+}
+
+/**
+ * A refusal's side: the peer refused what this node sent it (`sent`), or this node refused what
+ * the peer sent (`received`). Each ends only when entries pass that way again.
+ */
+export type RefusalSide = "sent" | "received";
+
 /** What a node knows of one peer: who it is, whether it answers, and what it holds. */
 export class PeerState {
   node: NodeName | undefined;
@@ -32,8 +43,8 @@ export class PeerState {
   syncing = false;
   failures = 0;
   retry: Timer | undefined;
-  /** What this node sent it or asked of it, refused in a row (it answered, and said no). */
-  refusals = 0;
+  /** Refusals in a row, by side (it answered, and said no; or this node did). */
+  readonly refusals: Record<RefusalSide, number> = { sent: 0, received: 0 };
   /** Until then nothing is pushed to it or synced with it: a refusal's backoff (clock ms). */
   heldUntil = 0;
   heldRetry: Timer | undefined;
@@ -74,15 +85,15 @@ export class PeerState {
     this.up = false;
     this.failures++;
     this.pushedUpTo = this.ackedOf(self);
-    return Math.min(maxMs, baseMs * 2 ** Math.min(this.failures - 1, MAX_BACKOFF_DOUBLINGS));
+    return backoff(this.failures, baseMs, maxMs);
   }
 
   /** Records a refusal; returns the backoff before the next attempt. */
-  refused(self: OriginId, baseMs: number, maxMs: number): number {
-    this.refusals++;
+  refused(side: RefusalSide, self: OriginId, baseMs: number, maxMs: number): number {
+    this.refusals[side]++;
     // What was sent and refused goes again from what it holds.
     this.pushedUpTo = this.ackedOf(self);
-    return Math.min(maxMs, baseMs * 2 ** Math.min(this.refusals - 1, MAX_BACKOFF_DOUBLINGS));
+    return backoff(this.refusals[side], baseMs, maxMs);
   }
 
   held(now: number): boolean {

@@ -2,15 +2,17 @@
 // down, retried with backoff) and what each is known to hold. The other parts of the core read
 // it, and learn through PeerEvents when something changes.
 import type { Digest } from "../crdt/index.js";
+import { StorageFullError, StoreClosedError, StoreCorruptError } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { PeerLimitError, believable } from "./limits.js";
-import { PeerState } from "./peer-state.js";
+import { PeerState, type RefusalSide } from "./peer-state.js";
 import {
   refusalCode,
   type Clock,
   type Membership,
   type PeerAddress,
   type Random,
+  type Timer,
 } from "./ports.js";
 import type { Sender } from "./protocol.js";
 
@@ -150,8 +152,11 @@ export class PeerTable {
   }
 
   failed(peer: PeerState, what: string, error: unknown): void {
-    if (error instanceof PeerLimitError || refusalCode(error) !== undefined) {
-      this.refused(peer, what, error);
+    // The node is stopping: its store closed under an exchange.
+    if (error instanceof StoreClosedError) return;
+    const side = refusalSide(error);
+    if (side) {
+      this.refused(peer, side, what, error);
       return;
     }
     const wasUp = peer.up !== false;
@@ -168,12 +173,20 @@ export class PeerTable {
         error: String(error),
       });
     if (!this.running || peer.retry || !this.peers.has(peer.address)) return;
-    // Jittered (half to all of the delay): peers that lost one another at once do not retry in step.
-    const jittered = delay * (0.5 + 0.5 * (this.deps.random ?? Math.random)());
-    peer.retry = this.deps.clock.setTimeout(() => {
-      peer.retry = undefined;
+    peer.retry = this.retryIn(peer, this.jittered(delay), () => (peer.retry = undefined));
+  }
+
+  /** Jittered (half to all of the delay): peers that failed at once do not retry in step. */
+  private jittered(delay: number): number {
+    return delay * (0.5 + 0.5 * (this.deps.random ?? Math.random)());
+  }
+
+  /** An exchange with the peer in `ms` (`done` first clears the timer's slot). */
+  private retryIn(peer: PeerState, ms: number, done: () => void): Timer {
+    return this.deps.clock.setTimeout(() => {
+      done();
       this.events?.retry(peer);
-    }, jittered);
+    }, ms);
   }
 
   /**
@@ -196,12 +209,13 @@ export class PeerTable {
    * synced with it until its backoff runs out; then an exchange tries again. Logged when it
    * starts and when it ends, not at each refusal.
    */
-  private refused(peer: PeerState, what: string, error: unknown): void {
-    const delay = peer.refused(this.deps.self.origin, REFUSAL_BASE_MS, REFUSAL_MAX_MS);
-    const jittered = delay * (0.5 + 0.5 * (this.deps.random ?? Math.random)());
-    peer.heldUntil = this.deps.clock.now() + jittered;
-    if (peer.refusals === 1)
-      this.deps.logger.warn("peer refuses", {
+  private refused(peer: PeerState, side: RefusalSide, what: string, error: unknown): void {
+    const delay = this.jittered(
+      peer.refused(side, this.deps.self.origin, REFUSAL_BASE_MS, REFUSAL_MAX_MS),
+    );
+    peer.heldUntil = Math.max(peer.heldUntil, this.deps.clock.now() + delay);
+    if (peer.refusals[side] === 1)
+      this.deps.logger.warn(side === "sent" ? "peer refuses" : "refusing a peer's entries", {
         peer: peer.label,
         address: peer.address,
         during: what,
@@ -211,20 +225,29 @@ export class PeerTable {
     this.events?.changed();
     if (!this.running || !this.peers.has(peer.address)) return;
     peer.heldRetry?.cancel();
-    peer.heldRetry = this.deps.clock.setTimeout(() => {
+    peer.heldRetry = this.retryIn(peer, peer.heldUntil - this.deps.clock.now(), () => {
       peer.heldRetry = undefined;
-      this.events?.retry(peer);
-    }, jittered);
+    });
   }
 
-  /** Entries went to the peer or came from it: a refusal it made, or this node made, is over. */
-  accepted(peer: PeerState): void {
-    if (peer.refusals === 0) return;
-    peer.refusals = 0;
+  /**
+   * Entries passed to the peer (`sent`) or from it (`received`): a refusal on that side is over,
+   * and the peer is no longer held once neither side refuses.
+   */
+  accepted(peer: PeerState, side: RefusalSide): void {
+    if (peer.refusals[side] === 0) return;
+    peer.refusals[side] = 0;
+    this.deps.logger.info(
+      side === "sent" ? "peer accepts again" : "taking a peer's entries again",
+      {
+        peer: peer.label,
+        address: peer.address,
+      },
+    );
+    if (peer.refusals.sent > 0 || peer.refusals.received > 0) return;
     peer.heldUntil = 0;
     peer.heldRetry?.cancel();
     peer.heldRetry = undefined;
-    this.deps.logger.info("peer accepts again", { peer: peer.label, address: peer.address });
   }
 
   /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */
@@ -260,4 +283,20 @@ export class PeerTable {
     for (const peer of this.peers.values()) if (!peer.isSelf) min = Math.min(min, of(peer));
     return min;
   }
+}
+
+/**
+ * Whose refusal an exchange's failure is: the peer's (it answered with an error code: its limits,
+ * its disk), or this node's (a limit on what it takes, its own disk full or damaged, while it
+ * applied what the peer sent); undefined for a link that failed.
+ */
+function refusalSide(error: unknown): RefusalSide | undefined {
+  if (refusalCode(error) !== undefined) return "sent";
+  if (
+    error instanceof PeerLimitError ||
+    error instanceof StorageFullError ||
+    error instanceof StoreCorruptError
+  )
+    return "received";
+  return undefined;
 }

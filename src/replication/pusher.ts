@@ -87,6 +87,14 @@ export class Pusher {
     return this.deps.pushPaused?.(peer.node) ?? false;
   }
 
+  /**
+   * Whether nothing is pushed to a peer now: paused by a fault, or held after a refusal (the
+   * retry at the end of its hold pushes what it lacks).
+   */
+  held(peer: PeerState): boolean {
+    return this.paused(peer) || peer.held(this.deps.clock.now());
+  }
+
   /** Sends entries to a peer inside a push span, and learns from the reply what it holds. */
   async send(peer: PeerState, entries: readonly Entry[]): Promise<DeltasReply> {
     const { self, transport, peers } = this.deps;
@@ -94,7 +102,7 @@ export class Pusher {
       transport.send(peer.address, { kind: "deltas", ...self, entries }),
     );
     peers.contacted(peer, reply, reply.vv);
-    if (entries.length > 0) peers.accepted(peer);
+    if (entries.length > 0) peers.accepted(peer, "sent");
     return reply;
   }
 
@@ -143,17 +151,9 @@ export class Pusher {
     this.timerAt = Infinity;
   }
 
-  /**
-   * A peer a push could go to now: not known to be down, its window not full, not paused, not
-   * held after refusing (its retry sync pushes what it lacks).
-   */
+  /** A peer a push could go to now: not known to be down, its window not full, not held. */
   private pushable(peer: PeerState): boolean {
-    return (
-      peer.up !== false &&
-      peer.pushesInFlight < PUSH_WINDOW &&
-      !this.paused(peer) &&
-      !peer.held(this.deps.clock.now())
-    );
+    return peer.up !== false && peer.pushesInFlight < PUSH_WINDOW && !this.held(peer);
   }
 
   /**

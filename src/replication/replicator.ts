@@ -194,9 +194,7 @@ export class Replicator {
       const reachable = this.peers
         .live()
         .filter(
-          (p) =>
-            p.ackedOf(this.self.origin) >= own ||
-            (p.up === true && !this.pusher.paused(p) && !p.held(this.clock.now())),
+          (p) => p.ackedOf(this.self.origin) >= own || (p.up === true && !this.pusher.held(p)),
         ).length;
       if (!this.running || own === 0 || left <= 0 || this.acksFor(own) >= 1 + reachable) return;
       this.pusher.drain();
