@@ -10,6 +10,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { DemoSummary } from "../../src/load/demo-report.js";
 import { TestCluster, clusterView } from "../support/cluster.js";
+import { metricSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
 const DEMO = fileURLToPath(new URL("../../dist/load/demo.js", import.meta.url));
@@ -51,15 +52,6 @@ function runDemo(
       resolve({ code, stdout, stderr, pid: child.pid ?? 0 });
     });
   });
-}
-
-/** The sum of a node's samples of `name` (every label set). */
-async function metric(adminUrl: string, name: string): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  let sum = 0;
-  for (const m of text.matchAll(/^([a-z_]+)(?:\{[^}]*\})? (\S+)$/gm))
-    if (m[1] === name) sum += Number(m[2]);
-  return sum;
 }
 
 const SHORT = [
@@ -130,14 +122,14 @@ describe("make demo against a running 3-node cluster", () => {
       // What the nodes counted themselves: every acknowledged like was accepted by a node (a
       // like without an answer may have been too), and with no errors exactly those.
       let accepted = 0;
-      for (const admin of admins) accepted += await metric(admin, "likes_accepted_total");
+      for (const admin of admins) accepted += await metricSum(admin, "likes_accepted_total");
       expect(s.likes.acknowledged).toBeLessThanOrEqual(accepted);
       if (s.likes.errors === 0) expect(accepted).toBe(s.likes.acknowledged);
       // Healed and converged: no fault left, every vector equal, every node the same set.
-      for (const admin of admins) expect(await metric(admin, "likes_fault_active")).toBe(0);
+      for (const admin of admins) expect(await metricSum(admin, "likes_fault_active")).toBe(0);
       const views = await Promise.all(admins.map((a) => clusterView(a)));
       for (const v of views) expect(v.vv).toEqual(views[0]?.vv);
-      const sizes = await Promise.all(admins.map((a) => metric(a, "likes_set_size")));
+      const sizes = await Promise.all(admins.map((a) => metricSum(a, "likes_set_size")));
       expect(new Set(sizes).size).toBe(1);
       expect(sizes[0]).toBeGreaterThanOrEqual(s.likes.distinct);
     },
@@ -155,7 +147,7 @@ describe("make demo against a running 3-node cluster", () => {
       ]);
       expect(code).toBe(1);
       expect(stderr).toContain("node2 has fault injection off");
-      expect(await metric(plain.node(0).adminUrl, "likes_accepted_total")).toBe(0);
+      expect(await metricSum(plain.node(0).adminUrl, "likes_accepted_total")).toBe(0);
     } finally {
       await plain.stop();
     }

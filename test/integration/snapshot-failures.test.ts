@@ -17,10 +17,10 @@ import {
   cleanUp,
   filesOf,
   freshRoot,
-  metric,
   running,
   start,
 } from "./snapshot-harness.js";
+import { metricSum } from "../support/metrics.js";
 
 let fake: SnapshotPeer | undefined;
 
@@ -89,7 +89,9 @@ describe("snapshot bootstrap", () => {
     expect((await fetch(`http://127.0.0.1:${http}/healthz`)).status).toBe(200);
     expect((await fetch(`http://127.0.0.1:${http}/likes?post=post-1`)).status).toBe(503);
     expect(
-      await metric(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", { direction: "in" }),
+      await metricSum(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", {
+        direction: "in",
+      }),
     ).toBe(2 * MAX_SNAPSHOT_CHUNK);
     await first.kill("SIGKILL");
     running.splice(running.indexOf(first), 1);
@@ -113,7 +115,7 @@ describe("snapshot bootstrap", () => {
       const res = await fetch(`http://127.0.0.1:${admin}/metrics`).catch(() => undefined);
       if (res?.status !== 200) return false;
       return (
-        (await metric(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", {
+        (await metricSum(`http://127.0.0.1:${admin}`, "likes_snapshot_bytes_total", {
           direction: "in",
         })) > 0
       );
@@ -182,7 +184,7 @@ describe("snapshot bootstrap", () => {
       LIKES_PEERS: fake.address,
     });
     expect(
-      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "refused" }),
+      await metricSum(b.adminUrl, "likes_snapshots_total", { role: "install", result: "refused" }),
     ).toBe(1);
     const refusal = b.lines.find((l) => l.message === "snapshot refused");
     expect(String(refusal?.error)).toContain("checksum mismatch");
@@ -202,7 +204,7 @@ describe("snapshot bootstrap", () => {
       LIKES_PEERS: fake.address,
     });
     expect(
-      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "refused" }),
+      await metricSum(b.adminUrl, "likes_snapshots_total", { role: "install", result: "refused" }),
     ).toBe(1);
     expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();
     expect(existsSync(join(dir, "b", "likes.db.snapshot"))).toBe(false);
@@ -227,7 +229,7 @@ describe("snapshot bootstrap", () => {
     fake = undefined;
     await stopped;
     expect(
-      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "failed" }),
+      await metricSum(b.adminUrl, "likes_snapshots_total", { role: "install", result: "failed" }),
     ).toBe(1);
     expect(b.lines.some((l) => l.message === "snapshot failed")).toBe(true);
     expect((await clusterView(b.adminUrl)).vv[SEED_ORIGIN]).toBeUndefined();

@@ -6,7 +6,6 @@ import { join } from "node:path";
 import { TEST_SECRET } from "../support/cluster.js";
 import { NodeProcess } from "../support/process.js";
 import type { SnapshotPeer } from "../support/snapshot-peer.js";
-import { metricSum } from "../support/metrics.js";
 
 export const LIKES = 50_000;
 export const THRESHOLD = "10000";
@@ -38,9 +37,6 @@ export async function start(env: Record<string, string>): Promise<NodeProcess> {
   running.push(node);
   return node;
 }
-
-/** The sum of a node's samples of `name` whose labels include every one given. */
-export const metric = metricSum;
 
 /** The files a data directory holds besides the lock. */
 export function filesOf(dir: string): string[] {

@@ -9,7 +9,8 @@ import { OtlpReceiver, SPAN_KIND } from "../support/otlp-receiver.js";
 import { type NodeProcess, countOf, postLike } from "../support/process.js";
 import { SEED_ORIGIN, SnapshotPeer, seedDataDir } from "../support/snapshot-peer.js";
 import { waitFor } from "../support/wait.js";
-import { LIKES, cleanUp, filesOf, freshRoot, metric, running, start } from "./snapshot-harness.js";
+import { LIKES, cleanUp, filesOf, freshRoot, running, start } from "./snapshot-harness.js";
+import { metricSum } from "../support/metrics.js";
 
 let fake: SnapshotPeer | undefined;
 let receiver: OtlpReceiver | undefined;
@@ -52,14 +53,14 @@ describe("snapshot bootstrap", () => {
     expect(view.vv[SEED_ORIGIN]).toBe(LIKES);
     expect(await countOf(b.url, "post-7")).toBe(LIKES / 100);
     expect(
-      await metric(b.adminUrl, "likes_snapshots_total", { role: "install", result: "ok" }),
+      await metricSum(b.adminUrl, "likes_snapshots_total", { role: "install", result: "ok" }),
     ).toBe(1);
     expect(
-      await metric(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" }),
+      await metricSum(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" }),
     ).toBeGreaterThan(0);
-    expect(await metric(a.adminUrl, "likes_snapshots_total", { role: "serve", result: "ok" })).toBe(
-      1,
-    );
+    expect(
+      await metricSum(a.adminUrl, "likes_snapshots_total", { role: "serve", result: "ok" }),
+    ).toBe(1);
     expect(
       b.lines.some((l) => l.message === "snapshot installed; catching up by anti-entropy"),
     ).toBe(true);
@@ -99,7 +100,7 @@ describe("snapshot bootstrap", () => {
       LIKES_DATA_DIR: join(dir, "b"),
       LIKES_PEERS: `127.0.0.1:${a.ports?.peer}`,
     });
-    expect(await metric(b.adminUrl, "likes_snapshots_total", { role: "install" })).toBe(0);
+    expect(await metricSum(b.adminUrl, "likes_snapshots_total", { role: "install" })).toBe(0);
     await waitFor(
       "the empty node to catch up",
       async () => (await clusterView(b.adminUrl)).vv[SEED_ORIGIN] === 2_000,
@@ -123,7 +124,7 @@ describe("snapshot bootstrap", () => {
     const restart = (name: string) =>
       start({ LIKES_NODE_NAME: name, LIKES_DATA_DIR: join(dir, name), LIKES_PEERS: fake!.address });
     const installs = (node: NodeProcess) =>
-      metric(node.adminUrl, "likes_snapshots_total", { role: "install", result: "ok" });
+      metricSum(node.adminUrl, "likes_snapshots_total", { role: "install", result: "ok" });
 
     const b = await restart("nodeB");
     expect(await installs(b)).toBe(1);
@@ -154,7 +155,7 @@ describe("snapshot bootstrap", () => {
       OTEL_EXPORTER_OTLP_ENDPOINT: receiver.endpoint,
       OTEL_BSP_SCHEDULE_DELAY: "100",
     });
-    const bytes = await metric(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" });
+    const bytes = await metricSum(b.adminUrl, "likes_snapshot_bytes_total", { direction: "in" });
     const span = await waitFor("the snapshot's span", () =>
       receiver?.spans.find((s) => s.name === "likes.snapshot"),
     );
