@@ -110,6 +110,14 @@ export class LinkTransport implements Transport {
   }
 
   /** Fails what is in flight and every send after. */
+  /** The peer left the membership: its link closes, and its name is forgotten. */
+  forget(peer: PeerAddress): void {
+    this.names.delete(peer);
+    const link = this.links.get(peer);
+    this.links.delete(peer);
+    link?.close(new PeerRequestError(`${peer} left the membership`));
+  }
+
   close(): void {
     this.closed = true;
     for (const link of this.links.values())

@@ -43,6 +43,8 @@ export interface PeerEvents {
   back(peer: PeerState): void;
   /** A failing peer's retry is due. */
   retry(peer: PeerState): void;
+  /** A peer left the membership. */
+  removed(peer: PeerState): void;
   /** What the peers are known to hold, or who they are, changed. */
   changed(): void;
 }
@@ -126,6 +128,7 @@ export class PeerTable {
         peer.retry?.cancel();
         peer.heldRetry?.cancel();
         this.peers.delete(address);
+        this.events?.removed(peer);
       }
     for (const address of wanted)
       if (!this.peers.has(address)) {

@@ -24,6 +24,8 @@ export interface Transport {
    * with an error carrying the peer's `code` when it answered with an error (refusalCode).
    */
   send<R extends PeerRequest>(peer: PeerAddress, request: R): Promise<ReplyTo<R>>;
+  /** The peer left the membership: what is held for it (a link, its name) goes. */
+  forget?(peer: PeerAddress): void;
 }
 
 /**

@@ -67,6 +67,7 @@ export interface ReplicatorDeps {
 export class Replicator {
   private readonly self: Sender;
   private readonly store: Store;
+  private readonly transport: Transport;
   private readonly clock: Clock;
   private readonly logger: Logger;
   private readonly peers: PeerTable;
@@ -92,6 +93,7 @@ export class Replicator {
 
   constructor(deps: ReplicatorDeps) {
     const { store, transport, clock, random, membership, logger } = deps;
+    this.transport = transport;
     this.self = { node: store.nodeName, origin: store.origin };
     this.store = store;
     this.clock = clock;
@@ -155,6 +157,7 @@ export class Replicator {
           .then(() => (peer.up === true ? this.antiEntropy.syncWith(peer) : undefined)),
       back: (peer) => void this.antiEntropy.syncWith(peer),
       retry: (peer) => void this.antiEntropy.syncWith(peer),
+      removed: (peer) => this.transport.forget?.(peer.address),
       changed: () => this.settle(),
     });
   }

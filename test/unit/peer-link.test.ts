@@ -119,6 +119,42 @@ describe("peer link: the serving end's bounds", () => {
   });
 });
 
+describe("peer link: a peer that leaves the membership", () => {
+  it("has its link closed when forgotten; a later send opens another", async () => {
+    const server = new LinkServer({
+      secret: SECRET,
+      node: "b",
+      codec: binaryCodec,
+      handle: () =>
+        Promise.resolve({
+          kind: "deltas-reply",
+          node: "b" as NodeName,
+          origin: "b~2" as OriginId,
+          vv: new Map(),
+        }),
+      logger: silentLogger,
+      metrics: noMetrics,
+    });
+    const peer = `127.0.0.1:${await server.listen(0, "127.0.0.1")}`;
+    const downs: string[] = [];
+    const transport = new LinkTransport(SECRET, "a", binaryCodec, noMetrics, {
+      down: (address, error) => downs.push(`${address}: ${error.message}`),
+      clockSkew: () => {},
+    });
+    try {
+      const push = () => transport.send(peer, { kind: "deltas", ...sender, entries: [entry] });
+      await push();
+      transport.forget(peer);
+      expect(downs).toEqual([`${peer}: ${peer} left the membership`]);
+      await push();
+      expect(downs).toHaveLength(1);
+    } finally {
+      transport.close();
+      await server.close();
+    }
+  });
+});
+
 describe("peer link: a caller of protocol v2 (HTTP)", () => {
   it("is told from a greeting by its first 8 bytes at most, and waits while they are too few", () => {
     for (const start of ["POST ", "GET ", "HEAD ", "PUT ", "OPTIONS ", "DELETE ", "PATCH "]) {

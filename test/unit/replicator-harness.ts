@@ -1,7 +1,7 @@
 // The replicator tests' simulated cluster: real replicators and memory stores on a simulated
 // network in virtual time, and a backlog of likes to replicate.
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
-import { StaticMembership, type Transport } from "../../src/replication/ports.js";
+import { StaticMembership, type Membership, type Transport } from "../../src/replication/ports.js";
 import { Replicator } from "../../src/replication/replicator.js";
 import { MemoryStore } from "../../src/store/index.js";
 import { noMetrics, silentLogger, type Metrics } from "../../src/telemetry/types.js";
@@ -18,6 +18,8 @@ interface SimNodeOptions {
   readonly onRequest?: (request: Parameters<Replicator["handle"]>[0]) => void;
   /** Stands between the node and the network, for what it sends. */
   readonly wrapTransport?: (transport: Transport) => Transport;
+  /** Who its peers are, when they change (else the `peers` given, for good). */
+  readonly membership?: Membership;
 }
 
 /** Real replicators and memory stores on a simulated network, in virtual time. */
@@ -43,7 +45,7 @@ export function simNetwork(seed: number) {
       transport: (options.wrapTransport ?? ((t) => t))(network.transportFor(endpoint)),
       clock: scheduler,
       random,
-      membership: new StaticMembership(peers.map((p) => `${p}:1`)),
+      membership: options.membership ?? new StaticMembership(peers.map((p) => `${p}:1`)),
       logger: silentLogger,
       pushMs: options.pushMs ?? 5,
       syncMs: options.syncMs ?? 1000,

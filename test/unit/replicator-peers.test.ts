@@ -167,4 +167,29 @@ describe("replicator", () => {
     a.replicator.stop();
     b.replicator.stop();
   });
+
+  it("has the transport forget a peer that leaves the membership, and only then", async () => {
+    const { scheduler, node } = simNetwork(7);
+    let members = ["b:1", "c:1"];
+    const forgotten: string[] = [];
+    const a = node("a", [], {
+      membership: { peers: () => members },
+      wrapTransport: (transport) => ({
+        send: (peer, request) => transport.send(peer, request),
+        forget: (peer) => forgotten.push(peer),
+      }),
+    });
+    node("b", []);
+    node("c", []);
+    a.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 50);
+    expect(forgotten).toEqual([]);
+    // A new list without c (the membership's lists are replaced, never changed in place).
+    members = ["b:1"];
+    // Anti-entropy's next round reads the membership again.
+    await scheduler.runUntil(scheduler.now() + 3_000);
+    expect(forgotten).toEqual(["c:1"]);
+    expect(a.replicator.view().peers.map((p) => p.address)).toEqual(["b:1"]);
+    a.replicator.stop();
+  });
 });
