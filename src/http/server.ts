@@ -143,28 +143,25 @@ export class HttpServer {
   }
 
   /**
-   * node:http starts a request's time limits when it reads its first byte: for a request begun
-   * on the lean path, at the handoff. Its head keeps the deadline it had, then its body the
-   * request's, both counted `since` the request began; past one, the answer is node:http's own
-   * (the clientError above).
+   * node:http counts a whole request's time (requestTimeout) from the first byte it reads: for
+   * a request begun on the lean path, from the handoff, up to a head's time later than its first
+   * byte. Its body keeps the deadline counted `since` that byte; past it, the answer is
+   * node:http's own (the clientError above). A head's own limit node:http counts from earlier
+   * (the connection, or the last answer), never later: it needs nothing here.
    */
   private keepDeadlines(socket: Socket, since: number, limits: LeanOptions): void {
-    const expire = () => {
-      this.handedDeadlines.delete(socket);
-      const error = Object.assign(new Error("the request did not all come in time"), {
-        code: "ERR_HTTP_REQUEST_TIMEOUT",
-      });
-      this.server.emit("clientError", error, socket);
-    };
-    const left = (limit: number) => Math.max(1, since + limit - performance.now());
-    const head = setTimeout(expire, left(limits.headersTimeoutMs));
-    socket.once("close", () => clearTimeout(head));
     // serve() calls this with the request once node:http has read its head.
     this.handedDeadlines.set(socket, (req) => {
-      clearTimeout(head);
       if (req.complete) return;
+      const left = Math.max(1, since + limits.requestTimeoutMs - performance.now());
       // A body all here but not read yet by then is no timeout.
-      const whole = setTimeout(() => req.complete || expire(), left(limits.requestTimeoutMs));
+      const whole = setTimeout(() => {
+        if (req.complete) return;
+        const error = Object.assign(new Error("the request did not all come in time"), {
+          code: "ERR_HTTP_REQUEST_TIMEOUT",
+        });
+        this.server.emit("clientError", error, socket);
+      }, left);
       req.once("end", () => clearTimeout(whole));
       socket.once("close", () => clearTimeout(whole));
     });
