@@ -62,7 +62,11 @@ export class AntiEntropy {
   constructor(private readonly deps: AntiEntropyDeps) {
     this.catchUp = {
       ...deps,
-      apply: (entries, from) => applyFromPeer(deps, entries, "sync", from),
+      apply: async (entries, from) => {
+        await applyFromPeer(deps, entries, "sync", from);
+        const peer = deps.peers.byOrigin(from.origin);
+        if (peer && entries.length > 0) deps.peers.accepted(peer, "received");
+      },
     };
   }
 
@@ -103,8 +107,8 @@ export class AntiEntropy {
    * a sync with another that finds more to pull takes its first page only.
    */
   async syncWith(peer: PeerState): Promise<void> {
-    // A peer held after a refusal is synced with when its hold ends (peer-table.ts).
-    if (peer.syncing || !this.running || peer.held(this.deps.clock.now())) return;
+    // A peer whose entries this node refused is synced with when that hold ends (peer-table.ts).
+    if (peer.syncing || !this.running || peer.held("received", this.deps.clock.now())) return;
     const { self, store, transport, peers } = this.deps;
     peer.syncing = true;
     let failed = false;

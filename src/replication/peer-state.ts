@@ -45,8 +45,11 @@ export class PeerState {
   retry: Timer | undefined;
   /** Refusals in a row, by side (it answered, and said no; or this node did). */
   readonly refusals: Record<RefusalSide, number> = { sent: 0, received: 0 };
-  /** Until then nothing is pushed to it or synced with it: a refusal's backoff (clock ms). */
-  heldUntil = 0;
+  /**
+   * A refusal's backoff by side (clock ms): until `sent`, nothing is pushed to it; until
+   * `received`, nothing is synced from it. Then an exchange (heldRetry) tries again.
+   */
+  readonly heldUntil: Record<RefusalSide, number> = { sent: 0, received: 0 };
   heldRetry: Timer | undefined;
   /** Until then the peer is pulling pages from us (it asked for more): no need to push them. */
   pullingUntil = 0;
@@ -74,6 +77,8 @@ export class PeerState {
     this.origin = sender.origin;
     if (vv) this.acked = mergeDigests(this.acked, vv);
     const wasDown = this.up === false;
+    // Back from down (a new link, maybe a restart): refusals start over.
+    if (wasDown) this.refusals.sent = this.refusals.received = 0;
     this.up = true;
     this.failures = 0;
     this.lastContact = now;
@@ -96,8 +101,8 @@ export class PeerState {
     return backoff(this.refusals[side], baseMs, maxMs);
   }
 
-  held(now: number): boolean {
-    return this.heldUntil > now;
+  held(side: RefusalSide, now: number): boolean {
+    return this.heldUntil[side] > now;
   }
 
   ackedOf(origin: OriginId): number {

@@ -2,7 +2,7 @@
 // down, retried with backoff) and what each is known to hold. The other parts of the core read
 // it, and learn through PeerEvents when something changes.
 import type { Digest } from "../crdt/index.js";
-import { StorageFullError, StoreClosedError, StoreCorruptError } from "../store/index.js";
+import { StorageFullError, StoreCorruptError } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
 import { PeerLimitError, believable } from "./limits.js";
 import { PeerState, type RefusalSide } from "./peer-state.js";
@@ -155,8 +155,8 @@ export class PeerTable {
   }
 
   failed(peer: PeerState, what: string, error: unknown): void {
-    // The node is stopping: its store closed under an exchange.
-    if (error instanceof StoreClosedError) return;
+    // The node is stopping: its links close and its store with them.
+    if (!this.running) return;
     const side = refusalSide(error);
     if (side) {
       this.refused(peer, side, what, error);
@@ -208,38 +208,49 @@ export class PeerTable {
   }
 
   /**
-   * A refusal, either way: the peer stays up (it answered), and nothing is pushed to it or
-   * synced with it until its backoff runs out; then an exchange tries again. Logged when it
-   * starts and when it ends, not at each refusal.
+   * A refusal, either way: the peer stays up (it answered). Until its backoff runs out, nothing
+   * is pushed to it (the peer refused what this node sent) or synced from it (this node refused
+   * what it sent); then an exchange tries again. Refusals that come while that side is held
+   * already (the rest of a window of pushes) do not lengthen it. Logged when a side starts
+   * refusing and when it ends, not at each refusal.
    */
   private refused(peer: PeerState, side: RefusalSide, what: string, error: unknown): void {
+    const now = this.deps.clock.now();
+    if (peer.held(side, now)) return;
     const delay = this.jittered(
       peer.refused(side, this.deps.self.origin, REFUSAL_BASE_MS, REFUSAL_MAX_MS),
     );
-    peer.heldUntil = Math.max(peer.heldUntil, this.deps.clock.now() + delay);
+    peer.heldUntil[side] = now + delay;
     if (peer.refusals[side] === 1)
       this.deps.logger.warn(side === "sent" ? "peer refuses" : "refusing a peer's entries", {
         peer: peer.label,
         address: peer.address,
         during: what,
         error: String(error),
-        note: "nothing goes to it or comes from it until a retry succeeds (1 s doubling to 1 min)",
+        note:
+          side === "sent"
+            ? "nothing is pushed to it until a backoff (0.5-1 s, doubling to 30-60 s) runs out"
+            : "nothing is synced from it until a backoff (0.5-1 s, doubling to 30-60 s) runs out",
       });
     this.events?.changed();
     if (!this.running || !this.peers.has(peer.address)) return;
     peer.heldRetry?.cancel();
-    peer.heldRetry = this.retryIn(peer, peer.heldUntil - this.deps.clock.now(), () => {
+    const until = Math.max(peer.heldUntil.sent, peer.heldUntil.received);
+    peer.heldRetry = this.retryIn(peer, until - now, () => {
       peer.heldRetry = undefined;
+      // A timer may fire a millisecond before the clock reaches its time: the hold is over.
+      for (const held of ["sent", "received"] as const)
+        peer.heldUntil[held] = Math.min(peer.heldUntil[held], this.deps.clock.now());
     });
   }
 
   /**
-   * Entries passed to the peer (`sent`) or from it (`received`): a refusal on that side is over,
-   * and the peer is no longer held once neither side refuses.
+   * Entries passed to the peer (`sent`) or from it (`received`): a refusal on that side is over.
    */
   accepted(peer: PeerState, side: RefusalSide): void {
     if (peer.refusals[side] === 0) return;
     peer.refusals[side] = 0;
+    peer.heldUntil[side] = 0;
     this.deps.logger.info(
       side === "sent" ? "peer accepts again" : "taking a peer's entries again",
       {
@@ -247,10 +258,6 @@ export class PeerTable {
         address: peer.address,
       },
     );
-    if (peer.refusals.sent > 0 || peer.refusals.received > 0) return;
-    peer.heldUntil = 0;
-    peer.heldRetry?.cancel();
-    peer.heldRetry = undefined;
   }
 
   /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */

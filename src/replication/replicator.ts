@@ -271,9 +271,10 @@ export class Replicator {
 
   /** Answers a peer's request. */
   handle(request: ReplicationRequest): Promise<PeerReply> {
-    return request.kind === "deltas"
-      ? this.onDeltas(request)
-      : Promise.resolve(this.onSync(request));
+    if (request.kind === "deltas") return this.onDeltas(request);
+    // A store that fails as it is read (damaged) rejects, and the link answers that as an error
+    // (storage_corrupt) rather than closing.
+    return new Promise((resolve) => resolve(this.onSync(request)));
   }
 
   view(): ClusterView {
@@ -298,7 +299,8 @@ export class Replicator {
     }
     await applyFromPeer(this.applier, request.entries, "push", request);
     const { reply, senderHolds } = answerDeltas(this.self, request, this.store);
-    this.heardFrom(request, senderHolds);
+    const peer = this.heardFrom(request, senderHolds);
+    if (peer && request.entries.length > 0) this.peers.accepted(peer, "received");
     return reply;
   }
 

@@ -4,10 +4,12 @@ import { describe, expect, it } from "vitest";
 import {
   MAX_SEQ,
   type Entry,
+  type NodeName,
   type OriginId,
   type PostId,
   type UserId,
 } from "../../src/crdt/index.js";
+import { StoreCorruptError } from "../../src/store/index.js";
 import { bulk, simNetwork, twoNodes } from "./replicator-harness.js";
 
 describe("replicator", () => {
@@ -191,5 +193,28 @@ describe("replicator", () => {
     expect(forgotten).toEqual(["c:1"]);
     expect(a.replicator.view().peers.map((p) => p.address)).toEqual(["b:1"]);
     a.replicator.stop();
+  });
+
+  it("answers a sync it cannot read from its store with a rejection, never a throw", async () => {
+    const { scheduler, a } = twoNodes();
+    // Entries the caller lacks: answering means reading them (committed in virtual time).
+    const applied = a.store.apply(bulk(3));
+    await scheduler.runUntil(scheduler.now() + 10);
+    await applied;
+    a.store.entries = () => {
+      throw new StoreCorruptError("/data", "a page does not check");
+    };
+    // A throw would close the link (the transport's frame handler); a rejection is answered
+    // as an error (storage_corrupt), which the peer holds as a refusal.
+    let answered: Promise<unknown> | undefined;
+    expect(() => {
+      answered = a.replicator.handle({
+        kind: "sync",
+        node: "b" as NodeName,
+        origin: "b~1" as OriginId,
+        vv: new Map(),
+      });
+    }).not.toThrow();
+    await expect(answered).rejects.toBeInstanceOf(StoreCorruptError);
   });
 });

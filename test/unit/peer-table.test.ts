@@ -1,0 +1,127 @@
+// The peer table's refusals: a peer that answers "no" (or whose answer this node refuses) is
+// held on that side for a backoff, not marked down; what ends a hold, and what does not.
+import { describe, expect, it } from "vitest";
+import type { NodeName, OriginId } from "../../src/crdt/index.js";
+import { PeerLimitError } from "../../src/replication/limits.js";
+import type { PeerState } from "../../src/replication/peer-state.js";
+import { PeerTable } from "../../src/replication/peer-table.js";
+import { StaticMembership, type Clock } from "../../src/replication/ports.js";
+import type { Logger } from "../../src/telemetry/types.js";
+
+/** A clock whose timers run when the test says, as late or as early as it says. */
+class ManualClock implements Clock {
+  time = 1_000_000;
+  readonly timers: { at: number; run: () => void; cancelled: boolean }[] = [];
+  now(): number {
+    return this.time;
+  }
+  setTimeout(run: () => void, ms: number) {
+    const timer = { at: this.time + ms, run, cancelled: false };
+    this.timers.push(timer);
+    return { cancel: () => (timer.cancelled = true) };
+  }
+  /** Fires the pending timers, the clock set `earlyMs` before each one's time. */
+  fire(earlyMs = 0): void {
+    for (const timer of this.timers.splice(0)) {
+      if (timer.cancelled) continue;
+      this.time = timer.at - earlyMs;
+      timer.run();
+    }
+  }
+}
+
+const PEER = "b:1";
+const answer = { node: "b" as NodeName, origin: "b~1" as OriginId };
+/** A send rejected with the peer's error code: the peer answered, and refused. */
+const refusedByPeer = () =>
+  Object.assign(new Error("b:1 refused: peer_limit: no"), { code: "peer_limit" });
+
+function table() {
+  const clock = new ManualClock();
+  const lines: string[] = [];
+  const logger: Logger = {
+    error: (m) => lines.push(m),
+    warn: (m) => lines.push(m),
+    info: (m) => lines.push(m),
+    debug: () => {},
+  };
+  const retries: PeerState[] = [];
+  const peers = new PeerTable({
+    self: { node: "a" as NodeName, origin: "a~1" as OriginId },
+    holds: () => new Map(),
+    membership: new StaticMembership([PEER]),
+    clock,
+    random: () => 1,
+    logger,
+  });
+  peers.start({
+    added: () => {},
+    back: () => {},
+    retry: (peer) => retries.push(peer),
+    removed: () => {},
+    changed: () => {},
+  });
+  const peer = peers.live()[0] as PeerState;
+  peers.contacted(peer, answer, undefined);
+  return { clock, lines, retries, peers, peer };
+}
+
+describe("peer table: refusals", () => {
+  it("holds the refusing side, not the peer's liveness, and its retry ends the hold even if early", () => {
+    const { clock, lines, retries, peers, peer } = table();
+    peers.failed(peer, "push", refusedByPeer());
+    expect(peer.up).toBe(true);
+    expect(peer.held("sent", clock.now())).toBe(true);
+    expect(peer.held("received", clock.now())).toBe(false);
+    expect(lines).toEqual(["peer refuses"]);
+    // A timer may fire a millisecond before its time: the retry must find the hold over.
+    clock.fire(1);
+    expect(retries).toEqual([peer]);
+    expect(peer.held("sent", clock.now())).toBe(false);
+  });
+
+  it("does not lengthen a hold for the rest of a window refused with it", () => {
+    const { clock, peers, peer } = table();
+    peers.failed(peer, "push", refusedByPeer());
+    const until = peer.heldUntil.sent;
+    for (let i = 0; i < 3; i++) peers.failed(peer, "push", refusedByPeer());
+    expect(peer.refusals.sent).toBe(1);
+    expect(peer.heldUntil.sent).toBe(until);
+    // The next refusal after the hold doubles it.
+    clock.fire();
+    peers.failed(peer, "push", refusedByPeer());
+    expect(peer.refusals.sent).toBe(2);
+    expect(peer.heldUntil.sent - clock.now()).toBe(2 * (until - 1_000_000));
+  });
+
+  it("ends a refusal only by entries passing its way, or the peer coming back from down", () => {
+    const { clock, lines, peers, peer } = table();
+    peers.failed(peer, "sync", new PeerLimitError("an entry an hour ahead"));
+    expect(peer.held("received", clock.now())).toBe(true);
+    peers.accepted(peer, "sent");
+    expect(peer.refusals.received).toBe(1);
+    peers.accepted(peer, "received");
+    expect(peer.refusals.received).toBe(0);
+    expect(peer.held("received", clock.now())).toBe(false);
+    peers.failed(peer, "push", refusedByPeer());
+    peers.failed(peer, "link", new Error("closed the link"));
+    expect(peer.up).toBe(false);
+    peers.contacted(peer, answer, undefined);
+    expect(peer.refusals).toEqual({ sent: 0, received: 0 });
+    expect(lines).toEqual([
+      "refusing a peer's entries",
+      "taking a peer's entries again",
+      "peer refuses",
+      "peer down",
+      "peer up",
+    ]);
+  });
+
+  it("records no failure once stopped: a stop's closed links are no peer down", () => {
+    const { lines, peers, peer } = table();
+    peers.stop();
+    peers.failed(peer, "link", new Error("this node is stopping"));
+    expect(peer.up).toBe(true);
+    expect(lines).toEqual([]);
+  });
+});
