@@ -109,7 +109,6 @@ export class LinkTransport implements Transport {
     return this.links.get(peer)?.unansweredBytes ?? 0;
   }
 
-  /** Fails what is in flight and every send after. */
   /** The peer left the membership: its link closes, and its name is forgotten. */
   forget(peer: PeerAddress): void {
     this.names.delete(peer);
@@ -118,6 +117,7 @@ export class LinkTransport implements Transport {
     link?.close(new PeerRequestError(`${peer} left the membership`));
   }
 
+  /** Fails what is in flight and every send after. */
   close(): void {
     this.closed = true;
     for (const link of this.links.values())

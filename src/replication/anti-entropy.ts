@@ -107,8 +107,10 @@ export class AntiEntropy {
    * a sync with another that finds more to pull takes its first page only.
    */
   async syncWith(peer: PeerState): Promise<void> {
-    // A peer whose entries this node refused is synced with when that hold ends (peer-table.ts).
-    if (peer.syncing || !this.running || peer.held("received", this.deps.clock.now())) return;
+    // A peer held after a refusal is synced with when its hold ends (peer-table.ts); a probe of
+    // one that went down meanwhile goes through.
+    const held = peer.up !== false && peer.held(this.deps.clock.now());
+    if (peer.syncing || !this.running || held) return;
     const { self, store, transport, peers } = this.deps;
     peer.syncing = true;
     let failed = false;

@@ -46,10 +46,10 @@ export class PeerState {
   /** Refusals in a row, by side (it answered, and said no; or this node did). */
   readonly refusals: Record<RefusalSide, number> = { sent: 0, received: 0 };
   /**
-   * A refusal's backoff by side (clock ms): until `sent`, nothing is pushed to it; until
-   * `received`, nothing is synced from it. Then an exchange (heldRetry) tries again.
+   * A refusal's backoff (clock ms): until then nothing is pushed to it and no sync is asked of
+   * it (unless it is down: a probe goes through). Then an exchange (heldRetry) tries again.
    */
-  readonly heldUntil: Record<RefusalSide, number> = { sent: 0, received: 0 };
+  heldUntil = 0;
   heldRetry: Timer | undefined;
   /** Until then the peer is pulling pages from us (it asked for more): no need to push them. */
   pullingUntil = 0;
@@ -78,7 +78,7 @@ export class PeerState {
     if (vv) this.acked = mergeDigests(this.acked, vv);
     const wasDown = this.up === false;
     // Back from down (a new link, maybe a restart): refusals start over.
-    if (wasDown) this.refusals.sent = this.refusals.received = 0;
+    if (wasDown) this.endRefusals();
     this.up = true;
     this.failures = 0;
     this.lastContact = now;
@@ -101,8 +101,15 @@ export class PeerState {
     return backoff(this.refusals[side], baseMs, maxMs);
   }
 
-  held(side: RefusalSide, now: number): boolean {
-    return this.heldUntil[side] > now;
+  held(now: number): boolean {
+    return this.heldUntil > now;
+  }
+
+  endRefusals(): void {
+    this.refusals.sent = this.refusals.received = 0;
+    this.heldUntil = 0;
+    this.heldRetry?.cancel();
+    this.heldRetry = undefined;
   }
 
   ackedOf(origin: OriginId): number {

@@ -80,7 +80,7 @@ export class PeerTable {
     this.running = false;
     for (const peer of this.peers.values()) {
       peer.retry?.cancel();
-      peer.heldRetry?.cancel();
+      peer.endRefusals();
     }
   }
 
@@ -126,7 +126,7 @@ export class PeerTable {
     for (const [address, peer] of this.peers)
       if (!wanted.has(address)) {
         peer.retry?.cancel();
-        peer.heldRetry?.cancel();
+        peer.endRefusals();
         this.peers.delete(address);
         this.events?.removed(peer);
       }
@@ -155,8 +155,9 @@ export class PeerTable {
   }
 
   failed(peer: PeerState, what: string, error: unknown): void {
-    // The node is stopping: its links close and its store with them.
-    if (!this.running) return;
+    // The node is stopping (its links close, its store with them), or the peer left the
+    // membership (its link closed under an exchange): nothing to record.
+    if (!this.running || this.peers.get(peer.address) !== peer) return;
     const side = refusalSide(error);
     if (side) {
       this.refused(peer, side, what, error);
@@ -208,49 +209,47 @@ export class PeerTable {
   }
 
   /**
-   * A refusal, either way: the peer stays up (it answered). Until its backoff runs out, nothing
-   * is pushed to it (the peer refused what this node sent) or synced from it (this node refused
-   * what it sent); then an exchange tries again. Refusals that come while that side is held
-   * already (the rest of a window of pushes) do not lengthen it. Logged when a side starts
-   * refusing and when it ends, not at each refusal.
+   * A refusal, either way: the peer stays up (it answered). Until a backoff runs out, nothing
+   * is pushed to it and no sync is asked of it; then an exchange tries again. The backoff grows
+   * with the refusals of one side in a row: the peer's of what this node sent (`sent`), or this
+   * node's of what the peer sent (`received`). Refusals that come while the peer is held (the
+   * rest of a window of pushes) count for nothing. Logged when a side starts refusing and when
+   * it ends, not at each refusal.
    */
   private refused(peer: PeerState, side: RefusalSide, what: string, error: unknown): void {
     const now = this.deps.clock.now();
-    if (peer.held(side, now)) return;
+    if (peer.held(now)) return;
     const delay = this.jittered(
       peer.refused(side, this.deps.self.origin, REFUSAL_BASE_MS, REFUSAL_MAX_MS),
     );
-    peer.heldUntil[side] = now + delay;
+    peer.heldUntil = now + delay;
     if (peer.refusals[side] === 1)
       this.deps.logger.warn(side === "sent" ? "peer refuses" : "refusing a peer's entries", {
         peer: peer.label,
         address: peer.address,
         during: what,
         error: String(error),
-        note:
-          side === "sent"
-            ? "nothing is pushed to it until a backoff (0.5-1 s, doubling to 30-60 s) runs out"
-            : "nothing is synced from it until a backoff (0.5-1 s, doubling to 30-60 s) runs out",
+        note: "no push or sync until a backoff (0.5-1 s, doubling to 30-60 s) runs out",
       });
     this.events?.changed();
-    if (!this.running || !this.peers.has(peer.address)) return;
+    if (!this.running) return;
     peer.heldRetry?.cancel();
-    const until = Math.max(peer.heldUntil.sent, peer.heldUntil.received);
-    peer.heldRetry = this.retryIn(peer, until - now, () => {
+    peer.heldRetry = this.retryIn(peer, delay, () => {
       peer.heldRetry = undefined;
       // A timer may fire a millisecond before the clock reaches its time: the hold is over.
-      for (const held of ["sent", "received"] as const)
-        peer.heldUntil[held] = Math.min(peer.heldUntil[held], this.deps.clock.now());
+      peer.heldUntil = 0;
     });
   }
 
   /**
-   * Entries passed to the peer (`sent`) or from it (`received`): a refusal on that side is over.
+   * Entries passed to the peer (`sent`: a push it took) or from it (`received`: a sync page this
+   * node applied): a refusal on that side is over, and the hold with it once neither side
+   * refuses. A push from the peer ends nothing: it carries its own origin only, not the pages
+   * this node refused.
    */
   accepted(peer: PeerState, side: RefusalSide): void {
     if (peer.refusals[side] === 0) return;
     peer.refusals[side] = 0;
-    peer.heldUntil[side] = 0;
     this.deps.logger.info(
       side === "sent" ? "peer accepts again" : "taking a peer's entries again",
       {
@@ -258,6 +257,7 @@ export class PeerTable {
         address: peer.address,
       },
     );
+    if (peer.refusals.sent === 0 && peer.refusals.received === 0) peer.endRefusals();
   }
 
   /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */

@@ -88,11 +88,11 @@ export class Pusher {
   }
 
   /**
-   * Whether nothing is pushed to a peer now: paused by a fault, or held after it refused what
-   * this node sent (the retry at the end of its hold pushes what it lacks).
+   * Whether nothing is pushed to a peer now: paused by a fault, or held after a refusal (the
+   * retry at the end of its hold pushes what it lacks).
    */
   held(peer: PeerState): boolean {
-    return this.paused(peer) || peer.held("sent", this.deps.clock.now());
+    return this.paused(peer) || peer.held(this.deps.clock.now());
   }
 
   /** Sends entries to a peer inside a push span, and learns from the reply what it holds. */

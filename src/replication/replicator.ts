@@ -299,8 +299,7 @@ export class Replicator {
     }
     await applyFromPeer(this.applier, request.entries, "push", request);
     const { reply, senderHolds } = answerDeltas(this.self, request, this.store);
-    const peer = this.heardFrom(request, senderHolds);
-    if (peer && request.entries.length > 0) this.peers.accepted(peer, "received");
+    this.heardFrom(request, senderHolds);
     return reply;
   }
 
