@@ -129,7 +129,8 @@ export class AntiEntropy {
             if (peer.isSelf) return undefined;
             checkEntries(reply.entries, vv, this.deps.clock.now(), this.deps.limits);
             await applyFromPeer(this.deps, reply.entries, "sync", reply);
-            if (reply.entries.length > 0) peers.accepted(peer, "received");
+            // A page taken whole, even empty: what this node refused of the peer is not owed.
+            peers.accepted(peer, "received");
             return { reply, theirs };
           },
           (p) => ({
@@ -183,8 +184,11 @@ export class AntiEntropy {
     if (peer.pullingUntil > this.deps.clock.now() || this.deps.pusher.held(peer)) return;
     for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
       const entries = missingEntries(this.deps.store, peer.acked, MAX_PAGE_ENTRIES);
-      if (entries.length === 0) return;
+      if (entries.length === 0) break;
       await this.deps.pusher.send(peer, entries);
     }
+    // What the peer lacked went, or nothing was owed: a refusal of what this node sent is over.
+    // (An eager push of this node's own likes ends none: the refused page may hold others'.)
+    this.deps.peers.accepted(peer, "sent");
   }
 }

@@ -209,8 +209,9 @@ export class PeerTable {
   }
 
   /**
-   * A refusal, either way: the peer stays up (it answered). Until a backoff runs out, nothing
-   * is pushed to it and no sync is asked of it; then an exchange tries again. The backoff grows
+   * A refusal, either way: the peer is not marked down for it (it answered). Until a backoff
+   * runs out, no sync is asked of it, nor (if it refused what this node sent) anything pushed
+   * to it; then an exchange tries again. The backoff grows
    * with the refusals of one side in a row: the peer's of what this node sent (`sent`), or this
    * node's of what the peer sent (`received`). Refusals that come while the peer is held (the
    * rest of a window of pushes) count for nothing. Logged when a side starts refusing and when
@@ -232,7 +233,6 @@ export class PeerTable {
         note: "no push or sync until a backoff (0.5-1 s, doubling to 30-60 s) runs out",
       });
     this.events?.changed();
-    if (!this.running) return;
     peer.heldRetry?.cancel();
     peer.heldRetry = this.retryIn(peer, delay, () => {
       peer.heldRetry = undefined;
@@ -242,10 +242,9 @@ export class PeerTable {
   }
 
   /**
-   * Entries passed to the peer (`sent`: a push it took) or from it (`received`: a sync page this
-   * node applied): a refusal on that side is over, and the hold with it once neither side
-   * refuses. A push from the peer ends nothing: it carries its own origin only, not the pages
-   * this node refused.
+   * What was refused passed: all the peer lacked went to it (`sent`: anti-entropy's pushes of
+   * what it lacks, or nothing was owed), or a sync page from it was taken whole (`received`). A
+   * refusal on that side is over, and the hold with it once neither side refuses.
    */
   accepted(peer: PeerState, side: RefusalSide): void {
     if (peer.refusals[side] === 0) return;

@@ -88,11 +88,12 @@ export class Pusher {
   }
 
   /**
-   * Whether nothing is pushed to a peer now: paused by a fault, or held after a refusal (the
-   * retry at the end of its hold pushes what it lacks).
+   * Whether nothing is pushed to a peer now: paused by a fault, or held after it refused what
+   * this node sent (the retry at the end of its hold pushes what it lacks). A hold for what
+   * this node refused of the peer stops syncs from it, not pushes to it.
    */
   held(peer: PeerState): boolean {
-    return this.paused(peer) || peer.held(this.deps.clock.now());
+    return this.paused(peer) || (peer.refusals.sent > 0 && peer.held(this.deps.clock.now()));
   }
 
   /** Sends entries to a peer inside a push span, and learns from the reply what it holds. */
@@ -102,7 +103,6 @@ export class Pusher {
       transport.send(peer.address, { kind: "deltas", ...self, entries }),
     );
     peers.contacted(peer, reply, reply.vv);
-    if (entries.length > 0) peers.accepted(peer, "sent");
     return reply;
   }
 

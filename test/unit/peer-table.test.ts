@@ -1,5 +1,5 @@
 // The peer table's refusals: a peer that answers "no" (or whose answer this node refuses) is
-// held on that side for a backoff, not marked down; what ends a hold, and what does not.
+// held for a backoff, not marked down; what ends a hold, and what does not.
 import { describe, expect, it } from "vitest";
 import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { PeerLimitError } from "../../src/replication/limits.js";
@@ -93,24 +93,36 @@ describe("peer table: refusals", () => {
     expect(peer.heldUntil - clock.now()).toBe(2 * (until - 1_000_000));
   });
 
-  it("ends a refusal only by entries passing its way, or the peer coming back from down", () => {
-    const { clock, lines, peers, peer } = table();
+  it("ends a refusal only when its side passes, the hold once neither refuses, or on a return", () => {
+    const { clock, lines, retries, peers, peer } = table();
     peers.failed(peer, "sync", new PeerLimitError("an entry an hour ahead"));
+    // Refused by this node: syncs from the peer stop, not pushes to it.
     expect(peer.held(clock.now())).toBe(true);
+    clock.fire();
+    retries.length = 0;
+    peers.failed(peer, "push", refusedByPeer());
+    expect(peer.refusals).toEqual({ sent: 1, received: 1 });
+    // One side passing ends that side only: the other still holds the peer.
     peers.accepted(peer, "sent");
-    expect(peer.refusals.received).toBe(1);
+    expect(peer.refusals).toEqual({ sent: 0, received: 1 });
     expect(peer.held(clock.now())).toBe(true);
     peers.accepted(peer, "received");
-    expect(peer.refusals.received).toBe(0);
     expect(peer.held(clock.now())).toBe(false);
+    // A return from down ends both, the hold and its retry.
     peers.failed(peer, "push", refusedByPeer());
     peers.failed(peer, "link", new Error("closed the link"));
     expect(peer.up).toBe(false);
     peers.contacted(peer, answer, undefined);
     expect(peer.refusals).toEqual({ sent: 0, received: 0 });
     expect(peer.held(clock.now())).toBe(false);
+    const retried = retries.length;
+    clock.fire();
+    // Neither the hold's retry nor the link's runs: the peer answered.
+    expect(retries).toHaveLength(retried);
     expect(lines).toEqual([
       "refusing a peer's entries",
+      "peer refuses",
+      "peer accepts again",
       "taking a peer's entries again",
       "peer refuses",
       "peer down",
@@ -122,7 +134,7 @@ describe("peer table: refusals", () => {
     const { lines, peers, peer } = table();
     // An exchange with a peer that left, then came back at the same address: another state.
     peers.failed(new PeerState(PEER), "link", new Error("b:1 left the membership"));
-    expect(peer.up).toBe(true);
+    expect(lines).toEqual([]);
     peers.stop();
     peers.failed(peer, "link", new Error("this node is stopping"));
     expect(peer.up).toBe(true);
