@@ -5,7 +5,6 @@ import { once } from "node:events";
 import net, { type AddressInfo } from "node:net";
 import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
-import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { Faults, parseFaultRequest } from "../../src/replication/faults.js";
 import { FaultError, LinkTransport, PeerRequestError } from "../../src/link/client.js";
@@ -18,12 +17,12 @@ import {
   looksLikeHttp,
   proofOf,
 } from "../../src/link/handshake.js";
-import { LinkServer, MAX_REQUESTS_IN_HANDLING } from "../../src/link/server.js";
+import { MAX_REQUESTS_IN_HANDLING } from "../../src/link/server.js";
 import type { PeerRequest } from "../../src/replication/protocol.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { RawLink } from "../support/peer.js";
 import { waitFor } from "../support/wait.js";
-import { SECRET, entry, sender } from "./transport-fixtures.js";
+import { SECRET, deltasReply, entry, sender, startPeerB } from "./transport-fixtures.js";
 
 describe("peer link: bytes", () => {
   it("counts whole frames: what one end counts out, the other counts in, for lengths of 1–3 bytes", async () => {
@@ -39,21 +38,7 @@ describe("peer link: bytes", () => {
     };
     const serverSide = counted();
     const clientSide = counted();
-    const server = new LinkServer({
-      secret: SECRET,
-      node: "b",
-      codec: binaryCodec,
-      handle: () =>
-        Promise.resolve({
-          kind: "deltas-reply",
-          node: "b" as NodeName,
-          origin: "b~2" as OriginId,
-          vv: new Map(),
-        }),
-      logger: silentLogger,
-      metrics: serverSide.metrics,
-    });
-    const peer = `127.0.0.1:${await server.listen(0, "127.0.0.1")}`;
+    const { server, peer } = await startPeerB({ metrics: serverSide.metrics });
     const transport = new LinkTransport(SECRET, "a", binaryCodec, clientSide.metrics);
     try {
       // Frames of about 100 B, 3 KB and 60 KB: a length of one, two and three bytes.
@@ -74,10 +59,7 @@ describe("peer link: bytes", () => {
 describe("peer link: the serving end's bounds", () => {
   it("handles at most MAX_REQUESTS_IN_HANDLING at once, even of requests read in one go", async () => {
     const pending: (() => void)[] = [];
-    const server = new LinkServer({
-      secret: SECRET,
-      node: "b",
-      codec: binaryCodec,
+    const { server, port } = await startPeerB({
       // Each request stays in handling until the test lets it go.
       handle: () =>
         new Promise((resolve) => {
@@ -85,10 +67,8 @@ describe("peer link: the serving end's bounds", () => {
             resolve({ kind: "sync-reply", ...sender, entries: [], diff: new Map(), more: false }),
           );
         }),
-      logger: silentLogger,
-      metrics: noMetrics,
     });
-    const link = await RawLink.open(await server.listen(0, "127.0.0.1"), { secret: SECRET });
+    const link = await RawLink.open(port, { secret: SECRET });
     try {
       // Four times the bound of small requests in one socket write: read in one go.
       const total = 4 * MAX_REQUESTS_IN_HANDLING;
@@ -121,21 +101,7 @@ describe("peer link: the serving end's bounds", () => {
 
 describe("peer link: a peer that leaves the membership", () => {
   it("has its link closed when forgotten; a later send opens another", async () => {
-    const server = new LinkServer({
-      secret: SECRET,
-      node: "b",
-      codec: binaryCodec,
-      handle: () =>
-        Promise.resolve({
-          kind: "deltas-reply",
-          node: "b" as NodeName,
-          origin: "b~2" as OriginId,
-          vv: new Map(),
-        }),
-      logger: silentLogger,
-      metrics: noMetrics,
-    });
-    const peer = `127.0.0.1:${await server.listen(0, "127.0.0.1")}`;
+    const { server, peer } = await startPeerB();
     const downs: string[] = [];
     const transport = new LinkTransport(SECRET, "a", binaryCodec, noMetrics, {
       down: (address, error) => downs.push(`${address}: ${error.message}`),
@@ -169,15 +135,9 @@ describe("peer link: a caller of protocol v2 (HTTP)", () => {
   });
 
   it("is told to upgrade however TCP cuts the start of its request", async () => {
-    const server = new LinkServer({
-      secret: SECRET,
-      node: "b",
-      codec: binaryCodec,
+    const { server, port } = await startPeerB({
       handle: () => Promise.reject(new Error("a v2 caller is never handled")),
-      logger: silentLogger,
-      metrics: noMetrics,
     });
-    const port = await server.listen(0, "127.0.0.1");
     const request = "POST /peer/v2/deltas HTTP/1.1\r\nhost: b\r\ncontent-length: 0\r\n\r\n";
     try {
       for (const cut of [1, 2, 4, 5, 7]) {
@@ -295,24 +255,13 @@ describe("injected faults on the peer link (LIKES_FAULTS)", () => {
     const faultsA = new Faults(clock, random, logger);
     const faultsB = new Faults(clock, random, logger);
     const seen: PeerRequest[] = [];
-    const server = new LinkServer({
-      secret: SECRET,
-      node: "b",
-      codec: binaryCodec,
+    const { server, port } = await startPeerB({
       handle: (request) => {
         seen.push(request);
-        return Promise.resolve({
-          kind: "deltas-reply",
-          node: "b" as NodeName,
-          origin: "b~2" as OriginId,
-          vv: new Map(),
-        });
+        return Promise.resolve(deltasReply());
       },
-      logger,
-      metrics: noMetrics,
       refusesFrom: (node) => faultsB.refusesFrom(node),
     });
-    const port = await server.listen(0, "127.0.0.1");
     const transport = new LinkTransport(
       SECRET,
       "a",

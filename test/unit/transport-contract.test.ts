@@ -6,13 +6,11 @@ import { describe, expect, it } from "vitest";
 import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { LinkTransport, PeerRequestError } from "../../src/link/client.js";
-import { LinkServer } from "../../src/link/server.js";
 import type { PeerAddress, Transport } from "../../src/replication/ports.js";
 import type { PeerReply, PeerRequest } from "../../src/replication/protocol.js";
-import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { SimNetwork } from "../sim/network.js";
 import { Scheduler, seededRandom } from "../sim/scheduler.js";
-import { SECRET, entry, sender } from "./transport-fixtures.js";
+import { SECRET, entry, sender, startPeerB } from "./transport-fixtures.js";
 
 type Handler = (request: PeerRequest) => Promise<PeerReply>;
 
@@ -62,15 +60,7 @@ const adapters: Record<string, (handler: Handler) => Promise<TransportHarness>> 
     });
   },
   "peer link (TCP, framed, authenticated)": async (handler) => {
-    const server = new LinkServer({
-      secret: SECRET,
-      node: "b",
-      codec: binaryCodec,
-      handle: handler,
-      logger: silentLogger,
-      metrics: noMetrics,
-    });
-    const port = await server.listen(0, "127.0.0.1");
+    const { server, port } = await startPeerB({ handle: handler });
     const closed = net.createServer();
     await new Promise<void>((resolve) => closed.listen(0, "127.0.0.1", resolve));
     const unreachable = `127.0.0.1:${(closed.address() as AddressInfo).port}`;
