@@ -2,18 +2,11 @@
 // down, retried with backoff) and what each is known to hold. The other parts of the core read
 // it, and learn through PeerEvents when something changes.
 import type { Digest } from "../crdt/index.js";
-import { StorageFullError, StoreCorruptError } from "../store/index.js";
 import type { Logger } from "../telemetry/types.js";
-import { PeerLimitError, believable } from "./limits.js";
+import { believable } from "./limits.js";
 import { PeerState, type RefusalSide } from "./peer-state.js";
-import {
-  refusalCode,
-  type Clock,
-  type Membership,
-  type PeerAddress,
-  type Random,
-  type Timer,
-} from "./ports.js";
+import { Refusals, refusalSide } from "./refusals.js";
+import { type Clock, type Membership, type PeerAddress, type Random, type Timer } from "./ports.js";
 import type { Sender } from "./protocol.js";
 
 /**
@@ -25,13 +18,6 @@ import type { Sender } from "./protocol.js";
  */
 export const DEFAULT_RETRY_BASE_MS = 50;
 export const DEFAULT_RETRY_MAX_MS = 250;
-/**
- * Backoff of a peer that refuses what this node sends it, or whose answer this node refuses
- * (its disk full, an entry past a limit): it answers, so it is up, and asking again at once
- * would be refused again. Slower than a link's, and not reset by its other answers.
- */
-export const REFUSAL_BASE_MS = 1_000;
-export const REFUSAL_MAX_MS = 60_000;
 /** A skew worth a log line: it shifts every lag figure, and past an hour entries are refused. */
 const SKEW_WARN_MS = 10_000;
 const SKEW_LOG_EVERY_MS = 60_000;
@@ -68,7 +54,18 @@ export class PeerTable {
   private running = false;
   private events: PeerEvents | undefined;
 
-  constructor(private readonly deps: PeerTableDeps) {}
+  private readonly refusals: Refusals;
+
+  constructor(private readonly deps: PeerTableDeps) {
+    this.refusals = new Refusals({
+      self: deps.self.origin,
+      clock: deps.clock,
+      logger: deps.logger,
+      jittered: (ms) => this.jittered(ms),
+      retryIn: (peer, ms, done) => this.retryIn(peer, ms, done),
+      changed: () => this.events?.changed(),
+    });
+  }
 
   start(events: PeerEvents): void {
     this.events = events;
@@ -160,7 +157,7 @@ export class PeerTable {
     if (!this.running || this.peers.get(peer.address) !== peer) return;
     const side = refusalSide(error);
     if (side) {
-      this.refused(peer, side, what, error);
+      this.refusals.refused(peer, side, what, error);
       return;
     }
     const wasUp = peer.up !== false;
@@ -176,7 +173,7 @@ export class PeerTable {
         during: what,
         error: String(error),
       });
-    if (!this.running || peer.retry || !this.peers.has(peer.address)) return;
+    if (peer.retry) return;
     peer.retry = this.retryIn(peer, this.jittered(delay), () => (peer.retry = undefined));
   }
 
@@ -208,55 +205,9 @@ export class PeerTable {
     }
   }
 
-  /**
-   * A refusal, either way: the peer is not marked down for it (it answered). Until a backoff
-   * runs out, no sync is asked of it, nor (if it refused what this node sent) anything pushed
-   * to it; then an exchange tries again. The backoff grows
-   * with the refusals of one side in a row: the peer's of what this node sent (`sent`), or this
-   * node's of what the peer sent (`received`). Refusals that come while the peer is held (the
-   * rest of a window of pushes) count for nothing. Logged when a side starts refusing and when
-   * it ends, not at each refusal.
-   */
-  private refused(peer: PeerState, side: RefusalSide, what: string, error: unknown): void {
-    const now = this.deps.clock.now();
-    if (peer.held(now)) return;
-    const delay = this.jittered(
-      peer.refused(side, this.deps.self.origin, REFUSAL_BASE_MS, REFUSAL_MAX_MS),
-    );
-    peer.heldUntil = now + delay;
-    if (peer.refusals[side] === 1)
-      this.deps.logger.warn(side === "sent" ? "peer refuses" : "refusing a peer's entries", {
-        peer: peer.label,
-        address: peer.address,
-        during: what,
-        error: String(error),
-        note: "no push or sync until a backoff (0.5-1 s, doubling to 30-60 s) runs out",
-      });
-    this.events?.changed();
-    peer.heldRetry?.cancel();
-    peer.heldRetry = this.retryIn(peer, delay, () => {
-      peer.heldRetry = undefined;
-      // A timer may fire a millisecond before the clock reaches its time: the hold is over.
-      peer.heldUntil = 0;
-    });
-  }
-
-  /**
-   * What was refused passed: all the peer lacked went to it (`sent`: anti-entropy's pushes of
-   * what it lacks, or nothing was owed), or a sync page from it was taken whole (`received`). A
-   * refusal on that side is over, and the hold with it once neither side refuses.
-   */
+  /** What a peer refused passed (refusals.ts). */
   accepted(peer: PeerState, side: RefusalSide): void {
-    if (peer.refusals[side] === 0) return;
-    peer.refusals[side] = 0;
-    this.deps.logger.info(
-      side === "sent" ? "peer accepts again" : "taking a peer's entries again",
-      {
-        peer: peer.label,
-        address: peer.address,
-      },
-    );
-    if (peer.refusals.sent === 0 && peer.refusals.received === 0) peer.endRefusals();
+    this.refusals.accepted(peer, side);
   }
 
   /** The transport's link to `address` broke: the peer is down until an exchange succeeds. */
@@ -292,20 +243,4 @@ export class PeerTable {
     for (const peer of this.peers.values()) if (!peer.isSelf) min = Math.min(min, of(peer));
     return min;
   }
-}
-
-/**
- * Whose refusal an exchange's failure is: the peer's (it answered with an error code: its limits,
- * its disk), or this node's (a limit on what it takes, its own disk full or damaged, while it
- * applied what the peer sent); undefined for a link that failed.
- */
-function refusalSide(error: unknown): RefusalSide | undefined {
-  if (refusalCode(error) !== undefined) return "sent";
-  if (
-    error instanceof PeerLimitError ||
-    error instanceof StorageFullError ||
-    error instanceof StoreCorruptError
-  )
-    return "received";
-  return undefined;
 }
