@@ -6,7 +6,7 @@ import { HttpTargets, probe } from "./client.js";
 import { HELP, UsageError, parseOptions, type LoadOptions } from "./options.js";
 import { markOf, progressLine, summaryText } from "./report.js";
 import { LoadRun, OpenLoopSchedule, type Clock } from "./schedule.js";
-import { LoadStats, summarize } from "./stats.js";
+import { LoadStats, summarize, type Summary } from "./stats.js";
 import { exitQuietlyWhenOutputCloses } from "./streams.js";
 import { Workload } from "./workload.js";
 import { seededRandom } from "./zipf.js";
@@ -126,6 +126,17 @@ async function run(options: LoadOptions): Promise<void> {
   });
   if (options.json) process.stdout.write(JSON.stringify(summary, null, 2) + "\n");
   else out.write(summaryText(summary));
+  // Nothing got through (the nodes went away after the probe, or every request timed out): a
+  // Kubernetes Job or a script sees it failed. Errors among answers are a run's result, not this.
+  if (summary.answered === 0 && summary.errors.total > 0)
+    fail(`no request was answered: ${errorKinds(summary)}`, 3);
+}
+
+/** "timeout ×12, ECONNREFUSED ×3" */
+function errorKinds(summary: Summary): string {
+  return Object.entries(summary.errors.kinds)
+    .map(([kind, n]) => `${kind} ×${n}`)
+    .join(", ");
 }
 
 // A reader that went away (`npm run load | head -1`): end quietly.

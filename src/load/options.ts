@@ -62,7 +62,8 @@ Options (default in brackets):
   -h, --help             this text
 
 Exit status: 0 the run completed (or was stopped), 1 no node answered GET / at start (or the
-reader of its output went away: \`| head\`), 2 bad options.
+reader of its output went away: \`| head\`), 2 bad options, 3 every request sent ended in an
+error (none was answered).
 `;
 
 const DURATION = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/;

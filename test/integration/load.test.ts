@@ -7,6 +7,7 @@ import { fileURLToPath } from "node:url";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import type { Summary } from "../../src/load/stats.js";
 import { TestCluster } from "../support/cluster.js";
+import { metricSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
 const LOAD = fileURLToPath(new URL("../../dist/load/main.js", import.meta.url));
@@ -55,16 +56,9 @@ function runLoad(
 /** likes_accepted_total by result, summed over the nodes' admin /metrics. */
 async function acceptedOnNodes(c: TestCluster): Promise<{ new: number; duplicate: number }> {
   const sum = { new: 0, duplicate: 0 };
-  for (const m of c.members) {
-    const text = await (await fetch(`${m.process?.adminUrl}/metrics`)).text();
-    for (const result of ["new", "duplicate"] as const) {
-      const line = new RegExp(`^likes_accepted_total\\{result="${result}"\\} (\\d+)`, "m").exec(
-        text,
-      );
-      if (!line) throw new Error(`${m.name}: no likes_accepted_total{result="${result}"}`);
-      sum[result] += Number(line[1]);
-    }
-  }
+  for (const m of c.members)
+    for (const result of ["new", "duplicate"] as const)
+      sum[result] += await metricSum(m.process?.adminUrl ?? "", "likes_accepted_total", { result });
   return sum;
 }
 
@@ -226,6 +220,22 @@ describe("the load generator against a stand-in node", () => {
     expect(stderr).not.toContain("EPIPE");
     expect(stderr).not.toContain("Error");
     expect(code).toBe(1);
+  });
+
+  it("exits 3 when every request sent ended in an error", async () => {
+    // The node answers its probe, then drops every like's connection unanswered.
+    const node = await standIn((res) => res.socket?.destroy());
+    const { code, stdout, stderr } = await runLoad([
+      `--url=${node.url}`,
+      "--rate=20",
+      "--duration=1s",
+      "--json",
+    ]);
+    expect(code, stderr).toBe(3);
+    const summary = JSON.parse(stdout) as Summary;
+    expect(summary.answered).toBe(0);
+    expect(summary.errors.total).toBe(summary.sent);
+    expect(stderr).toMatch(/load: no request was answered: \S+ ×20\n/);
   });
 
   it("counts the requests a second Ctrl-C gives up on once, as unanswered", async () => {
