@@ -19,6 +19,7 @@ import {
 } from "../../src/link/handshake.js";
 import { TEST_SECRET, TestCluster } from "../support/cluster.js";
 import { NodeProcess, countOf, postLike } from "../support/process.js";
+import { sampleSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -32,18 +33,13 @@ async function cluster(size: number): Promise<TestCluster> {
   return c;
 }
 
-/** One sample of a node's /metrics: `name{peer="..."}`, or `name` alone; undefined if absent. */
+/** A node's sample of `name{peer="..."}`, or of `name` alone; undefined if absent. */
 async function metric(node: NodeProcess, name: string, peer?: string): Promise<number | undefined> {
-  const text = await (await fetch(`${node.adminUrl}/metrics`)).text();
-  return sampleOf(text, name, peer);
+  return sampleOf(await (await fetch(`${node.adminUrl}/metrics`)).text(), name, peer);
 }
 
-function sampleOf(text: string, name: string, peer?: string): number | undefined {
-  const series = peer === undefined ? name : `${name}{peer="${peer}"}`;
-  for (const line of text.split("\n"))
-    if (line.startsWith(`${series} `)) return Number(line.slice(series.length + 1).split(" ")[0]);
-  return undefined;
-}
+const sampleOf = (text: string, name: string, peer?: string) =>
+  sampleSum(text, name, peer === undefined ? {} : { peer });
 
 /** Waits until a node's gauge for a peer reads `value`. */
 async function gaugeIs(
