@@ -3,7 +3,6 @@
 // refused; a closed transport sends nothing), and the faults LIKES_FAULTS injects.
 import { once } from "node:events";
 import net, { type AddressInfo } from "node:net";
-import { setTimeout as sleep } from "node:timers/promises";
 import { describe, expect, it } from "vitest";
 import { binaryCodec } from "../../src/replication/codec.js";
 import { Faults, parseFaultRequest } from "../../src/replication/faults.js";
@@ -21,6 +20,7 @@ import { MAX_REQUESTS_IN_HANDLING } from "../../src/link/server.js";
 import type { PeerRequest } from "../../src/replication/protocol.js";
 import { noMetrics, silentLogger } from "../../src/telemetry/types.js";
 import { RawLink } from "../support/peer.js";
+import { writeRead } from "../support/tcp-queues.js";
 import { waitFor } from "../support/wait.js";
 import { SECRET, deltasReply, entry, sender, startPeerB } from "./transport-fixtures.js";
 
@@ -147,10 +147,9 @@ describe("peer link: a caller of protocol v2 (HTTP)", () => {
         let answer = "";
         socket.on("data", (chunk: Buffer) => (answer += chunk.toString("latin1")));
         const ended = once(socket, "end");
-        socket.write(request.slice(0, cut));
-        // Apart in time, so that the node reads the start alone (a greeting would wait for its
-        // length, and time out in 5 s); together, the answer is the same.
-        await sleep(20);
+        // The rest is written once the node has read the start alone (a greeting would wait
+        // for its length, and time out in 5 s).
+        await writeRead(socket, request.slice(0, cut));
         socket.write(request.slice(cut));
         await ended;
         socket.destroy();
