@@ -1,9 +1,10 @@
 // Eager push of own entries, paced per peer. A new entry goes to a peer at once when nothing
 // was pushed to it for LIKES_PUSH_MS (latency at low rates); what arrives within LIKES_PUSH_MS
 // of a push goes out together LIKES_PUSH_MS after it (batching at high rates, whatever the
-// round trip), and a full batch at once. What a writer waits for (replicas of its like, or a
-// hand-off before a stop) goes to each peer as soon as no push to it is in flight. At most
-// PUSH_WINDOW pushes are in flight to a peer: past that, what is new waits for their answers.
+// round trip), and a full batch at once. Pushes to the peers leave together (flush() says how).
+// What a writer waits for (replicas of its like, or a hand-off before a stop) goes to each peer
+// as soon as no push to it is in flight. At most PUSH_WINDOW pushes are in flight to a peer:
+// past that, what is new waits for their answers.
 import type { Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { pushSpan } from "../telemetry/spans.js";
@@ -178,14 +179,18 @@ export class Pusher {
   /**
    * Pushes to each peer what it lacks, if its pace allows (or, when it lacks what someone
    * waits for, whenever no push to it is in flight), and sets the timer for the peers whose
-   * pace does not yet.
+   * pace does not yet. Pushes leave together: a peer within half its pace of being due goes
+   * with one that is due, so that a like waits once for every peer, not the longest of several
+   * paces out of step; going along brings the paces into step, and no peer is pushed to more
+   * often than every half pace.
    */
   private flush(): void {
-    const { peers, self, clock } = this.deps;
+    const { peers, self, clock, pushMs } = this.deps;
     peers.refresh();
     const own = this.ownSeq();
     const now = clock.now();
-    let held = Infinity;
+    const lacking: { peer: PeerState; after: number; wait: number }[] = [];
+    let due = false;
     for (const peer of peers.live()) {
       // A down peer is probed by its retry timer, not flooded with pushes; a full window goes
       // on when a push of it is answered.
@@ -193,10 +198,14 @@ export class Pusher {
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
       const waiting = own - after;
       if (waiting <= 0) continue;
-      const wait = this.waitFor(peer, now);
       const awaited = after < this.awaitedUpTo && peer.pushesInFlight === 0;
-      const go = waiting >= MAX_PUSH_ENTRIES || wait === 0 || awaited;
-      if (go) void this.pushTo(peer, after, own);
+      const wait = waiting >= MAX_PUSH_ENTRIES || awaited ? 0 : this.waitFor(peer, now);
+      due ||= wait === 0;
+      lacking.push({ peer, after, wait });
+    }
+    let held = Infinity;
+    for (const { peer, after, wait } of lacking) {
+      if (wait === 0 || (due && wait <= pushMs / 2)) void this.pushTo(peer, after, own);
       else held = Math.min(held, wait);
     }
     if (held < Infinity) this.schedule(held);

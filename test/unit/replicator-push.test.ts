@@ -1,5 +1,6 @@
 // The replicator's pushes: a new like sent at once on an idle link, then at most once per
-// LIKES_PUSH_MS; a push past a gap refused and sent again; the hand-off before a stop.
+// LIKES_PUSH_MS, to every peer together; a push past a gap refused and sent again; the
+// hand-off before a stop.
 import { describe, expect, it } from "vitest";
 import type { PostId, UserId } from "../../src/crdt/index.js";
 import { noMetrics } from "../../src/telemetry/types.js";
@@ -184,6 +185,53 @@ describe("replicator", () => {
     await scheduler.runUntil(start + 3 * pushMs);
     // c is due at +70 (its last push at +20), whatever else is timed for b.
     expect(pushes.filter((p) => p.includes(" c:1 3"))).toEqual(["+70 c:1 3"]);
+    for (const n of [a, b, c]) n.replicator.stop();
+  });
+
+  it("pushes to its peers together: one within half its pace of being due goes with one that is", async () => {
+    const { scheduler, node } = simNetwork(3);
+    const pushMs = 50;
+    let start = 0;
+    const pushes: { at: number; to: string }[] = [];
+    const a = node("a", ["b", "c"], {
+      pushMs,
+      syncMs: 3_600_000,
+      retryMaxMs: 5,
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind === "deltas" && request.entries.length > 0)
+            pushes.push({ at: scheduler.now() - start, to });
+          return inner.send(to, request);
+        },
+      }),
+    });
+    const b = node("b", ["a"], { syncMs: 3_600_000 });
+    const c = node("c", ["a"], { syncMs: 3_600_000 });
+    // c is down at first: back at +25, its pace starts out of step with b's.
+    c.endpoint.alive = false;
+    for (const n of [a, b, c]) n.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 100);
+    start = scheduler.now();
+    for (let i = 0; i < 30; i++)
+      scheduler.setTimeout(
+        () =>
+          void a.replicator.write({ post: "p" as PostId, user: `u${i}` as UserId }, "local", 1000),
+        i * 10,
+      );
+    scheduler.setTimeout(() => (c.endpoint.alive = true), 25);
+    await scheduler.runUntil(start + 500);
+    expect([b.store.count("p" as PostId), c.store.count("p" as PostId)]).toEqual([30, 30]);
+    const to = (peer: string) => pushes.filter((p) => p.to === peer).map((p) => p.at);
+    const [toB, toC] = [to("b:1"), to("c:1")];
+    const seen = `b ${toB.join()}; c ${toC.join()}`;
+    // Past c's catch-up (its first push refused past a gap, sent again at once), each push to
+    // one peer goes with one to the other, at the pace.
+    const settled = (times: number[]) => times.filter((t) => t >= 2 * pushMs);
+    expect(settled(toC), seen).toEqual(settled(toB));
+    expect(settled(toC).length, seen).toBeGreaterThanOrEqual(4);
+    for (const times of [toB, toC].map(settled))
+      for (let i = 1; i < times.length; i++)
+        expect(times[i]! - times[i - 1]!, seen).toBeGreaterThanOrEqual(pushMs);
     for (const n of [a, b, c]) n.replicator.stop();
   });
 
