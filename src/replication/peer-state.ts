@@ -76,9 +76,18 @@ export class PeerState {
     this.node = sender.node;
     this.origin = sender.origin;
     if (vv) this.acked = mergeDigests(this.acked, vv);
-    const wasDown = this.up === false;
+    const wasDown = this.answered(now);
     // Back from down (a new link, maybe a restart): refusals start over.
     if (wasDown) this.endRefusals();
+    return wasDown;
+  }
+
+  /**
+   * Records an answer, whatever it said (a refusal too: the peer is reachable); returns true
+   * when the peer was down before it.
+   */
+  answered(now: number): boolean {
+    const wasDown = this.up === false;
     this.up = true;
     this.failures = 0;
     this.lastContact = now;

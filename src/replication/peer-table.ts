@@ -140,15 +140,18 @@ export class PeerTable {
   contacted(peer: PeerState, sender: Sender, vv: Digest | undefined): void {
     const { self, holds, clock } = this.deps;
     const claim = vv && believable(vv, holds(), self.origin);
-    const wasDown = peer.contact(sender, claim, clock.now(), self.origin);
+    this.reached(peer, peer.contact(sender, claim, clock.now(), self.origin));
+    this.events?.changed();
+  }
+
+  /** The peer answered: its link's retry is moot, and a peer that was down is back. */
+  private reached(peer: PeerState, wasDown: boolean): void {
     peer.retry?.cancel();
     peer.retry = undefined;
-    if (wasDown) {
-      this.deps.logger.info("peer up", { peer: peer.label, address: peer.address });
-      this.events?.back(peer);
-      this.probeOthersNow(peer);
-    }
-    this.events?.changed();
+    if (!wasDown) return;
+    this.deps.logger.info("peer up", { peer: peer.label, address: peer.address });
+    this.events?.back(peer);
+    this.probeOthersNow(peer);
   }
 
   failed(peer: PeerState, what: string, error: unknown): void {
@@ -157,7 +160,11 @@ export class PeerTable {
     if (!this.running || this.peers.get(peer.address) !== peer) return;
     const side = refusalSide(error);
     if (side) {
+      // It answered (its refusal, or what this node refused): a down peer probed is up again,
+      // held first so that its return asks nothing of it. Its refusals in a row go on: its link
+      // came back, not its acceptance.
       this.refusals.refused(peer, side, what, error);
+      this.reached(peer, peer.answered(this.deps.clock.now()));
       return;
     }
     const wasUp = peer.up !== false;

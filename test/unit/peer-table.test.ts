@@ -46,6 +46,7 @@ function table() {
     debug: () => {},
   };
   const retries: PeerState[] = [];
+  const backs: PeerState[] = [];
   const peers = new PeerTable({
     self: { node: "a" as NodeName, origin: "a~1" as OriginId },
     holds: () => new Map(),
@@ -56,14 +57,14 @@ function table() {
   });
   peers.start({
     added: () => {},
-    back: () => {},
+    back: (peer) => backs.push(peer),
     retry: (peer) => retries.push(peer),
     removed: () => {},
     changed: () => {},
   });
   const peer = peers.live()[0] as PeerState;
   peers.contacted(peer, answer, undefined);
-  return { clock, lines, retries, peers, peer };
+  return { clock, lines, retries, backs, peers, peer };
 }
 
 describe("peer table: refusals", () => {
@@ -128,6 +129,21 @@ describe("peer table: refusals", () => {
       "peer down",
       "peer up",
     ]);
+  });
+
+  it("takes a refusal from a down peer as its return: up, held, its refusals going on", () => {
+    const { clock, lines, backs, peers, peer } = table();
+    peers.failed(peer, "push", refusedByPeer());
+    peers.failed(peer, "link", new Error("closed the link"));
+    expect(peer.up).toBe(false);
+    // Its link's retry probes it (a down peer is asked whatever its hold): it refuses again.
+    clock.fire();
+    peers.failed(peer, "sync", refusedByPeer());
+    expect(peer.up).toBe(true);
+    expect(backs).toEqual([peer]);
+    expect(peer.held(clock.now())).toBe(true);
+    expect(peer.refusals.sent).toBe(2);
+    expect(lines).toEqual(["peer refuses", "peer down", "peer up"]);
   });
 
   it("records no failure once stopped, nor of a peer no longer in the table", () => {
