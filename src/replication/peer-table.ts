@@ -160,11 +160,11 @@ export class PeerTable {
     if (!this.running || this.peers.get(peer.address) !== peer) return;
     const side = refusalSide(error);
     if (side) {
-      // It answered (its refusal, or what this node refused): a down peer probed is up again,
-      // held first so that its return asks nothing of it. Its refusals in a row go on: its link
-      // came back, not its acceptance.
       this.refusals.refused(peer, side, what, error);
-      this.reached(peer, peer.answered(this.deps.clock.now()));
+      // The peer's own refusal is an answer: a down peer probed is up again, held (above) so
+      // that its return asks nothing of it; its refusals in a row go on. This node's refusal of
+      // what it sent may come after the link broke: that says nothing of the peer.
+      if (side === "sent") this.reached(peer, peer.answered(this.deps.clock.now()));
       return;
     }
     const wasUp = peer.up !== false;

@@ -32,16 +32,16 @@ export class Refusals {
    * sent) anything pushed to it; then an exchange tries again. The backoff grows with the
    * refusals of one side in a row: the peer's of what this node sent (`sent`), or this node's
    * of what the peer sent (`received`). Refusals that come while the peer is held (the rest of a
-   * window of pushes) count for nothing. Logged when a side starts refusing and when it ends,
-   * not at each refusal.
+   * window of pushes) count for nothing on their side; the other side's first starts it, under
+   * the hold that runs. Logged when a side starts refusing and when it ends, not at each refusal.
    */
   refused(peer: PeerState, side: RefusalSide, what: string, error: unknown): void {
     const now = this.deps.clock.now();
-    if (peer.held(now)) return;
+    const held = peer.held(now);
+    if (held && peer.refusals[side] > 0) return;
     const delay = this.deps.jittered(
       peer.refused(side, this.deps.self, REFUSAL_BASE_MS, REFUSAL_MAX_MS),
     );
-    peer.heldUntil = now + delay;
     if (peer.refusals[side] === 1)
       this.deps.logger.warn(side === "sent" ? "peer refuses" : "refusing a peer's entries", {
         peer: peer.label,
@@ -51,6 +51,8 @@ export class Refusals {
         note: "no push or sync until a backoff (0.5-1 s, doubling to 30-60 s) runs out",
       });
     this.deps.changed();
+    if (held) return;
+    peer.heldUntil = now + delay;
     peer.heldRetry?.cancel();
     peer.heldRetry = this.deps.retryIn(peer, delay, () => {
       peer.heldRetry = undefined;

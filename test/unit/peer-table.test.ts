@@ -6,6 +6,7 @@ import { PeerLimitError } from "../../src/replication/limits.js";
 import { PeerState } from "../../src/replication/peer-state.js";
 import { PeerTable } from "../../src/replication/peer-table.js";
 import { StaticMembership, type Clock } from "../../src/replication/ports.js";
+import { StorageFullError } from "../../src/store/index.js";
 import type { Logger } from "../../src/telemetry/types.js";
 
 /** A clock whose timers run when the test says, as late or as early as it says. */
@@ -19,6 +20,14 @@ class ManualClock implements Clock {
     const timer = { at: this.time + ms, run, cancelled: false };
     this.timers.push(timer);
     return { cancel: () => (timer.cancelled = true) };
+  }
+  /** Moves the clock `ms` on, firing the timers due by then. */
+  advance(ms: number): void {
+    this.time += ms;
+    for (const timer of this.timers.filter((t) => t.at <= this.time)) {
+      this.timers.splice(this.timers.indexOf(timer), 1);
+      if (!timer.cancelled) timer.run();
+    }
   }
   /** Fires the pending timers, the clock set `earlyMs` before each one's time. */
   fire(earlyMs = 0): void {
@@ -144,6 +153,40 @@ describe("peer table: refusals", () => {
     expect(peer.held(clock.now())).toBe(true);
     expect(peer.refusals.sent).toBe(2);
     expect(lines).toEqual(["peer refuses", "peer down", "peer up"]);
+  });
+
+  it("takes a refusal from a down peer probed during its hold as its return, counting nothing", () => {
+    const { clock, lines, backs, peers, peer } = table();
+    peers.failed(peer, "push", refusedByPeer());
+    peers.failed(peer, "link", new Error("closed the link"));
+    // The link's retry (25-50 ms) comes long before the hold's (0.5-1 s).
+    clock.advance(50);
+    peers.failed(peer, "sync", refusedByPeer());
+    expect([peer.up, peer.held(clock.now()), peer.refusals.sent]).toEqual([true, true, 1]);
+    expect(backs).toEqual([peer]);
+    expect(lines).toEqual(["peer refuses", "peer down", "peer up"]);
+  });
+
+  it("keeps a down peer down when this node refuses what it sent after the link broke", () => {
+    const { lines, backs, peers, peer } = table();
+    peers.failed(peer, "link", new Error("closed the link"));
+    // A sync page taken before the link broke, refused by this node's full disk after it.
+    peers.failed(peer, "sync", new StorageFullError("/data", "ENOSPC"));
+    expect(peer.up).toBe(false);
+    expect(peer.retry).toBeDefined();
+    expect(backs).toEqual([]);
+    expect(lines).toEqual(["peer down", "refusing a peer's entries"]);
+  });
+
+  it("starts the other side's refusal under the hold that runs: a push refused then stops pushes", () => {
+    const { clock, lines, peers, peer } = table();
+    peers.failed(peer, "sync", new PeerLimitError("an entry an hour ahead"));
+    const until = peer.heldUntil;
+    peers.failed(peer, "push", refusedByPeer());
+    expect(peer.refusals).toEqual({ sent: 1, received: 1 });
+    expect(peer.heldUntil).toBe(until);
+    expect(peer.held(clock.now())).toBe(true);
+    expect(lines).toEqual(["refusing a peer's entries", "peer refuses"]);
   });
 
   it("records no failure once stopped, nor of a peer no longer in the table", () => {
