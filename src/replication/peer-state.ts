@@ -38,7 +38,7 @@ export class PeerState {
   pushedUpTo = 0;
   /** Pushes sent to it and not yet answered: at most PUSH_WINDOW (pusher.ts). */
   pushesInFlight = 0;
-  /** When the last push of entries to it left (clock ms): the next waits LIKES_PUSH_MS after it. */
+  /** When the last push of entries to it left (clock ms): the next waits LIKES_PUSH_MS (pusher.ts). */
   lastPushAt = -Infinity;
   syncing = false;
   failures = 0;

@@ -56,7 +56,8 @@ export class Pusher {
 
   /**
    * A like this node accepted first-hand (committed): pushed at once to a peer whose last push
-   * is LIKES_PUSH_MS old, LIKES_PUSH_MS after its last push otherwise, at once past a batch.
+   * is LIKES_PUSH_MS old, LIKES_PUSH_MS after its last push otherwise (or with another peer's,
+   * flush() says when), at once past a batch.
    */
   published(entry: Entry): void {
     this.outbox.add(entry);
