@@ -4,9 +4,9 @@ import { randomInt } from "node:crypto";
 import { performance } from "node:perf_hooks";
 import { HttpTargets, probe } from "./client.js";
 import { HELP, UsageError, parseOptions, type LoadOptions } from "./options.js";
-import { markOf, progressLine, summaryText } from "./report.js";
+import { count, markOf, progressLine, summaryText } from "./report.js";
 import { LoadRun, OpenLoopSchedule, type Clock } from "./schedule.js";
-import { LoadStats, summarize, type Summary } from "./stats.js";
+import { LoadStats, summarize } from "./stats.js";
 import { exitQuietlyWhenOutputCloses } from "./streams.js";
 import { Workload } from "./workload.js";
 import { seededRandom } from "./zipf.js";
@@ -129,14 +129,7 @@ async function run(options: LoadOptions): Promise<void> {
   // Nothing got through (the nodes went away after the probe, or every request timed out): a
   // Kubernetes Job or a script sees it failed. Errors among answers are a run's result, not this.
   if (summary.answered === 0 && summary.errors.total > 0)
-    fail(`no request was answered: ${errorKinds(summary)}`, 3);
-}
-
-/** "timeout ×12, ECONNREFUSED ×3" */
-function errorKinds(summary: Summary): string {
-  return Object.entries(summary.errors.kinds)
-    .map(([kind, n]) => `${kind} ×${n}`)
-    .join(", ");
+    fail(`no request was answered: ${count(summary.errors.kinds)}`, 3);
 }
 
 // A reader that went away (`npm run load | head -1`): end quietly.

@@ -43,7 +43,8 @@ export function progressLine(
   ].join(" ");
 }
 
-const count = (record: Readonly<Record<string, number>>): string =>
+/** "timeout 12, ECONNREFUSED 3", or "none". */
+export const count = (record: Readonly<Record<string, number>>): string =>
   Object.entries(record)
     .map(([k, n]) => `${k} ${n}`)
     .join(", ") || "none";

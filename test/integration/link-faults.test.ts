@@ -19,7 +19,7 @@ import {
 } from "../../src/link/handshake.js";
 import { TEST_SECRET, TestCluster } from "../support/cluster.js";
 import { NodeProcess, countOf, postLike } from "../support/process.js";
-import { sampleSum } from "../support/metrics.js";
+import { metricSample, sampleSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
 const cleanups: (() => Promise<void> | void)[] = [];
@@ -34,8 +34,8 @@ async function cluster(size: number): Promise<TestCluster> {
 }
 
 /** A node's sample of `name{peer="..."}`, or of `name` alone; undefined if absent. */
-async function metric(node: NodeProcess, name: string, peer?: string): Promise<number | undefined> {
-  return sampleOf(await (await fetch(`${node.adminUrl}/metrics`)).text(), name, peer);
+function metric(node: NodeProcess, name: string, peer?: string): Promise<number | undefined> {
+  return metricSample(node.adminUrl, name, peer === undefined ? {} : { peer });
 }
 
 const sampleOf = (text: string, name: string, peer?: string) =>

@@ -17,12 +17,20 @@ export function sampleSum(
   return sum;
 }
 
-/** The sum of a node's samples of `name` whose labels include every one given (0 if none). */
+/** The sum of a node's samples of `name` whose labels include every one given; undefined if none. */
+export async function metricSample(
+  adminUrl: string,
+  name: string,
+  labels: Record<string, string> = {},
+): Promise<number | undefined> {
+  return sampleSum(await (await fetch(`${adminUrl}/metrics`)).text(), name, labels);
+}
+
+/** The same, 0 if none: for counters a node may not have shown yet. */
 export async function metricSum(
   adminUrl: string,
   name: string,
   labels: Record<string, string> = {},
 ): Promise<number> {
-  const text = await (await fetch(`${adminUrl}/metrics`)).text();
-  return sampleSum(text, name, labels) ?? 0;
+  return (await metricSample(adminUrl, name, labels)) ?? 0;
 }

@@ -1,27 +1,21 @@
 // What Linux holds of a TCP connection on 127.0.0.1 (/proc/net/tcp): bytes sent that the other
 // end has not acknowledged, and bytes received that the process has not read. A test waits on
 // them to know that the process at the other end has read what was written, without sleeping.
-import { readFileSync } from "node:fs";
+import { existsSync, readFileSync } from "node:fs";
 import type { Socket } from "node:net";
 import { waitFor } from "./wait.js";
 
-interface TcpQueues {
-  readonly unacknowledged: number;
-  readonly unread: number;
-}
-
 const endpoint = (port: number) => `0100007F:${port.toString(16).toUpperCase().padStart(4, "0")}`;
 
-/** The queues of the socket from `localPort` to `remotePort` on 127.0.0.1, if there is one. */
-function tcpQueues(localPort: number, remotePort: number): TcpQueues | undefined {
-  const [local, remote] = [endpoint(localPort), endpoint(remotePort)];
+/** Each socket's queues (sent and unacknowledged, received and unread) by "local remote". */
+function tcpQueues(): Map<string, { unacknowledged: number; unread: number }> {
+  const queues = new Map<string, { unacknowledged: number; unread: number }>();
   for (const line of readFileSync("/proc/net/tcp", "utf8").split("\n").slice(1)) {
-    const fields = line.trim().split(/\s+/);
-    if (fields[1] !== local || fields[2] !== remote) continue;
-    const [tx = NaN, rx = NaN] = (fields[4] ?? "").split(":").map((hex) => parseInt(hex, 16));
-    return { unacknowledged: tx, unread: rx };
+    const [, local, remote, , txRx = ""] = line.trim().split(/\s+/);
+    const [tx = NaN, rx = NaN] = txRx.split(":").map((hex) => parseInt(hex, 16));
+    queues.set(`${local} ${remote}`, { unacknowledged: tx, unread: rx });
   }
-  return undefined;
+  return queues;
 }
 
 /**
@@ -30,15 +24,22 @@ function tcpQueues(localPort: number, remotePort: number): TcpQueues | undefined
  * (or the connection closed: a socket gone from the table holds nothing).
  */
 export async function writeRead(socket: Socket, bytes: string | Buffer): Promise<void> {
+  if (socket.remoteAddress !== "127.0.0.1" || socket.localAddress !== "127.0.0.1")
+    throw new Error(`writeRead reads IPv4 loopback sockets only, not ${socket.remoteAddress}`);
+  if (!existsSync("/proc/net/tcp")) throw new Error("writeRead needs Linux's /proc/net/tcp");
+  const [mine, theirs] = [endpoint(socket.localPort ?? 0), endpoint(socket.remotePort ?? 0)];
   await new Promise<void>((resolve, reject) =>
     socket.write(bytes, (error) => (error ? reject(error) : resolve())),
   );
-  const [mine, theirs] = [socket.localPort ?? 0, socket.remotePort ?? 0];
   await waitFor(
     "the other end to read what was written",
-    () =>
-      (tcpQueues(mine, theirs)?.unacknowledged ?? 0) === 0 &&
-      (tcpQueues(theirs, mine)?.unread ?? 0) === 0,
+    () => {
+      const queues = tcpQueues();
+      return (
+        (queues.get(`${mine} ${theirs}`)?.unacknowledged ?? 0) === 0 &&
+        (queues.get(`${theirs} ${mine}`)?.unread ?? 0) === 0
+      );
+    },
     { timeoutMs: 5000, intervalMs: 1 },
   );
 }
