@@ -3,7 +3,12 @@
 // answers in one write when they are ready together. The first request that is not plain, and
 // everything after it, goes to node:http with the bytes already read.
 import type { Socket } from "node:net";
-import { errorAnswer, RequestTimeoutError, ShuttingDownError } from "./errors.js";
+import {
+  MalformedRequestError,
+  RequestTimeoutError,
+  ShuttingDownError,
+  errorAnswer,
+} from "./errors.js";
 import { replyOf, type PlainHandler, type PlainReply } from "./plain-reply.js";
 import { HEAD_END, blankLines, parsePlainRequest } from "./plain-request.js";
 import { httpDate, rawErrorResponse, rawJsonResponse } from "./respond.js";
@@ -21,6 +26,8 @@ export interface LeanOptions {
 const READ_AHEAD_BYTES = 64 * 1024;
 /** The answer to a request not all here in time, as node:http's is (server.ts). */
 const timedOut = () => rawErrorResponse(new RequestTimeoutError());
+/** node:http's reason for a request the client's end cut short. */
+const UNFINISHED = new MalformedRequestError("Invalid EOF state");
 
 export class LeanConnection {
   private buffered: Buffer | undefined;
@@ -180,8 +187,10 @@ export class LeanConnection {
     }
     this.flush(out);
     if (this.busy || this.done) return;
-    // The client sent its last byte: what is left is an unfinished request, dropped.
-    if (this.socket.readableEnded) this.finish("");
+    // The client sent its last byte: what is left is an unfinished request, refused as
+    // node:http refuses it.
+    if (this.socket.readableEnded)
+      this.finish(this.buffered === undefined ? "" : rawErrorResponse(UNFINISHED));
     else if (this.closing && this.buffered === undefined) this.finish("");
   }
 

@@ -46,6 +46,10 @@ export const PLAIN_JSON: ReadonlySet<string> = new Set([
   "application/json;charset=utf-8",
 ]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/** TOKEN's characters by byte. */
+const TOKEN_CHAR = Uint8Array.from({ length: 256 }, (_, b) =>
+  TOKEN.test(String.fromCharCode(b)) ? 1 : 0,
+);
 /**
  * A request target of printable ASCII, as node:http's strict parser allows, but `#`: a fragment
  * (never sent by a browser, but node:http lets it through) is cut by express, so such a target
@@ -66,21 +70,9 @@ export function parsePlainRequest(bytes: Buffer, from = 0): Parsed {
   if (end > MAX_HEAD_BYTES) return OTHER;
   const head = bytes.toString("latin1", 0, end);
   const lineEnd = head.indexOf("\r\n");
-  const line = lineEnd === -1 ? head : head.slice(0, lineEnd);
-  let method: "POST" | "GET";
-  let route: PlainRoute;
-  if (line.startsWith("POST /like")) {
-    method = "POST";
-    route = "/like";
-  } else if (line.startsWith("GET /likes")) {
-    method = "GET";
-    route = "/likes";
-  } else return OTHER;
-  if (!line.endsWith(" HTTP/1.1")) return OTHER;
-  const target = line.slice(method.length + 1, line.length - 9);
-  const mark = target.indexOf("?");
-  if ((mark === -1 ? target : target.slice(0, mark)) !== route || !TARGET.test(target))
-    return OTHER;
+  const start = requestLine(lineEnd === -1 ? head : head.slice(0, lineEnd));
+  if (!start) return OTHER;
+  const { method, route, target, mark } = start;
 
   // No prototype: a header named `constructor` or `__proto__` is a header like any other.
   const headers = Object.create(null) as Record<string, string>;
@@ -93,12 +85,10 @@ export function parsePlainRequest(bytes: Buffer, from = 0): Parsed {
     const next = head.indexOf("\r\n", at + 2);
     const field = head.slice(at + 2, next === -1 ? head.length : next);
     at = next;
-    const colon = field.indexOf(":");
-    if (colon <= 0) return OTHER;
-    const name = field.slice(0, colon);
-    const value = trimOws(field.slice(colon + 1));
-    if (!TOKEN.test(name) || hasControl(value)) return OTHER;
-    const lower = name.toLowerCase();
+    const header = headerField(field);
+    if (!header) return OTHER;
+    const { value } = header;
+    const lower = header.name.toLowerCase();
     if (headers[lower] !== undefined) return OTHER;
     headers[lower] = value;
     switch (lower) {
@@ -142,12 +132,45 @@ export function parsePlainRequest(bytes: Buffer, from = 0): Parsed {
   return { kind: "plain", request, size: bodyAt + size };
 }
 
+/** A plain request's first line: its method, route and target (and where its `?` is, or -1). */
+function requestLine(
+  line: string,
+): { method: "POST" | "GET"; route: PlainRoute; target: string; mark: number } | undefined {
+  let method: "POST" | "GET";
+  let route: PlainRoute;
+  if (line.startsWith("POST /like")) {
+    method = "POST";
+    route = "/like";
+  } else if (line.startsWith("GET /likes")) {
+    method = "GET";
+    route = "/likes";
+  } else return undefined;
+  if (!line.endsWith(" HTTP/1.1")) return undefined;
+  const target = line.slice(method.length + 1, line.length - 9);
+  const mark = target.indexOf("?");
+  if ((mark === -1 ? target : target.slice(0, mark)) !== route || !TARGET.test(target))
+    return undefined;
+  return { method, route, target, mark };
+}
+
+/** A header line as node:http reads it (a token, a colon, a value without controls), or undefined. */
+function headerField(field: string): { name: string; value: string } | undefined {
+  const colon = field.indexOf(":");
+  if (colon <= 0) return undefined;
+  const name = field.slice(0, colon);
+  const value = trimOws(field.slice(colon + 1));
+  return TOKEN.test(name) && !hasControl(value) ? { name, value } : undefined;
+}
+
 const PLAIN_STARTS = [Buffer.from("POST /like", "latin1"), Buffer.from("GET /likes", "latin1")];
+const CRLF = Buffer.from("\r\n");
 
 /**
  * Whether bytes without the end of a head yet may still be a plain request's: they begin as one,
- * and no line of them ends with a bare LF or CR. Others (another route, TLS, LF line ends) go to
- * node:http at once, rather than waiting out the headers timeout for a CRLFCRLF that never comes.
+ * no line of them ends with a bare LF or CR, and each whole line reads as a plain request's.
+ * Others (another route, TLS, LF line ends, a malformed line) go to node:http at once (which
+ * refuses a malformed one with a 400), rather than waiting out the headers timeout for a
+ * CRLFCRLF that never comes.
  */
 function mayBePlain(bytes: Buffer, from: number): boolean {
   const begins = (start: Buffer) => {
@@ -160,6 +183,40 @@ function mayBePlain(bytes: Buffer, from: number): boolean {
   // A bare CR too (one not followed by LF, once the byte after it is here).
   for (let at = bytes.indexOf(0x0d, from); at !== -1; at = bytes.indexOf(0x0d, at + 1))
     if (at + 1 < bytes.length && bytes[at + 1] !== 0x0a) return false;
+  // The lines that ended since the last look (one may have begun before it).
+  let last = -1;
+  for (let end = bytes.indexOf(CRLF, Math.max(0, from - 1)); end !== -1;) {
+    const before = end === 0 ? -1 : bytes.lastIndexOf(CRLF, end - 1);
+    const line = bytes.toString("latin1", before === -1 ? 0 : before + 2, end);
+    // An empty line ends the head, before what was looked at (the caller never asks that).
+    if (line === "") return true;
+    if (before === -1 ? !requestLine(line) : !headerField(line)) return false;
+    last = end;
+    end = bytes.indexOf(CRLF, end + 2);
+  }
+  return headerLineMayEnd(bytes, last === -1 ? bytes.lastIndexOf(CRLF) : last, from);
+}
+
+/**
+ * Whether the header line not yet ended after the CRLF at `crlf` may still be one node:http
+ * reads: the new bytes of its name (from `from` on) token characters, those of its value no
+ * controls. Only the bytes not looked at before are read: a client that sends a byte at a time
+ * costs no more than one that sends the line whole.
+ */
+function headerLineMayEnd(bytes: Buffer, crlf: number, from: number): boolean {
+  if (crlf === -1) return true;
+  const start = crlf + 2;
+  const colon = bytes.indexOf(0x3a, start);
+  const nameEnd = colon === -1 ? bytes.length : colon;
+  if (colon === start) return false;
+  for (let i = Math.max(start, from); i < nameEnd; i++)
+    if (!TOKEN_CHAR[bytes[i] as number]) return false;
+  if (colon === -1) return true;
+  for (let i = Math.max(colon + 1, from); i < bytes.length; i++) {
+    const code = bytes[i] as number;
+    // A CR is the line's end coming (a bare one was refused above).
+    if (((code < 0x20 && code !== 0x09) || code === 0x7f) && code !== 0x0d) return false;
+  }
   return true;
 }
 

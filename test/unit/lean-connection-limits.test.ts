@@ -7,6 +7,7 @@ import { beforeEach, describe, expect, it } from "vitest";
 import { LeanConnection } from "../../src/http/lean-connection.js";
 import { waitFor } from "../support/wait.js";
 import {
+  LIKE,
   client,
   closers,
   eachTestStartsClean,
@@ -53,6 +54,9 @@ describe("a lean connection's limits", () => {
       "GET /likes?post=p HTTP/1.1\r\nHost: x\n", // one, and no end of the head yet
       "GET /likes?post=p HTTP/1.1\rHost: x\r\r", // CR line ends: node:http refuses them too
       "\x16\x03\x01\x02\x00\x01\x00\x01\xfc\x03\x03", // a TLS ClientHello
+      // A line node:http refuses, before any end of the head:
+      "GET /likes?post=a HTTP\x03/1.1\r\nHost: x\r\n", // in the request line
+      `POST /like HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n${LIKE}`, // a body for a header
     ]) {
       const c = await client(await startLean());
       c.socket.write(start, "latin1");
@@ -61,6 +65,17 @@ describe("a lean connection's limits", () => {
       await waitFor("an answer", () => c.text().length > 0, { timeoutMs: 3_000 });
       expect(c.text()).toMatch(/^HTTP\/1\.1 400 /);
       c.socket.destroy();
+    }
+  });
+
+  it("answers a request the client's end cuts short with node:http's 400", async () => {
+    for (const cut of [plainRead().slice(0, 20), plainLike().slice(0, -5)]) {
+      const c = await client(await startLean());
+      c.socket.end(cut);
+      await waitFor("the connection closed", () => c.ended());
+      expect(c.text(), cut).toMatch(
+        /^HTTP\/1\.1 400 [^]*not a valid HTTP\/1\.1 request: Invalid EOF state/,
+      );
     }
   });
 

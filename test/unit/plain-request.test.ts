@@ -63,6 +63,35 @@ describe("parsePlainRequest", () => {
       });
   });
 
+  it("leaves to node:http a head not yet ended as soon as a line of it is one node:http refuses", () => {
+    /** Fed a byte at a time, as a connection reads: the first answer that is not "incomplete". */
+    const drip = (bytes: Buffer): { kind: string; at: number } => {
+      let from = 0;
+      for (let n = 1; n <= bytes.length; n++) {
+        const parsed = parsePlainRequest(bytes.subarray(0, n), from);
+        if (parsed.kind !== "incomplete") return { kind: parsed.kind, at: n };
+        from = Math.max(0, n - 3);
+      }
+      return { kind: "incomplete", at: bytes.length };
+    };
+    // Each refused at its last byte, as node:http refuses it.
+    const refused = {
+      "a request line of another version": "POST /like HTTP/1.0\r\n",
+      "a header name without a colon at its line's end":
+        "POST /like HTTP/1.1\r\nHost: x\r\nBroken\r",
+      "a header name with a space": "POST /like HTTP/1.1\r\nHost: x\r\nX ",
+      "a control character in a value": "GET /likes?post=p HTTP/1.1\r\nX-A: a\u0003",
+      "a body where the empty line should be": `POST /like HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n{`,
+    };
+    for (const [what, text] of Object.entries(refused)) {
+      const bytes = Buffer.from(text, "latin1");
+      expect(drip(bytes), what).toEqual({ kind: "other", at: bytes.length });
+    }
+    // A line not yet ended is not judged by what its end may still make right.
+    const fine = "POST /like HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nContent-Typ";
+    expect(drip(Buffer.from(fine))).toEqual({ kind: "incomplete", at: fine.length });
+  });
+
   it("looks for the end of a head from where it was told", () => {
     const whole = post(plainHeaders);
     expect(parsePlainRequest(whole, 0)).toMatchObject({ kind: "plain", size: whole.length });
