@@ -241,9 +241,11 @@ export class HttpServer {
   }
 }
 
-/** A request, refused if HTTP/1.1 without a Host. */
+/** A request, refused if of a version other than HTTP/1.1 and 1.0, or HTTP/1.1 without a Host. */
 function handle(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
-  if (req.headers.host === undefined && req.httpVersion === "1.1")
+  if (req.httpVersion !== "1.1" && req.httpVersion !== "1.0")
+    sendError(res, new MalformedRequestError(`HTTP/${req.httpVersion}`), silentLogger);
+  else if (req.headers.host === undefined && req.httpVersion === "1.1")
     sendError(res, new MalformedRequestError("no Host header"), silentLogger);
   else listener(req, res);
 }

@@ -60,6 +60,8 @@ const cases: [name: string, request: string, status: number, code: string][] = [
     "malformed_request",
   ],
   ["HTTP/1.2", "GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", 400, "malformed_request"],
+  ["HTTP/2.0 in text", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 400, "malformed_request"],
+  ["HTTP/0.9 (no version)", "GET /healthz\r\n\r\n", 400, "malformed_request"],
   [
     "a head over 16 KiB",
     `GET /healthz HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(17 * 1024)}\r\n\r\n`,
