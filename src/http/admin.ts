@@ -82,6 +82,13 @@ async function faultsRoute(
       "fault injection is off on this node (LIKES_FAULTS=enabled turns it on)",
     );
   const method = req.method ?? "";
+  // A parameter taken for an option (`?for=1s`, `?peer=`) would set a fault for good, or clear
+  // every peer's: refused, as the public port refuses unknown ones.
+  if ((req.url ?? "").includes("?"))
+    throw new InvalidInputError(
+      "invalid_query",
+      'the /faults routes take no query parameters (the peer is in the path, the duration is the body\'s "for")',
+    );
   try {
     if (path === "/faults") {
       if (method === "GET" || method === "HEAD")

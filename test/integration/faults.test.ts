@@ -80,6 +80,15 @@ describe("fault injection (LIKES_FAULTS=enabled)", () => {
     });
     expect(text.status).toBe(415);
     expect((await fetch(`${n1.adminUrl}/faults`, { method: "POST" })).status).toBe(405);
+    // A query parameter taken for an option: refused, nothing set.
+    const query = await fetch(`${n1.adminUrl}/faults/node2?for=1s`, {
+      method: "PUT",
+      headers: { "content-type": "application/json" },
+      body: '{"pause":"pushes"}',
+    });
+    expect(query.status).toBe(400);
+    expect(((await query.json()) as { error: { code: string } }).error.code).toBe("invalid_query");
+    expect(await (await fetch(`${n1.adminUrl}/faults`)).json()).toEqual({ faults: [] });
     await putFault(n1, "node2", { delay: { ms: 10, jitterMs: 5 }, for: "1m" });
     const listed = (await (await fetch(`${n1.adminUrl}/faults`)).json()) as {
       faults: { peer: string; kind: string; until: string | null }[];
