@@ -241,13 +241,27 @@ export class HttpServer {
   }
 }
 
-/** A request, refused if of a version other than HTTP/1.1 and 1.0, or HTTP/1.1 without a Host. */
+/** A request, refused if its framing is not one this server reads without guessing. */
 function handle(req: IncomingMessage, res: ServerResponse, listener: RequestListener): void {
-  if (req.httpVersion !== "1.1" && req.httpVersion !== "1.0")
-    sendError(res, new MalformedRequestError(`HTTP/${req.httpVersion}`), silentLogger);
-  else if (req.headers.host === undefined && req.httpVersion === "1.1")
-    sendError(res, new MalformedRequestError("no Host header"), silentLogger);
-  else listener(req, res);
+  const malformed = malformedHead(req);
+  if (malformed === undefined) listener(req, res);
+  else sendError(res, new MalformedRequestError(malformed), silentLogger);
+}
+
+/**
+ * Why node:http's reading of a head is not taken, if it is not: a version other than HTTP/1.1
+ * and 1.0, HTTP/1.1 without a Host, a Host or Content-Type twice (node:http keeps the first),
+ * or a Transfer-Encoding other than chunked (node:http decodes the chunks and drops the rest).
+ */
+function malformedHead(req: IncomingMessage): string | undefined {
+  if (req.httpVersion !== "1.1" && req.httpVersion !== "1.0") return `HTTP/${req.httpVersion}`;
+  if (req.headers.host === undefined && req.httpVersion === "1.1") return "no Host header";
+  for (const name of ["host", "content-type"])
+    if ((req.headersDistinct[name]?.length ?? 0) > 1) return `two ${name} headers`;
+  const coding = req.headers["transfer-encoding"];
+  if (coding !== undefined && coding.trim().toLowerCase() !== "chunked")
+    return `Transfer-Encoding other than chunked: ${coding}`;
+  return undefined;
 }
 
 /** The answer to what node:http's parser refused (`HPE_*`, with its reason) or timed out. */

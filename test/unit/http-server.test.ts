@@ -62,6 +62,19 @@ const cases: [name: string, request: string, status: number, code: string][] = [
   ["HTTP/1.2", "GET /healthz HTTP/1.2\r\nHost: x\r\n\r\n", 400, "malformed_request"],
   ["HTTP/2.0 in text", "GET /healthz HTTP/2.0\r\nHost: x\r\n\r\n", 400, "malformed_request"],
   ["HTTP/0.9 (no version)", "GET /healthz\r\n\r\n", 400, "malformed_request"],
+  ["two Hosts", "GET /healthz HTTP/1.1\r\nHost: a\r\nHost: b\r\n\r\n", 400, "malformed_request"],
+  [
+    "two Content-Types",
+    "POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nContent-Type: text/plain\r\nContent-Length: 2\r\n\r\n{}",
+    400,
+    "malformed_request",
+  ],
+  [
+    "a Transfer-Encoding other than chunked",
+    "POST /like HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nTransfer-Encoding: gzip, chunked\r\n\r\n2\r\n{}\r\n0\r\n\r\n",
+    400,
+    "malformed_request",
+  ],
   [
     "a head over 16 KiB",
     `GET /healthz HTTP/1.1\r\nHost: x\r\nX: ${"a".repeat(17 * 1024)}\r\n\r\n`,
