@@ -107,11 +107,55 @@ export function decodeJson(bytes: Buffer): unknown {
   while (first === 0x20 || first === 0x09 || first === 0x0a || first === 0x0d)
     first = text.charCodeAt(++at);
   if (first === 0x7b || first === 0x5b) {
+    let value: unknown;
     try {
-      return JSON.parse(at === 0 ? text : text.slice(at)) as unknown;
+      value = JSON.parse(at === 0 ? text : text.slice(at));
     } catch {
-      // Answered below, as any other invalid JSON.
+      throw new InvalidInputError("invalid_json", "the body is not valid JSON");
     }
+    // JSON.parse keeps the last of a key given twice: which one the client meant is a guess.
+    const twice = keyTwice(text, at);
+    if (twice !== undefined)
+      throw new InvalidInputError("invalid_body", `the body names ${JSON.stringify(twice)} twice`);
+    return value;
   }
   throw new InvalidInputError("invalid_json", "the body is not valid JSON");
+}
+
+/** The first key that an object of valid JSON `text` (from `at`) names twice, if one does. */
+export function keyTwice(text: string, at = 0): string | undefined {
+  // Per open container: the keys of an object so far, undefined for an array.
+  const open: (Set<string> | undefined)[] = [];
+  // Whether the next string is a key: after `{`, and after `,` in an object.
+  let key = false;
+  for (let i = at; i < text.length; i++) {
+    const c = text.charCodeAt(i);
+    if (c === 0x22) {
+      let end = i + 1;
+      let escaped = false;
+      for (let d = text.charCodeAt(end); d !== 0x22; d = text.charCodeAt(end)) {
+        if (d === 0x5c) {
+          escaped = true;
+          end++;
+        }
+        end++;
+      }
+      if (key) {
+        const name = escaped
+          ? (JSON.parse(text.slice(i, end + 1)) as string)
+          : text.slice(i + 1, end);
+        const keys = open[open.length - 1];
+        if (keys?.has(name)) return name;
+        keys?.add(name);
+        key = false;
+      }
+      i = end;
+    } else if (c === 0x7b) {
+      open.push(new Set());
+      key = true;
+    } else if (c === 0x5b) open.push(undefined);
+    else if (c === 0x7d || c === 0x5d) open.pop();
+    else if (c === 0x2c) key = open[open.length - 1] !== undefined;
+  }
+  return undefined;
 }

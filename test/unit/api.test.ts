@@ -88,6 +88,7 @@ describe("public API", () => {
       JSON.stringify({ post: "p" }),
       JSON.stringify({ user: "u" }),
       JSON.stringify({ post: "p", user: "u", extra: 1 }),
+      '{"post":"p","post":"q","user":"u"}',
       '"\\ud800"',
       '{"post":"\\ud800","user":"u"}',
       "[]",
