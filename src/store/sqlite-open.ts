@@ -81,6 +81,11 @@ function openIn<T>(
 ): T {
   const file = dir.dbFile;
   const isNew = !existsSync(file);
+  if (dir.markedCorrupt) throw new StoreCorruptError(dir.path, "found corrupt while running");
+  // Every page of the file, read once (a few seconds at millions of likes, README), on a
+  // connection that cannot write: a file refused is left as it was found. Closing a writing
+  // connection checkpoints the log into the file and deletes the log, the newest likes with it.
+  if (!isNew && options.integrityChecked !== true) checkReadOnly(file, dir.path);
   const db = new Database(file);
   try {
     // exec, not pragma(): pragma() prepares a throwaway Statement (see sqlite.ts).
@@ -96,9 +101,6 @@ function openIn<T>(
     db.exec("PRAGMA foreign_keys = OFF");
     db.exec(META);
     const layout = prepareLayout(db);
-    if (dir.markedCorrupt) throw new StoreCorruptError(dir.path, "found corrupt while running");
-    // Every page of the file, read once: a few seconds at millions of likes (README).
-    if (!isNew && options.integrityChecked !== true) checkIntegrity(layout, dir.path);
     checkLayout(db, layout, file);
     const sql = { ...layout, ...prepare(db) };
     const { origin, previous } = startIncarnation(sql, options.nodeName);
@@ -109,6 +111,19 @@ function openIn<T>(
   } catch (error) {
     db.close();
     throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;
+  }
+}
+
+/** SQLite's quick check of a file, on a read-only connection; StoreCorruptError if it fails. */
+function checkReadOnly(file: string, dataDir: string): void {
+  let db: Database.Database | undefined;
+  try {
+    db = new Database(file, { readonly: true, fileMustExist: true });
+    checkIntegrity(db, dataDir);
+  } catch (error) {
+    throw isCorrupt(error) ? new StoreCorruptError(dataDir, describe(error)) : error;
+  } finally {
+    db?.close();
   }
 }
 

@@ -62,8 +62,6 @@ export type Statements = ReturnType<typeof prepareLayout> & ReturnType<typeof pr
 
 export function prepareLayout(db: Database.Database) {
   return {
-    // At most 10 problems: the first one is enough to refuse the file.
-    quickCheck: db.prepare("PRAGMA quick_check(10)").pluck(),
     schemaVersion: db.prepare("SELECT value FROM meta WHERE key = 'schema_version'").pluck(),
     otherTables: db
       .prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table' AND name <> 'meta'")
@@ -72,8 +70,9 @@ export function prepareLayout(db: Database.Database) {
 }
 
 /** Refuses a file whose pages or b-trees are damaged (quick_check: no index-to-table check). */
-export function checkIntegrity(sql: ReturnType<typeof prepareLayout>, dataDir: string): void {
-  const problems = sql.quickCheck.all() as string[];
+export function checkIntegrity(db: Database.Database, dataDir: string): void {
+  // At most 10 problems: the first one is enough to refuse the file.
+  const problems = db.prepare("PRAGMA quick_check(10)").pluck().all() as string[];
   if (problems.length !== 1 || problems[0] !== "ok")
     throw new StoreCorruptError(dataDir, `integrity check: ${problems.join("; ")}`);
 }

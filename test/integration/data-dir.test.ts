@@ -7,6 +7,7 @@ import {
   mkdirSync,
   mkdtempSync,
   openSync,
+  readFileSync,
   readdirSync,
   rmSync,
   statSync,
@@ -14,7 +15,7 @@ import {
   writeSync,
 } from "node:fs";
 import { tmpdir } from "node:os";
-import { randomBytes } from "node:crypto";
+import { createHash, randomBytes } from "node:crypto";
 import { join } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
 import { afterEach, describe, expect, it } from "vitest";
@@ -177,6 +178,22 @@ describe("a data directory", () => {
     const aside = readdirSync(dir).filter((name) => name.startsWith("corrupt-"));
     expect(aside).toHaveLength(1);
     expect(existsSync(join(dir, aside[0] as string, "likes.db"))).toBe(true);
+  });
+
+  it("refused as corrupt at start, is left as found: the database and its log untouched", async () => {
+    const dir = await seeded(100_000);
+    // A node killed with likes in its log (the write-ahead log is checkpointed only later).
+    const node = await start(dir, { LIKES_NODE_NAME: "n1" });
+    for (let i = 0; i < 20; i++)
+      expect((await postLike(node.url, "new", `u${i}`)).status).toBe(201);
+    await node.kill("SIGKILL");
+    const wal = join(dir, "likes.db-wal");
+    expect(statSync(wal).size).toBeGreaterThan(0);
+    corrupt(dir, "middle");
+    const digest = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
+    const before = { db: digest(join(dir, "likes.db")), wal: digest(wal) };
+    expect(await (await exitOf(dir, { LIKES_NODE_NAME: "n1" })).exited()).toBe(2);
+    expect({ db: digest(join(dir, "likes.db")), wal: digest(wal) }).toEqual(before);
   });
 
   it("found corrupt while running makes the node unready and answer 503, then refuses it at start", async () => {
