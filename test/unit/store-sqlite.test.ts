@@ -6,6 +6,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { SAVE_EVERY } from "../../src/store/contiguous-saves.js";
+import { describe as describeError } from "../../src/store/data-dir.js";
 import { pageSizeOf, readBytes, savedSeqsOf } from "../support/sqlite-file.js";
 import { waitFor } from "../support/wait.js";
 import { MAX_SEQ, isEntry, type OriginId } from "../../src/crdt/index.js";
@@ -256,5 +257,20 @@ describe("the SQLite store", () => {
     });
     expect(counted.seconds).toBeGreaterThan(0);
     await store.close();
+  });
+});
+
+describe("describe (what a store's error says)", () => {
+  it("reads the message and code the checkpoint worker posts, as an Error's", () => {
+    const posted = {
+      message: "SqliteError: database disk image is malformed",
+      code: "SQLITE_CORRUPT",
+    };
+    expect(describeError(posted)).toBe(
+      "SqliteError: database disk image is malformed (SQLITE_CORRUPT)",
+    );
+    expect(
+      describeError(Object.assign(new Error("disk I/O error"), { code: "SQLITE_IOERR" })),
+    ).toBe("disk I/O error (SQLITE_IOERR)");
   });
 });
