@@ -200,22 +200,22 @@ function mayBePlain(bytes: Buffer, from: number): boolean {
 /**
  * Whether the header line not yet ended after the CRLF at `crlf` may still be one node:http
  * reads: the new bytes of its name (from `from` on) token characters, those of its value no
- * controls. Only the bytes not looked at before are read: a client that sends a byte at a time
- * costs no more than one that sends the line whole.
+ * controls. A CR last is the line's end coming (a bare one was refused above), or the head's.
+ * Only the line's bytes not looked at before are read one by one.
  */
 function headerLineMayEnd(bytes: Buffer, crlf: number, from: number): boolean {
   if (crlf === -1) return true;
   const start = crlf + 2;
+  const end = bytes[bytes.length - 1] === 0x0d ? bytes.length - 1 : bytes.length;
   const colon = bytes.indexOf(0x3a, start);
-  const nameEnd = colon === -1 ? bytes.length : colon;
+  const nameEnd = colon === -1 || colon > end ? end : colon;
   if (colon === start) return false;
   for (let i = Math.max(start, from); i < nameEnd; i++)
     if (!TOKEN_CHAR[bytes[i] as number]) return false;
-  if (colon === -1) return true;
-  for (let i = Math.max(colon + 1, from); i < bytes.length; i++) {
+  if (nameEnd === end) return true;
+  for (let i = Math.max(colon + 1, from); i < end; i++) {
     const code = bytes[i] as number;
-    // A CR is the line's end coming (a bare one was refused above).
-    if (((code < 0x20 && code !== 0x09) || code === 0x7f) && code !== 0x0d) return false;
+    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return false;
   }
   return true;
 }

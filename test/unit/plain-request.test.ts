@@ -70,7 +70,8 @@ describe("parsePlainRequest", () => {
       for (let n = 1; n <= bytes.length; n++) {
         const parsed = parsePlainRequest(bytes.subarray(0, n), from);
         if (parsed.kind !== "incomplete") return { kind: parsed.kind, at: n };
-        from = Math.max(0, n - 3);
+        // As the connection does: once the head has ended, from its start again.
+        from = parsed.size === 0 ? Math.max(0, n - 3) : 0;
       }
       return { kind: "incomplete", at: bytes.length };
     };
@@ -78,7 +79,7 @@ describe("parsePlainRequest", () => {
     const refused = {
       "a request line of another version": "POST /like HTTP/1.0\r\n",
       "a header name without a colon at its line's end":
-        "POST /like HTTP/1.1\r\nHost: x\r\nBroken\r",
+        "POST /like HTTP/1.1\r\nHost: x\r\nBroken\r\n",
       "a header name with a space": "POST /like HTTP/1.1\r\nHost: x\r\nX ",
       "a control character in a value": "GET /likes?post=p HTTP/1.1\r\nX-A: a\u0003",
       "a body where the empty line should be": `POST /like HTTP/1.1\r\nHost: x\r\nContent-Length: 25\r\n{`,
@@ -90,6 +91,10 @@ describe("parsePlainRequest", () => {
     // A line not yet ended is not judged by what its end may still make right.
     const fine = "POST /like HTTP/1.1\r\nHost: x\r\nX-A: 1\r\nContent-Typ";
     expect(drip(Buffer.from(fine))).toEqual({ kind: "incomplete", at: fine.length });
+    // A whole plain request, a byte at a time, stays plain to its last byte.
+    const get = Buffer.from("GET /likes?post=p HTTP/1.1\r\nHost: x\r\n\r\n");
+    for (const whole of [post(plainHeaders), get])
+      expect(drip(whole)).toEqual({ kind: "plain", at: whole.length });
   });
 
   it("looks for the end of a head from where it was told", () => {
