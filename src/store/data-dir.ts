@@ -105,7 +105,9 @@ export class DataDirectory {
     if (this.markedCorrupt) return false;
     let db: Database.Database | undefined;
     try {
-      db = new Database(this.dbFile, { fileMustExist: true });
+      // Read-only: closing a writing connection would checkpoint the log into the file and
+      // delete the log, and a file the store's open then refuses would not be as it was found.
+      db = new Database(this.dbFile, { fileMustExist: true, readonly: true });
       const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
       if (tables.pluck().get() === 0) return true;
       const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
@@ -117,7 +119,6 @@ export class DataDirectory {
     } catch {
       return false;
     } finally {
-      // The last connection to close checkpoints the WAL into the file and removes it.
       db?.close();
     }
   }

@@ -180,21 +180,28 @@ describe("a data directory", () => {
     expect(existsSync(join(dir, aside[0] as string, "likes.db"))).toBe(true);
   });
 
-  it("refused as corrupt at start, is left as found: the database and its log untouched", async () => {
-    const dir = await seeded(100_000);
-    // A node killed with likes in its log (the write-ahead log is checkpointed only later).
-    const node = await start(dir, { LIKES_NODE_NAME: "n1" });
-    for (let i = 0; i < 20; i++)
-      expect((await postLike(node.url, "new", `u${i}`)).status).toBe(201);
-    await node.kill("SIGKILL");
-    const wal = join(dir, "likes.db-wal");
-    expect(statSync(wal).size).toBeGreaterThan(0);
-    corrupt(dir, "middle");
-    const digest = (file: string) => createHash("sha256").update(readFileSync(file)).digest("hex");
-    const before = { db: digest(join(dir, "likes.db")), wal: digest(wal) };
-    expect(await (await exitOf(dir, { LIKES_NODE_NAME: "n1" })).exited()).toBe(2);
-    expect({ db: digest(join(dir, "likes.db")), wal: digest(wal) }).toEqual(before);
-  });
+  // A node with a cluster secret first asks whether the directory holds no likes (a snapshot
+  // could fill it): that look must leave it as found too.
+  for (const [what, env] of [
+    ["alone", {}],
+    ["in a cluster", { LIKES_CLUSTER_SECRET: "0123456789abcdef0123" }],
+  ] as const)
+    it(`refused as corrupt at start (${what}), is left as found: the database and its log untouched`, async () => {
+      const dir = await seeded(100_000);
+      // A node killed with likes in its log (the write-ahead log is checkpointed only later).
+      const node = await start(dir, { LIKES_NODE_NAME: "n1", ...env });
+      for (let i = 0; i < 20; i++)
+        expect((await postLike(node.url, "new", `u${i}`)).status).toBe(201);
+      await node.kill("SIGKILL");
+      const wal = join(dir, "likes.db-wal");
+      expect(statSync(wal).size).toBeGreaterThan(0);
+      corrupt(dir, "middle");
+      const digest = (file: string) =>
+        createHash("sha256").update(readFileSync(file)).digest("hex");
+      const before = { db: digest(join(dir, "likes.db")), wal: digest(wal) };
+      expect(await (await exitOf(dir, { LIKES_NODE_NAME: "n1", ...env })).exited()).toBe(2);
+      expect({ db: digest(join(dir, "likes.db")), wal: digest(wal) }).toEqual(before);
+    });
 
   it("found corrupt while running makes the node unready and answer 503, then refuses it at start", async () => {
     // Larger than SQLite's 16 MB page cache, so that reads go to the file.
