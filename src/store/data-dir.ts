@@ -176,10 +176,9 @@ export class DataDirectory {
 /** Why a file system call failed, in words an operator can act on. */
 export function describe(error: unknown, path?: string): string {
   const code = (error as { code?: unknown } | null)?.code;
-  // An Error, or its message and code posted by the checkpoint worker.
+  // An Error's message, or the one the checkpoint worker posts with its code.
   const posted = (error as { message?: unknown } | null)?.message;
-  const message =
-    error instanceof Error ? error.message : typeof posted === "string" ? posted : String(error);
+  const message = typeof posted === "string" ? posted : String(error);
   if (code === "SQLITE_CANTOPEN" && path !== undefined) {
     // SQLite says only "unable to open database file"; the file system knows why.
     try {

@@ -110,8 +110,13 @@ function openIn<T>(
     return build({ db, sql, dir, health, origin, previousOrigin: previous, vv, origins });
   } catch (error) {
     db.close();
-    throw isCorrupt(error) ? new StoreCorruptError(dir.path, describe(error)) : error;
+    throw corruptOr(error, dir.path);
   }
+}
+
+/** SQLite's word that the file is damaged, as the store's error; any other error as it is. */
+function corruptOr(error: unknown, dataDir: string): unknown {
+  return isCorrupt(error) ? new StoreCorruptError(dataDir, describe(error)) : error;
 }
 
 /** SQLite's quick check of a file, on a read-only connection; StoreCorruptError if it fails. */
@@ -121,7 +126,7 @@ function checkReadOnly(file: string, dataDir: string): void {
     db = new Database(file, { readonly: true, fileMustExist: true });
     checkIntegrity(db, dataDir);
   } catch (error) {
-    throw isCorrupt(error) ? new StoreCorruptError(dataDir, describe(error)) : error;
+    throw corruptOr(error, dataDir);
   } finally {
     db?.close();
   }
