@@ -46,10 +46,6 @@ export const PLAIN_JSON: ReadonlySet<string> = new Set([
   "application/json;charset=utf-8",
 ]);
 const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-/** TOKEN's characters by byte. */
-const TOKEN_CHAR = Uint8Array.from({ length: 256 }, (_, b) =>
-  TOKEN.test(String.fromCharCode(b)) ? 1 : 0,
-);
 /**
  * A request target of printable ASCII, as node:http's strict parser allows, but `#`: a fragment
  * (never sent by a browser, but node:http lets it through) is cut by express, so such a target
@@ -210,14 +206,9 @@ function headerLineMayEnd(bytes: Buffer, crlf: number, from: number): boolean {
   const colon = bytes.indexOf(0x3a, start);
   const nameEnd = colon === -1 || colon > end ? end : colon;
   if (colon === start) return false;
-  for (let i = Math.max(start, from); i < nameEnd; i++)
-    if (!TOKEN_CHAR[bytes[i] as number]) return false;
-  if (nameEnd === end) return true;
-  for (let i = Math.max(colon + 1, from); i < end; i++) {
-    const code = bytes[i] as number;
-    if ((code < 0x20 && code !== 0x09) || code === 0x7f) return false;
-  }
-  return true;
+  const name = bytes.toString("latin1", Math.max(start, from), nameEnd);
+  if (name !== "" && !TOKEN.test(name)) return false;
+  return nameEnd === end || !hasControl(bytes.toString("latin1", Math.max(colon + 1, from), end));
 }
 
 /** How many bytes of empty lines (CRLF) come before a request: skipped, as node:http skips them. */
