@@ -1,13 +1,14 @@
 // The load generator as users run it: the built CLI (dist/load/main.js) against a real 3-node
 // cluster on 127.0.0.1. Its summary's 201/200 counts are what the nodes themselves counted.
 import { spawn, type ChildProcess } from "node:child_process";
-import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Summary } from "../../src/load/stats.js";
 import { TestCluster } from "../support/cluster.js";
 import { metricSample } from "../support/metrics.js";
+import { serversClosedAfterEach } from "../support/servers.js";
 import { waitFor } from "../support/wait.js";
 
 const LOAD = fileURLToPath(new URL("../../dist/load/main.js", import.meta.url));
@@ -162,13 +163,7 @@ describe("the load generator against a real 3-node cluster", () => {
 });
 
 describe("the load generator against a stand-in node", () => {
-  const servers: Server[] = [];
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+  const servers = serversClosedAfterEach();
 
   /**
    * A stand-in likes node on 127.0.0.1 (a port the kernel picks): GET / names it; every other

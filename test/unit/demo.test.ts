@@ -2,10 +2,10 @@
 // /metrics, the lag quantile, the vector checks of convergence, the acknowledged likes it reads
 // back, and the step lines.
 import { readFileSync } from "node:fs";
-import { createServer, type RequestListener, type Server } from "node:http";
+import { createServer, type RequestListener } from "node:http";
 import type { AddressInfo } from "node:net";
 import { fileURLToPath } from "node:url";
-import { afterEach, describe, expect, it } from "vitest";
+import { describe, expect, it } from "vitest";
 import { AckedLikes } from "../../src/load/acked-likes.js";
 import {
   DemoError,
@@ -25,6 +25,7 @@ import {
   type NodeMetrics,
 } from "../../src/load/node-metrics.js";
 import { UsageError } from "../../src/load/options.js";
+import { serversClosedAfterEach } from "../support/servers.js";
 
 const EXPOSITION = `# HELP likes_set_size Distinct likes held by this node
 # TYPE likes_set_size gauge
@@ -134,13 +135,7 @@ describe("the convergence checks on version vectors", () => {
 });
 
 describe("the nodes the demo is told to use", () => {
-  const servers: Server[] = [];
-  afterEach(async () => {
-    for (const server of servers.splice(0)) {
-      server.closeAllConnections();
-      await new Promise((resolve) => server.close(resolve));
-    }
-  });
+  const servers = serversClosedAfterEach();
   /** A stand-in server on 127.0.0.1 (a port the kernel picks); its base URL. */
   async function serve(handler: RequestListener): Promise<string> {
     const server = createServer(handler);
