@@ -19,7 +19,7 @@ import { isNodeName } from "../crdt/index.js";
  * 6: entries' `ts` relative to the message's; 5 counted them from 0 in every message; 4 named
  * every node and origin in full; 3 tagged frames with HMAC-SHA256 (now GMAC, frames.ts).
  */
-export const LINK_VERSION = 6;
+export const LINK_VERSION = 7;
 const MAGIC = Buffer.from("LIKES", "latin1");
 export const NONCE_BYTES = 32;
 export const PROOF_BYTES = 32;

@@ -1,4 +1,4 @@
-// The peer port (protocol v6): a TCP server whose connections each become a peer link once the
+// The peer port (protocol v7): a TCP server whose connections each become a peer link once the
 // handshake proves that the caller holds the cluster secret. Nothing but the handshake is read
 // from a connection before that; after it, each request frame is decoded in full, handed to the
 // replication core, and answered on the same link once handled (after the commit that holds it).

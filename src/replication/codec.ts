@@ -11,6 +11,7 @@ import {
 } from "../crdt/index.js";
 import {
   MAX_PAGE_ENTRIES,
+  MAX_PUSH_ENTRIES,
   MAX_SNAPSHOT_CHUNK,
   MalformedMessageError,
   CHECKSUM_BYTES,
@@ -52,8 +53,15 @@ const KIND_CODE: Readonly<Record<PeerMessage["kind"], number>> = {
   "snapshot-end-reply": 10,
 };
 const KINDS = Object.keys(KIND_CODE) as PeerMessage["kind"][];
+// A deltas-reply that carries a ride (entries of its own): a tag of its own, so that a plain
+// answer carries no ts base and no empty entries.
+const RIDE_TAG = FORMAT | 11;
 // The tags of the messages with entries: they carry a ts base after their names.
-const WITH_ENTRIES = new Set([FORMAT | KIND_CODE.deltas, FORMAT | KIND_CODE["sync-reply"]]);
+const WITH_ENTRIES = new Set([
+  FORMAT | KIND_CODE.deltas,
+  FORMAT | KIND_CODE["sync-reply"],
+  RIDE_TAG,
+]);
 // Entry flags: what follows the flags byte, and which way ts moved from the previous entry.
 const TRACED = 1;
 const SEQ_GIVEN = 2;
@@ -68,7 +76,8 @@ const MIN_PAIR_BYTES = 2;
  * The compact binary form of peer messages (format 3):
  *
  *   message = tag:u8 names:(2n + reset, id×n) [ts-base] node:index sender:index body
- *   deltas: entries · sync: digest [window] · deltas-reply: digest
+ *   deltas: entries [acks:digest] · sync: digest [window] · deltas-reply: digest
+ *   deltas-reply with a ride (its own tag, 11): digest entries
  *   sync-reply: more:u8 entries diff:digest
  *   window  = origin-index after upTo-after   (a catch-up's page: one origin's seqs, after < upTo)
  *   snapshot-begin: min-entries · snapshot-begin-reply: id bytes entries digest
@@ -93,21 +102,27 @@ export const binaryCodec: Codec = {
   kindOf(bytes) {
     const tag = bytes[0];
     if (tag === undefined || (tag & 0xf0) !== FORMAT) return undefined;
+    if (tag === RIDE_TAG) return "deltas-reply";
     return KINDS.find((kind) => KIND_CODE[kind] === (tag & 0x0f));
   },
   encode(message, names = new SentStrings()) {
     const w = new WireWriter();
-    const tag = FORMAT | KIND_CODE[message.kind];
+    const tag =
+      message.kind === "deltas-reply" && message.entries?.length
+        ? RIDE_TAG
+        : FORMAT | KIND_CODE[message.kind];
     w.byte(tag);
     const table = names.write(w, namesOf(message));
     const tsBase = WITH_ENTRIES.has(tag)
-      ? names.writeTsBase(w, "entries" in message ? message.entries[0]?.ts : undefined)
+      ? names.writeTsBase(w, "entries" in message ? message.entries?.[0]?.ts : undefined)
       : undefined;
     w.varint(table.get(message.node) as number);
     w.varint(table.get(message.origin) as number);
     switch (message.kind) {
       case "deltas":
         writeEntries(w, message.entries, table, tsBase as number);
+        // Only a push that acknowledges a ride writes them: any other is byte for byte as before.
+        if (message.acks?.size) writeDigest(w, message.acks, table);
         break;
       case "sync":
         writeDigest(w, message.vv, table);
@@ -123,6 +138,7 @@ export const binaryCodec: Codec = {
         break;
       case "deltas-reply":
         writeDigest(w, message.vv, table);
+        if (tag === RIDE_TAG) writeEntries(w, message.entries ?? [], table, tsBase as number);
         break;
       case "sync-reply":
         w.byte(message.more ? 1 : 0);
@@ -181,8 +197,9 @@ function namesOf(message: PeerMessage): string[] {
   const names = new Set<string>([message.node, message.origin]);
   if ("entries" in message) {
     let last: OriginId | undefined;
-    for (const { origin } of message.entries) if (origin !== last) names.add((last = origin));
+    for (const { origin } of message.entries ?? []) if (origin !== last) names.add((last = origin));
   }
+  if ("acks" in message) for (const origin of message.acks?.keys() ?? []) names.add(origin);
   if ("vv" in message) for (const origin of message.vv.keys()) names.add(origin);
   if ("diff" in message) for (const origin of message.diff.keys()) names.add(origin);
   if ("window" in message && message.window) names.add(message.window.origin);
@@ -245,13 +262,23 @@ function readMessage(
   // sender's table has them.
   origins.read(r);
   const tsBase = WITH_ENTRIES.has(tag) ? origins.readTsBase(r) : 0;
-  if (tag !== (FORMAT | KIND_CODE[kind])) throw new MalformedMessageError(`expected kind ${kind}`);
+  const ride = tag === RIDE_TAG;
+  if (tag !== (FORMAT | KIND_CODE[kind]) && !(ride && kind === "deltas-reply"))
+    throw new MalformedMessageError(`expected kind ${kind}`);
   const sender = { node: origins.node(r.varint()), origin: origins.origin(r.varint()) };
   let message: PeerMessage;
   switch (kind) {
-    case "deltas":
-      message = { kind, ...sender, entries: readEntries(r, origins, MAX_PAGE_ENTRIES, tsBase) };
+    case "deltas": {
+      const entries = readEntries(r, origins, MAX_PAGE_ENTRIES, tsBase);
+      if (r.remaining() === 0) {
+        message = { kind, ...sender, entries };
+        break;
+      }
+      const acks = readDigest(r, origins);
+      if (acks.size === 0) throw new MalformedMessageError("acks given empty");
+      message = { kind, ...sender, entries, acks };
       break;
+    }
     case "sync": {
       const vv = readDigest(r, origins);
       if (r.remaining() === 0) {
@@ -265,9 +292,17 @@ function readMessage(
       message = { kind, ...sender, vv, window: { origin, after, upTo } };
       break;
     }
-    case "deltas-reply":
-      message = { kind, ...sender, vv: readDigest(r, origins) };
+    case "deltas-reply": {
+      const vv = readDigest(r, origins);
+      if (!ride) {
+        message = { kind, ...sender, vv };
+        break;
+      }
+      const entries = readEntries(r, origins, MAX_PUSH_ENTRIES, tsBase);
+      if (entries.length === 0) throw new MalformedMessageError("a ride of no entries");
+      message = { kind, ...sender, vv, entries };
       break;
+    }
     case "sync-reply": {
       const more = r.byte();
       if (more > 1) throw new MalformedMessageError("more must be 0 or 1");

@@ -40,6 +40,17 @@ export class PeerState {
   pushesInFlight = 0;
   /** When the last push of entries to it left (clock ms): the next waits LIKES_PUSH_MS (pusher.ts). */
   lastPushAt = -Infinity;
+  /** Rides on answers to it not yet known acknowledged, oldest first: last seq, when (clock ms). */
+  rides: { upTo: number; at: number }[] = [];
+  /** When own entries last rode on an answer to it (clock ms), or -Infinity since a bare answer. */
+  rodeAt = -Infinity;
+  /** When it last pushed to us (clock ms). */
+  pushedHereAt = -Infinity;
+  /**
+   * Since when (clock ms) it has sent us a ride that we applied and did not acknowledge: our
+   * next push to it acknowledges it (pusher.ts); undefined when none.
+   */
+  ackOwedSince: number | undefined;
   syncing = false;
   failures = 0;
   retry: Timer | undefined;
@@ -72,6 +83,8 @@ export class PeerState {
       // Same address, new incarnation (its disk was wiped): what it held before is gone.
       this.acked = new Map();
       this.pushedUpTo = 0;
+      this.rides = [];
+      this.ackOwedSince = undefined;
     }
     this.node = sender.node;
     this.origin = sender.origin;
@@ -98,7 +111,7 @@ export class PeerState {
   failed(self: OriginId, baseMs: number, maxMs: number): number {
     this.up = false;
     this.failures++;
-    this.pushedUpTo = this.ackedOf(self);
+    this.sendAgain(self);
     return backoff(this.failures, baseMs, maxMs);
   }
 
@@ -106,8 +119,14 @@ export class PeerState {
   refused(side: RefusalSide, self: OriginId, baseMs: number, maxMs: number): number {
     this.refusals[side]++;
     // What was sent and refused goes again from what it holds.
-    this.pushedUpTo = this.ackedOf(self);
+    this.sendAgain(self);
     return backoff(this.refusals[side], baseMs, maxMs);
+  }
+
+  /** What was sent (pushed, or rode on an answer) and not acknowledged goes again. */
+  sendAgain(self: OriginId): void {
+    this.pushedUpTo = this.ackedOf(self);
+    this.rides = [];
   }
 
   held(now: number): boolean {

@@ -17,10 +17,15 @@ export interface Sender {
   readonly origin: OriginId;
 }
 
-/** Push: entries the receiver may lack. */
+/**
+ * Push: entries the receiver may lack, and, when the receiver's answer to an earlier push
+ * carried its own entries (a ride), the sender's seq of the receiver's origin once it applied
+ * them (`acks`, absent otherwise): the acknowledgement that a ride has no answer of its own for.
+ */
 export interface DeltasRequest extends Sender {
   readonly kind: "deltas";
   readonly entries: readonly Entry[];
+  readonly acks?: Digest;
 }
 
 /**
@@ -37,10 +42,14 @@ export interface SyncRequest extends Sender {
 /**
  * The receiver's version vector after applying a push, for the origins of the pushed entries
  * only: what the pusher needs to know what to push next. The rest it learns by anti-entropy.
+ * `entries`, when present, are the receiver's own that the pusher lacks (a ride, pusher.ts):
+ * they go with the answer instead of a push of their own, and the pusher's next push
+ * acknowledges them.
  */
 export interface DeltasReply extends Sender {
   readonly kind: "deltas-reply";
   readonly vv: Digest;
+  readonly entries?: readonly Entry[];
 }
 
 /**
@@ -180,9 +189,9 @@ export class MalformedMessageError extends Error {
 export type StoreState = Pick<Store, "digest" | "entries">;
 
 /**
- * The answer to a push, once its entries are applied: our seqs of the origins it pushed. An
- * origin holds every one of its own seqs up to the highest it sends, so `senderHolds` is what
- * the push proves of the sender.
+ * The answer to a push, once its entries are applied: our seqs of the origins it pushed (a ride
+ * is added by the caller). An origin holds every one of its own seqs up to the highest it
+ * sends, so `senderHolds` is what the push proves of the sender, with what it acknowledges.
  */
 export function answerDeltas(
   self: Sender,
@@ -195,9 +204,11 @@ export function answerDeltas(
   const vv = new Map<OriginId, number>();
   for (const { origin } of request.entries)
     if (!vv.has(origin)) vv.set(origin, have.get(origin) ?? 0);
+  const holds = new Map(request.acks);
+  if (own > 0) holds.set(request.origin, own);
   return {
     reply: { kind: "deltas-reply", ...self, vv },
-    senderHolds: own > 0 ? new Map([[request.origin, own]]) : undefined,
+    senderHolds: holds.size > 0 ? holds : undefined,
   };
 }
 

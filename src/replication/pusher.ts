@@ -4,7 +4,9 @@
 // round trip), and a full batch at once. Pushes to the peers leave together (flush() says how).
 // What a writer waits for (replicas of its like, or a hand-off before a stop) goes to each peer
 // as soon as no push to it is in flight. At most PUSH_WINDOW pushes are in flight to a peer:
-// past that, what is new waits for their answers.
+// past that, what is new waits for their answers. A peer that pushes to this node gets what
+// it lacks of ours on the answer (a ride), and acknowledges it with its next push: under load,
+// each pair of nodes exchanges one push a pace, not two (ride() says how).
 import type { Entry } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { pushSpan } from "../telemetry/spans.js";
@@ -12,10 +14,22 @@ import { Outbox } from "./outbox.js";
 import type { PeerState } from "./peer-state.js";
 import type { PeerTable } from "./peer-table.js";
 import type { Clock, Timer, Transport } from "./ports.js";
-import { MAX_PUSH_ENTRIES, type DeltasReply, type Sender } from "./protocol.js";
+import { MAX_PUSH_ENTRIES, type DeltasReply, type DeltasRequest, type Sender } from "./protocol.js";
 
 /** Pushes in flight to one peer at most: with MAX_PUSH_ENTRIES, what a slow peer can hold up. */
 export const PUSH_WINDOW = 4;
+/**
+ * A ride not acknowledged within this many paces (RIDE_MIN_TIMEOUT_MS at least) was lost: the
+ * peer refused it, or its link broke. What it carried is sent again.
+ */
+const RIDE_TIMEOUT_PACES = 8;
+const RIDE_MIN_TIMEOUT_MS = 100;
+/**
+ * Paces an acknowledgement of a ride waits for a push of entries to go with, before it goes
+ * alone: under load nearly every pace has entries to push, and a push of nothing but an
+ * acknowledgement would be a message per pace again.
+ */
+const ACK_ALONE_PACES = 2;
 
 export interface PusherDeps {
   readonly self: Sender;
@@ -26,6 +40,8 @@ export interface PusherDeps {
   readonly pushMs: number;
   /** LIKES_FAULTS: whether pushes to a peer (by node name) are paused; anti-entropy still pulls. */
   readonly pushPaused?: (peer: string | undefined) => boolean;
+  /** Applies the entries that rode on a peer's answer; false when they were refused. */
+  readonly applyRide: (peer: PeerState, reply: DeltasReply) => Promise<boolean>;
 }
 
 export class Pusher {
@@ -98,14 +114,75 @@ export class Pusher {
     return this.paused(peer) || (peer.refusals.sent > 0 && peer.held(this.deps.clock.now()));
   }
 
-  /** Sends entries to a peer inside a push span, and learns from the reply what it holds. */
-  async send(peer: PeerState, entries: readonly Entry[]): Promise<DeltasReply> {
+  /**
+   * Sends entries (and what it acknowledges of a ride) to a peer inside a push span, learns
+   * from the reply what it holds, and applies what rode on the reply.
+   */
+  async send(
+    peer: PeerState,
+    entries: readonly Entry[],
+    acks?: DeltasRequest["acks"],
+  ): Promise<DeltasReply> {
     const { self, transport, peers } = this.deps;
-    const reply = await pushSpan(peer.label, entries, () =>
-      transport.send(peer.address, { kind: "deltas", ...self, entries }),
-    );
+    const request: DeltasRequest = acks
+      ? { kind: "deltas", ...self, entries, acks }
+      : { kind: "deltas", ...self, entries };
+    const reply = await pushSpan(peer.label, entries, () => transport.send(peer.address, request));
     peers.contacted(peer, reply, reply.vv);
+    if (reply.entries) void this.tookRide(peer, reply);
     return reply;
+  }
+
+  /**
+   * Own entries that ride on the answer to a push from `peer`: what it lacks of ours (a push's
+   * worth), unless a push to it is in flight (the answer travels on the other link of the pair,
+   * and could overtake it: a gap the peer would not take past; rides, on one link, arrive in
+   * order), or someone waits for them (those go by a push of their own at once), or pushes to
+   * it are paused or held. A ride the peer has not acknowledged within RIDE_TIMEOUT_PACES was
+   * lost, and what the peer lacks goes again. After a ride, this node's own next push to the peer waits for the peer's
+   * next push (deferral() says how long), and what is new rides on that answer in turn. So
+   * under load the pushes of a pair of nodes go one way, at one pace, and the answers carry the
+   * other way's; at low rates each node pushes its own at once, as before. The push also counts
+   * as one of ours that is due (flush()): pushes to other peers that are nearly due leave
+   * with the answer, so that the pushes a node waits for come in step.
+   */
+  ride(peer: PeerState): Entry[] {
+    const now = this.deps.clock.now();
+    peer.pushedHereAt = now;
+    const entries = this.rideOf(peer, now);
+    if (this.running) {
+      this.cancelTimer();
+      this.flush(true);
+    }
+    return entries;
+  }
+
+  private rideOf(peer: PeerState, now: number): Entry[] {
+    const { self, store } = this.deps;
+    const acked = peer.ackedOf(self.origin);
+    this.rideLost(peer, now);
+    const after = Math.max(peer.pushedUpTo, acked);
+    const own = this.ownSeq();
+    const rides =
+      this.running &&
+      own > after &&
+      peer.pushesInFlight === 0 &&
+      this.awaitedUpTo <= after &&
+      !this.held(peer);
+    const entries = rides
+      ? (this.outbox.take(after, own) ??
+        store.entries({ origin: self.origin, after, upTo: own }, MAX_PUSH_ENTRIES))
+      : [];
+    const last = entries.at(-1);
+    if (!last) {
+      // A bare answer: the peer may not push again soon, so this node's own pushes keep its pace.
+      peer.rodeAt = -Infinity;
+      return [];
+    }
+    peer.pushedUpTo = last.seq;
+    peer.rodeAt = peer.lastPushAt = now;
+    peer.rides.push({ upTo: last.seq, at: now });
+    return entries;
   }
 
   /**
@@ -159,12 +236,58 @@ export class Pusher {
   }
 
   /**
-   * Milliseconds until a push may go to the peer: 0 once its last push is LIKES_PUSH_MS old, or
-   * when the clock went back past it.
+   * Milliseconds until a push may go to the peer: 0 once its last push is LIKES_PUSH_MS old and
+   * the peer's next push is not awaited (deferral()), or when the clock went back past it.
    */
   private waitFor(peer: PeerState, now: number): number {
     const since = now - peer.lastPushAt;
-    return since < 0 ? 0 : Math.max(0, this.deps.pushMs - since);
+    return since < 0 ? 0 : Math.max(0, this.deps.pushMs - since, this.deferral(peer, now));
+  }
+
+  /**
+   * Milliseconds this node's own push to the peer waits for the peer's next push instead, on
+   * whose answer what is new rides: until half a pace after that push is due. It is due after
+   * a ride (the peer acknowledges it with its next push, within a pace); and, for the node of
+   * the pair whose origin sorts last, after any push from the peer, which then sets the pair's
+   * pace: were both to push at their own, each would push before the other's push arrived, and
+   * nothing would ride.
+   */
+  private deferral(peer: PeerState, now: number): number {
+    const rode = peer.rodeAt === peer.lastPushAt ? peer.rodeAt : -Infinity;
+    const follows = peer.origin !== undefined && peer.origin < this.deps.self.origin;
+    const anchor = Math.max(rode, follows ? peer.pushedHereAt : -Infinity);
+    return anchor + 1.5 * this.deps.pushMs - now;
+  }
+
+  /**
+   * Forgets the rides the peer acknowledged; when the oldest left went unacknowledged too long,
+   * what it carried and all after it goes again. Returns when that will be, if rides are left.
+   */
+  private rideLost(peer: PeerState, now: number): number {
+    const acked = peer.ackedOf(this.deps.self.origin);
+    const { rides } = peer;
+    let acknowledged = 0;
+    while (acknowledged < rides.length && (rides[acknowledged] as { upTo: number }).upTo <= acked)
+      acknowledged++;
+    if (acknowledged > 0) rides.splice(0, acknowledged);
+    const oldest = rides[0];
+    if (!oldest) return Infinity;
+    const left = oldest.at + this.rideTimeout() - now;
+    if (left > 0) return left;
+    peer.sendAgain(this.deps.self.origin);
+    return Infinity;
+  }
+
+  private rideTimeout(): number {
+    return Math.max(RIDE_MIN_TIMEOUT_MS, RIDE_TIMEOUT_PACES * this.deps.pushMs);
+  }
+
+  /** A peer's ride was applied: the acknowledgement goes with the next push to it, at its pace. */
+  private async tookRide(peer: PeerState, reply: DeltasReply): Promise<void> {
+    if (!(await this.deps.applyRide(peer, reply))) return;
+    const now = this.deps.clock.now();
+    peer.ackOwedSince ??= now;
+    this.schedule(this.waitFor(peer, now));
   }
 
   /** Milliseconds until the first pushable peer is due (LIKES_PUSH_MS at most). */
@@ -183,52 +306,68 @@ export class Pusher {
    * pace does not yet. Pushes leave together: a peer within half its pace of being due goes
    * with one that is due, so that a like waits once for every peer, not the longest of several
    * paces out of step; going along brings the paces into step, and no peer is pushed to more
-   * often than every half pace.
+   * often than every half pace. A push just `heard` from a peer counts as one that is due.
    */
-  private flush(): void {
+  private flush(heard = false): void {
     const { peers, self, clock, pushMs } = this.deps;
     peers.refresh();
     const own = this.ownSeq();
     const now = clock.now();
     const lacking: { peer: PeerState; after: number; wait: number }[] = [];
-    let due = false;
+    let due = heard;
+    let held = Infinity;
     for (const peer of peers.live()) {
       // A down peer is probed by its retry timer, not flooded with pushes; a full window goes
       // on when a push of it is answered.
       if (!this.pushable(peer)) continue;
+      // A ride unacknowledged: looked at again when it would be lost.
+      held = Math.min(held, this.rideLost(peer, now));
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
       const waiting = own - after;
-      if (waiting <= 0) continue;
+      const owedSince = peer.ackOwedSince;
+      if (waiting <= 0 && owedSince === undefined) continue;
       const awaited = after < this.awaitedUpTo && peer.pushesInFlight === 0;
-      const wait = waiting >= MAX_PUSH_ENTRIES || awaited ? 0 : this.waitFor(peer, now);
+      let wait = waiting >= MAX_PUSH_ENTRIES || awaited ? 0 : this.waitFor(peer, now);
+      // An acknowledgement alone waits for entries to go with, ACK_ALONE_PACES at most.
+      if (waiting <= 0 && owedSince !== undefined)
+        wait = Math.max(wait, owedSince + ACK_ALONE_PACES * pushMs - now);
       due ||= wait === 0;
       lacking.push({ peer, after, wait });
     }
-    let held = Infinity;
     for (const { peer, after, wait } of lacking) {
-      if (wait === 0 || (due && wait <= pushMs / 2)) void this.pushTo(peer, after, own);
+      // A peer whose push to us is awaited does not go along.
+      const along = due && wait <= pushMs / 2 && this.deferral(peer, now) <= 0;
+      if (wait === 0 || along) void this.pushTo(peer, after, own);
       else held = Math.min(held, wait);
     }
     if (held < Infinity) this.schedule(held);
   }
 
+  /** Pushes own entries (after, upTo] to the peer, and the acknowledgement of a ride it owes. */
   private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
     const { store, self, peers } = this.deps;
     const entries =
-      this.outbox.take(after, upTo) ??
-      store.entries({ origin: self.origin, after, upTo }, MAX_PUSH_ENTRIES);
+      after >= upTo
+        ? []
+        : (this.outbox.take(after, upTo) ??
+          store.entries({ origin: self.origin, after, upTo }, MAX_PUSH_ENTRIES));
     this.outbox.dropUpTo(peers.pushedEverywhere());
     const last = entries.at(-1);
-    if (!last) return;
+    const acks =
+      peer.ackOwedSince !== undefined && peer.origin !== undefined
+        ? new Map([[peer.origin, store.digest().get(peer.origin) ?? 0]])
+        : undefined;
+    if (!last && !acks) return;
+    peer.ackOwedSince = undefined;
     peer.pushesInFlight++;
-    peer.pushedUpTo = last.seq;
+    if (last) peer.pushedUpTo = last.seq;
     peer.lastPushAt = this.deps.clock.now();
     try {
-      const reply = await this.send(peer, entries);
+      const reply = await this.send(peer, entries, acks);
       // Not taken past a gap (an earlier push was lost or overtaken): sent again from what
       // the peer holds, now (whatever the pace), rather than at the next anti-entropy round.
       const held = reply.vv.get(self.origin) ?? 0;
-      if (held < last.seq) {
+      if (last && held < last.seq) {
         peer.pushedUpTo = Math.min(peer.pushedUpTo, held);
         peer.lastPushAt = -Infinity;
       }

@@ -21,6 +21,7 @@ import type { Clock, Membership, PeerAddress, Random, Transport } from "./ports.
 import {
   answerDeltas,
   answerSync,
+  type DeltasReply,
   type DeltasRequest,
   type PeerReply,
   type ReplicationRequest,
@@ -125,6 +126,7 @@ export class Replicator {
       peers,
       pushMs: deps.pushMs,
       ...(deps.pushPaused === undefined ? {} : { pushPaused: deps.pushPaused }),
+      applyRide: (peer, reply) => this.applyRide(peer, reply),
     });
     this.antiEntropy = new AntiEntropy({
       self: this.self,
@@ -299,8 +301,30 @@ export class Replicator {
     }
     await applyFromPeer(this.applier, request.entries, "push", request);
     const { reply, senderHolds } = answerDeltas(this.self, request, this.store);
-    this.heardFrom(request, senderHolds);
-    return reply;
+    // What it acknowledges first: a ride it took frees the next.
+    const peer = this.heardFrom(request, senderHolds);
+    const ride = peer && this.running ? this.pusher.ride(peer) : [];
+    return ride.length > 0 ? { ...reply, entries: ride } : reply;
+  }
+
+  /**
+   * Entries that rode on a peer's answer to our push, checked and applied as a push from it
+   * would be; false (and the peer held, as for a refused page) when they were refused.
+   */
+  private async applyRide(peer: PeerState, reply: DeltasReply): Promise<boolean> {
+    const entries = reply.entries ?? [];
+    try {
+      checkEntries(entries, this.store.digest(), this.clock.now(), this.limits);
+      await applyFromPeer(this.applier, entries, "push", reply);
+      return true;
+    } catch (error) {
+      if (error instanceof PeerLimitError) {
+        this.metrics.peerMessage("deltas-reply", "rejected");
+        this.refusals.refused(reply.node, error);
+      }
+      this.peers.failed(peer, "ride", error);
+      return false;
+    }
   }
 
   private onSync(request: SyncRequest): PeerReply {

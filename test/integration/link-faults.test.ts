@@ -1,4 +1,4 @@
-// Faults of the peer link (protocol v6) between real node processes on 127.0.0.1: a link cut
+// Faults of the peer link (protocol v7) between real node processes on 127.0.0.1: a link cut
 // and healed by a TCP proxy, a peer killed while likes stream in, and a peer that completes the
 // handshake and then never reads again.
 import { mkdtempSync, rmSync } from "node:fs";

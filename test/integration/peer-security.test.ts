@@ -1,4 +1,4 @@
-// The peer port (protocol v6) against callers that do not hold the cluster secret, and against
+// The peer port (protocol v7) against callers that do not hold the cluster secret, and against
 // ones that do but send what no honest peer would: every refusal closes the link or answers an
 // error, and nothing of it is applied.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -202,7 +202,7 @@ describe("the peer port, to a caller with the secret", () => {
     expect(await res.json()).toMatchObject({
       error: {
         code: "protocol_version_unsupported",
-        message: expect.stringMatching(/v6[\s\S]*upgraded/),
+        message: expect.stringMatching(/v7[\s\S]*upgraded/),
       },
     });
     await unchanged();

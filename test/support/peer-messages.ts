@@ -79,8 +79,12 @@ const digest = fc
   )
   .map((pairs) => new Map(pairs));
 const sender = { node: nodeName, origin };
+// Acks and rides are present only when not empty (the codec writes none otherwise).
+const someDigest = digest.filter((d) => d.size > 0);
+const someEntries = entries.filter((e) => e.length > 0);
 export const message: fc.Arbitrary<PeerMessage> = fc.oneof(
   fc.record({ kind: fc.constant("deltas" as const), ...sender, entries }),
+  fc.record({ kind: fc.constant("deltas" as const), ...sender, entries, acks: someDigest }),
   fc.record({ kind: fc.constant("sync" as const), ...sender, vv: digest }),
   fc.record({
     kind: fc.constant("sync" as const),
@@ -91,6 +95,12 @@ export const message: fc.Arbitrary<PeerMessage> = fc.oneof(
       .map(([o, after, n]) => ({ origin: o, after, upTo: Math.min(MAX_SEQ, after + n) })),
   }),
   fc.record({ kind: fc.constant("deltas-reply" as const), ...sender, vv: digest }),
+  fc.record({
+    kind: fc.constant("deltas-reply" as const),
+    ...sender,
+    vv: digest,
+    entries: someEntries,
+  }),
   fc.record({
     kind: fc.constant("sync-reply" as const),
     ...sender,

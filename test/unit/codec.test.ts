@@ -17,6 +17,7 @@ import { WireWriter } from "../../src/replication/wire.js";
 import {
   MAX_PAGE_ENTRIES,
   MalformedMessageError,
+  type DeltasRequest,
   type PeerMessage,
 } from "../../src/replication/protocol.js";
 
@@ -36,12 +37,14 @@ function decodesSafely(bytes: Buffer, kind: PeerMessage["kind"]): boolean {
     isNodeName(decoded.node) &&
     isOriginId(decoded.origin) &&
     (!("entries" in decoded) ||
-      (decoded.entries.length <= MAX_PAGE_ENTRIES && decoded.entries.every(isEntry))) &&
-    [("vv" in decoded && decoded.vv) || ("diff" in decoded && decoded.diff) || new Map()].every(
-      (d: ReadonlyMap<OriginId, number>) =>
-        [...d].every(
-          ([o, n]) => isOriginId(o) && Number.isSafeInteger(n) && n >= 0 && n <= MAX_SEQ,
-        ),
+      (decoded.entries !== undefined &&
+        decoded.entries.length <= MAX_PAGE_ENTRIES &&
+        decoded.entries.every(isEntry))) &&
+    [
+      ("vv" in decoded && decoded.vv) || ("diff" in decoded && decoded.diff) || new Map(),
+      ("acks" in decoded && decoded.acks) || new Map(),
+    ].every((d: ReadonlyMap<OriginId, number>) =>
+      [...d].every(([o, n]) => isOriginId(o) && Number.isSafeInteger(n) && n >= 0 && n <= MAX_SEQ),
     )
   );
 }
@@ -53,7 +56,7 @@ const pushEntry = (seq: number): Entry => ({
   user: `b-0-${seq}` as UserId,
   ts: 1_700_000_000_000 + seq,
 });
-const push = (n: number): PeerMessage => ({
+const push = (n: number): DeltasRequest => ({
   kind: "deltas",
   node: "node1" as NodeName,
   origin: "node1~k3j2h4g5f6" as OriginId,
@@ -109,7 +112,9 @@ describe("binary peer codec", () => {
     const valid = binaryCodec.encode(push(3));
     reject(Buffer.from(JSON.stringify({ kind: "deltas" })), "deltas", /not a message of peer/);
     reject(valid, "sync", /expected kind sync/);
-    reject(Buffer.concat([valid, Buffer.of(0)]), "deltas", /bytes after the message/);
+    reject(Buffer.concat([valid, Buffer.of(0)]), "deltas", /acks given empty/);
+    const acked = binaryCodec.encode({ ...push(3), acks: new Map([[pushEntry(1).origin, 2]]) });
+    reject(Buffer.concat([acked, Buffer.of(0)]), "deltas", /bytes after the message/);
     reject(valid.subarray(0, valid.length - 1), "deltas", /truncated/);
     reject(binaryCodec.encode(push(MAX_PAGE_ENTRIES + 1)), "deltas", /more than 5000 entries/);
     const syncAt = (seq: number) =>
@@ -139,7 +144,7 @@ describe("binary peer codec", () => {
       binaryCodec.encode({
         ...push(0),
         entries: [{ ...pushEntry(1), user: user as UserId }],
-      } as PeerMessage);
+      });
     reject(withField("a\u0000b"), "deltas", /control characters/);
     reject(withField("a\u0085b"), "deltas", /control characters/);
     const invalidUtf8 = withField("aé");
