@@ -80,9 +80,14 @@ export class BenchCluster {
   async startNode(i: number): Promise<void> {
     const node = this.nodes[i] as LikesNode;
     this.launch(i);
-    await waitForPort(node.http);
-    // The ports open before the store: a node serves once it says it is ready.
-    await waitForReady(node.http);
+    try {
+      await waitForPort(node.http);
+      // The ports open before the store: a node serves once it says it is ready.
+      await waitForReady(node.http);
+    } catch (error) {
+      // What the node said is what tells why.
+      throw new Error(`${node.name}: ${String(error)}\n${node.proc.output}`);
+    }
   }
 
   launch(i: number): void {
