@@ -1,7 +1,7 @@
 // Anti-entropy: every LIKES_SYNC_MS (jittered) one random peer is sent this node's version
 // vector; its answer carries pages of what this node lacks, which are pulled to the end (a
 // catch-up), and then what the peer lacks is pushed to it.
-import { patchDigest, type Entry, type OriginId } from "../crdt/index.js";
+import { patchDigest, type Digest, type Entry, type OriginId } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { syncSpan } from "../telemetry/spans.js";
 import type { Logger, Metrics, ReplicationPath } from "../telemetry/types.js";
@@ -179,11 +179,23 @@ export class AntiEntropy {
     }
   }
 
+  /**
+   * What the peer holds, as far as a push of what it lacks should go: of this node's own
+   * entries, also those pushed to it or riding to it and not yet acknowledged (the pusher sends
+   * them again if they are lost).
+   */
+  private notSent(peer: PeerState): Digest {
+    const { origin } = this.deps.self;
+    const sent = peer.pushedUpTo;
+    if (sent <= peer.ackedOf(origin)) return peer.acked;
+    return new Map(peer.acked).set(origin, sent);
+  }
+
   private async pushMissing(peer: PeerState): Promise<void> {
     // A peer that is pulling pages from us gets them that way; pushing them too doubles the work.
     if (peer.pullingUntil > this.deps.clock.now() || this.deps.pusher.held(peer)) return;
     for (let page = 0; page < MAX_PUSH_PAGES_PER_SYNC; page++) {
-      const entries = missingEntries(this.deps.store, peer.acked, MAX_PAGE_ENTRIES);
+      const entries = missingEntries(this.deps.store, this.notSent(peer), MAX_PAGE_ENTRIES);
       if (entries.length === 0) break;
       await this.deps.pusher.send(peer, entries);
     }

@@ -1,5 +1,6 @@
 // Rides: a node's likes go to a peer on its answer to that peer's push, and the peer's next push
-// acknowledges them, so that a loaded pair of nodes exchanges one push a pace, not two.
+// acknowledges them, so that a loaded pair of nodes exchanges one push a pace, not two; and
+// anti-entropy, which does not push again what is on its way.
 import { describe, expect, it } from "vitest";
 import type { PostId, UserId } from "../../src/crdt/index.js";
 import type { Transport } from "../../src/replication/ports.js";
@@ -99,6 +100,37 @@ describe("replicator rides", () => {
     // Lost at about 25 ms; sent again once its ride went unacknowledged for 100 ms.
     expect(heldAt).toBeGreaterThan(100);
     expect(heldAt).toBeLessThan(160);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+});
+
+describe("anti-entropy and what is on its way", () => {
+  it("does not push again after a sync what a push in flight carries", async () => {
+    const { scheduler, node } = simNetwork(7);
+    const sentSeqs: number[] = [];
+    const a = node("a", ["b"], {
+      syncMs: 50,
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind !== "deltas" || request.entries.length === 0)
+            return inner.send(to, request);
+          sentSeqs.push(...request.entries.map((e) => e.seq));
+          // The push of the like takes 300 ms to arrive: several syncs pass meanwhile.
+          return new Promise((resolve, reject) =>
+            scheduler.setTimeout(() => inner.send(to, request).then(resolve, reject), 300),
+          );
+        },
+      }),
+    });
+    const b = node("b", ["a"], { syncMs: 3_600_000 });
+    a.replicator.start();
+    b.replicator.start();
+    await scheduler.runUntil(scheduler.now() + 10);
+    void a.replicator.write({ post: p, user: "u" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 500);
+    expect(b.store.liked(p, "u" as UserId)).toBe(true);
+    expect(sentSeqs).toEqual([1]);
     a.replicator.stop();
     b.replicator.stop();
   });
