@@ -7,6 +7,7 @@ import { TestCluster, allUp } from "../support/cluster.js";
 import { OtlpReceiver, SPAN_KIND, type ReceivedSpan } from "../support/otlp-receiver.js";
 import { NodeProcess, postLike } from "../support/process.js";
 import { freePort } from "../support/tcp-proxy.js";
+import { metricSum } from "../support/metrics.js";
 import { waitFor } from "../support/wait.js";
 
 let cluster: TestCluster | undefined;
@@ -177,6 +178,48 @@ describe("tracing a like across the cluster", () => {
     cluster.heal(2);
     const spans = await traceOfLike(client.traceId, ["node2", "node3"]);
     expectJoinedTrace(spans, client);
+  });
+
+  it("joins the trace when the like rides on answers to its peers' pushes", async () => {
+    // A long pace: node3 (whose origin sorts last) waits 1.5 of it for its peers' pushes,
+    // which a like every few ms on node1 and node2 keeps coming. No anti-entropy: after a sync
+    // a node pushes what the peer lacks, its other peer's likes still on their way too.
+    cluster = await tracedCluster({ LIKES_PUSH_MS: "100", LIKES_SYNC_MS: "600000" });
+    const c = cluster;
+    let loading = true;
+    const load = async (i: number) => {
+      for (let k = 0; loading; k++) await postLike(c.urls[i]!, "busy", `u${i}-${k}`);
+    };
+    const loads = [load(0), load(1)];
+    try {
+      const node3 = c.node(2).adminUrl;
+      const pushes = () => metricSum(node3, "likes_gossip_messages_total", { kind: "deltas" });
+      // The pushes of node1 and node2 go on at the pace, and node3 rides on their answers.
+      await waitFor("node3 to ride on its peers' pushes", async () => {
+        const before = await pushes();
+        await new Promise((resolve) => setTimeout(resolve, 200));
+        return (await pushes()) === before;
+      });
+      const before = await pushes();
+      const client = clientContext();
+      expect(await likeWithTrace(c.urls[2]!, "rides", "carol", client.header)).toBe(201);
+      const spans = await traceOfLike(client.traceId, ["node1", "node2"]);
+      // It went on answers: node3 pushed nothing of its own.
+      expect(await pushes()).toBe(before);
+      const server = spans.find((s) => s.name === "POST /like" && s.kind === SPAN_KIND.SERVER);
+      expect(instance(server!)).toBe("node3");
+      const applies = spans.filter((s) => s.name === "likes.replicate.apply");
+      expect(new Set(applies.map(instance))).toEqual(new Set(["node1", "node2"]));
+      for (const apply of applies) {
+        expect(apply.parentSpanId, "apply is a child of the like's server span").toBe(
+          server!.spanId,
+        );
+        expect(apply.attributes).toMatchObject({ "likes.origin": "node3", "likes.seq": 1 });
+      }
+    } finally {
+      loading = false;
+      await Promise.all(loads);
+    }
   });
 });
 
