@@ -118,7 +118,7 @@ describe("anti-entropy and what is on its way", () => {
           sentSeqs.push(...request.entries.map((e) => e.seq));
           // The push of the like takes 300 ms to arrive: several syncs pass meanwhile.
           return new Promise((resolve, reject) =>
-            scheduler.setTimeout(() => inner.send(to, request).then(resolve, reject), 300),
+            scheduler.setTimeout(() => void inner.send(to, request).then(resolve, reject), 300),
           );
         },
       }),
