@@ -137,7 +137,12 @@ export class LikesNode {
       syncMs: config.syncMs,
       limits: { ...DEFAULT_PEER_LIMITS, maxOrigins: config.maxOrigins },
       metrics: this.metrics,
-      ...(faults ? { pushPaused: (peer: string | undefined) => faults.pushesPaused(peer) } : {}),
+      ...(faults
+        ? {
+            pushPaused: (peer: string | undefined) => faults.pushesPaused(peer),
+            faulted: (peer: string | undefined) => faults.touches(peer),
+          }
+        : {}),
     });
   }
 

@@ -244,6 +244,11 @@ export class Faults {
     return cut === "in" || cut === "both";
   }
 
+  /** Whether any fault is set on what this node sends to `peer` (nothing rides to it then). */
+  touches(peer: string | undefined): boolean {
+    return this.held.size > 0 && FAULT_KINDS.some((kind) => this.find(peer, kind) !== undefined);
+  }
+
   /** Whether this node's pushes to `peer` are paused. */
   pushesPaused(peer: string | undefined): boolean {
     return this.held.size > 0 && this.find(peer, "pause") !== undefined;

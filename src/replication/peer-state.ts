@@ -44,6 +44,11 @@ export class PeerState {
   rides: { upTo: number; at: number }[] = [];
   /** When own entries last rode on an answer to it (clock ms), or -Infinity since a bare answer. */
   rodeAt = -Infinity;
+  /**
+   * A ride to it went unacknowledged (refused, as a ride has no answer to say so): nothing
+   * rides to it until a push of ours is taken, which meets a refusal's hold if it refuses.
+   */
+  ridesStopped = false;
   /** When it last pushed to us (clock ms). */
   pushedHereAt = -Infinity;
   /**
@@ -84,6 +89,7 @@ export class PeerState {
       this.acked = new Map();
       this.pushedUpTo = 0;
       this.rides = [];
+      this.ridesStopped = false;
       this.ackOwedSince = undefined;
     }
     this.node = sender.node;

@@ -40,6 +40,11 @@ export interface PusherDeps {
   readonly pushMs: number;
   /** LIKES_FAULTS: whether pushes to a peer (by node name) are paused; anti-entropy still pulls. */
   readonly pushPaused?: (peer: string | undefined) => boolean;
+  /**
+   * LIKES_FAULTS: whether any fault is set toward a peer. Nothing rides to it then: faults act on
+   * this node's own requests, and its likes must go by them to meet the faults.
+   */
+  readonly faulted?: (peer: string | undefined) => boolean;
   /** Applies the entries that rode on a peer's answer; false when they were refused. */
   readonly applyRide: (peer: PeerState, reply: DeltasReply) => Promise<boolean>;
 }
@@ -159,16 +164,11 @@ export class Pusher {
 
   private rideOf(peer: PeerState, now: number): Entry[] {
     const { self, store } = this.deps;
-    const acked = peer.ackedOf(self.origin);
     this.rideLost(peer, now);
-    const after = Math.max(peer.pushedUpTo, acked);
+    const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
     const own = this.ownSeq();
     const rides =
-      this.running &&
-      own > after &&
-      peer.pushesInFlight === 0 &&
-      this.awaitedUpTo <= after &&
-      !this.held(peer);
+      own > after && peer.pushesInFlight === 0 && this.awaitedUpTo <= after && this.ridesTo(peer);
     const entries = rides
       ? (this.outbox.take(after, own) ??
         store.entries({ origin: self.origin, after, upTo: own }, MAX_PUSH_ENTRIES))
@@ -183,6 +183,19 @@ export class Pusher {
     peer.rodeAt = peer.lastPushAt = now;
     peer.rides.push({ upTo: last.seq, at: now });
     return entries;
+  }
+
+  /**
+   * Whether own likes may ride to the peer: not while pushes to it are paused or held, while
+   * a fault is set toward it, or after a ride of ours went unacknowledged (ridesStopped).
+   */
+  private ridesTo(peer: PeerState): boolean {
+    return (
+      this.running &&
+      !peer.ridesStopped &&
+      !this.held(peer) &&
+      !(this.deps.faulted?.(peer.node) ?? false)
+    );
   }
 
   /**
@@ -254,9 +267,12 @@ export class Pusher {
    */
   private deferral(peer: PeerState, now: number): number {
     const rode = peer.rodeAt === peer.lastPushAt ? peer.rodeAt : -Infinity;
-    const follows = peer.origin !== undefined && peer.origin < this.deps.self.origin;
+    const follows =
+      peer.origin !== undefined && peer.origin < this.deps.self.origin && this.ridesTo(peer);
     const anchor = Math.max(rode, follows ? peer.pushedHereAt : -Infinity);
-    return anchor + 1.5 * this.deps.pushMs - now;
+    // Never longer than from now: the clock may have gone back past the anchor.
+    const deferred = 1.5 * this.deps.pushMs;
+    return Math.min(deferred, anchor + deferred - now);
   }
 
   /**
@@ -272,9 +288,14 @@ export class Pusher {
     if (acknowledged > 0) rides.splice(0, acknowledged);
     const oldest = rides[0];
     if (!oldest) return Infinity;
+    // A clock gone back past the ride counts from now.
+    oldest.at = Math.min(oldest.at, now);
     const left = oldest.at + this.rideTimeout() - now;
     if (left > 0) return left;
+    // Refused (a ride has no answer to say so) or lost with its link: what it carried goes by
+    // our own pushes, which meet a refusal and its hold.
     peer.sendAgain(this.deps.self.origin);
+    peer.ridesStopped = true;
     return Infinity;
   }
 
@@ -329,8 +350,10 @@ export class Pusher {
       const awaited = after < this.awaitedUpTo && peer.pushesInFlight === 0;
       let wait = waiting >= MAX_PUSH_ENTRIES || awaited ? 0 : this.waitFor(peer, now);
       // An acknowledgement alone waits for entries to go with, ACK_ALONE_PACES at most.
-      if (waiting <= 0 && owedSince !== undefined)
-        wait = Math.max(wait, owedSince + ACK_ALONE_PACES * pushMs - now);
+      if (waiting <= 0 && owedSince !== undefined) {
+        const alone = ACK_ALONE_PACES * pushMs;
+        wait = Math.max(wait, Math.min(alone, owedSince + alone - now));
+      }
       due ||= wait === 0;
       lacking.push({ peer, after, wait });
     }
@@ -367,6 +390,8 @@ export class Pusher {
       // Not taken past a gap (an earlier push was lost or overtaken): sent again from what
       // the peer holds, now (whatever the pace), rather than at the next anti-entropy round.
       const held = reply.vv.get(self.origin) ?? 0;
+      // Taken: our likes may ride to it again.
+      if (last && held >= last.seq) peer.ridesStopped = false;
       if (last && held < last.seq) {
         peer.pushedUpTo = Math.min(peer.pushedUpTo, held);
         peer.lastPushAt = -Infinity;

@@ -59,6 +59,8 @@ export interface ReplicatorDeps {
   readonly retryMaxMs?: number;
   /** LIKES_FAULTS: whether this node's pushes to a peer (by node name) are paused. */
   readonly pushPaused?: (peer: string | undefined) => boolean;
+  /** LIKES_FAULTS: whether any fault is set toward a peer: nothing rides to it (pusher.ts). */
+  readonly faulted?: (peer: string | undefined) => boolean;
 }
 
 /**
@@ -126,6 +128,7 @@ export class Replicator {
       peers,
       pushMs: deps.pushMs,
       ...(deps.pushPaused === undefined ? {} : { pushPaused: deps.pushPaused }),
+      ...(deps.faulted === undefined ? {} : { faulted: deps.faulted }),
       applyRide: (peer, reply) => this.applyRide(peer, reply),
     });
     this.antiEntropy = new AntiEntropy({

@@ -151,6 +151,19 @@ describe("Faults", () => {
     expect(faults.pushesPaused(undefined)).toBe(true);
   });
 
+  it("tells whether any fault touches what goes to a peer (nothing rides to it then)", () => {
+    const faults = new Faults(new ManualClock(), () => 0, recordingLogger());
+    expect(faults.touches("node2")).toBe(false);
+    faults.set(request("node2", { delay: { ms: 10 } }));
+    expect(faults.touches("node2")).toBe(true);
+    expect(faults.touches("node3")).toBe(false);
+    faults.set(request("*", { drop: 0.5 }));
+    expect(faults.touches("node3")).toBe(true);
+    expect(faults.touches(undefined)).toBe(true);
+    faults.clear();
+    expect(faults.touches("node2")).toBe(false);
+  });
+
   it("ends a fault at its expiry, logs its start and end, and tells of each change", () => {
     const clock = new ManualClock();
     const logger = recordingLogger();

@@ -1,6 +1,7 @@
 // The replicator tests' simulated cluster: real replicators and memory stores on a simulated
 // network in virtual time, and a backlog of likes to replicate.
 import type { Entry, NodeName, OriginId, PostId, UserId } from "../../src/crdt/index.js";
+import type { PeerLimits } from "../../src/replication/limits.js";
 import { StaticMembership, type Membership, type Transport } from "../../src/replication/ports.js";
 import { Replicator } from "../../src/replication/replicator.js";
 import { MemoryStore } from "../../src/store/index.js";
@@ -20,6 +21,8 @@ interface SimNodeOptions {
   readonly wrapTransport?: (transport: Transport) => Transport;
   /** Who its peers are, when they change (else the `peers` given, for good). */
   readonly membership?: Membership;
+  /** What a peer may make it hold (limits.ts). */
+  readonly limits?: PeerLimits;
 }
 
 /** Real replicators and memory stores on a simulated network, in virtual time. */
@@ -51,6 +54,7 @@ export function simNetwork(seed: number) {
       syncMs: options.syncMs ?? 1000,
       ...(options.retryMaxMs === undefined ? {} : { retryMaxMs: options.retryMaxMs }),
       ...(options.metrics ? { metrics: options.metrics } : {}),
+      ...(options.limits ? { limits: options.limits } : {}),
     });
     network.attach(endpoint);
     return { store, replicator, endpoint };

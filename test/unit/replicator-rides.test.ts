@@ -3,6 +3,7 @@
 // anti-entropy, which does not push again what is on its way.
 import { describe, expect, it } from "vitest";
 import type { PostId, UserId } from "../../src/crdt/index.js";
+import { DEFAULT_PEER_LIMITS } from "../../src/replication/limits.js";
 import type { Transport } from "../../src/replication/ports.js";
 import { simNetwork } from "./replicator-harness.js";
 
@@ -100,6 +101,78 @@ describe("replicator rides", () => {
     // Lost at about 25 ms; sent again once its ride went unacknowledged for 100 ms.
     expect(heldAt).toBeGreaterThan(100);
     expect(heldAt).toBeLessThan(160);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+});
+
+describe("replicator rides: what does not ride", () => {
+  /** a pushes a like every millisecond; b (whose origin sorts last) waits for its pushes. */
+  function busyPair(options: Parameters<ReturnType<typeof simNetwork>["node"]>[2] = {}) {
+    const { scheduler, node } = simNetwork(7);
+    const rides: number[] = [];
+    const pushes: number[] = [];
+    const a = node("a", ["b"], {
+      ...SYNC_NEVER,
+      ...options,
+      wrapTransport: (inner) => ({
+        send: async (to, request) => {
+          const reply = await inner.send(to, request);
+          if (reply.kind === "deltas-reply" && reply.entries)
+            rides.push(...reply.entries.map((e) => e.seq));
+          return reply;
+        },
+      }),
+    });
+    const b = node("b", ["a"], {
+      ...SYNC_NEVER,
+      wrapTransport: (inner) => ({
+        send: (to, request) => {
+          if (request.kind === "deltas") pushes.push(...request.entries.map((e) => e.seq));
+          return inner.send(to, request);
+        },
+      }),
+    });
+    a.replicator.start();
+    b.replicator.start();
+    for (let i = 0; i < 2000; i++)
+      scheduler.setTimeout(
+        () => void a.replicator.write({ post: p, user: `a${i}` as UserId }, "local", 1000),
+        10 + i,
+      );
+    return { scheduler, a, b, rides, pushes };
+  }
+
+  it("stops riding to a peer that does not acknowledge a ride, and meets its refusal by push", async () => {
+    // a refuses every entry of b's (an origin past its bound): a ride cannot say so.
+    const { scheduler, a, b, rides, pushes } = busyPair({
+      limits: { ...DEFAULT_PEER_LIMITS, maxOrigins: 1 },
+    });
+    await scheduler.runUntil(scheduler.now() + 20);
+    void b.replicator.write({ post: p, user: "b" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 2000);
+    expect(a.store.liked(p, "b" as UserId)).toBe(false);
+    // One ride, lost after 100 ms; then b's own pushes, held after each refusal (0.5-1 s at
+    // first, doubling), not a ride every 100 ms.
+    expect(rides).toEqual([1]);
+    expect(pushes.length).toBeGreaterThanOrEqual(1);
+    expect(pushes.length).toBeLessThanOrEqual(4);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("sends a like a writer waits replicas for by a push at once, not on an answer", async () => {
+    const { scheduler, a, b, rides, pushes } = busyPair();
+    await scheduler.runUntil(scheduler.now() + 20);
+    // A ride first, so that b is known to follow a's pushes.
+    void b.replicator.write({ post: p, user: "b1" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 20);
+    expect(rides).toEqual([1]);
+    const write = b.replicator.write({ post: p, user: "b2" as UserId }, "all", 1000);
+    await scheduler.runUntil(scheduler.now() + 20);
+    expect(await write).toEqual({ isNew: true, acks: 2, required: 2 });
+    expect(pushes).toContain(2);
+    expect(rides).toEqual([1]);
     a.replicator.stop();
     b.replicator.stop();
   });
