@@ -201,6 +201,8 @@ export class AntiEntropy {
     }
     // What the peer lacked went, or nothing was owed: a refusal of what this node sent is over.
     // (An eager push of this node's own likes ends none: the refused page may hold others'.)
-    this.deps.peers.accepted(peer, "sent");
+    // Own likes on their way (left out above) are not known taken: they may meet the refusal.
+    if (peer.pushedUpTo <= peer.ackedOf(this.deps.self.origin))
+      this.deps.peers.accepted(peer, "sent");
   }
 }
