@@ -86,7 +86,7 @@ const elapsed = () => `${((performance.now() - started) / 1000).toFixed(0)}s`;
 const log = (message: string) => console.error(`[bench ${elapsed()}] ${message}`);
 process.on("SIGINT", () => void stopAll().then(() => process.exit(130)));
 
-/** Likes per commit of the commits section: a push's, at 1000 likes/s and a 5 ms pace. */
+/** Likes per commit of the commits section: about a push's, at 1000 likes/s and a 4-5 ms pace. */
 const COMMIT_LIKES = 5;
 
 async function main(): Promise<void> {

@@ -169,7 +169,7 @@ export function loadConfig(env: Env, defaultName: string = hostname()): Config {
     peerDns,
     dataDir: read("LIKES_DATA_DIR") ?? "./data",
     clusterSecret,
-    pushMs: integer(read, "LIKES_PUSH_MS", 5, 1, 60_000),
+    pushMs: integer(read, "LIKES_PUSH_MS", 4, 1, 60_000),
     syncMs: integer(read, "LIKES_SYNC_MS", 1000, 10, 3_600_000),
     fsync,
     onCorruption,
