@@ -107,8 +107,14 @@ describe("replicator rides", () => {
 });
 
 describe("replicator rides: what does not ride", () => {
-  /** a pushes a like every millisecond; b (whose origin sorts last) waits for its pushes. */
-  function busyPair(options: Parameters<ReturnType<typeof simNetwork>["node"]>[2] = {}) {
+  /**
+   * a pushes a like every millisecond; b (whose origin sorts last) waits for its pushes, and
+   * b's pushes of likes take `bDelayMs` more to arrive.
+   */
+  function busyPair(
+    options: Parameters<ReturnType<typeof simNetwork>["node"]>[2] = {},
+    bDelayMs = 0,
+  ) {
     const { scheduler, node } = simNetwork(7);
     const rides: number[] = [];
     const pushes: number[] = [];
@@ -129,7 +135,14 @@ describe("replicator rides: what does not ride", () => {
       wrapTransport: (inner) => ({
         send: (to, request) => {
           if (request.kind === "deltas") pushes.push(...request.entries.map((e) => e.seq));
-          return inner.send(to, request);
+          if (request.kind !== "deltas" || request.entries.length === 0 || bDelayMs === 0)
+            return inner.send(to, request);
+          return new Promise((resolve, reject) =>
+            scheduler.setTimeout(
+              () => void inner.send(to, request).then(resolve, reject),
+              bDelayMs,
+            ),
+          );
         },
       }),
     });
@@ -157,6 +170,25 @@ describe("replicator rides: what does not ride", () => {
     expect(rides).toEqual([1]);
     expect(pushes.length).toBeGreaterThanOrEqual(1);
     expect(pushes.length).toBeLessThanOrEqual(4);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("does not ride while a push to the peer is in flight (the answer could overtake it)", async () => {
+    const { scheduler, a, b, rides, pushes } = busyPair({}, 30);
+    await scheduler.runUntil(scheduler.now() + 20);
+    // A push of b's own that takes 30 ms to be answered: a writer waits for replicas of it.
+    const slow = b.replicator.write({ post: p, user: "b1" as UserId }, "all", 1000);
+    await scheduler.runUntil(scheduler.now() + 1);
+    expect(pushes).toContain(1);
+    // While it is in flight b takes another like; a's pushes keep coming every pace.
+    void b.replicator.write({ post: p, user: "b2" as UserId }, "local", 1000);
+    const ridesBefore = rides.length;
+    await scheduler.runUntil(scheduler.now() + 20);
+    expect(rides.length).toBe(ridesBefore);
+    await scheduler.runUntil(scheduler.now() + 50);
+    expect((await slow).acks).toBe(2);
+    expect(a.store.liked(p, "b2" as UserId)).toBe(true);
     a.replicator.stop();
     b.replicator.stop();
   });
