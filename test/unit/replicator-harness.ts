@@ -23,6 +23,8 @@ interface SimNodeOptions {
   readonly membership?: Membership;
   /** What a peer may make it hold (limits.ts). */
   readonly limits?: PeerLimits;
+  /** LIKES_FAULTS: whether its pushes to a peer (by node name) are paused. */
+  readonly pushPaused?: (peer: string | undefined) => boolean;
 }
 
 /** Real replicators and memory stores on a simulated network, in virtual time. */
@@ -55,6 +57,7 @@ export function simNetwork(seed: number) {
       ...(options.retryMaxMs === undefined ? {} : { retryMaxMs: options.retryMaxMs }),
       ...(options.metrics ? { metrics: options.metrics } : {}),
       ...(options.limits ? { limits: options.limits } : {}),
+      ...(options.pushPaused ? { pushPaused: options.pushPaused } : {}),
     });
     network.attach(endpoint);
     return { store, replicator, endpoint };

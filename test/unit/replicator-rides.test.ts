@@ -107,14 +107,12 @@ describe("replicator rides", () => {
 });
 
 describe("replicator rides: what does not ride", () => {
+  type NodeOptions = Parameters<ReturnType<typeof simNetwork>["node"]>[2];
   /**
    * a pushes a like every millisecond; b (whose origin sorts last) waits for its pushes, and
    * b's pushes of likes take `bDelayMs` more to arrive.
    */
-  function busyPair(
-    options: Parameters<ReturnType<typeof simNetwork>["node"]>[2] = {},
-    bDelayMs = 0,
-  ) {
+  function busyPair(options: NodeOptions = {}, bDelayMs = 0, bOptions: NodeOptions = {}) {
     const { scheduler, node } = simNetwork(7);
     const rides: number[] = [];
     const pushes: number[] = [];
@@ -132,6 +130,7 @@ describe("replicator rides: what does not ride", () => {
     });
     const b = node("b", ["a"], {
       ...SYNC_NEVER,
+      ...bOptions,
       wrapTransport: (inner) => ({
         send: (to, request) => {
           if (request.kind === "deltas") pushes.push(...request.entries.map((e) => e.seq));
@@ -189,6 +188,24 @@ describe("replicator rides: what does not ride", () => {
     await scheduler.runUntil(scheduler.now() + 50);
     expect((await slow).acks).toBe(2);
     expect(a.store.liked(p, "b2" as UserId)).toBe(true);
+    a.replicator.stop();
+    b.replicator.stop();
+  });
+
+  it("does not ride while its pushes to the peer are paused", async () => {
+    let paused = false;
+    const { scheduler, a, b, rides } = busyPair({}, 0, { pushPaused: () => paused });
+    // The greetings first: each node knows the other.
+    await scheduler.runUntil(scheduler.now() + 20);
+    paused = true;
+    void b.replicator.write({ post: p, user: "b" as UserId }, "local", 1000);
+    await scheduler.runUntil(scheduler.now() + 50);
+    expect(rides).toEqual([]);
+    expect(a.store.liked(p, "b" as UserId)).toBe(false);
+    paused = false;
+    b.replicator.faultsChanged();
+    await scheduler.runUntil(scheduler.now() + 20);
+    expect(a.store.liked(p, "b" as UserId)).toBe(true);
     a.replicator.stop();
     b.replicator.stop();
   });
