@@ -129,6 +129,29 @@ export class PeerState {
     return backoff(this.refusals[side], baseMs, maxMs);
   }
 
+  /**
+   * Forgets the rides it acknowledged; when the oldest left went unacknowledged for
+   * `timeoutMs`, what it carried and all after it goes again, and rides stop (ridesStopped).
+   * Returns the milliseconds left until then, Infinity when no ride is on its way.
+   */
+  rideLeft(self: OriginId, now: number, timeoutMs: number): number {
+    const acked = this.ackedOf(self);
+    let acknowledged = 0;
+    while ((this.rides[acknowledged]?.upTo ?? Infinity) <= acked) acknowledged++;
+    if (acknowledged > 0) this.rides.splice(0, acknowledged);
+    const oldest = this.rides[0];
+    if (!oldest) return Infinity;
+    // A clock gone back past the ride counts from now.
+    oldest.at = Math.min(oldest.at, now);
+    const left = oldest.at + timeoutMs - now;
+    if (left > 0) return left;
+    // Refused (a ride has no answer to say so) or lost with its link: what it carried goes by
+    // our own pushes, which meet a refusal and its hold.
+    this.sendAgain(self);
+    this.ridesStopped = true;
+    return Infinity;
+  }
+
   /** What was sent (pushed, or rode on an answer) and not acknowledged goes again. */
   sendAgain(self: OriginId): void {
     this.pushedUpTo = this.ackedOf(self);

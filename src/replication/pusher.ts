@@ -164,7 +164,8 @@ export class Pusher {
 
   private rideOf(peer: PeerState, now: number): Entry[] {
     const { self, store } = this.deps;
-    this.rideLost(peer, now);
+    // Forgets the rides it acknowledged, and sends again from what it holds if one was lost.
+    this.rideLeft(peer, now);
     const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
     const own = this.ownSeq();
     const rides =
@@ -275,32 +276,10 @@ export class Pusher {
     return Math.min(deferred, anchor + deferred - now);
   }
 
-  /**
-   * Forgets the rides the peer acknowledged; when the oldest left went unacknowledged too long,
-   * what it carried and all after it goes again. Returns when that will be, if rides are left.
-   */
-  private rideLost(peer: PeerState, now: number): number {
-    const acked = peer.ackedOf(this.deps.self.origin);
-    const { rides } = peer;
-    let acknowledged = 0;
-    while (acknowledged < rides.length && (rides[acknowledged] as { upTo: number }).upTo <= acked)
-      acknowledged++;
-    if (acknowledged > 0) rides.splice(0, acknowledged);
-    const oldest = rides[0];
-    if (!oldest) return Infinity;
-    // A clock gone back past the ride counts from now.
-    oldest.at = Math.min(oldest.at, now);
-    const left = oldest.at + this.rideTimeout() - now;
-    if (left > 0) return left;
-    // Refused (a ride has no answer to say so) or lost with its link: what it carried goes by
-    // our own pushes, which meet a refusal and its hold.
-    peer.sendAgain(this.deps.self.origin);
-    peer.ridesStopped = true;
-    return Infinity;
-  }
-
-  private rideTimeout(): number {
-    return Math.max(RIDE_MIN_TIMEOUT_MS, RIDE_TIMEOUT_PACES * this.deps.pushMs);
+  /** Milliseconds until a ride to the peer would be lost (peer-state.ts), if one is on its way. */
+  private rideLeft(peer: PeerState, now: number): number {
+    const timeout = Math.max(RIDE_MIN_TIMEOUT_MS, RIDE_TIMEOUT_PACES * this.deps.pushMs);
+    return peer.rideLeft(this.deps.self.origin, now, timeout);
   }
 
   /** A peer's ride was applied: the acknowledgement goes with the next push to it, at its pace. */
@@ -342,7 +321,7 @@ export class Pusher {
       // on when a push of it is answered.
       if (!this.pushable(peer)) continue;
       // A ride unacknowledged: looked at again when it would be lost.
-      held = Math.min(held, this.rideLost(peer, now));
+      held = Math.min(held, this.rideLeft(peer, now));
       const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
       const waiting = own - after;
       const owedSince = peer.ackOwedSince;
