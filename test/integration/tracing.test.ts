@@ -195,11 +195,18 @@ describe("tracing a like across the cluster", () => {
       const node3 = c.node(2).adminUrl;
       const pushes = () => metricSum(node3, "likes_gossip_messages_total", { kind: "deltas" });
       // The pushes of node1 and node2 go on at the pace, and node3 rides on their answers.
-      await waitFor("node3 to ride on its peers' pushes", async () => {
-        const before = await pushes();
-        await new Promise((resolve) => setTimeout(resolve, 200));
-        return (await pushes()) === before;
-      });
+      // Two looks 200 ms apart with no push of node3's between them.
+      let last: number | undefined;
+      await waitFor(
+        "node3 to ride on its peers' pushes",
+        async () => {
+          const seen = await pushes();
+          const quiet = seen === last;
+          last = seen;
+          return quiet;
+        },
+        { intervalMs: 200 },
+      );
       const before = await pushes();
       const client = clientContext();
       expect(await likeWithTrace(c.urls[2]!, "rides", "carol", client.header)).toBe(201);
