@@ -1,7 +1,7 @@
 // The replication core, wired from its parts: the peer table, the eager pusher, anti-entropy,
 // the writers waiting for replicas and the convergence tracker. Free of I/O: it reaches the
 // network, time and randomness only through its ports, so the simulation drives it as it is.
-import { encodeDigest, type Digest, type Like } from "../crdt/index.js";
+import { encodeDigest, type Digest, type Entry, type Like } from "../crdt/index.js";
 import type { Store } from "../store/index.js";
 import { storeSpan } from "../telemetry/spans.js";
 import { activeTraceparent } from "../telemetry/trace-context.js";
@@ -293,16 +293,7 @@ export class Replicator {
   }
 
   private async onDeltas(request: DeltasRequest): Promise<PeerReply> {
-    try {
-      checkEntries(request.entries, this.store.digest(), this.clock.now(), this.limits);
-    } catch (error) {
-      if (error instanceof PeerLimitError) {
-        this.metrics.peerMessage("deltas", "rejected");
-        this.refusals.refused(request.node, error);
-      }
-      throw error;
-    }
-    await applyFromPeer(this.applier, request.entries, "push", request);
+    await this.applyPushed(request.entries, request);
     const { reply, senderHolds } = answerDeltas(this.self, request, this.store);
     // What it acknowledges first: a ride it took frees the next.
     const peer = this.heardFrom(request, senderHolds);
@@ -311,20 +302,31 @@ export class Replicator {
   }
 
   /**
-   * Entries that rode on a peer's answer to our push, checked and applied as a push from it
-   * would be; false (and the peer held, as for a refused page) when they were refused.
+   * A peer's own entries, pushed or riding on an answer (`from` says which): checked against
+   * the limits, a refusal counted and logged, then applied.
    */
-  private async applyRide(peer: PeerState, reply: DeltasReply): Promise<boolean> {
-    const entries = reply.entries ?? [];
+  private async applyPushed(entries: readonly Entry[], from: DeltasRequest | DeltasReply) {
     try {
       checkEntries(entries, this.store.digest(), this.clock.now(), this.limits);
-      await applyFromPeer(this.applier, entries, "push", reply);
-      return true;
     } catch (error) {
       if (error instanceof PeerLimitError) {
-        this.metrics.peerMessage("deltas-reply", "rejected");
-        this.refusals.refused(reply.node, error);
+        this.metrics.peerMessage(from.kind, "rejected");
+        this.refusals.refused(from.node, error);
       }
+      throw error;
+    }
+    await applyFromPeer(this.applier, entries, "push", from);
+  }
+
+  /**
+   * Entries that rode on a peer's answer to our push, taken as a push from it would be; false
+   * (and the peer held, as for a refused page) when they were refused.
+   */
+  private async applyRide(peer: PeerState, reply: DeltasReply): Promise<boolean> {
+    try {
+      await this.applyPushed(reply.entries ?? [], reply);
+      return true;
+    } catch (error) {
       this.peers.failed(peer, "ride", error);
       return false;
     }
