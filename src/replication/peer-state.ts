@@ -42,8 +42,8 @@ export class PeerState {
   lastPushAt = -Infinity;
   /** Rides on answers to it not yet known acknowledged, oldest first: last seq, when (clock ms). */
   rides: { upTo: number; at: number }[] = [];
-  /** When own entries last rode on an answer to it (clock ms), or -Infinity since a bare answer. */
-  rodeAt = -Infinity;
+  /** The last push of entries to it (lastPushAt) was a ride, and no bare answer came since. */
+  lastPushRode = false;
   /**
    * A ride to it went unacknowledged (refused, as a ride has no answer to say so): nothing
    * rides to it until a push of ours is taken, which meets a refusal's hold if it refuses.

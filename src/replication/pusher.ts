@@ -151,7 +151,7 @@ export class Pusher {
    * as one of ours that is due (flush()): pushes to other peers that are nearly due leave
    * with the answer, so that the pushes a node waits for come in step.
    */
-  ride(peer: PeerState): Entry[] {
+  ride(peer: PeerState): readonly Entry[] {
     const now = this.deps.clock.now();
     peer.pushedHereAt = now;
     const entries = this.rideOf(peer, now);
@@ -162,26 +162,21 @@ export class Pusher {
     return entries;
   }
 
-  private rideOf(peer: PeerState, now: number): Entry[] {
-    const { self, store } = this.deps;
+  private rideOf(peer: PeerState, now: number): readonly Entry[] {
+    const { self } = this.deps;
     // Forgets the rides it acknowledged, and sends again from what it holds if one was lost.
     this.rideLeft(peer, now);
     const after = Math.max(peer.pushedUpTo, peer.ackedOf(self.origin));
     const own = this.ownSeq();
     const rides =
       own > after && peer.pushesInFlight === 0 && this.awaitedUpTo <= after && this.ridesTo(peer);
-    const entries = rides
-      ? (this.outbox.take(after, own) ??
-        store.entries({ origin: self.origin, after, upTo: own }, MAX_PUSH_ENTRIES))
-      : [];
+    const entries = rides ? this.ownEntries(after, own) : [];
     const last = entries.at(-1);
-    if (!last) {
-      // A bare answer: the peer may not push again soon, so this node's own pushes keep its pace.
-      peer.rodeAt = -Infinity;
-      return [];
-    }
+    // A bare answer: the peer may not push again soon, so this node's own pushes keep its pace.
+    peer.lastPushRode = last !== undefined;
+    if (!last) return [];
     peer.pushedUpTo = last.seq;
-    peer.rodeAt = peer.lastPushAt = now;
+    peer.lastPushAt = now;
     peer.rides.push({ upTo: last.seq, at: now });
     return entries;
   }
@@ -267,7 +262,7 @@ export class Pusher {
    * nothing would ride.
    */
   private deferral(peer: PeerState, now: number): number {
-    const rode = peer.rodeAt === peer.lastPushAt ? peer.rodeAt : -Infinity;
+    const rode = peer.lastPushRode ? peer.lastPushAt : -Infinity;
     const follows =
       peer.origin !== undefined && peer.origin < this.deps.self.origin && this.ridesTo(peer);
     const anchor = Math.max(rode, follows ? peer.pushedHereAt : -Infinity);
@@ -294,6 +289,15 @@ export class Pusher {
   private nextDue(now: number): number {
     const of = (peer: PeerState) => (this.pushable(peer) ? this.waitFor(peer, now) : Infinity);
     return this.deps.peers.least(of, this.deps.pushMs);
+  }
+
+  /** Own entries (after, upTo], a push's worth: from the outbox, else read from the store. */
+  private ownEntries(after: number, upTo: number): readonly Entry[] {
+    const { self, store } = this.deps;
+    return (
+      this.outbox.take(after, upTo) ??
+      store.entries({ origin: self.origin, after, upTo }, MAX_PUSH_ENTRIES)
+    );
   }
 
   private ownSeq(): number {
@@ -348,11 +352,7 @@ export class Pusher {
   /** Pushes own entries (after, upTo] to the peer, and the acknowledgement of a ride it owes. */
   private async pushTo(peer: PeerState, after: number, upTo: number): Promise<void> {
     const { store, self, peers } = this.deps;
-    const entries =
-      after >= upTo
-        ? []
-        : (this.outbox.take(after, upTo) ??
-          store.entries({ origin: self.origin, after, upTo }, MAX_PUSH_ENTRIES));
+    const entries = after >= upTo ? [] : this.ownEntries(after, upTo);
     this.outbox.dropUpTo(peers.pushedEverywhere());
     const last = entries.at(-1);
     const acks =
@@ -364,6 +364,7 @@ export class Pusher {
     peer.pushesInFlight++;
     if (last) peer.pushedUpTo = last.seq;
     peer.lastPushAt = this.deps.clock.now();
+    peer.lastPushRode = false;
     try {
       const reply = await this.send(peer, entries, acks);
       // Not taken past a gap (an earlier push was lost or overtaken): sent again from what
