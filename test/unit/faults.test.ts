@@ -6,28 +6,8 @@ import {
   parseDuration,
   parseFaultRequest,
 } from "../../src/replication/faults.js";
-import type { Clock, Timer } from "../../src/replication/ports.js";
 import type { Logger } from "../../src/telemetry/types.js";
-
-/** A clock that moves only when told, with timers that fire as it passes them. */
-class ManualClock implements Clock {
-  private at = 1_000_000;
-  private timers: { at: number; run: () => void; cancelled: boolean }[] = [];
-  now(): number {
-    return this.at;
-  }
-  setTimeout(run: () => void, ms: number): Timer {
-    const timer = { at: this.at + ms, run, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => void (timer.cancelled = true) };
-  }
-  advance(ms: number): void {
-    this.at += ms;
-    const due = this.timers.filter((t) => t.at <= this.at && !t.cancelled);
-    this.timers = this.timers.filter((t) => !due.includes(t));
-    for (const t of due) t.run();
-  }
-}
+import { ManualClock } from "../support/manual-clock.js";
 
 function recordingLogger(): Logger & { lines: string[] } {
   const lines: string[] = [];

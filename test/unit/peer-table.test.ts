@@ -5,39 +5,10 @@ import type { NodeName, OriginId } from "../../src/crdt/index.js";
 import { PeerLimitError } from "../../src/replication/limits.js";
 import { PeerState } from "../../src/replication/peer-state.js";
 import { PeerTable } from "../../src/replication/peer-table.js";
-import { StaticMembership, type Clock } from "../../src/replication/ports.js";
+import { StaticMembership } from "../../src/replication/ports.js";
 import { StorageFullError } from "../../src/store/index.js";
 import type { Logger } from "../../src/telemetry/types.js";
-
-/** A clock whose timers run when the test says, as late or as early as it says. */
-class ManualClock implements Clock {
-  time = 1_000_000;
-  readonly timers: { at: number; run: () => void; cancelled: boolean }[] = [];
-  now(): number {
-    return this.time;
-  }
-  setTimeout(run: () => void, ms: number) {
-    const timer = { at: this.time + ms, run, cancelled: false };
-    this.timers.push(timer);
-    return { cancel: () => (timer.cancelled = true) };
-  }
-  /** Moves the clock `ms` on, firing the timers due by then. */
-  advance(ms: number): void {
-    this.time += ms;
-    for (const timer of this.timers.filter((t) => t.at <= this.time)) {
-      this.timers.splice(this.timers.indexOf(timer), 1);
-      if (!timer.cancelled) timer.run();
-    }
-  }
-  /** Fires the pending timers, the clock set `earlyMs` before each one's time. */
-  fire(earlyMs = 0): void {
-    for (const timer of this.timers.splice(0)) {
-      if (timer.cancelled) continue;
-      this.time = timer.at - earlyMs;
-      timer.run();
-    }
-  }
-}
+import { ManualClock } from "../support/manual-clock.js";
 
 const PEER = "b:1";
 const answer = { node: "b" as NodeName, origin: "b~1" as OriginId };

@@ -4,10 +4,17 @@
 import { describe, expect, it } from "vitest";
 import type { PostId, UserId } from "../../src/crdt/index.js";
 import { DEFAULT_PEER_LIMITS } from "../../src/replication/limits.js";
-import type { Transport } from "../../src/replication/ports.js";
+import type { Clock, Transport } from "../../src/replication/ports.js";
 import { simNetwork } from "./replicator-harness.js";
 
 const p = "p" as PostId;
+
+/** What `send` answers, sent `ms` later on `clock` (the simulation's virtual time). */
+function later<T>(clock: Clock, ms: number, send: () => Promise<T>): Promise<T> {
+  return new Promise((resolve, reject) =>
+    clock.setTimeout(() => void send().then(resolve, reject), ms),
+  );
+}
 const SYNC_NEVER = { syncMs: 3_600_000 };
 
 /** A transport that counts the pushes a node sends and the rides their answers bring back. */
@@ -136,12 +143,7 @@ describe("replicator rides: what does not ride", () => {
           if (request.kind === "deltas") pushes.push(...request.entries.map((e) => e.seq));
           if (request.kind !== "deltas" || request.entries.length === 0 || bDelayMs === 0)
             return inner.send(to, request);
-          return new Promise((resolve, reject) =>
-            scheduler.setTimeout(
-              () => void inner.send(to, request).then(resolve, reject),
-              bDelayMs,
-            ),
-          );
+          return later(scheduler, bDelayMs, () => inner.send(to, request));
         },
       }),
     });
@@ -239,9 +241,7 @@ describe("anti-entropy and what is on its way", () => {
             return inner.send(to, request);
           sentSeqs.push(...request.entries.map((e) => e.seq));
           // The push of the like takes 300 ms to arrive: several syncs pass meanwhile.
-          return new Promise((resolve, reject) =>
-            scheduler.setTimeout(() => void inner.send(to, request).then(resolve, reject), 300),
-          );
+          return later(scheduler, 300, () => inner.send(to, request));
         },
       }),
     });
