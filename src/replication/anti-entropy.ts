@@ -186,9 +186,9 @@ export class AntiEntropy {
    */
   private notSent(peer: PeerState): Digest {
     const { origin } = this.deps.self;
-    const sent = peer.pushedUpTo;
-    if (sent <= peer.ackedOf(origin)) return peer.acked;
-    return new Map(peer.acked).set(origin, sent);
+    return peer.sentUnacknowledged(origin)
+      ? new Map(peer.acked).set(origin, peer.pushedUpTo)
+      : peer.acked;
   }
 
   private async pushMissing(peer: PeerState): Promise<void> {
@@ -202,7 +202,6 @@ export class AntiEntropy {
     // What the peer lacked went, or nothing was owed: a refusal of what this node sent is over.
     // (An eager push of this node's own likes ends none: the refused page may hold others'.)
     // Own likes on their way (left out above) are not known taken: they may meet the refusal.
-    if (peer.pushedUpTo <= peer.ackedOf(this.deps.self.origin))
-      this.deps.peers.accepted(peer, "sent");
+    if (!peer.sentUnacknowledged(this.deps.self.origin)) this.deps.peers.accepted(peer, "sent");
   }
 }

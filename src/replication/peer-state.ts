@@ -152,6 +152,11 @@ export class PeerState {
     return Infinity;
   }
 
+  /** Whether own entries were sent to it (pushed, or riding) that it has not acknowledged. */
+  sentUnacknowledged(self: OriginId): boolean {
+    return this.pushedUpTo > this.ackedOf(self);
+  }
+
   /** What was sent (pushed, or rode on an answer) and not acknowledged goes again. */
   sendAgain(self: OriginId): void {
     this.pushedUpTo = this.ackedOf(self);
