@@ -11,7 +11,7 @@ import {
 } from "node:fs";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { isReadableLayout } from "./sqlite-schema.js";
+import { SCHEMA_VERSION } from "./sqlite-schema.js";
 import { DataDirectoryError, DataDirectoryLockedError } from "./types.js";
 
 export const DB_FILE = "likes.db";
@@ -95,10 +95,10 @@ export class DataDirectory {
   }
 
   /**
-   * Whether the database holds no like at all: no tables yet, or a layout this version reads
-   * (as it is or migrated) with no entry and no like (a node that started and never took or
-   * received one). A file marked corrupt, of another layout, or that SQLite cannot read is not
-   * "nothing": the store's open decides about it. Only while no store has the file open.
+   * Whether the database holds no like at all: no tables yet, or this version's layout with no
+   * entry and no like (a node that started and never took or received one). A file marked
+   * corrupt, of another layout, or that SQLite cannot read is not "nothing": the store's open
+   * decides about it. Only while no store has the file open.
    */
   holdsNoLikes(): boolean {
     if (this.isEmpty) return true;
@@ -111,7 +111,7 @@ export class DataDirectory {
       const tables = db.prepare("SELECT count(*) FROM sqlite_schema WHERE type = 'table'");
       if (tables.pluck().get() === 0) return true;
       const version = db.prepare("SELECT value FROM meta WHERE key = 'schema_version'");
-      if (!isReadableLayout(version.pluck().get())) return false;
+      if (version.pluck().get() !== SCHEMA_VERSION) return false;
       const any = db.prepare(
         "SELECT EXISTS (SELECT 1 FROM entries) OR EXISTS (SELECT 1 FROM likes)",
       );

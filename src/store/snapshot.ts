@@ -13,14 +13,7 @@ import type { Digest } from "../crdt/index.js";
 import { SNAPSHOT_CHECKSUM, checkCopy, type CopyCheck, type CopyVerdict } from "./copy-check.js";
 import { DB_FILE } from "./data-dir.js";
 import { repage, syncPath, type RepageOutcome } from "./repage.js";
-import {
-  MIGRATED_VERSION,
-  SCHEMA_VERSION,
-  isReadableLayout,
-  loadVersionVector,
-  prepare,
-  prepareLayout,
-} from "./sqlite-schema.js";
+import { SCHEMA_VERSION, loadVersionVector, prepare, prepareLayout } from "./sqlite-schema.js";
 
 /** Where a download is written until it is installed (and its journal's name prefix). */
 export const DOWNLOAD_FILE = `${DB_FILE}.snapshot`;
@@ -256,10 +249,9 @@ function check(path: string): void {
     const layout = prepareLayout(db);
     kept.push(layout);
     const version = layout.schemaVersion.get() as string | undefined;
-    // One of the layout before is migrated by the store's open, as a data directory would be.
-    if (!isReadableLayout(version))
+    if (version !== SCHEMA_VERSION)
       throw new SnapshotRefusedError(
-        `layout ${version ?? "none"}, this node reads ${SCHEMA_VERSION} and ${MIGRATED_VERSION}`,
+        `layout ${version ?? "none"}, this node reads ${SCHEMA_VERSION}`,
       );
     // Its likes are this node's now; its identity is not (a start takes a new origin anyway).
     db.exec("PRAGMA journal_mode = DELETE");

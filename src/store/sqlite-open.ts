@@ -91,7 +91,7 @@ function openIn<T>(
     // exec, not pragma(): pragma() prepares a throwaway Statement (see sqlite.ts).
     // The page size applies to a new file only, so it comes before anything is written.
     // 4 KiB: a commit writes every page it dirties to the WAL, and one of a few likes from a
-    // peer dirties about seven (each like's set page, the entry page). With 16 KiB
+    // peer dirties about ten (each like's set page and count page, the entry page). With 16 KiB
     // pages such a commit wrote 190 KB of log and cost 40% more time than with 4 KiB; a bulk
     // apply of thousands of likes gains from the larger page, but a node spends its life on
     // small commits. A file keeps the page size it was made with.

@@ -13,17 +13,8 @@ import {
 import { randomIncarnation } from "./incarnation.js";
 import { StoreCorruptError } from "./types.js";
 
-/**
- * The layout this code writes. A data directory of the layout before it (MIGRATED_VERSION) is
- * brought to it at open; one of any other is refused.
- */
-export const SCHEMA_VERSION = "3";
-/** The layout that an open migrates (migrateFrom2), and that a snapshot may still come in. */
-export const MIGRATED_VERSION = "2";
-/** Whether a file of this layout can be opened: as it is, or migrated first. */
-export function isReadableLayout(version: unknown): boolean {
-  return version === SCHEMA_VERSION || version === MIGRATED_VERSION;
-}
+/** The layout this code reads and writes; a data directory with any other is refused. */
+export const SCHEMA_VERSION = "2";
 /**
  * The page size of the files a node makes (sqlite-open.ts says why) and of the snapshots it
  * installs; a file made with another keeps it.
@@ -37,12 +28,6 @@ CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL) WITH
 // Rows are kept small because they are most of the disk: a post is stored once and referred to
 // by its integer id, and an entry's rowid is its dot (origin index << SEQ_BITS | seq), so the entries
 // of one origin are one rowid range and appends fill pages completely.
-//
-// A post's count is a row of the set view itself, (post, '', n): the empty user is never a valid
-// one (crdt/like.ts), so the row sorts first among its post's likes and usually shares a page
-// with the like that moves it. A commit writes every page it dirties to the log, and with the
-// counts in a table of their own (schema 2) each like dirtied two pages at random, its set page
-// and its count page: a commit of 5 likes from a peer wrote 49.4 KB of log, 30.7 KB now.
 const SCHEMA = `
 BEGIN;
 CREATE TABLE origins (
@@ -61,22 +46,10 @@ CREATE TABLE entries (
 CREATE TABLE likes (
   post INTEGER NOT NULL,
   user_id TEXT NOT NULL,
-  n INTEGER,
   PRIMARY KEY (post, user_id)
 ) WITHOUT ROWID;
+CREATE TABLE counts (post INTEGER PRIMARY KEY, n INTEGER NOT NULL);
 INSERT INTO meta (key, value) VALUES ('schema_version', '${SCHEMA_VERSION}');
-COMMIT;
-`;
-
-// Schema 2 kept the counts in a table of their own; its likes and entries are as they are here.
-const MIGRATE_FROM_2 = `
-BEGIN IMMEDIATE;
-ALTER TABLE likes ADD COLUMN n INTEGER;
-INSERT INTO likes (post, user_id, n) SELECT post, '', n FROM counts;
-DROP TABLE counts;
--- Written at a clean close for the versions before schema 2's last; none of them reads this file.
-DELETE FROM meta WHERE key = 'set_size';
-UPDATE meta SET value = '${SCHEMA_VERSION}' WHERE key = 'schema_version';
 COMMIT;
 `;
 
@@ -104,10 +77,7 @@ export function checkIntegrity(db: Database.Database, dataDir: string): void {
     throw new StoreCorruptError(dataDir, `integrity check: ${problems.join("; ")}`);
 }
 
-/**
- * Creates the tables in a new file, brings one of the layout before to this one (in one
- * transaction: a kill on the way leaves it as it was), and refuses a file of any other layout.
- */
+/** Creates the tables in a new file; refuses a file written with another layout. */
 export function checkLayout(
   db: Database.Database,
   sql: ReturnType<typeof prepareLayout>,
@@ -115,15 +85,6 @@ export function checkLayout(
 ) {
   const version = sql.schemaVersion.get() as string | undefined;
   if (version === SCHEMA_VERSION) return;
-  if (version === MIGRATED_VERSION) {
-    try {
-      db.exec(MIGRATE_FROM_2);
-    } catch (error) {
-      if (db.inTransaction) db.exec("ROLLBACK");
-      throw error;
-    }
-    return;
-  }
   const wipe =
     "Stop the node, move the data directory aside (or delete it) and start again: the node " +
     "starts as a new origin and refills from its peers.";
@@ -134,8 +95,7 @@ export function checkLayout(
   const written =
     version === undefined ? "an older version of likes (schema 1)" : `schema ${version}`;
   throw new SchemaVersionError(
-    `${file} was written by ${written}; this version reads schema ${SCHEMA_VERSION} and ` +
-      `migrates schema ${MIGRATED_VERSION}. ${wipe}`,
+    `${file} was written by ${written}; this version reads schema ${SCHEMA_VERSION} only. ${wipe}`,
   );
 }
 
@@ -145,22 +105,20 @@ export function prepare(db: Database.Database) {
       `INSERT INTO entries (dot, post, user_id, ts, traceparent) VALUES ((? << ${SEQ_BITS}) | ?, ?, ?, ?, ?)`,
     ),
     insertLike: db.prepare("INSERT OR IGNORE INTO likes (post, user_id) VALUES (?, ?)"),
-    // An update, and the insert only for a post's first likes: an upsert seeks the row twice.
-    addCount: db.prepare("UPDATE likes SET n = n + ? WHERE post = ? AND user_id = ''"),
-    firstCount: db.prepare("INSERT INTO likes (post, user_id, n) VALUES (?, '', ?)"),
+    addCount: db.prepare(
+      "INSERT INTO counts (post, n) VALUES (?, ?) ON CONFLICT (post) DO UPDATE SET n = n + excluded.n",
+    ),
     postId: db.prepare("SELECT id FROM posts WHERE post_id = ?").pluck(),
-    countOf: db.prepare("SELECT n FROM likes WHERE post = ? AND user_id = ''").pluck(),
+    countOf: db.prepare("SELECT n FROM counts WHERE post = ?").pluck(),
     addPost: db.prepare("INSERT INTO posts (post_id) VALUES (?)"),
     addOrigin: db.prepare("INSERT OR IGNORE INTO origins (origin) VALUES (?)"),
     originId: db.prepare("SELECT id FROM origins WHERE origin = ?").pluck(),
     saveUpTo: db.prepare("UPDATE origins SET upto = ? WHERE id = ?"),
-    // The set's size is counted at open, not written by every commit: one lookup of the count
-    // row per post, not a scan of every like.
-    setSize: db
-      .prepare(
-        "SELECT total((SELECT n FROM likes WHERE post = p.id AND user_id = '')) FROM posts p",
-      )
-      .pluck(),
+    // The set's size is counted at open, not written by every commit. An earlier version wrote
+    // it to meta as set_size with every commit and read it at open: this one writes it at a
+    // clean close, for such a node opened on the directory after it.
+    setSize: db.prepare("SELECT total(n) FROM counts").pluck(),
+    saveSize: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('set_size', ?)"),
     // The small write that tells whether a full disk has room again.
     probe: db.prepare("INSERT OR REPLACE INTO meta (key, value) VALUES ('probed_at', ?)"),
     metaValue: db.prepare("SELECT value FROM meta WHERE key = ?").pluck(),

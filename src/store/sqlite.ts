@@ -38,10 +38,8 @@ export class SqliteStore extends LogStore {
   readonly previousOrigin: OriginId | undefined;
   private readonly originIds = new Map<OriginId, number>();
   private readonly postIds = new Map<PostId, number>();
-  /** New likes per post id in the running transaction: what the cached counts move by. */
+  /** New likes per post id in the running transaction: one count update per post, not per like. */
   private readonly countDeltas = new Map<number, number>();
-  /** Of those, the ones not written to their count rows yet: one write per post, not per like. */
-  private readonly uncounted = new Map<number, number>();
   /**
    * Committed counts by post id, for reads: a count is read far more often than it changes
    * (GET /likes), and a cached one costs a map lookup instead of a query. Moved by the deltas
@@ -51,6 +49,8 @@ export class SqliteStore extends LogStore {
   /** Posts read while nobody had liked them (no id): counted 0 without a query until liked. */
   private readonly unliked = new Set<PostId>();
   private size: number;
+  /** The size in meta, for an earlier version (sqlite-schema.ts); NaN when there is none. */
+  private readonly savedSize: number;
   private readonly contiguous: ContiguousSaves;
 
   private checkpointer: Checkpointer | undefined;
@@ -73,6 +73,7 @@ export class SqliteStore extends LogStore {
     this.health = opened.health;
     this.previousOrigin = opened.previousOrigin;
     this.size = this.sql.setSize.get() as number;
+    this.savedSize = Number(this.sql.metaValue.get("set_size") ?? Number.NaN);
     this.contiguous = new ContiguousSaves(opened.origins.map(([, upTo, id]) => [id, upTo]));
   }
 
@@ -139,7 +140,7 @@ export class SqliteStore extends LogStore {
       const result = this.db
         .transaction(() => {
           const result = fn();
-          for (const post of this.uncounted.keys()) this.writeCount(post);
+          for (const [post, n] of this.countDeltas) this.sql.addCount.run(post, n);
           for (const [id, upTo] of this.contiguous.due()) this.sql.saveUpTo.run(upTo, id);
           return result;
         })
@@ -160,7 +161,6 @@ export class SqliteStore extends LogStore {
       throw this.health.failed(error);
     } finally {
       this.countDeltas.clear();
-      this.uncounted.clear();
     }
   }
 
@@ -195,32 +195,16 @@ export class SqliteStore extends LogStore {
     // out of order, a batch larger than the page cache spills and rereads pages all along.
     const keyed = likes.map((like) => ({ post: this.postIdOf(like.post), like }));
     keyed.sort((a, b) => a.post - b.post || compareUtf16(a.like.user, b.like.user));
-    // Each post's count row is written after its last like, while its page is still in the
-    // cache: written at the end of a batch of thousands, the pages had to be read again.
     let added = 0;
-    keyed.forEach(({ post, like }, i) => {
-      if (this.addLike(post, like.user)) added++;
-      if (keyed[i + 1]?.post !== post) this.writeCount(post);
-    });
+    for (const { post, like } of keyed) if (this.addLike(post, like.user)) added++;
     return added;
   }
 
   private addLike(post: number, user: UserId): boolean {
-    // The empty user's row is the post's count (sqlite-schema.ts); no valid like has it.
-    if (user.length === 0) throw new RangeError(`a like of ${post} without a user`);
     if (this.sql.insertLike.run(post, user).changes === 0) return false;
     this.countDeltas.set(post, (this.countDeltas.get(post) ?? 0) + 1);
-    this.uncounted.set(post, (this.uncounted.get(post) ?? 0) + 1);
     this.size++;
     return true;
-  }
-
-  /** Adds the post's new likes not yet counted to its count row. */
-  private writeCount(post: number): void {
-    const n = this.uncounted.get(post);
-    if (n === undefined) return;
-    if (this.sql.addCount.run(n, post).changes === 0) this.sql.firstCount.run(post, n);
-    this.uncounted.delete(post);
   }
 
   protected saveContiguous(origin: OriginId, upTo: number): void {
@@ -289,8 +273,8 @@ export class SqliteStore extends LogStore {
 
   /**
    * At a clean close, every origin's contiguous seq, so that the next open scans nothing above
-   * it. Not written (a full disk, a lost store), the next open finds the seqs again from the
-   * entries.
+   * it, and the set's size for an earlier version (sqlite-schema.ts). Not written (a full disk,
+   * a lost store), the next open finds the seqs again from the entries.
    */
   private saveUnsaved(): void {
     if (!this.db.open || this.health.condition !== "ok") return;
@@ -300,10 +284,12 @@ export class SqliteStore extends LogStore {
         ([origin, upTo]) => [this.idOf(origin), upTo] as const,
       );
       const rows = this.contiguous.unsaved(committed);
-      if (rows.length === 0) return;
+      const size = this.size !== this.savedSize;
+      if (rows.length === 0 && !size) return;
       this.db
         .transaction(() => {
           for (const [id, upTo] of rows) this.sql.saveUpTo.run(upTo, id);
+          if (size) this.sql.saveSize.run(String(this.size));
         })
         .immediate();
       this.contiguous.wrote(rows);

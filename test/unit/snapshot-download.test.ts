@@ -1,8 +1,7 @@
 // Snapshot download: the copy a serving store makes and checks, and the joining end's checked
 // download and its install.
 import { randomBytes } from "node:crypto";
-import { mkdirSync, mkdtempSync, readFileSync, readdirSync, rmSync, writeFileSync } from "node:fs";
-import Database from "better-sqlite3";
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterEach, describe, expect, it } from "vitest";
@@ -18,7 +17,7 @@ import {
 } from "../../src/store/index.js";
 import { PAGE_SIZE } from "../../src/store/sqlite-schema.js";
 import { SEED_ORIGIN, seedDataDir } from "../support/snapshot-peer.js";
-import { pageSizeOf, writeSchema2 } from "../support/sqlite-file.js";
+import { pageSizeOf } from "../support/sqlite-file.js";
 import { sha } from "./snapshot-harness.js";
 
 const dirs: string[] = [];
@@ -143,34 +142,6 @@ describe("snapshot download", () => {
     await d.write(0, bytes.subarray(0, bytes.length - 1));
     await expect(d.install(sha(bytes))).rejects.toThrow(/truncated/);
     expect(leftovers(target)).toEqual([]);
-  });
-
-  it("installs a copy of schema 2, which the store's open migrates, and refuses one of an unknown layout", async () => {
-    const source = join(dir(), "likes.db");
-    writeSchema2(source);
-    const bytes = readFileSync(source);
-    const target = dir();
-    await (await download(target, bytes)).install(sha(bytes));
-    const store = SqliteStore.open({
-      dataDir: target,
-      nodeName: "joiner" as NodeName,
-      fsync: "normal",
-    });
-    try {
-      expect([store.count("p" as never), store.setSize()]).toEqual([2, 3]);
-    } finally {
-      await store.close();
-    }
-
-    const db = new Database(source);
-    db.exec("UPDATE meta SET value = '99' WHERE key = 'schema_version'");
-    db.close();
-    const unknown = readFileSync(source);
-    const other = dir();
-    await expect((await download(other, unknown)).install(sha(unknown))).rejects.toThrow(
-      /layout 99, this node reads 3 and 2/,
-    );
-    expect(leftovers(other)).toEqual([]);
   });
 
   it("refuses bytes whose checksum differs from the peer's, and bytes that are not a database whatever their checksum", async () => {
