@@ -2,7 +2,7 @@
 // bytes, lean-connection.ts): one size limit, one answer to each way a body can be wrong, and one
 // decoder of JSON (strict, as body-parser's was; invalid UTF-8 refused, never turned into U+FFFD).
 import { isUtf8 } from "node:buffer";
-import type { IncomingMessage } from "node:http";
+import type { IncomingMessage, ServerResponse } from "node:http";
 import type { Readable, Transform } from "node:stream";
 import { createBrotliDecompress, createGunzip, createInflate } from "node:zlib";
 import {
@@ -18,6 +18,28 @@ const DECOMPRESSORS: Readonly<Record<string, () => Transform>> = {
   deflate: createInflate,
   br: createBrotliDecompress,
 };
+
+/** Answers of requests whose client waits for 100 Continue before it sends the body. */
+const continues = new WeakMap<IncomingMessage, ServerResponse>();
+
+/**
+ * The client of `req` sends the body after a 100 Continue, which readBody sends when it takes
+ * the body. Until then the answer closes the connection: answered without the 100 (refused
+ * before the body was wanted), the client may send the body or not, and what comes next on the
+ * connection cannot be told apart from it.
+ */
+export function awaitContinue(req: IncomingMessage, res: ServerResponse): void {
+  continues.set(req, res);
+  res.setHeader("connection", "close");
+}
+
+function sendContinue(req: IncomingMessage): void {
+  const res = continues.get(req);
+  if (res === undefined) return;
+  continues.delete(req);
+  res.removeHeader("connection");
+  res.writeContinue();
+}
 
 /** Whether a request announces a body (a length above zero, or chunks). */
 export function hasBody(req: IncomingMessage): boolean {
@@ -40,6 +62,7 @@ export function readBody(
     const declared = message.headers["content-length"];
     const length = declared === undefined ? -1 : Number(declared);
     if (length > limit) return Promise.reject(new PayloadTooLargeError(limit));
+    sendContinue(message);
     return collect(message, message, limit, length);
   }
   const decompress = inflate ? DECOMPRESSORS[encoding.toLowerCase()] : undefined;
@@ -47,6 +70,7 @@ export function readBody(
     return Promise.reject(
       new UnsupportedMediaTypeError(`Content-Encoding ${encoding} is not accepted here`),
     );
+  sendContinue(message);
   const stream = decompress();
   message.pipe(stream);
   return collect(message, stream, limit, -1);

@@ -19,6 +19,7 @@ import {
   ShuttingDownError,
   type HttpError,
 } from "./errors.js";
+import { awaitContinue } from "./body.js";
 import { LeanConnection, type LeanOptions } from "./lean-connection.js";
 import type { PlainHandler } from "./plain-reply.js";
 import { rawErrorResponse, sendError } from "./respond.js";
@@ -125,6 +126,13 @@ export class HttpServer {
       this.afterAnswers(socket, () =>
         socket.end(rawErrorResponse(refusal), () => socket.destroy()),
       );
+    });
+    // Without this listener node:http answers 100 Continue to every head that asks, so a client
+    // uploaded a body of megabytes to be told 413. The 100 is sent when a reader takes the body
+    // (body.ts); an answer without it closes the connection (the client may send the body or not).
+    this.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
+      awaitContinue(req, res);
+      this.serve(req, res, listener);
     });
     // Served as any request (in its turn, refused while closing), with the 417 as its answer.
     const expectationFailed: RequestListener = (req, res) =>

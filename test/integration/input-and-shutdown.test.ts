@@ -1,12 +1,12 @@
 // What the public port promises about hostile input and about SIGTERM, against real processes.
 import { mkdtempSync, rmSync } from "node:fs";
 import { Agent, request } from "node:http";
-import { connect, type Socket } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { TestCluster, allUp, clusterView } from "../support/cluster.js";
 import { NodeProcess, countOf } from "../support/process.js";
+import { rawConnection } from "../support/raw-connection.js";
 import { waitFor } from "../support/wait.js";
 
 /** Sends raw bytes as a request's body, with a Content-Length or chunked, and reads the answer. */
@@ -47,22 +47,6 @@ function post(
       req.end(body.subarray(5));
     } else req.end(body);
   });
-}
-
-/** A raw connection: what it received, and how it ended. */
-function rawConnection(port: number): {
-  socket: Socket;
-  received: () => string;
-  ended: Promise<{ hadError: boolean }>;
-} {
-  const socket = connect(port, "127.0.0.1");
-  let text = "";
-  socket.on("data", (chunk: Buffer) => (text += chunk.toString("latin1")));
-  const ended = new Promise<{ hadError: boolean }>((resolve) => {
-    socket.on("error", () => {});
-    socket.on("close", (hadError) => resolve({ hadError }));
-  });
-  return { socket, received: () => text, ended };
 }
 
 const dirs: string[] = [];

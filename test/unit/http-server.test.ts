@@ -6,6 +6,7 @@ import { setTimeout as sleep } from "node:timers/promises";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { HttpServer } from "../../src/http/server.js";
 import { startApp } from "../support/app.js";
+import { rawConnection } from "../support/raw-connection.js";
 import { waitFor } from "../support/wait.js";
 
 let app: Awaited<ReturnType<typeof startApp>>;
@@ -104,6 +105,40 @@ describe("what node:http refuses", () => {
       }
     });
   }
+});
+
+describe("Expect: 100-continue", () => {
+  const head = (path: string, length: number, type = "application/json") =>
+    `POST ${path} HTTP/1.1\r\nHost: x\r\nContent-Type: ${type}\r\nExpect: 100-continue\r\nContent-Length: ${length}\r\n\r\n`;
+
+  it("answers a body over the limit 413 without asking for it, and closes", async () => {
+    const received = await exchange(head("/like", 2_000_000));
+    expect(received).not.toContain("100 Continue");
+    expect(lastAnswer(received)).toMatchObject({ status: 413, code: "payload_too_large" });
+    expect(received).toMatch(/\r\nconnection: close\r\n/i);
+  });
+
+  it("answers a request refused before its body without asking for it, and closes", async () => {
+    const received = await exchange(head("/like", 10, "text/plain"));
+    expect(received).not.toContain("100 Continue");
+    expect(lastAnswer(received)).toMatchObject({ status: 415 });
+  });
+
+  it("asks for a body it takes, and keeps the connection for the next request", async () => {
+    const like = '{"post":"expect","user":"u1"}';
+    const client = rawConnection(port);
+    try {
+      client.socket.write(head("/like", like.length));
+      await waitFor("100 Continue", () => client.received() === "HTTP/1.1 100 Continue\r\n\r\n");
+      client.socket.write(like + HEALTH);
+      await waitFor("both answers", () => /HTTP\/1\.1 200 OK\r\n/.test(client.received()));
+      const answers = [...client.received().matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
+      expect(answers).toEqual(["100", "201", "200"]);
+      expect(client.received()).not.toMatch(/connection: close/i);
+    } finally {
+      client.socket.destroy();
+    }
+  });
 });
 
 describe("a refusal behind a request being answered", () => {
