@@ -162,6 +162,7 @@ export class LikesNode {
     const metrics = new PromMetrics({
       ...(config.faults ? { faults: () => node?.faults?.list() ?? [] } : {}),
       setSize: () => node?.store.setSize() ?? 0,
+      origins: { held: () => node?.store.digest().size ?? 0, max: config.maxOrigins },
       walBytes: () => node?.store.walBytes?.(),
       walRestarts: () => node?.store.walRestarts?.(),
       peers: () => node?.peerGauges() ?? [],

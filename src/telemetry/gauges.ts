@@ -1,6 +1,6 @@
 // The gauges of DESIGN §6 that are read from the node's state when Prometheus scrapes: the set's
-// size, the store's log file (and the counts of its restarts), the injected faults, and per peer
-// its liveness, pending entries, clock skew and link.
+// size, the origins held against their bound, the store's log file (and the counts of its
+// restarts), the injected faults, and per peer its liveness, pending entries, clock skew and link.
 // Nothing on a request's path touches them (metrics.ts has what the node observes as it goes).
 import client from "prom-client";
 
@@ -18,6 +18,11 @@ export interface PeerGauge {
 /** What the gauges read when scraped. */
 export interface Gauges {
   readonly setSize: () => number;
+  /**
+   * Origins (node incarnations, one per start) in this node's version vector, and the most it
+   * takes (LIKES_MAX_ORIGINS): past it a peer's entries of a new origin are refused for good.
+   */
+  readonly origins?: { readonly held: () => number; readonly max: number };
   /** The store's write-ahead log file, bytes (a SQLite store). */
   readonly walBytes?: () => number | undefined;
   /** The log's restarts and their time, seconds (a SQLite store with its checkpoint worker). */
@@ -41,6 +46,22 @@ export function registerGauges(
       this.set(gauges.setSize());
     },
   });
+  const origins = gauges.origins;
+  if (origins) {
+    new client.Gauge({
+      name: "likes_origins",
+      help: "Origins (node incarnations, one per start) in this node's version vector",
+      registers,
+      collect() {
+        this.set(origins.held());
+      },
+    });
+    new client.Gauge({
+      name: "likes_origins_max",
+      help: "LIKES_MAX_ORIGINS: past it a peer's entries of a new origin are refused for good",
+      registers,
+    }).set(origins.max);
+  }
   const walBytes = gauges.walBytes;
   if (walBytes)
     new client.Gauge({

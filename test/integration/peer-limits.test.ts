@@ -62,6 +62,10 @@ describe("limits on what a peer can make a node hold", () => {
     expect(await countOf(cluster.urls[0]!, "past")).toBe(0);
     expect(Object.keys((await clusterView(cluster.node(0).adminUrl)).vv)).toHaveLength(MAX_ORIGINS);
     expect(await rejected()).toBe(before + 1);
+    // What a dashboard shows of it: the origins held have reached the bound.
+    const admin = cluster.node(0).adminUrl;
+    expect(await metricSum(admin, "likes_origins")).toBe(MAX_ORIGINS);
+    expect(await metricSum(admin, "likes_origins_max")).toBe(MAX_ORIGINS);
   });
 
   it("refuses entries far above the gap of their origin, so nothing is held that cannot replicate", async () => {

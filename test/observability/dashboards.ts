@@ -23,6 +23,8 @@ export const EXPORTED_METRICS: Readonly<Record<string, MetricType>> = Object.fre
   http_request_duration_seconds: "histogram",
   likes_accepted_total: "counter",
   likes_set_size: "gauge",
+  likes_origins: "gauge",
+  likes_origins_max: "gauge",
   likes_replication_lag_seconds: "histogram",
   likes_convergence_seconds: "histogram",
   likes_replication_pending: "gauge",
