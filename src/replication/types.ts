@@ -28,7 +28,7 @@ export interface PeerView {
   readonly lastContact: string | null;
   readonly acked: Record<string, number>;
   readonly pending: number;
-  /** The peer's clock minus this node's, in ms, at the last answer (null: not measured). */
+  /** The peer's clock minus this node's, in ms, as its link's handshake showed it (null: none). */
   readonly clockSkewMs: number | null;
 }
 
