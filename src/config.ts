@@ -1,5 +1,5 @@
 // The node's configuration: defaults and the environment, validated once into a frozen object;
-// a bad value stops the node at start with the variable's name (DESIGN §5).
+// a bad value stops the node at start with the variable's name (README, "Configuration").
 import { hostname } from "node:os";
 import { isNodeName, type NodeName } from "./crdt/ids.js";
 

@@ -1,4 +1,4 @@
-// The public port (DESIGN §4): the express app of every route, and in front of it the
+// The public port (README, "HTTP API"): the express app of every route, and in front of it the
 // express-free path for plain POST /like and GET /likes (fast-path.ts). The listener this
 // returns decides which of the two serves a request; both answer through respond.ts, read
 // through body.ts and take their answers from the same functions here.
@@ -76,7 +76,7 @@ export interface PublicApp {
   readonly plain: PlainHandler;
 }
 
-/** The public API of DESIGN §4: the seed's heartbeat, likes, counts and probes. */
+/** The public API (README, "HTTP API"): the seed's heartbeat, likes, counts and probes. */
 export function createPublicApp(
   deps: PublicAppDeps,
   options: PublicAppOptions = { fastPaths: true },

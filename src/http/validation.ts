@@ -1,5 +1,5 @@
-// The rules of the public API's input (DESIGN §4): the query string, the like body, and each
-// parameter, as one function apiece that returns the value or throws InvalidInputError.
+// The rules of the public API's input (README, "HTTP API"): the query string, the like body, and
+// each parameter, as one function apiece that returns the value or throws InvalidInputError.
 import querystring from "node:querystring";
 import { fieldProblem, type Like, type PostId, type UserId } from "../crdt/index.js";
 import type { Consistency } from "../replication/replicator.js";

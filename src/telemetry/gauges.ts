@@ -1,5 +1,5 @@
-// The gauges of DESIGN §6 that are read from the node's state when Prometheus scrapes: the set's
-// size, the origins held against their bound, the store's log file (and the counts of its
+// The gauges (README, "Observability") read from the node's state when Prometheus scrapes: the
+// set's size, the origins held against their bound, the store's log file (and the counts of its
 // restarts), the injected faults, and per peer its liveness, pending entries, clock skew and link.
 // Nothing on a request's path touches them (metrics.ts has what the node observes as it goes).
 import client from "prom-client";

@@ -1,5 +1,5 @@
-// The Metrics port (types.ts) over prom-client: the metric names of DESIGN §6, a contract for
-// the dashboards. An applied batch also makes its apply spans here, so it is reported once.
+// The Metrics port (types.ts) over prom-client: the metric names of README's "Observability", a
+// contract for the dashboards. An applied batch also makes its apply spans here, so it is reported once.
 // The gauges read from the node's state at each scrape are gauges.ts.
 import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
@@ -48,8 +48,9 @@ interface ServedSeries {
 }
 
 /**
- * The metrics of DESIGN §6 in one prom-client registry. The registry speaks OpenMetrics (the
- * only format that carries exemplars); plain Prometheus text is derived from it on request.
+ * The metrics (README, "Observability") in one prom-client registry. The registry speaks
+ * OpenMetrics (the only format that carries exemplars); plain Prometheus text is derived from it
+ * on request.
  */
 export class PromMetrics implements Metrics {
   readonly registry = new client.Registry<client.OpenMetricsContentType>();

@@ -1,6 +1,6 @@
 // The spans of a like's journey, over @opentelemetry/api only (a no-op without an SDK, as in
-// the simulation). See DESIGN §6: likes.store, likes.replicate.push, likes.replicate.apply; and
-// likes.replicate.sync, an anti-entropy exchange.
+// the simulation). See README, "Observability": likes.store, likes.replicate.push,
+// likes.replicate.apply; and likes.replicate.sync, an anti-entropy exchange.
 // The first two wrap work of the store and the replication core; the apply spans are made by
 // the Metrics port's entriesApplied (telemetry/metrics.ts).
 import { context, SpanKind, SpanStatusCode, trace, type Link, type Span } from "@opentelemetry/api";

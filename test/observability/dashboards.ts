@@ -15,8 +15,8 @@ export const DATASOURCES_DIR = join(CHART_FILES_DIR, "grafana", "provisioning", 
 export type MetricType = "counter" | "gauge" | "histogram";
 
 /**
- * Every metric a node exports (DESIGN §6), histograms without their suffixes. The likes_*
- * and http_* names are the dashboard contract; the rest are prom-client's default metrics.
+ * Every metric a node exports (README, "Observability"), histograms without their suffixes. The
+ * likes_* and http_* names are the dashboard contract; the rest are prom-client's default metrics.
  */
 export const EXPORTED_METRICS: Readonly<Record<string, MetricType>> = Object.freeze({
   likes_requests_total: "counter",
