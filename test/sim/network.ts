@@ -38,6 +38,8 @@ export class SimNetwork {
   private groups = new Map<PeerAddress, number>();
   faults: NetworkFaults = HEALTHY;
   messages = 0;
+  /** Answers to a push that carried the answering node's own entries (rides, pusher.ts). */
+  rides = 0;
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -90,6 +92,7 @@ export class SimNetwork {
         target.handle(decoded).then(
           (reply) => {
             if (target.life !== targetLife) return;
+            if (reply.kind === "deltas-reply" && (reply.entries?.length ?? 0) > 0) this.rides++;
             const bytes = binaryCodec.encode(reply);
             this.transmit(() => {
               if (settled || !from.alive || from.life !== life || !this.connected(to, from.address))

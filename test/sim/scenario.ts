@@ -10,6 +10,8 @@ export interface ScenarioResult {
   readonly acknowledged: number;
   readonly lost: number;
   readonly events: number;
+  /** Answers that carried the answering node's own entries (rides). */
+  readonly rides: number;
   readonly violations: string[];
 }
 
@@ -17,9 +19,10 @@ const CHAOS_MS = 20_000;
 const SETTLE_MS = 30_000;
 
 /**
- * One seeded run: 3 to 25 nodes take likes for 20 s of virtual time while the network delays,
- * drops, duplicates and reorders messages, partitions come and go, and nodes crash and restart
- * (some with a wiped disk). Then everything heals, and after 30 s the invariants must hold.
+ * One seeded run: 3 to 25 nodes take likes for 20 s of virtual time (half the runs with a burst
+ * of hundreds within 0.6 s) while the network delays, drops, duplicates and reorders messages,
+ * partitions come and go, and nodes crash and restart (some with a wiped disk). Then everything
+ * heals, and after 30 s the invariants must hold.
  */
 export async function runScenario(seed: number): Promise<ScenarioResult> {
   const random = seededRandom(seed);
@@ -32,8 +35,11 @@ export async function runScenario(seed: number): Promise<ScenarioResult> {
   const start = scheduler.now();
   network.faults = {
     minDelayMs: 1,
-    maxDelayMs: 2 + random() * 60,
-    loss: random() * 0.2,
+    // Half the runs on a fast network: answers come back within a pace, so rides can happen.
+    maxDelayMs: 2 + random() * (random() < 0.5 ? 3 : 60),
+    // A lost message stalls its link until a timeout (a real link breaks and reconnects), and a
+    // stalled link carries no rides: a third of the runs lose nothing.
+    loss: random() < 1 / 3 ? 0 : random() * 0.2,
     duplication: random() * 0.1,
   };
 
@@ -46,6 +52,22 @@ export async function runScenario(seed: number): Promise<ScenarioResult> {
       () => cluster.like(pick(cluster.nodes), pick(posts), pick(users), pick(levels)),
       random() * CHAOS_MS,
     );
+
+  // Half the runs have a burst as well: hundreds of likes within 0.1 to 0.6 s, so that pushes
+  // come every pace and the answers carry rides (pusher.ts) while the faults below strike.
+  let burst = 0;
+  if (random() < 0.5) {
+    const at = random() * CHAOS_MS;
+    const span = 100 + random() * 500;
+    burst = Math.floor((100 + random() * 300) * Math.min(1, 8 / size));
+    // New users, so that every like of the burst is an entry; plain likes, which may ride (one
+    // that a writer waits for goes at once).
+    for (let i = 0; i < burst; i++)
+      scheduler.setTimeout(
+        () => cluster.like(pick(cluster.nodes), pick(posts), `burst-user-${i}`, "local"),
+        at + random() * span,
+      );
+  }
 
   // Faults during the chaos window.
   const faults = Math.floor(random() * 8);
@@ -75,10 +97,11 @@ export async function runScenario(seed: number): Promise<ScenarioResult> {
   return {
     seed,
     nodes: size,
-    likes,
+    likes: likes + burst,
     acknowledged: cluster.acknowledged.length,
     lost: cluster.lostWithDisk.size,
     events: scheduler.events,
+    rides: network.rides,
     violations: cluster.violations(),
   };
 }
