@@ -24,20 +24,18 @@ const continues = new WeakMap<IncomingMessage, ServerResponse>();
 
 /**
  * The client of `req` sends the body after a 100 Continue, which readBody sends when it takes
- * the body. Until then the answer closes the connection: answered without the 100 (refused
- * before the body was wanted), the client may send the body or not, and what comes next on the
- * connection cannot be told apart from it.
+ * the body. An answer without it (refused before the body was wanted) closes the connection:
+ * node:http does that itself, since the client may send the body or not, and what comes next on
+ * the connection could not be told apart from it.
  */
 export function awaitContinue(req: IncomingMessage, res: ServerResponse): void {
   continues.set(req, res);
-  res.setHeader("connection", "close");
 }
 
 function sendContinue(req: IncomingMessage): void {
   const res = continues.get(req);
   if (res === undefined) return;
   continues.delete(req);
-  res.removeHeader("connection");
   res.writeContinue();
 }
 

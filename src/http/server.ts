@@ -129,7 +129,7 @@ export class HttpServer {
     });
     // Without this listener node:http answers 100 Continue to every head that asks, so a client
     // uploaded a body of megabytes to be told 413. The 100 is sent when a reader takes the body
-    // (body.ts); an answer without it closes the connection (the client may send the body or not).
+    // (body.ts); node:http closes the connection after an answer given without it.
     this.server.on("checkContinue", (req: IncomingMessage, res: ServerResponse) => {
       awaitContinue(req, res);
       this.serve(req, res, listener);

@@ -134,6 +134,10 @@ describe("Expect: 100-continue", () => {
       await waitFor("both answers", () => /HTTP\/1\.1 200 OK\r\n/.test(client.received()));
       const answers = [...client.received().matchAll(/HTTP\/1\.1 (\d{3}) /g)].map((m) => m[1]);
       expect(answers).toEqual(["100", "201", "200"]);
+      // The 201 says it keeps the connection, with the timeout an agent retires sockets by.
+      const created = `${client.received().split("HTTP/1.1 201 ")[1]?.split("\r\n\r\n")[0]}\r\n`;
+      expect(created).toMatch(/\r\nconnection: keep-alive\r\n/i);
+      expect(created).toMatch(/\r\nkeep-alive: timeout=\d+\r\n/i);
       expect(client.received()).not.toMatch(/connection: close/i);
     } finally {
       client.socket.destroy();
