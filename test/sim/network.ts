@@ -40,6 +40,8 @@ export class SimNetwork {
   messages = 0;
   /** Answers to a push that carried the answering node's own entries (rides, pusher.ts). */
   rides = 0;
+  /** Pushes that acknowledged rides. Both counted when delivered. */
+  rideAcks = 0;
 
   constructor(
     private readonly scheduler: Scheduler,
@@ -89,16 +91,18 @@ export class SimNetwork {
           binaryCodec.encode(request),
           request.kind,
         ) as PeerRequest;
+        if (decoded.kind === "deltas" && (decoded.acks?.size ?? 0) > 0) this.rideAcks++;
         target.handle(decoded).then(
           (reply) => {
             if (target.life !== targetLife) return;
-            if (reply.kind === "deltas-reply" && (reply.entries?.length ?? 0) > 0) this.rides++;
+            const ride = reply.kind === "deltas-reply" && (reply.entries?.length ?? 0) > 0;
             const bytes = binaryCodec.encode(reply);
             this.transmit(() => {
               if (settled || !from.alive || from.life !== life || !this.connected(to, from.address))
                 return;
               settled = true;
               timeout.cancel();
+              if (ride) this.rides++;
               resolve(binaryCodec.decode(bytes, replyKind) as PeerReply);
             });
           },
