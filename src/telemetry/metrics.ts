@@ -29,9 +29,12 @@ const EVENT_LOOP_SAMPLE_MS = 50;
 export const OPENMETRICS_CONTENT_TYPE = client.Registry.OPENMETRICS_CONTENT_TYPE;
 export const PROMETHEUS_CONTENT_TYPE = client.Registry.PROMETHEUS_CONTENT_TYPE;
 
-// Lag and convergence: sub-millisecond on loopback, seconds across a partition.
+// Lag and convergence: sub-millisecond on loopback, seconds across a partition. Finer from 5 to
+// 25 ms, where a loaded cluster's p99 lies: a quantile is interpolated inside its bucket, and
+// with 10 and 25 ms alone `make demo RATE=1500` read a convergence p99 of 21.9 ms (14 now).
 const LAG_BUCKETS = [
-  0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60,
+  0.001, 0.0025, 0.005, 0.0075, 0.01, 0.015, 0.02, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
+  60,
 ];
 /** Distinct `origin` label values at most (node names); the rest are counted as "other". */
 export const MAX_ORIGIN_LABELS = 64;
