@@ -1,6 +1,6 @@
 // The Metrics port (types.ts) over prom-client: the metric names of README's "Observability", a
-// contract for the dashboards. An applied batch also makes its apply spans here, so it is reported once.
-// The gauges read from the node's state at each scrape are gauges.ts.
+// contract for the dashboards. An applied batch also makes its apply spans here, so it is
+// reported once. The gauges read from the node's state at each scrape are gauges.ts.
 import client from "prom-client";
 import { nodeNameOf, type Entry } from "../crdt/index.js";
 import { toPrometheusText } from "./exposition.js";
