@@ -65,6 +65,32 @@ export function simNetwork(seed: number) {
   return { scheduler, network, node };
 }
 
+export type SimNode = ReturnType<ReturnType<typeof simNetwork>["node"]>;
+
+/**
+ * Plain likes of `post` on a schedule of virtual time: at `afterMs + i * everyMs` for i below
+ * `count`, one on each writer, in their order, whose i-th user is its prefix then i.
+ */
+export function scheduleLikes(
+  scheduler: Scheduler,
+  writers: readonly (readonly [node: SimNode, userPrefix: string])[],
+  count: number,
+  { everyMs = 1, afterMs = 0, post = "p" } = {},
+): void {
+  for (let i = 0; i < count; i++)
+    scheduler.setTimeout(
+      () => {
+        for (const [node, prefix] of writers)
+          void node.replicator.write(
+            { post: post as PostId, user: `${prefix}${i}` as UserId },
+            "local",
+            1000,
+          );
+      },
+      afterMs + i * everyMs,
+    );
+}
+
 export function twoNodes(metrics: Metrics = noMetrics) {
   const { scheduler, network, node } = simNetwork(7);
   return { scheduler, network, a: node("a", ["b"], { metrics }), b: node("b", ["a"]) };

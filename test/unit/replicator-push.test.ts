@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import type { PostId, UserId } from "../../src/crdt/index.js";
 import { noMetrics } from "../../src/telemetry/types.js";
-import { simNetwork, twoNodes } from "./replicator-harness.js";
+import { scheduleLikes, simNetwork, twoNodes } from "./replicator-harness.js";
 
 describe("replicator", () => {
   it("pushes a new like within a few push intervals and reports its convergence", async () => {
@@ -74,12 +74,7 @@ describe("replicator", () => {
     await scheduler.runUntil(scheduler.now() + 10);
     const start = scheduler.now();
     // A like every millisecond for 20 ms: the first goes at once, the rest in batches 5 ms apart.
-    for (let i = 0; i < 20; i++)
-      scheduler.setTimeout(
-        () =>
-          void a.replicator.write({ post: "p" as PostId, user: `u${i}` as UserId }, "local", 1000),
-        i,
-      );
+    scheduleLikes(scheduler, [[a, "u"]], 20);
     await scheduler.runUntil(start + 100);
     expect(b.store.count("p" as PostId)).toBe(20);
     expect(pushed[0]).toEqual({ at: start, entries: 1 });
@@ -212,12 +207,7 @@ describe("replicator", () => {
     for (const n of [a, b, c]) n.replicator.start();
     await scheduler.runUntil(scheduler.now() + 100);
     start = scheduler.now();
-    for (let i = 0; i < 30; i++)
-      scheduler.setTimeout(
-        () =>
-          void a.replicator.write({ post: "p" as PostId, user: `u${i}` as UserId }, "local", 1000),
-        i * 10,
-      );
+    scheduleLikes(scheduler, [[a, "u"]], 30, { everyMs: 10 });
     scheduler.setTimeout(() => (c.endpoint.alive = true), 25);
     await scheduler.runUntil(start + 500);
     expect([b.store.count("p" as PostId), c.store.count("p" as PostId)]).toEqual([30, 30]);

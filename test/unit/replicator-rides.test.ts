@@ -5,7 +5,7 @@ import { describe, expect, it } from "vitest";
 import type { PostId, UserId } from "../../src/crdt/index.js";
 import { DEFAULT_PEER_LIMITS } from "../../src/replication/limits.js";
 import type { Clock, Transport } from "../../src/replication/ports.js";
-import { simNetwork } from "./replicator-harness.js";
+import { scheduleLikes, simNetwork } from "./replicator-harness.js";
 
 const p = "p" as PostId;
 
@@ -46,14 +46,14 @@ describe("replicator rides", () => {
     Object.assign(ofB, { pushes: 0, rides: 0, acks: 0 });
     const start = scheduler.now();
     // A like on each node every millisecond for 100 ms: 20 paces of 5 ms.
-    for (let i = 0; i < 100; i++)
-      scheduler.setTimeout(() => {
-        for (const [n, name] of [
-          [a, "a"],
-          [b, "b"],
-        ] as const)
-          void n.replicator.write({ post: p, user: `${name}${i}` as UserId }, "local", 1000);
-      }, i);
+    scheduleLikes(
+      scheduler,
+      [
+        [a, "a"],
+        [b, "b"],
+      ],
+      100,
+    );
     await scheduler.runUntil(start + 200);
     expect(a.store.count(p)).toBe(200);
     expect(b.store.count(p)).toBe(200);
@@ -90,11 +90,7 @@ describe("replicator rides", () => {
     const start = scheduler.now();
     // a pushes every pace for 300 ms; b (whose origin sorts last, so it waits for a's pushes)
     // accepts one like while they go on.
-    for (let i = 0; i < 300; i++)
-      scheduler.setTimeout(
-        () => void a.replicator.write({ post: p, user: `a${i}` as UserId }, "local", 1000),
-        i,
-      );
+    scheduleLikes(scheduler, [[a, "a"]], 300);
     scheduler.setTimeout(
       () => void b.replicator.write({ post: p, user: "b" as UserId }, "local", 1000),
       20,
@@ -149,11 +145,7 @@ describe("replicator rides: what does not ride", () => {
     });
     a.replicator.start();
     b.replicator.start();
-    for (let i = 0; i < 2000; i++)
-      scheduler.setTimeout(
-        () => void a.replicator.write({ post: p, user: `a${i}` as UserId }, "local", 1000),
-        10 + i,
-      );
+    scheduleLikes(scheduler, [[a, "a"]], 2000, { afterMs: 10 });
     return { scheduler, a, b, rides, pushes };
   }
 
