@@ -144,12 +144,12 @@ export class Pusher {
    * and could overtake it: a gap the peer would not take past; rides, on one link, arrive in
    * order), or someone waits for them (those go by a push of their own at once), or pushes to
    * it are paused or held. A ride the peer has not acknowledged within RIDE_TIMEOUT_PACES was
-   * lost, and what the peer lacks goes again. After a ride, this node's own next push to the peer waits for the peer's
-   * next push (deferral() says how long), and what is new rides on that answer in turn. So
-   * under load the pushes of a pair of nodes go one way, at one pace, and the answers carry the
-   * other way's; at low rates each node pushes its own at once, as before. The push also counts
-   * as one of ours that is due (flush()): pushes to other peers that are nearly due leave
-   * with the answer, so that the pushes a node waits for come in step.
+   * lost, and what the peer lacks goes again. After a ride, this node's own next push to the
+   * peer waits for the peer's next push (deferral() says how long), and what is new rides on
+   * that answer in turn. So under load the pushes of a pair of nodes go one way, at one pace,
+   * and the answers carry the other way's; at low rates each node pushes its own at once, as
+   * before. The push also counts as one of ours that is due (flush()): pushes to other peers
+   * that are nearly due leave with the answer, so that the pushes a node waits for come in step.
    */
   ride(peer: PeerState): readonly Entry[] {
     const now = this.deps.clock.now();
