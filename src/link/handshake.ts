@@ -16,8 +16,10 @@ import { createHmac, randomBytes, timingSafeEqual } from "node:crypto";
 import { isNodeName } from "../crdt/index.js";
 
 /**
- * 6: entries' `ts` relative to the message's; 5 counted them from 0 in every message; 4 named
- * every node and origin in full; 3 tagged frames with HMAC-SHA256 (now GMAC, frames.ts).
+ * 7: a push's answer may carry the answering node's own entries (a ride) and a push the `acks`
+ * of one; 6 had neither. 6: entries' `ts` relative to the message's; 5 counted them from 0 in
+ * every message; 4 named every node and origin in full; 3 tagged frames with HMAC-SHA256 (now
+ * GMAC, frames.ts).
  */
 export const LINK_VERSION = 7;
 const MAGIC = Buffer.from("LIKES", "latin1");
